@@ -1,0 +1,26 @@
+/*
+ * addr.h -- "host:port" addresses for listen and broker settings.
+ *
+ * Parses and classifies only: never resolves names, never opens sockets.
+ */
+#ifndef FB_ADDR_H
+#define FB_ADDR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define FB_ADDR_HOST_MAX 255
+
+typedef struct fb_addr {
+    char host[FB_ADDR_HOST_MAX + 1]; /* without brackets */
+    uint16_t port;
+    int family; /* AF_INET, AF_INET6, or AF_UNSPEC for a name */
+} fb_addr_t;
+
+#define FB_ADDR_F_PORT_ZERO (1u << 0) /* port 0 (any free port) is allowed */
+
+int fb_addr_parse(const char *s, unsigned flags, fb_addr_t *out, const char **why);
+bool fb_addr_is_loopback(const fb_addr_t *a);
+int fb_addr_list_check(const char *list, const char **why, char *bad, unsigned badlen);
+
+#endif /* FB_ADDR_H */

@@ -1,0 +1,809 @@
+/*
+ * conf.c -- parse, default and validate fbpipe.conf.
+ *
+ * The file is read with libinih through a reader that counts lines, so
+ * every message names FILE:LINE (Debian's libinih gives its handler no line
+ * number and cuts long lines; here an overlong line is an error instead).
+ * One table lists every key with its type and default: the defaults pass
+ * through the same parsers as the file. Must never start threads, open
+ * sockets, or accept a value it has not checked.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ini.h>
+#include <librdkafka/rdkafka.h>
+
+#include "common/addr.h"
+#include "common/conf.h"
+#include "common/keys.h"
+#include "common/log.h"
+#include "common/secret.h"
+#include "common/units.h"
+
+#define CONF_LINE_MAX 4096
+
+typedef enum conf_type {
+    T_STR,      /* any string */
+    T_PATH,     /* relative to the config folder; "" stays "" */
+    T_BOOL,
+    T_SIZE,     /* 64M */
+    T_DURATION, /* 5s */
+    T_UINT,     /* within [min, max] */
+    T_LEVEL,    /* log level */
+    T_ADDR,     /* host:port, port 0 allowed */
+    T_ADDR_OPT, /* host:port or "" */
+    T_FSYNC,    /* none | batch | DURATION */
+} conf_type_t;
+
+typedef struct conf_key {
+    const char *section;
+    const char *name;
+    conf_type_t type;
+    size_t offset;
+    const char *def;
+    uint64_t min, max;
+} conf_key_t;
+
+#define O(field) offsetof(fb_conf_t, field)
+#define U64MAX UINT64_MAX
+
+static const conf_key_t conf_keys[] = {
+    {"main", "pid_file", T_PATH, O(pid_file), "/run/fbpiped.pid", 0, 0},
+    {"main", "user", T_STR, O(user), "", 0, 0},
+    {"main", "group", T_STR, O(group), "", 0, 0},
+    {"main", "log_level", T_LEVEL, O(log_level), "info", 0, 0},
+    {"main", "shutdown_timeout", T_DURATION, O(shutdown_timeout_ms), "30s", 0, 3600000},
+
+    {"ingester", "enabled", T_BOOL, O(ingester_enabled), "yes", 0, 0},
+    {"ingester", "listen", T_ADDR, O(listen), "0.0.0.0:7777", 0, 0},
+    {"ingester", "workers", T_UINT, O(workers), "2", 1, 256},
+    {"ingester", "max_workers", T_UINT, O(max_workers), "0", 0, 512},
+    {"ingester", "allow_plaintext", T_BOOL, O(allow_plaintext), "no", 0, 0},
+    {"ingester", "tls_cert", T_PATH, O(tls_cert), "", 0, 0},
+    {"ingester", "tls_key", T_PATH, O(tls_key), "", 0, 0},
+    {"ingester", "tls_client_ca", T_PATH, O(tls_client_ca), "", 0, 0},
+    {"ingester", "ring_size", T_SIZE, O(ring_size), "64M", 1ULL << 20, 1ULL << 40},
+    {"ingester", "max_message_size", T_SIZE, O(max_message_size), "4M", 1024, 1ULL << 30},
+    {"ingester", "max_batch_records", T_UINT, O(max_batch_records), "10000", 1, 1000000},
+    {"ingester", "max_calls_per_peer", T_UINT, O(max_calls_per_peer), "64", 1, 100000},
+    {"ingester", "kafka_unavailable_after", T_DURATION, O(kafka_unavailable_after_ms), "30s", 0, U64MAX},
+    {"ingester", "print_events", T_BOOL, O(ingester_print_events), "no", 0, 0},
+
+    {"auth", "jwt_secret_file", T_PATH, 0, "jwt.secret", 0, 0}, /* also .<kid> */
+    {"auth", "jwt_public_key_file", T_PATH, 0, "", 0, 0},       /* also .<kid> */
+    {"auth", "jwt_private_key_file", T_PATH, O(jwt_private_key_file), "", 0, 0},
+    {"auth", "jwt_algorithm", T_STR, O(jwt_algorithm), "HS256", 0, 0},
+    {"auth", "key_claim", T_STR, O(key_claim), "access_key", 0, 0},
+    {"auth", "clock_skew", T_DURATION, O(clock_skew_ms), "30s", 0, 3600000},
+    {"auth", "require_exp", T_BOOL, O(require_exp), "yes", 0, 0},
+    {"auth", "issuer", T_STR, O(issuer), "", 0, 0},
+    {"auth", "audience", T_STR, O(audience), "", 0, 0},
+    {"auth", "keys_file", T_PATH, O(keys_file), "keys.json", 0, 0},
+
+    {"kafka", "brokers", T_STR, O(brokers), "127.0.0.1:9092", 0, 0},
+    {"kafka", "topic", T_STR, O(topic), "fb-kafka", 0, 0},
+    {"kafka", "partitions", T_UINT, O(partitions), "12", 1, 10000},
+    {"kafka", "replication_factor", T_UINT, O(replication_factor), "1", 1, 32},
+    {"kafka", "message_max_bytes", T_UINT, O(message_max_bytes), "1000000", 1024, 1000000000},
+    {"kafka", "compression", T_STR, O(compression), "lz4", 0, 0},
+    {"kafka", "linger", T_DURATION, O(linger_ms), "5ms", 0, 900000},
+    {"kafka", "flush_timeout", T_DURATION, O(flush_timeout_ms), "30s", 0, 3600000},
+
+    {"router", "enabled", T_BOOL, O(router_enabled), "no", 0, 0},
+    {"router", "workers", T_UINT, O(router_workers), "2", 1, 256},
+    {"router", "group", T_STR, O(router_group), "fbpipe-router", 0, 0},
+    {"router", "dir", T_PATH, O(router_dir), "/var/lib/fbpipe/out", 0, 0},
+    {"router", "decrypt", T_BOOL, O(router_decrypt), "no", 0, 0},
+    {"router", "print_events", T_BOOL, O(router_print_events), "no", 0, 0},
+    {"router", "fsync", T_FSYNC, O(fsync), "batch", 0, 0},
+    {"router", "max_open_files", T_UINT, O(max_open_files), "1024", 1, 1000000},
+    {"router", "rotate_size", T_SIZE, O(rotate_size), "100M", 0, U64MAX},
+    {"router", "rotate_age", T_DURATION, O(rotate_age_ms), "1d", 0, U64MAX},
+    {"router", "rotate_keep", T_UINT, O(rotate_keep), "7", 0, 1000},
+
+    {"metrics", "listen", T_ADDR_OPT, O(metrics_listen), "", 0, 0},
+};
+
+#define N_KEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
+
+static const char *const sections[] = {"main", "ingester", "auth", "kafka",
+                                       "librdkafka", "router", "metrics"};
+
+/* librdkafka properties that would break the delivery guarantee or that
+ * have a key of their own in [kafka]. */
+static const char *const rdkafka_reserved[] = {
+    "acks", "request.required.acks", "enable.idempotence", "bootstrap.servers",
+    "metadata.broker.list", "compression.codec", "compression.type", "linger.ms",
+    "queue.buffering.max.ms", "message.max.bytes",
+};
+
+typedef struct conf_parse {
+    fb_conf_t *conf;
+    FILE *fp;
+    unsigned line;     /* the line the reader handed out last */
+    int errors;
+    char *linebuf;
+    size_t linecap;
+} conf_parse_t;
+
+/* conf_err -- one error about a line of the file (line 0: not from the file). */
+static void FB_PRINTF(4, 5)
+conf_err(const fb_conf_t *conf, unsigned line, const char *section, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (line > 0)
+        fb_log_errorx("%s:%u: [%s] %s", conf->path, line, section, msg);
+    else
+        fb_log_errorx("%s: [%s] %s", conf->path, section, msg);
+}
+
+/* conf_reader -- fgets for inih that counts lines and refuses long ones. */
+static char *
+conf_reader(char *str, int num, void *stream)
+{
+    conf_parse_t *cp = stream;
+    ssize_t n;
+
+    n = getline(&cp->linebuf, &cp->linecap, cp->fp);
+    if (n < 0)
+        return NULL;
+    cp->line++;
+    if (memchr(cp->linebuf, '\0', (size_t)n) != NULL) {
+        fb_log_errorx("%s:%u: NUL byte in the line", cp->conf->path, cp->line);
+        cp->errors++;
+        snprintf(str, (size_t)num, "\n");
+        return str;
+    }
+    if (n >= num - 2 || n >= CONF_LINE_MAX) {
+        fb_log_errorx("%s:%u: line longer than %d bytes", cp->conf->path, cp->line,
+                      CONF_LINE_MAX - 3);
+        cp->errors++;
+        snprintf(str, (size_t)num, "\n");
+        return str;
+    }
+    memcpy(str, cp->linebuf, (size_t)n + 1);
+    return str;
+}
+
+/* resolve_path -- relative paths start at the config file's folder. */
+static char *
+resolve_path(const fb_conf_t *conf, const char *value)
+{
+    char *out;
+
+    if (value[0] == '\0' || value[0] == '/')
+        return strdup(value);
+    if (asprintf(&out, "%s/%s", conf->dir, value) < 0)
+        return NULL;
+    return out;
+}
+
+/* add_keyfile -- append to jwt_secret_file(.kid) or jwt_public_key_file(.kid). */
+static int
+add_keyfile(fb_conf_t *conf, fb_conf_keyfile_t **arr, size_t *n, const char *kid,
+            const char *value, unsigned line, const char *name)
+{
+    fb_conf_keyfile_t *a;
+
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp((*arr)[i].kid, kid) == 0) {
+            if ((*arr)[i].line == 0) { /* the default: the file replaces it */
+                free((*arr)[i].path);
+                (*arr)[i].path = resolve_path(conf, value);
+                (*arr)[i].line = line;
+                if (value[0] == '\0') { /* "jwt_secret_file =" drops the default */
+                    free((*arr)[i].kid);
+                    free((*arr)[i].path);
+                    (*arr)[i] = (*arr)[--(*n)];
+                    return 0;
+                }
+                return (*arr)[i].path ? 0 : -1;
+            }
+            conf_err(conf, line, "auth", "%s: duplicate key (first set on line %u)", name,
+                     (*arr)[i].line);
+            return -1;
+        }
+    }
+    if (value[0] == '\0')
+        return 0;
+    a = realloc(*arr, (*n + 1) * sizeof(*a));
+    if (a == NULL)
+        return -1;
+    *arr = a;
+    a[*n].kid = strdup(kid);
+    a[*n].path = resolve_path(conf, value);
+    a[*n].line = line;
+    (*n)++;
+    return a[*n - 1].kid && a[*n - 1].path ? 0 : -1;
+}
+
+/* kid_ok -- key ids: [A-Za-z0-9._-], 1..64 bytes. */
+static bool
+kid_ok(const char *kid)
+{
+    size_t n = strlen(kid);
+
+    if (n == 0 || n > 64)
+        return false;
+    return strspn(kid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+/* set_value -- parse one value of key k into conf; 0 or -1 with *why set. */
+static int
+set_value(fb_conf_t *conf, const conf_key_t *k, const char *value, const char **why)
+{
+    char *base = (char *)conf;
+    void *field = base + k->offset;
+    uint64_t u;
+    bool b;
+    fb_addr_t addr;
+
+    switch (k->type) {
+    case T_STR:
+    case T_PATH:
+    case T_ADDR:
+    case T_ADDR_OPT: {
+        char *s;
+        if (k->type == T_ADDR || (k->type == T_ADDR_OPT && value[0] != '\0')) {
+            if (fb_addr_parse(value, FB_ADDR_F_PORT_ZERO, &addr, why) < 0)
+                return -1;
+        }
+        s = k->type == T_PATH ? resolve_path(conf, value) : strdup(value);
+        if (s == NULL) {
+            *why = "out of memory";
+            return -1;
+        }
+        free(*(char **)field);
+        *(char **)field = s;
+        if (k->type == T_ADDR)
+            conf->listen_addr = addr;
+        else if (k->type == T_ADDR_OPT)
+            conf->metrics_addr = value[0] ? addr : (fb_addr_t){0};
+        return 0;
+    }
+    case T_BOOL:
+        if (fb_parse_bool(value, &b, why) < 0)
+            return -1;
+        *(bool *)field = b;
+        return 0;
+    case T_SIZE:
+        if (fb_parse_size(value, &u, why) < 0)
+            return -1;
+        if (u < k->min || u > k->max) {
+            *why = "size out of range";
+            return -1;
+        }
+        *(uint64_t *)field = u;
+        return 0;
+    case T_DURATION:
+        if (fb_parse_duration_ms(value, &u, why) < 0)
+            return -1;
+        if (u < k->min || u > k->max) {
+            *why = "duration out of range";
+            return -1;
+        }
+        *(uint64_t *)field = u;
+        return 0;
+    case T_UINT:
+        if (fb_parse_uint(value, k->min, k->max, &u, why) < 0)
+            return -1;
+        *(uint64_t *)field = u;
+        return 0;
+    case T_LEVEL:
+        if (fb_log_level_parse(value, (fb_log_level_t *)field) < 0) {
+            *why = "expected error, warning, notice, info or debug";
+            return -1;
+        }
+        return 0;
+    case T_FSYNC:
+        if (strcmp(value, "none") == 0) {
+            conf->fsync = FB_FSYNC_NONE;
+        } else if (strcmp(value, "batch") == 0) {
+            conf->fsync = FB_FSYNC_BATCH;
+        } else if (fb_parse_duration_ms(value, &u, why) == 0 && u > 0) {
+            conf->fsync = FB_FSYNC_INTERVAL;
+            conf->fsync_interval_ms = u;
+        } else {
+            *why = "expected none, batch or an interval such as 1s";
+            return -1;
+        }
+        return 0;
+    }
+    *why = "internal error: unknown type";
+    return -1;
+}
+
+/* conf_handler -- inih callback for one name = value. */
+static int
+conf_handler(void *user, const char *section, const char *name, const char *value)
+{
+    conf_parse_t *cp = user;
+    fb_conf_t *conf = cp->conf;
+    const char *why = NULL;
+    bool known_section = false;
+
+    for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
+        known_section |= strcmp(section, sections[i]) == 0;
+    if (section[0] == '\0') {
+        conf_err(conf, cp->line, "", "%s: setting outside of any section", name);
+        goto fail;
+    }
+    if (!known_section) {
+        conf_err(conf, cp->line, section, "unknown section");
+        goto fail;
+    }
+
+    if (strcmp(section, "librdkafka") == 0) {
+        fb_conf_kv_t *kv;
+        for (size_t i = 0; i < sizeof(rdkafka_reserved) / sizeof(rdkafka_reserved[0]); i++) {
+            if (strcmp(name, rdkafka_reserved[i]) == 0) {
+                conf_err(conf, cp->line, section,
+                         "%s: set by fbpipe itself (see [kafka]) and not overridable", name);
+                goto fail;
+            }
+        }
+        for (size_t i = 0; i < conf->n_rdkafka; i++) {
+            if (strcmp(conf->rdkafka[i].key, name) == 0) {
+                conf_err(conf, cp->line, section, "%s: duplicate key (first set on line %u)",
+                         name, conf->rdkafka[i].line);
+                goto fail;
+            }
+        }
+        kv = realloc(conf->rdkafka, (conf->n_rdkafka + 1) * sizeof(*kv));
+        if (kv == NULL)
+            goto nomem;
+        conf->rdkafka = kv;
+        kv[conf->n_rdkafka].key = strdup(name);
+        kv[conf->n_rdkafka].value = strdup(value);
+        kv[conf->n_rdkafka].line = cp->line;
+        conf->n_rdkafka++;
+        if (kv[conf->n_rdkafka - 1].key == NULL || kv[conf->n_rdkafka - 1].value == NULL)
+            goto nomem;
+        return 1;
+    }
+
+    if (strcmp(section, "auth") == 0 &&
+        (strncmp(name, "jwt_secret_file", 15) == 0 ||
+         strncmp(name, "jwt_public_key_file", 19) == 0)) {
+        bool secret = name[4] == 's';
+        const char *rest = name + (secret ? 15 : 19);
+        const char *kid = "";
+
+        if (*rest == '.') {
+            kid = rest + 1;
+            if (!kid_ok(kid)) {
+                conf_err(conf, cp->line, section,
+                         "%s: key id must be 1-64 characters of [A-Za-z0-9._-]", name);
+                goto fail;
+            }
+        } else if (*rest != '\0') {
+            goto unknown;
+        }
+        if (add_keyfile(conf, secret ? &conf->jwt_secret_files : &conf->jwt_public_key_files,
+                        secret ? &conf->n_jwt_secret_files : &conf->n_jwt_public_key_files,
+                        kid, value, cp->line, name) < 0)
+            goto fail;
+        return 1;
+    }
+
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const conf_key_t *k = &conf_keys[i];
+        if (strcmp(k->section, section) != 0 || strcmp(k->name, name) != 0)
+            continue;
+        if (conf->lines[i] != 0) {
+            conf_err(conf, cp->line, section, "%s: duplicate key (first set on line %u)", name,
+                     conf->lines[i]);
+            goto fail;
+        }
+        conf->lines[i] = cp->line;
+        if (set_value(conf, k, value, &why) < 0) {
+            conf_err(conf, cp->line, section, "%s: invalid value \"%s\": %s", name, value, why);
+            goto fail;
+        }
+        return 1;
+    }
+unknown:
+    conf_err(conf, cp->line, section, "%s: unknown key", name);
+fail:
+    cp->errors++;
+    return 1; /* keep going: report every error in one run */
+nomem:
+    fb_log_errorx("%s:%u: out of memory", conf->path, cp->line);
+    cp->errors++;
+    return 1;
+}
+
+/* conf_defaults -- apply every default through the same parsers as the file. */
+static int
+conf_defaults(fb_conf_t *conf)
+{
+    const char *why;
+
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const conf_key_t *k = &conf_keys[i];
+        if (k->offset == 0)
+            continue; /* the keyfile lists */
+        if (set_value(conf, k, k->def, &why) < 0)
+            fb_panic("default of [%s] %s (\"%s\") is invalid: %s", k->section, k->name, k->def,
+                     why);
+    }
+    return add_keyfile(conf, &conf->jwt_secret_files, &conf->n_jwt_secret_files, "",
+                       "jwt.secret", 0, "jwt_secret_file");
+}
+
+/* topic_ok -- Kafka's rule: [a-zA-Z0-9._-], 1..249, not "." or "..". */
+static bool
+topic_ok(const char *t)
+{
+    size_t n = strlen(t);
+
+    if (n == 0 || n > 249 || strcmp(t, ".") == 0 || strcmp(t, "..") == 0)
+        return false;
+    return strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+/* conf_check_values -- rules across keys that need no file or network. */
+static int
+conf_check_values(fb_conf_t *conf)
+{
+    static const char *const algs[] = {"HS256", "HS384", "HS512", "RS256", "ES256"};
+    static const char *const codecs[] = {"none", "gzip", "snappy", "lz4", "zstd"};
+    const char *why;
+    char bad[300];
+    int errors = 0;
+    bool ok = false;
+
+#define LINE(s, k) fb_conf_line(conf, s, k)
+    if (conf->max_workers == 0)
+        conf->max_workers = conf->workers * 2;
+    if (conf->max_workers < conf->workers) {
+        conf_err(conf, LINE("ingester", "max_workers"), "ingester",
+                 "max_workers: %llu is less than workers (%llu)",
+                 (unsigned long long)conf->max_workers, (unsigned long long)conf->workers);
+        errors++;
+    }
+    if (conf->ring_size / conf->max_workers < conf->message_max_bytes + 4096) {
+        conf_err(conf, LINE("ingester", "ring_size"), "ingester",
+                 "ring_size: %llu bytes over %llu lanes leaves less than one record of "
+                 "kafka.message_max_bytes (%llu) per lane",
+                 (unsigned long long)conf->ring_size, (unsigned long long)conf->max_workers,
+                 (unsigned long long)conf->message_max_bytes);
+        errors++;
+    }
+    for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++)
+        ok |= strcmp(conf->jwt_algorithm, algs[i]) == 0;
+    if (!ok) {
+        conf_err(conf, LINE("auth", "jwt_algorithm"), "auth",
+                 "jwt_algorithm: \"%s\" is not one of HS256, HS384, HS512, RS256, ES256",
+                 conf->jwt_algorithm);
+        errors++;
+    }
+    if (conf->key_claim[0] == '\0') {
+        conf_err(conf, LINE("auth", "key_claim"), "auth", "key_claim: must not be empty");
+        errors++;
+    }
+    if (fb_addr_list_check(conf->brokers, &why, bad, sizeof(bad)) < 0) {
+        conf_err(conf, LINE("kafka", "brokers"), "kafka", "brokers: \"%s\": %s", bad, why);
+        errors++;
+    }
+    if (!topic_ok(conf->topic)) {
+        conf_err(conf, LINE("kafka", "topic"), "kafka",
+                 "topic: \"%s\" is not a valid Kafka topic name "
+                 "(1-249 characters of [a-zA-Z0-9._-])", conf->topic);
+        errors++;
+    }
+    ok = false;
+    for (size_t i = 0; i < sizeof(codecs) / sizeof(codecs[0]); i++)
+        ok |= strcmp(conf->compression, codecs[i]) == 0;
+    if (!ok) {
+        conf_err(conf, LINE("kafka", "compression"), "kafka",
+                 "compression: \"%s\" is not one of none, gzip, snappy, lz4, zstd",
+                 conf->compression);
+        errors++;
+    }
+    if (conf->router_group[0] == '\0') {
+        conf_err(conf, LINE("router", "group"), "router", "group: must not be empty");
+        errors++;
+    }
+    if (conf->router_dir[0] == '\0') {
+        conf_err(conf, LINE("router", "dir"), "router", "dir: must not be empty");
+        errors++;
+    }
+    if (conf->tls_cert[0] != '\0' && conf->tls_key[0] == '\0') {
+        conf_err(conf, LINE("ingester", "tls_cert"), "ingester",
+                 "tls_cert is set but tls_key is not");
+        errors++;
+    }
+    if (conf->tls_key[0] != '\0' && conf->tls_cert[0] == '\0') {
+        conf_err(conf, LINE("ingester", "tls_key"), "ingester",
+                 "tls_key is set but tls_cert is not");
+        errors++;
+    }
+    if (conf->tls_client_ca[0] != '\0' && conf->tls_cert[0] == '\0') {
+        conf_err(conf, LINE("ingester", "tls_client_ca"), "ingester",
+                 "tls_client_ca needs TLS: set tls_cert and tls_key too");
+        errors++;
+    }
+    if (conf->ingester_enabled && conf->tls_cert[0] == '\0' && !conf->allow_plaintext &&
+        !fb_addr_is_loopback(&conf->listen_addr)) {
+        conf_err(conf, LINE("ingester", "listen"), "ingester",
+                 "listen: plaintext gRPC on %s, which is not a loopback address: tokens and "
+                 "encryption keys would cross the network in clear; set tls_cert and tls_key, "
+                 "or allow_plaintext = yes",
+                 conf->listen);
+        errors++;
+    }
+    if (!conf->ingester_enabled && !conf->router_enabled) {
+        conf_err(conf, 0, "main",
+                 "neither [ingester] nor [router] is enabled: this host would run nothing");
+        errors++;
+    }
+#undef LINE
+    return errors ? -1 : 0;
+}
+
+/* fb_conf_load -- read FILE; NULL after logging every problem. */
+fb_conf_t *
+fb_conf_load(const char *path)
+{
+    conf_parse_t cp = {0};
+    fb_conf_t *conf;
+    char *tmp = NULL;
+    int rc;
+
+    conf = calloc(1, sizeof(*conf));
+    if (conf == NULL)
+        return NULL;
+    conf->lines = calloc(N_KEYS, sizeof(*conf->lines));
+    conf->path = strdup(path);
+    tmp = strdup(path);
+    if (conf->lines == NULL || conf->path == NULL || tmp == NULL)
+        goto nomem;
+    conf->dir = strdup(dirname(tmp));
+    if (conf->dir == NULL)
+        goto nomem;
+    if (conf_defaults(conf) < 0)
+        goto nomem;
+
+    cp.conf = conf;
+    cp.fp = fopen(path, "re");
+    if (cp.fp == NULL) {
+        fb_log_error("fopen(%s) failed", path);
+        goto fail;
+    }
+    ini_use_stack = false;
+    ini_max_line = CONF_LINE_MAX;
+    ini_allow_realloc = false;
+    ini_allow_multiline = false;
+    ini_allow_no_value = false;
+    ini_stop_on_first_error = false;
+    rc = ini_parse_stream(conf_reader, &cp, conf_handler, &cp);
+    if (ferror(cp.fp)) {
+        fb_log_error("read(%s) failed", path);
+        cp.errors++;
+    }
+    fclose(cp.fp);
+    free(cp.linebuf);
+    if (rc == -2) {
+        fb_log_errorx("%s: out of memory while parsing", path);
+        goto fail;
+    }
+    if (rc > 0) {
+        /* The handler never refuses a line (it counts its own errors), so a
+         * positive result is a line inih could not parse: no '=', no ']'. */
+        fb_log_errorx("%s:%d: syntax error: expected [section] or key = value", path, rc);
+        cp.errors++;
+    }
+    if (cp.errors > 0)
+        goto fail;
+    if (conf_check_values(conf) < 0)
+        goto fail;
+    free(tmp);
+    return conf;
+
+nomem:
+    fb_log_errorx("%s: out of memory", path);
+fail:
+    free(tmp);
+    fb_conf_free(conf);
+    return NULL;
+}
+
+/* check_file -- a file that must exist and be readable. */
+static int
+check_readable(const fb_conf_t *conf, const char *section, const char *key, const char *path)
+{
+    if (access(path, R_OK) < 0) {
+        int e = errno;
+        conf_err(conf, fb_conf_line(conf, section, key), section, "%s: %s: %s", key, path,
+                 strerror(e));
+        return -1;
+    }
+    return 0;
+}
+
+/* check_keyfile -- a secret (HS*) or a PEM public key (RS/ES). */
+static int
+check_keyfile(const fb_conf_t *conf, const fb_conf_keyfile_t *kf, bool secret)
+{
+    uint8_t *buf;
+    size_t len;
+    int rc = 0;
+
+    if (secret) {
+        if (fb_secret_read(kf->path, FB_SECRET_F_PRIVATE | FB_SECRET_F_STRIP_NL,
+                           FB_SECRET_MIN_HMAC, &buf, &len) < 0)
+            rc = -1;
+    } else if (fb_secret_read(kf->path, 0, 1, &buf, &len) < 0) {
+        rc = -1;
+    } else if (strstr((char *)buf, "-----BEGIN PUBLIC KEY-----") == NULL) {
+        conf_err(conf, kf->line, "auth", "%s: not a PEM public key (no BEGIN PUBLIC KEY)",
+                 kf->path);
+        rc = -1;
+    }
+    if (rc == 0)
+        fb_secret_free(buf, len);
+    else if (kf->line > 0)
+        conf_err(conf, kf->line, "auth", "jwt_%s_file%s%s: refused (see above)",
+                 secret ? "secret" : "public_key", kf->kid[0] ? "." : "", kf->kid);
+    return rc;
+}
+
+/* fb_conf_verify -- check what the settings name: files, keys, users. */
+int
+fb_conf_verify(const fb_conf_t *conf)
+{
+    int errors = 0;
+    bool hs = strncmp(conf->jwt_algorithm, "HS", 2) == 0;
+    fb_keydb_t *db;
+    uint8_t *buf;
+    size_t len;
+
+    if (conf->ingester_enabled) {
+        if (hs && conf->n_jwt_secret_files == 0) {
+            conf_err(conf, fb_conf_line(conf, "auth", "jwt_algorithm"), "auth",
+                     "jwt_algorithm %s needs jwt_secret_file", conf->jwt_algorithm);
+            errors++;
+        }
+        if (!hs && conf->n_jwt_public_key_files == 0) {
+            conf_err(conf, fb_conf_line(conf, "auth", "jwt_algorithm"), "auth",
+                     "jwt_algorithm %s needs jwt_public_key_file", conf->jwt_algorithm);
+            errors++;
+        }
+        for (size_t i = 0; hs && i < conf->n_jwt_secret_files; i++)
+            errors += check_keyfile(conf, &conf->jwt_secret_files[i], true) < 0;
+        for (size_t i = 0; !hs && i < conf->n_jwt_public_key_files; i++)
+            errors += check_keyfile(conf, &conf->jwt_public_key_files[i], false) < 0;
+        if (conf->tls_cert[0] != '\0') {
+            errors += check_readable(conf, "ingester", "tls_cert", conf->tls_cert) < 0;
+            if (fb_secret_read(conf->tls_key, FB_SECRET_F_PRIVATE, 1, &buf, &len) < 0) {
+                conf_err(conf, fb_conf_line(conf, "ingester", "tls_key"), "ingester",
+                         "tls_key: refused (see above)");
+                errors++;
+            } else {
+                fb_secret_free(buf, len);
+            }
+        }
+        if (conf->tls_client_ca[0] != '\0')
+            errors += check_readable(conf, "ingester", "tls_client_ca", conf->tls_client_ca) < 0;
+    }
+    if (conf->jwt_private_key_file[0] != '\0') {
+        if (fb_secret_read(conf->jwt_private_key_file, FB_SECRET_F_PRIVATE, 1, &buf, &len) < 0) {
+            conf_err(conf, fb_conf_line(conf, "auth", "jwt_private_key_file"), "auth",
+                     "jwt_private_key_file: refused (see above)");
+            errors++;
+        } else {
+            fb_secret_free(buf, len);
+        }
+    }
+
+    db = fb_keydb_load(conf->keys_file);
+    if (db == NULL) {
+        conf_err(conf, fb_conf_line(conf, "auth", "keys_file"), "auth",
+                 "keys_file: %s refused (see above)", conf->keys_file);
+        errors++;
+    }
+    fb_keydb_free(db);
+
+    if (conf->user[0] != '\0' && getpwnam(conf->user) == NULL) {
+        conf_err(conf, fb_conf_line(conf, "main", "user"), "main", "user: no user \"%s\"",
+                 conf->user);
+        errors++;
+    }
+    if (conf->group[0] != '\0' && getgrnam(conf->group) == NULL) {
+        conf_err(conf, fb_conf_line(conf, "main", "group"), "main", "group: no group \"%s\"",
+                 conf->group);
+        errors++;
+    }
+
+    if (conf->router_enabled) {
+        struct stat st;
+        if (stat(conf->router_dir, &st) < 0) {
+            int e = errno;
+            conf_err(conf, fb_conf_line(conf, "router", "dir"), "router", "dir: %s: %s",
+                     conf->router_dir, strerror(e));
+            errors++;
+        } else if (!S_ISDIR(st.st_mode)) {
+            conf_err(conf, fb_conf_line(conf, "router", "dir"), "router",
+                     "dir: %s is not a directory", conf->router_dir);
+            errors++;
+        }
+    }
+
+    /* Let librdkafka judge the pass-through properties, without starting it. */
+    if (conf->n_rdkafka > 0) {
+        rd_kafka_conf_t *rk = rd_kafka_conf_new();
+        char errstr[512];
+        for (size_t i = 0; i < conf->n_rdkafka; i++) {
+            if (rd_kafka_conf_set(rk, conf->rdkafka[i].key, conf->rdkafka[i].value, errstr,
+                                  sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+                conf_err(conf, conf->rdkafka[i].line, "librdkafka", "%s: %s",
+                         conf->rdkafka[i].key, errstr);
+                errors++;
+            }
+        }
+        rd_kafka_conf_destroy(rk);
+    }
+    return errors ? -1 : 0;
+}
+
+/* fb_conf_line -- the line that set [section] key, 0 for a default. */
+unsigned
+fb_conf_line(const fb_conf_t *conf, const char *section, const char *key)
+{
+    for (size_t i = 0; i < N_KEYS; i++) {
+        if (strcmp(conf_keys[i].section, section) == 0 && strcmp(conf_keys[i].name, key) == 0)
+            return conf->lines[i];
+    }
+    return 0;
+}
+
+/* fb_conf_free -- free everything; tolerates NULL and a half-built conf. */
+void
+fb_conf_free(fb_conf_t *conf)
+{
+    if (conf == NULL)
+        return;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const conf_key_t *k = &conf_keys[i];
+        if (k->offset != 0 && (k->type == T_STR || k->type == T_PATH || k->type == T_ADDR ||
+                               k->type == T_ADDR_OPT))
+            free(*(char **)((char *)conf + k->offset));
+    }
+    for (size_t i = 0; i < conf->n_jwt_secret_files; i++) {
+        free(conf->jwt_secret_files[i].kid);
+        free(conf->jwt_secret_files[i].path);
+    }
+    free(conf->jwt_secret_files);
+    for (size_t i = 0; i < conf->n_jwt_public_key_files; i++) {
+        free(conf->jwt_public_key_files[i].kid);
+        free(conf->jwt_public_key_files[i].path);
+    }
+    free(conf->jwt_public_key_files);
+    for (size_t i = 0; i < conf->n_rdkafka; i++) {
+        free(conf->rdkafka[i].key);
+        free(conf->rdkafka[i].value);
+    }
+    free(conf->rdkafka);
+    free(conf->lines);
+    free(conf->path);
+    free(conf->dir);
+    free(conf);
+}

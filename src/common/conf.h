@@ -1,0 +1,120 @@
+/*
+ * conf.h -- fbpipe.conf: every setting, its default, and its validation.
+ *
+ * fb_conf_load() parses and checks values; fb_conf_verify() checks what
+ * they name (files, keys, addresses). Both report every problem, each once,
+ * as "FILE:LINE: [section] key: reason". Never starts threads or opens
+ * sockets, so the master may call both before forking.
+ */
+#ifndef FB_CONF_H
+#define FB_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/addr.h"
+#include "common/log.h"
+
+typedef struct fb_conf_kv {
+    char *key;
+    char *value;
+    unsigned line;
+} fb_conf_kv_t;
+
+/* One verification key or secret, chosen by the token's kid ("" = no kid). */
+typedef struct fb_conf_keyfile {
+    char *kid;
+    char *path;
+    unsigned line;
+} fb_conf_keyfile_t;
+
+typedef enum fb_fsync_policy {
+    FB_FSYNC_NONE = 0,
+    FB_FSYNC_BATCH,    /* fsync before offsets are stored */
+    FB_FSYNC_INTERVAL, /* at most every fsync_interval_ms */
+} fb_fsync_policy_t;
+
+typedef struct fb_conf {
+    char *path; /* the config file */
+    char *dir;  /* its folder: relative paths start here */
+
+    /* [main] */
+    char *pid_file;
+    char *user;
+    char *group;
+    fb_log_level_t log_level;
+    uint64_t shutdown_timeout_ms;
+
+    /* [ingester] */
+    bool ingester_enabled;
+    char *listen;
+    fb_addr_t listen_addr;
+    uint64_t workers;
+    uint64_t max_workers; /* 0 in the file = twice workers */
+    bool allow_plaintext;
+    char *tls_cert;
+    char *tls_key;
+    char *tls_client_ca;
+    uint64_t ring_size;
+    uint64_t max_message_size;
+    uint64_t max_batch_records;
+    uint64_t max_calls_per_peer;
+    uint64_t kafka_unavailable_after_ms;
+    bool ingester_print_events;
+
+    /* [auth] */
+    fb_conf_keyfile_t *jwt_secret_files;
+    size_t n_jwt_secret_files;
+    fb_conf_keyfile_t *jwt_public_key_files;
+    size_t n_jwt_public_key_files;
+    char *jwt_private_key_file;
+    char *jwt_algorithm;
+    char *key_claim;
+    uint64_t clock_skew_ms;
+    bool require_exp;
+    char *issuer;
+    char *audience;
+    char *keys_file;
+
+    /* [kafka] */
+    char *brokers;
+    char *topic;
+    uint64_t partitions;
+    uint64_t replication_factor;
+    uint64_t message_max_bytes;
+    char *compression;
+    uint64_t linger_ms;
+    uint64_t flush_timeout_ms;
+
+    /* [librdkafka]: passed to librdkafka as they are */
+    fb_conf_kv_t *rdkafka;
+    size_t n_rdkafka;
+
+    /* [router] */
+    bool router_enabled;
+    uint64_t router_workers;
+    char *router_group;
+    char *router_dir;
+    bool router_decrypt;
+    bool router_print_events;
+    fb_fsync_policy_t fsync;
+    uint64_t fsync_interval_ms;
+    uint64_t max_open_files;
+    uint64_t rotate_size;
+    uint64_t rotate_age_ms;
+    uint64_t rotate_keep;
+
+    /* [metrics] */
+    char *metrics_listen; /* "" = off */
+    fb_addr_t metrics_addr;
+
+    unsigned *lines; /* line of each table entry, 0 = default */
+} fb_conf_t;
+
+fb_conf_t *fb_conf_load(const char *path);
+int fb_conf_verify(const fb_conf_t *conf);
+void fb_conf_free(fb_conf_t *conf);
+unsigned fb_conf_line(const fb_conf_t *conf, const char *section, const char *key);
+
+#endif /* FB_CONF_H */

@@ -1,0 +1,102 @@
+/*
+ * secret.c -- read a secret or key file after checking what it is.
+ *
+ * The checks run on the opened descriptor (fstat), never on the path, so a
+ * file swapped between check and read cannot slip through. The buffer is
+ * NUL-terminated for PEM parsers and wiped when freed. Never logs contents.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "common/log.h"
+#include "common/secret.h"
+
+/* fb_secret_read -- the whole file into *out (NUL-terminated); logs every refusal. */
+int
+fb_secret_read(const char *path, unsigned flags, size_t min_len, uint8_t **out, size_t *out_len)
+{
+    struct stat st;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int fd;
+
+    *out = NULL;
+    *out_len = 0;
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        fb_log_error("open(%s) failed", path);
+        return -1;
+    }
+    if (fstat(fd, &st) < 0) {
+        fb_log_error("fstat(%s) failed", path);
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fb_log_errorx("%s: not a regular file", path);
+        goto fail;
+    }
+    if ((flags & FB_SECRET_F_PRIVATE) && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+        fb_log_errorx("%s: is accessible by group or others (mode %04o); "
+                      "refusing it, chmod 600 it",
+                      path, (unsigned)(st.st_mode & 07777));
+        goto fail;
+    }
+    if (st.st_size > FB_SECRET_MAX) {
+        fb_log_errorx("%s: %lld bytes, more than the %d a key file may have", path,
+                      (long long)st.st_size, FB_SECRET_MAX);
+        goto fail;
+    }
+    buf = malloc((size_t)st.st_size + 1);
+    if (buf == NULL) {
+        fb_log_error("malloc(%lld) for %s failed", (long long)st.st_size + 1, path);
+        goto fail;
+    }
+    while (len < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            fb_log_error("read(%s) failed", path);
+            goto fail;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    if (flags & FB_SECRET_F_STRIP_NL) {
+        if (len > 0 && buf[len - 1] == '\n')
+            len--;
+        if (len > 0 && buf[len - 1] == '\r')
+            len--;
+    }
+    buf[len] = '\0';
+    if (len < min_len) {
+        fb_log_errorx("%s: %zu bytes, a secret needs at least %zu", path, len, min_len);
+        goto fail;
+    }
+    close(fd);
+    *out = buf;
+    *out_len = len;
+    return 0;
+
+fail:
+    fb_secret_free(buf, len);
+    close(fd);
+    return -1;
+}
+
+/* fb_secret_free -- wipe and free a buffer from fb_secret_read. */
+void
+fb_secret_free(uint8_t *buf, size_t len)
+{
+    if (buf == NULL)
+        return;
+    sodium_memzero(buf, len + 1);
+    free(buf);
+}

@@ -1,0 +1,80 @@
+/*
+ * helpers.h -- small shared helpers for the unit tests: a log capture sink
+ * and temporary files. Header-only so each test stays one file.
+ */
+#ifndef FB_TEST_HELPERS_H
+#define FB_TEST_HELPERS_H
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+static char test_log_buf[16384];
+static int test_log_count;
+
+/* test_log_sink -- append each message on its own line. */
+static void
+test_log_sink(fb_log_level_t level, const char *msg, void *arg)
+{
+    size_t used = strlen(test_log_buf);
+    (void)level;
+    (void)arg;
+    snprintf(test_log_buf + used, sizeof(test_log_buf) - used, "%s\n", msg);
+    test_log_count++;
+}
+
+static void
+test_log_capture(void)
+{
+    test_log_buf[0] = '\0';
+    test_log_count = 0;
+    fb_log_set_sink(test_log_sink, NULL);
+}
+
+static char test_dir[64];
+
+/* test_mkdir -- a fresh private folder for one test. */
+static void
+test_mkdir(void)
+{
+    snprintf(test_dir, sizeof(test_dir), "/tmp/fbpipe-test-XXXXXX");
+    if (mkdtemp(test_dir) == NULL)
+        abort();
+}
+
+/* test_write -- write a file in test_dir with mode; returns its path (static). */
+static const char *
+test_write(const char *name, const char *content, mode_t mode)
+{
+    static char path[4][256];
+    static int slot;
+    char *p = path[slot++ % 4];
+    int fd;
+
+    snprintf(p, 256, "%s/%s", test_dir, name);
+    unlink(p);
+    fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || write(fd, content, strlen(content)) != (ssize_t)strlen(content))
+        abort();
+    if (fchmod(fd, mode) < 0)
+        abort();
+    close(fd);
+    return p;
+}
+
+/* test_rmdir -- remove test_dir and what is in it. */
+static void
+test_rmdir(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", test_dir);
+    if (test_dir[0] != '\0' && system(cmd) != 0)
+        abort();
+}
+
+#endif /* FB_TEST_HELPERS_H */
