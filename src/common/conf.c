@@ -643,8 +643,8 @@ check_readable(const fb_conf_t *conf, const char *section, const char *key, cons
 static int
 check_keyfile(const fb_conf_t *conf, const fb_conf_keyfile_t *kf, bool secret)
 {
-    uint8_t *buf;
-    size_t len;
+    uint8_t *buf = NULL;
+    size_t len = 0;
     int rc = 0;
 
     if (secret) {
@@ -658,9 +658,8 @@ check_keyfile(const fb_conf_t *conf, const fb_conf_keyfile_t *kf, bool secret)
                  kf->path);
         rc = -1;
     }
-    if (rc == 0)
-        fb_secret_free(buf, len);
-    else if (kf->line > 0)
+    fb_secret_free(buf, len);
+    if (rc < 0 && kf->line > 0)
         conf_err(conf, kf->line, "auth", "jwt_%s_file%s%s: refused (see above)",
                  secret ? "secret" : "public_key", kf->kid[0] ? "." : "", kf->kid);
     return rc;

@@ -2,11 +2,13 @@
  * keys.c -- load and validate the key database (keys.json, jansson).
  *
  * Access keys become file names and Kafka keys, so they are checked here
- * once for every later use. Every problem is reported, each once, naming
- * the file, the access key and the field; a database with any problem is
- * refused whole. Never logs key material and never keeps it unwiped.
+ * once for every later use. Every problem is reported, each once, naming the
+ * file, the access key and the field; a database with any problem is refused
+ * whole, so a reload never makes things worse. Names from the file are
+ * escaped before they reach a log line. This file must never log key
+ * material (not even through jansson's "near '...'" error text) and never
+ * free a copy of a key without wiping it.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -23,28 +25,65 @@
 #include "common/keys.h"
 #include "common/log.h"
 
-static const char key_chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-";
+#define KEYS_SHOW_MAX 64 /* bytes of a name from the file shown in a message */
+#define KEYS_SHOW_SIZE (KEYS_SHOW_MAX * 4 + 4)
+
+/* One load: where messages point and how many problems were found. */
+typedef struct keys_load {
+    const char *path;
+    int errors;
+} keys_load_t;
+
+static void keys_err(keys_load_t *kl, const char *shown, const char *fmt, ...) FB_PRINTF(3, 4);
+static void keys_show(char *out, size_t size, const char *s, size_t len);
+static const char *keys_type(const json_t *v);
+static bool keys_name_char(unsigned char c);
+static char *keys_read(keys_load_t *kl, size_t *len);
+static int keys_parse_time(const json_t *v, int64_t *out);
+static bool keys_string(keys_load_t *kl, const char *shown, const char *field, const json_t *v,
+                        size_t max);
+static void keys_load_enc(keys_load_t *kl, const char *shown, json_t *obj, fb_tenant_t *t);
+static void keys_load_targets(keys_load_t *kl, const char *shown, const char *name, json_t *list,
+                              fb_tenant_t *t);
+static void keys_load_tenant(keys_load_t *kl, const char *name, json_t *obj, fb_tenant_t *t);
+static int keys_tenant_cmp(const void *a, const void *b);
+
+static const char *const keys_fields[] = {
+    "AccessKey", "EncryptionKey", "EncryptionKeys",    "UserID",
+    "targets",   "disabled",      "allow_unbound_tokens", "tokens_not_before",
+};
+
+/* keys_name_char -- [A-Za-z0-9._-], the alphabet of access keys and key ids. */
+static bool
+keys_name_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
+}
 
 /* fb_access_key_valid -- [A-Za-z0-9._-], no leading dot, 1..128 bytes. */
 int
 fb_access_key_valid(const char *s, size_t len, const char **why)
 {
+    const char *dummy;
+
+    if (why == NULL)
+        why = &dummy;
     if (len == 0) {
-        *why = "empty access key";
+        *why = "is empty";
         return 0;
     }
     if (len > FB_ACCESS_KEY_MAX) {
-        *why = "access key longer than 128 bytes";
+        *why = "is longer than 128 bytes";
         return 0;
     }
     if (s[0] == '.') {
-        *why = "access key starts with a dot";
+        *why = "starts with a dot";
         return 0;
     }
     for (size_t i = 0; i < len; i++) {
-        if (s[i] == '\0' || strchr(key_chars, s[i]) == NULL) {
-            *why = "access key has a character outside [A-Za-z0-9._-]";
+        if (!keys_name_char((unsigned char)s[i])) {
+            *why = "has a character outside [A-Za-z0-9._-]";
             return 0;
         }
     }
@@ -58,42 +97,65 @@ fb_key_id_valid(const char *s, size_t len)
     if (len == 0 || len > FB_KEY_ID_MAX)
         return 0;
     for (size_t i = 0; i < len; i++)
-        if (s[i] == '\0' || strchr(key_chars, s[i]) == NULL)
+        if (!keys_name_char((unsigned char)s[i]))
             return 0;
     return 1;
 }
 
-/* fb_enc_key_decode -- "" (none, 0), 32 raw characters or 64 hex digits (1). */
+/* fb_enc_key_decode -- "" (none, 0), 32 raw characters or 64 hex digits (1), else -1. */
 int
 fb_enc_key_decode(const char *s, size_t len, uint8_t out[FB_ENC_KEY_LEN], const char **why)
 {
-    size_t bin_len;
+    uint8_t bin[FB_ENC_KEY_LEN];
+    const char *dummy;
+    size_t bin_len = 0;
 
+    if (why == NULL)
+        why = &dummy;
     if (len == 0)
         return 0;
     if (len == FB_ENC_KEY_LEN) {
-        memcpy(out, s, FB_ENC_KEY_LEN); /* the original design's raw form */
+        memcpy(out, s, FB_ENC_KEY_LEN); /* the seed's form: the characters are the key */
         return 1;
     }
-    if (len == 2 * FB_ENC_KEY_LEN) {
-        if (sodium_hex2bin(out, FB_ENC_KEY_LEN, s, len, NULL, &bin_len, NULL) == 0 &&
-            bin_len == FB_ENC_KEY_LEN)
-            return 1;
-        *why = "64 characters that are not all hex digits";
+    if (len != 2 * FB_ENC_KEY_LEN) {
+        *why = "must be empty, 32 characters or 64 hex digits";
         return -1;
     }
-    *why = "must be empty, 32 characters or 64 hex digits";
-    return -1;
+    if (sodium_hex2bin(bin, sizeof(bin), s, len, NULL, &bin_len, NULL) != 0 ||
+        bin_len != FB_ENC_KEY_LEN) {
+        sodium_memzero(bin, sizeof(bin));
+        *why = "has 64 characters that are not all hex digits";
+        return -1;
+    }
+    memcpy(out, bin, FB_ENC_KEY_LEN);
+    sodium_memzero(bin, sizeof(bin));
+    return 1;
 }
 
-typedef struct keys_load {
-    const char *path;
-    int errors;
-} keys_load_t;
+/* keys_show -- s[0..len) fit for a log line: printable ASCII, the rest \xNN, capped. */
+static void
+keys_show(char *out, size_t size, const char *s, size_t len)
+{
+    size_t o = 0;
 
-/* kerr -- one problem with one tenant (key NULL: the file itself). */
-static void FB_PRINTF(3, 4)
-kerr(keys_load_t *kl, const char *key, const char *fmt, ...)
+    for (size_t i = 0; i < len && i < KEYS_SHOW_MAX && o + 5 < size; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+            out[o++] = (char)c;
+        else
+            o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
+    }
+    if (len > KEYS_SHOW_MAX && o + 4 <= size) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+}
+
+/* keys_err -- one problem with one tenant (shown NULL: with the file itself). */
+static void
+keys_err(keys_load_t *kl, const char *shown, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -101,255 +163,366 @@ kerr(keys_load_t *kl, const char *key, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (key != NULL)
-        fb_log_errorx("%s: key \"%.140s\": %s", kl->path, key, msg);
+    if (shown != NULL)
+        fb_log_errorx("%s: key \"%s\": %s", kl->path, shown, msg);
     else
         fb_log_errorx("%s: %s", kl->path, msg);
     kl->errors++;
 }
 
-/* parse_time -- unix seconds or "YYYY-MM-DDTHH:MM:SSZ" / "+00:00". */
-static int
-parse_time(json_t *v, int64_t *out)
+/* keys_type -- the JSON type of v, for "must be X, not Y" messages. */
+static const char *
+keys_type(const json_t *v)
 {
-    struct tm tm = {0};
-    char tail[8] = "";
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "a number";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE: return "true";
+    case JSON_FALSE: return "false";
+    case JSON_NULL: return "null";
+    }
+    return "?";
+}
+
+/* keys_string -- v is a string of at most max bytes without NUL; reports otherwise. */
+static bool
+keys_string(keys_load_t *kl, const char *shown, const char *field, const json_t *v, size_t max)
+{
+    if (!json_is_string(v)) {
+        keys_err(kl, shown, "%s: must be a string, not %s", field, keys_type(v));
+        return false;
+    }
+    if (json_string_length(v) > max) {
+        keys_err(kl, shown, "%s: must be at most %zu bytes, not %zu", field, max,
+                 json_string_length(v));
+        return false;
+    }
+    /* jansson refuses \u0000 and invalid UTF-8 while parsing; this is the
+     * second line of defence should the load flags ever change. */
+    if (memchr(json_string_value(v), '\0', json_string_length(v)) != NULL) {
+        keys_err(kl, shown, "%s: must not contain a NUL byte", field);
+        return false;
+    }
+    return true;
+}
+
+/* keys_parse_time -- unix seconds, or "YYYY-MM-DDTHH:MM:SSZ" / "...+00:00". */
+static int
+keys_parse_time(const json_t *v, int64_t *out)
+{
+    static const char form[] = "dddd-dd-ddTdd:dd:dd";
+    struct tm tm = {0}, back;
     const char *s;
+    size_t len;
     time_t t;
 
     if (json_is_integer(v)) {
-        if (json_integer_value(v) < 0)
+        if (json_integer_value(v) < 0 || json_integer_value(v) > FB_KEYDB_TIME_MAX)
             return -1;
-        *out = json_integer_value(v);
+        *out = (int64_t)json_integer_value(v);
         return 0;
     }
     if (!json_is_string(v))
         return -1;
     s = json_string_value(v);
-    if (strlen(s) > 25 ||
-        sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%7s", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, tail) != 7)
+    len = json_string_length(v);
+    if (len != 20 && len != 25)
         return -1;
-    if (strcmp(tail, "Z") != 0 && strcmp(tail, "+00:00") != 0)
+    if (len == 20 ? strcmp(s + 19, "Z") != 0 : strcmp(s + 19, "+00:00") != 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(form) - 1; i++) {
+        if (form[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != form[i])
+            return -1;
+    }
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec) != 6)
         return -1;
     if (tm.tm_year < 1970 || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 ||
-        tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+        tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 59)
         return -1;
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
+    back = tm;
     t = timegm(&tm);
-    if (t == (time_t)-1)
+    /* timegm normalises 2026-02-30 to March 2nd: refuse what it had to move */
+    if (t == (time_t)-1 || tm.tm_mday != back.tm_mday || tm.tm_mon != back.tm_mon)
         return -1;
     *out = (int64_t)t;
     return 0;
 }
 
-/* utf8_ok -- jansson strings are valid UTF-8; refuse embedded NULs. */
-static bool
-string_ok(json_t *v, size_t max)
-{
-    return json_is_string(v) && json_string_length(v) <= max &&
-           strlen(json_string_value(v)) == json_string_length(v);
-}
-
-/* load_enc_keys -- EncryptionKey / EncryptionKeys into t. */
+/* keys_load_enc -- EncryptionKey and EncryptionKeys into t (current key first). */
 static void
-load_enc_keys(keys_load_t *kl, const char *name, json_t *obj, fb_tenant_t *t)
+keys_load_enc(keys_load_t *kl, const char *shown, json_t *obj, fb_tenant_t *t)
 {
     json_t *single = json_object_get(obj, "EncryptionKey");
     json_t *list = json_object_get(obj, "EncryptionKeys");
     uint8_t one[FB_ENC_KEY_LEN];
-    const char *why;
-    size_t n, i;
-    int rc = 0;
+    const char *text = "", *why = "";
+    bool first_ok = false;
+    int have_one = 0;
+    size_t n;
 
-    t->encryption_key_text = strdup("");
-    if (single != NULL) {
-        if (!string_ok(single, 1024)) {
-            kerr(kl, name, "EncryptionKey: must be a string");
-            return;
-        }
-        rc = fb_enc_key_decode(json_string_value(single), json_string_length(single), one, &why);
-        if (rc < 0) {
-            kerr(kl, name, "EncryptionKey: %s", why);
-            return;
-        }
+    if (single != NULL && keys_string(kl, shown, "EncryptionKey", single, SIZE_MAX)) {
+        have_one = fb_enc_key_decode(json_string_value(single), json_string_length(single), one,
+                                     &why);
+        if (have_one < 0)
+            keys_err(kl, shown, "EncryptionKey: %s", why);
+        else if (have_one == 1)
+            text = json_string_value(single);
     }
+
     if (list == NULL) {
-        if (rc == 1) {
+        if (have_one == 1) {
             t->enc_keys = calloc(1, sizeof(*t->enc_keys));
             if (t->enc_keys == NULL) {
-                kerr(kl, name, "out of memory");
-                goto out;
+                keys_err(kl, shown, "calloc(1, %zu) failed: out of memory", sizeof(*t->enc_keys));
+                goto done;
             }
+            t->n_enc_keys = 1;
             snprintf(t->enc_keys[0].id, sizeof(t->enc_keys[0].id), "default");
             memcpy(t->enc_keys[0].key, one, FB_ENC_KEY_LEN);
-            t->n_enc_keys = 1;
-            free(t->encryption_key_text);
-            t->encryption_key_text = strdup(json_string_value(single));
         }
-        goto out;
+        goto done;
     }
-    if (!json_is_array(list) || json_array_size(list) == 0 ||
-        json_array_size(list) > FB_ENC_KEYS_MAX) {
-        kerr(kl, name, "EncryptionKeys: must be an array of 1 to %d {\"id\", \"key\"} objects",
-             FB_ENC_KEYS_MAX);
-        goto out;
+    if (!json_is_array(list)) {
+        keys_err(kl, shown, "EncryptionKeys: must be an array of {\"id\": ..., \"key\": ...}, "
+                            "newest first, not %s", keys_type(list));
+        goto done;
     }
     n = json_array_size(list);
+    if (n == 0 || n > FB_ENC_KEYS_MAX) {
+        keys_err(kl, shown, "EncryptionKeys: must have 1 to %d entries, not %zu", FB_ENC_KEYS_MAX,
+                 n);
+        goto done;
+    }
     t->enc_keys = calloc(n, sizeof(*t->enc_keys));
     if (t->enc_keys == NULL) {
-        kerr(kl, name, "out of memory");
-        goto out;
+        keys_err(kl, shown, "calloc(%zu, %zu) failed: out of memory", n, sizeof(*t->enc_keys));
+        goto done;
     }
-    for (i = 0; i < n; i++) {
-        json_t *e = json_array_get(list, i), *id, *key;
-        const char *k;
-        if (!json_is_object(e) || json_object_size(e) != 2 ||
-            !string_ok(id = json_object_get(e, "id"), FB_KEY_ID_MAX) ||
-            !string_ok(key = json_object_get(e, "key"), 1024)) {
-            kerr(kl, name, "EncryptionKeys[%zu]: must be {\"id\": string, \"key\": string}", i);
+    t->n_enc_keys = n; /* so that a failed load still wipes what was decoded */
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(list, i), *id, *key, *v;
+        char field[64], idshown[KEYS_SHOW_SIZE];
+        const char *member;
+        bool ok = true;
+        int rc;
+
+        if (!json_is_object(e)) {
+            keys_err(kl, shown, "EncryptionKeys[%zu]: must be an object {\"id\": ..., "
+                                "\"key\": ...}, not %s", i, keys_type(e));
             continue;
         }
-        if (!fb_key_id_valid(json_string_value(id), json_string_length(id))) {
-            kerr(kl, name, "EncryptionKeys[%zu].id: must be 1-64 characters of [A-Za-z0-9._-]",
-                 i);
+        json_object_foreach(e, member, v) {
+            if (strcmp(member, "id") != 0 && strcmp(member, "key") != 0) {
+                keys_show(idshown, sizeof(idshown), member, strlen(member));
+                keys_err(kl, shown, "EncryptionKeys[%zu]: unknown field \"%s\"", i, idshown);
+                ok = false;
+            }
+        }
+        snprintf(field, sizeof(field), "EncryptionKeys[%zu].id", i);
+        id = json_object_get(e, "id");
+        if (id == NULL) {
+            keys_err(kl, shown, "%s: is missing", field);
+            ok = false;
+        } else if (keys_string(kl, shown, field, id, SIZE_MAX)) {
+            const char *s = json_string_value(id);
+            size_t len = json_string_length(id);
+
+            keys_show(idshown, sizeof(idshown), s, len);
+            if (!fb_key_id_valid(s, len)) {
+                keys_err(kl, shown, "%s: \"%s\" must be 1-64 characters of [A-Za-z0-9._-]", field,
+                         idshown);
+                ok = false;
+            } else {
+                for (size_t j = 0; j < i; j++) {
+                    if (strcmp(t->enc_keys[j].id, s) == 0) {
+                        keys_err(kl, shown, "%s: \"%s\" is used twice (EncryptionKeys[%zu])",
+                                 field, idshown, j);
+                        ok = false;
+                        break;
+                    }
+                }
+                /* keep the id even after a problem so later duplicates are found */
+                memcpy(t->enc_keys[i].id, s, len + 1);
+            }
+        } else {
+            ok = false;
+        }
+        snprintf(field, sizeof(field), "EncryptionKeys[%zu].key", i);
+        key = json_object_get(e, "key");
+        if (key == NULL) {
+            keys_err(kl, shown, "%s: is missing", field);
             continue;
         }
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(t->enc_keys[j].id, json_string_value(id)) == 0)
-                kerr(kl, name, "EncryptionKeys[%zu].id: \"%s\" is used twice", i,
-                     json_string_value(id));
-        }
-        k = json_string_value(key);
-        rc = fb_enc_key_decode(k, json_string_length(key), t->enc_keys[i].key, &why);
-        if (rc <= 0) {
-            kerr(kl, name, "EncryptionKeys[%zu].key: %s", i, rc == 0 ? "must not be empty" : why);
+        if (!keys_string(kl, shown, field, key, SIZE_MAX))
             continue;
-        }
-        snprintf(t->enc_keys[i].id, sizeof(t->enc_keys[i].id), "%s", json_string_value(id));
-        if (i == 0) {
-            free(t->encryption_key_text);
-            t->encryption_key_text = strdup(k);
-        }
+        rc = fb_enc_key_decode(json_string_value(key), json_string_length(key),
+                               t->enc_keys[i].key, &why);
+        if (rc == 0)
+            keys_err(kl, shown, "%s: must not be empty", field);
+        else if (rc < 0 && json_string_length(key) == 2 * FB_ENC_KEY_LEN)
+            keys_err(kl, shown, "%s: %s", field, why);
+        else if (rc < 0)
+            keys_err(kl, shown, "%s: must be 32 characters or 64 hex digits", field);
+        else if (i == 0 && ok)
+            first_ok = true;
     }
-    t->n_enc_keys = n;
-    if (single != NULL && json_string_length(single) > 0 &&
-        strcmp(json_string_value(single),
-               json_string_value(json_object_get(json_array_get(list, 0), "key")) ?: "") != 0)
-        kerr(kl, name, "EncryptionKey must be the newest entry of EncryptionKeys (the first)");
-out:
+    if (have_one == 1 && first_ok &&
+        sodium_memcmp(one, t->enc_keys[0].key, FB_ENC_KEY_LEN) != 0)
+        keys_err(kl, shown, "EncryptionKey must be the newest entry of EncryptionKeys "
+                            "(EncryptionKeys[0].key), or empty");
+    if (have_one != 1 && first_ok)
+        text = json_string_value(json_object_get(json_array_get(list, 0), "key"));
+
+done:
     sodium_memzero(one, sizeof(one));
+    t->encryption_key_text = strdup(text);
     if (t->encryption_key_text == NULL)
-        kerr(kl, name, "out of memory");
+        keys_err(kl, shown, "strdup(EncryptionKey) failed: out of memory");
 }
 
-/* load_tenant -- one member of the top-level object. */
+/* keys_load_targets -- "targets": only {"file": "<access key>.log"} exists so far. */
 static void
-load_tenant(keys_load_t *kl, const char *name, json_t *obj, fb_tenant_t *t)
+keys_load_targets(keys_load_t *kl, const char *shown, const char *name, json_t *list,
+                  fb_tenant_t *t)
 {
-    static const char *const fields[] = {"AccessKey", "EncryptionKey", "EncryptionKeys", "UserID",
-                                         "targets", "allow_unbound_tokens", "disabled",
-                                         "tokens_not_before"};
-    const char *why, *field;
-    json_t *v;
-    size_t i;
+    size_t name_len = strlen(name), i;
+    json_t *tg;
 
-    t->access_key = strdup(name);
-    if (t->access_key == NULL) {
-        kerr(kl, name, "out of memory");
+    if (!json_is_array(list)) {
+        keys_err(kl, shown, "targets: must be an array, not %s", keys_type(list));
         return;
     }
-    if (!fb_access_key_valid(name, strlen(name), &why)) {
-        kerr(kl, name, "%s: access keys become file names: use 1-128 characters of "
-                       "[A-Za-z0-9._-], not starting with a dot", why);
-        return;
-    }
-    if (!json_is_object(obj)) {
-        kerr(kl, name, "must be an object");
-        return;
-    }
-    json_object_foreach(obj, field, v) {
-        bool known = false;
-        for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-            known |= strcmp(field, fields[i]) == 0;
-        if (!known)
-            kerr(kl, name, "unknown field \"%.64s\"", field);
-    }
-    if ((v = json_object_get(obj, "AccessKey")) != NULL &&
-        (!json_is_string(v) || strcmp(json_string_value(v), name) != 0))
-        kerr(kl, name, "AccessKey: must equal the member name \"%s\"", name);
-    v = json_object_get(obj, "UserID");
-    if (v != NULL && !string_ok(v, FB_USER_ID_MAX))
-        kerr(kl, name, "UserID: must be a string of at most %d bytes", FB_USER_ID_MAX);
-    t->user_id = strdup(v != NULL && json_is_string(v) ? json_string_value(v) : "");
-    if (t->user_id == NULL)
-        kerr(kl, name, "out of memory");
-    load_enc_keys(kl, name, obj, t);
+    json_array_foreach(list, i, tg) {
+        char type_shown[KEYS_SHOW_SIZE];
+        const char *type, *file;
+        json_t *val;
+        size_t len;
 
-    if ((v = json_object_get(obj, "allow_unbound_tokens")) != NULL) {
-        if (!json_is_boolean(v))
-            kerr(kl, name, "allow_unbound_tokens: must be true or false");
-        t->allow_unbound_tokens = json_is_true(v);
-    }
-    if ((v = json_object_get(obj, "disabled")) != NULL) {
-        if (!json_is_boolean(v))
-            kerr(kl, name, "disabled: must be true or false");
-        t->disabled = json_is_true(v);
-    }
-    if ((v = json_object_get(obj, "tokens_not_before")) != NULL &&
-        parse_time(v, &t->tokens_not_before) < 0)
-        kerr(kl, name, "tokens_not_before: must be unix seconds or an RFC 3339 UTC time "
-                       "such as 2026-01-01T00:00:00Z");
-    if ((v = json_object_get(obj, "targets")) != NULL) {
-        json_t *tg;
-        if (!json_is_array(v)) {
-            kerr(kl, name, "targets: must be an array");
-            return;
+        if (!json_is_object(tg) || json_object_size(tg) != 1) {
+            keys_err(kl, shown, "targets[%zu]: must be an object with one member, such as "
+                                "{\"file\": \"%s.log\"}", i, shown);
+            continue;
         }
-        json_array_foreach(v, i, tg) {
-            const char *type;
-            json_t *val;
-            char want[FB_ACCESS_KEY_MAX + 8];
-
-            if (!json_is_object(tg) || json_object_size(tg) != 1) {
-                kerr(kl, name, "targets[%zu]: must be an object with one member, such as "
-                               "{\"file\": \"%s.log\"}", i, name);
+        json_object_foreach(tg, type, val) {
+            if (strcmp(type, "file") != 0) {
+                keys_show(type_shown, sizeof(type_shown), type, strlen(type));
+                keys_err(kl, shown, "targets[%zu]: target type \"%s\" is not supported by "
+                                    "this version", i, type_shown);
                 continue;
             }
-            json_object_foreach(tg, type, val) {
-                if (strcmp(type, "file") != 0) {
-                    kerr(kl, name, "targets[%zu]: target type \"%.32s\" is not supported by "
-                                   "this version", i, type);
-                    continue;
-                }
-                snprintf(want, sizeof(want), "%s.log", name);
-                if (!json_is_string(val) || strcmp(json_string_value(val), want) != 0) {
-                    kerr(kl, name, "targets[%zu].file must be \"%s\"", i, want);
-                    continue;
-                }
-                t->n_file_targets++;
+            file = json_string_value(val);
+            len = json_string_length(val);
+            if (!json_is_string(val) || len != name_len + 4 || memcmp(file, name, name_len) != 0 ||
+                memcmp(file + name_len, ".log", 4) != 0) {
+                keys_err(kl, shown, "targets[%zu].file must be \"%s.log\"", i, shown);
+                continue;
             }
+            /* two file targets would write every event twice into one file */
+            if (t->n_file_targets > 0) {
+                keys_err(kl, shown, "targets[%zu]: \"%s.log\" is listed twice", i, shown);
+                continue;
+            }
+            t->n_file_targets++;
         }
     }
 }
 
+/* keys_load_tenant -- one member of the top-level object; reports every problem. */
+static void
+keys_load_tenant(keys_load_t *kl, const char *name, json_t *obj, fb_tenant_t *t)
+{
+    char shown[KEYS_SHOW_SIZE], other[KEYS_SHOW_SIZE];
+    size_t name_len = strlen(name);
+    const char *why, *field;
+    bool known;
+    json_t *v;
+
+    keys_show(shown, sizeof(shown), name, name_len);
+    t->access_key = strdup(name);
+    if (t->access_key == NULL) {
+        keys_err(kl, shown, "strdup(access key) failed: out of memory");
+        return;
+    }
+    if (!fb_access_key_valid(name, name_len, &why))
+        keys_err(kl, shown, "access key %s: access keys become file names, use 1-128 "
+                            "characters of [A-Za-z0-9._-], not starting with a dot", why);
+    if (!json_is_object(obj)) {
+        keys_err(kl, shown, "must be an object, not %s", keys_type(obj));
+        return;
+    }
+
+    json_object_foreach(obj, field, v) {
+        known = false;
+        for (size_t i = 0; i < sizeof(keys_fields) / sizeof(keys_fields[0]); i++)
+            known = known || strcmp(field, keys_fields[i]) == 0;
+        if (!known) {
+            keys_show(other, sizeof(other), field, strlen(field));
+            keys_err(kl, shown, "unknown field \"%s\"", other);
+        }
+    }
+
+    v = json_object_get(obj, "AccessKey");
+    if (v != NULL && keys_string(kl, shown, "AccessKey", v, SIZE_MAX) &&
+        (json_string_length(v) != name_len || memcmp(json_string_value(v), name, name_len) != 0)) {
+        keys_show(other, sizeof(other), json_string_value(v), json_string_length(v));
+        keys_err(kl, shown, "AccessKey: \"%s\" must equal the member name \"%s\"", other, shown);
+    }
+
+    v = json_object_get(obj, "UserID");
+    t->user_id = strdup(v != NULL && keys_string(kl, shown, "UserID", v, FB_USER_ID_MAX)
+                            ? json_string_value(v)
+                            : "");
+    if (t->user_id == NULL)
+        keys_err(kl, shown, "strdup(UserID) failed: out of memory");
+
+    keys_load_enc(kl, shown, obj, t);
+
+    v = json_object_get(obj, "allow_unbound_tokens");
+    if (v != NULL && !json_is_boolean(v))
+        keys_err(kl, shown, "allow_unbound_tokens: must be true or false, not %s", keys_type(v));
+    t->allow_unbound_tokens = json_is_true(v);
+
+    v = json_object_get(obj, "disabled");
+    if (v != NULL && !json_is_boolean(v))
+        keys_err(kl, shown, "disabled: must be true or false, not %s", keys_type(v));
+    t->disabled = json_is_true(v);
+
+    v = json_object_get(obj, "tokens_not_before");
+    if (v != NULL && keys_parse_time(v, &t->tokens_not_before) < 0)
+        keys_err(kl, shown, "tokens_not_before: must be unix seconds (0 to %lld) or an RFC 3339 "
+                            "UTC time such as \"2026-01-01T00:00:00Z\"",
+                 (long long)FB_KEYDB_TIME_MAX);
+
+    v = json_object_get(obj, "targets");
+    if (v != NULL)
+        keys_load_targets(kl, shown, name, v, t);
+}
+
+/* keys_tenant_cmp -- bytewise order of access keys, as fb_keydb_find expects. */
 static int
-tenant_cmp(const void *a, const void *b)
+keys_tenant_cmp(const void *a, const void *b)
 {
     return strcmp(((const fb_tenant_t *)a)->access_key, ((const fb_tenant_t *)b)->access_key);
 }
 
-/* read_file -- the whole file, after checking type, size and permissions. */
+/* keys_read -- the whole file, after checking type, size and permissions on the fd. */
 static char *
-read_file(keys_load_t *kl, size_t *len)
+keys_read(keys_load_t *kl, size_t *len)
 {
     struct stat st;
-    char *buf = NULL;
+    char *buf = NULL, extra;
     size_t n = 0;
+    ssize_t r;
     int fd;
 
-    fd = open(kl->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: a FIFO put in place of the file must not hang a reload */
+    fd = open(kl->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         fb_log_error("open(%s) failed", kl->path);
         kl->errors++;
@@ -358,48 +531,60 @@ read_file(keys_load_t *kl, size_t *len)
     if (fstat(fd, &st) < 0) {
         fb_log_error("fstat(%s) failed", kl->path);
         kl->errors++;
-        goto out;
+        goto fail;
     }
     if (!S_ISREG(st.st_mode)) {
-        kerr(kl, NULL, "not a regular file");
-        goto out;
+        keys_err(kl, NULL, "is not a regular file");
+        goto fail;
     }
     if (st.st_mode & S_IRWXO) {
-        kerr(kl, NULL, "is accessible by others (mode %04o): it holds encryption keys; "
-                       "chmod o-rwx it", (unsigned)(st.st_mode & 07777));
-        goto out;
+        keys_err(kl, NULL, "is accessible by others (mode %04o); chmod o-rwx %s",
+                 (unsigned)(st.st_mode & 07777), kl->path);
+        goto fail;
     }
     if (st.st_size > FB_KEYDB_FILE_MAX) {
-        kerr(kl, NULL, "%lld bytes, more than the %d a key database may have",
-             (long long)st.st_size, FB_KEYDB_FILE_MAX);
-        goto out;
+        keys_err(kl, NULL, "is %lld bytes, more than the %d a key database may have",
+                 (long long)st.st_size, FB_KEYDB_FILE_MAX);
+        goto fail;
     }
     buf = malloc((size_t)st.st_size + 1);
     if (buf == NULL) {
-        kerr(kl, NULL, "out of memory");
-        goto out;
+        fb_log_error("malloc(%lld) for %s failed", (long long)st.st_size + 1, kl->path);
+        kl->errors++;
+        goto fail;
     }
     while (n < (size_t)st.st_size) {
-        ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
+        r = read(fd, buf + n, (size_t)st.st_size - n);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0) {
-            if (r < 0)
-                fb_log_error("read(%s) failed", kl->path);
-            else
-                kerr(kl, NULL, "file shrank while being read");
+        if (r < 0) {
+            fb_log_error("read(%s) failed", kl->path);
             kl->errors++;
-            free(buf);
-            buf = NULL;
-            goto out;
+            goto fail;
         }
+        if (r == 0)
+            break;
         n += (size_t)r;
+    }
+    do {
+        r = read(fd, &extra, 1);
+    } while (r < 0 && errno == EINTR);
+    if (n != (size_t)st.st_size || r != 0) {
+        keys_err(kl, NULL, "changed while being read; try again");
+        goto fail;
     }
     buf[n] = '\0';
     *len = n;
-out:
     close(fd);
     return buf;
+
+fail:
+    if (buf != NULL) {
+        sodium_memzero(buf, (size_t)st.st_size);
+        free(buf);
+    }
+    close(fd);
+    return NULL;
 }
 
 /* fb_keydb_load -- the whole database, or NULL after logging every problem. */
@@ -411,56 +596,64 @@ fb_keydb_load(const char *path)
     json_error_t jerr;
     json_t *root = NULL, *v;
     const char *name;
-    char *text;
-    size_t len = 0, i = 0;
+    char *text, *near;
+    size_t len = 0, n;
 
-    text = read_file(&kl, &len);
+    text = keys_read(&kl, &len);
     if (text == NULL)
-        return NULL;
+        goto fail;
     root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     sodium_memzero(text, len);
     free(text);
     if (root == NULL) {
-        kerr(&kl, NULL, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
-        return NULL;
+        /* jansson quotes the token it stopped at, which may be a key */
+        near = strstr(jerr.text, " near ");
+        if (near != NULL)
+            *near = '\0';
+        keys_err(&kl, NULL, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+        goto fail;
     }
     if (!json_is_object(root)) {
-        kerr(&kl, NULL, "must be a JSON object of access keys");
+        keys_err(&kl, NULL, "must be a JSON object of access keys, not %s", keys_type(root));
         goto fail;
     }
     db = calloc(1, sizeof(*db));
-    if (db == NULL || (db->path = strdup(path)) == NULL)
-        goto nomem;
-    db->tenants = calloc(json_object_size(root) ? json_object_size(root) : 1,
-                         sizeof(*db->tenants));
-    if (db->tenants == NULL)
-        goto nomem;
+    if (db == NULL) {
+        keys_err(&kl, NULL, "calloc(1, %zu) failed: out of memory", sizeof(*db));
+        goto fail;
+    }
+    db->path = strdup(path);
+    n = json_object_size(root);
+    db->tenants = calloc(n > 0 ? n : 1, sizeof(*db->tenants));
+    if (db->path == NULL || db->tenants == NULL) {
+        keys_err(&kl, NULL, "calloc(%zu, %zu) failed: out of memory", n, sizeof(*db->tenants));
+        goto fail;
+    }
     json_object_foreach(root, name, v) {
-        load_tenant(&kl, name, v, &db->tenants[i]);
-        db->n_tenants = ++i;
+        keys_load_tenant(&kl, name, v, &db->tenants[db->n_tenants]);
+        db->n_tenants++;
     }
     if (kl.errors > 0)
         goto fail;
-    qsort(db->tenants, db->n_tenants, sizeof(*db->tenants), tenant_cmp);
+    qsort(db->tenants, db->n_tenants, sizeof(*db->tenants), keys_tenant_cmp);
     json_decref(root);
     return db;
 
-nomem:
-    kerr(&kl, NULL, "out of memory");
 fail:
     json_decref(root);
     fb_keydb_free(db);
     return NULL;
 }
 
-/* fb_keydb_free -- wipe keys and free; tolerates NULL and half-built. */
+/* fb_keydb_free -- wipe the keys and free; tolerates NULL and half-built. */
 void
 fb_keydb_free(fb_keydb_t *db)
 {
     if (db == NULL)
         return;
-    for (size_t i = 0; i < db->n_tenants; i++) {
+    for (size_t i = 0; db->tenants != NULL && i < db->n_tenants; i++) {
         fb_tenant_t *t = &db->tenants[i];
+
         free(t->access_key);
         free(t->user_id);
         if (t->encryption_key_text != NULL) {
@@ -477,17 +670,21 @@ fb_keydb_free(fb_keydb_t *db)
     free(db);
 }
 
-/* fb_keydb_find -- the tenant of an access key (not NUL-terminated), or NULL. */
+/* fb_keydb_find -- the tenant of access_key[0..len) (not NUL-terminated), or NULL. */
 const fb_tenant_t *
 fb_keydb_find(const fb_keydb_t *db, const char *access_key, size_t len)
 {
-    size_t lo = 0, hi = db->n_tenants;
+    size_t lo = 0, hi;
 
+    if (db == NULL || access_key == NULL || len == 0 || len > FB_ACCESS_KEY_MAX)
+        return NULL;
+    hi = db->n_tenants;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         const char *k = db->tenants[mid].access_key;
         size_t klen = strlen(k);
         int c = memcmp(k, access_key, klen < len ? klen : len);
+
         if (c == 0)
             c = klen < len ? -1 : klen > len ? 1 : 0;
         if (c == 0)
@@ -504,6 +701,8 @@ fb_keydb_find(const fb_keydb_t *db, const char *access_key, size_t len)
 const fb_enc_key_t *
 fb_tenant_enc_key(const fb_tenant_t *t, const char *key_id)
 {
+    if (t == NULL || key_id == NULL)
+        return NULL;
     for (size_t i = 0; i < t->n_enc_keys; i++)
         if (strcmp(t->enc_keys[i].id, key_id) == 0)
             return &t->enc_keys[i];

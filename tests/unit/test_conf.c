@@ -169,7 +169,7 @@ Test(conf, syntax_errors_and_long_lines)
                  ":3: syntax error");
     strcpy(text, "[kafka]\nbrokers = ");
     memset(text + strlen(text), 'a', 5000);
-    strcpy(text + 19 + 5000, ":1\n");
+    strcpy(text + strlen("[kafka]\nbrokers = ") + 5000, ":1\n");
     expect_error(text, ":2: line longer than 4093 bytes");
     free(text);
 }
