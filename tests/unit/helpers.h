@@ -18,7 +18,7 @@ static char test_log_buf[16384];
 static int test_log_count;
 
 /* test_log_sink -- append each message on its own line. */
-static void
+static inline void
 test_log_sink(fb_log_level_t level, const char *msg, void *arg)
 {
     size_t used = strlen(test_log_buf);
@@ -28,7 +28,7 @@ test_log_sink(fb_log_level_t level, const char *msg, void *arg)
     test_log_count++;
 }
 
-static void
+static inline void
 test_log_capture(void)
 {
     test_log_buf[0] = '\0';
@@ -39,7 +39,7 @@ test_log_capture(void)
 static char test_dir[64];
 
 /* test_mkdir -- a fresh private folder for one test. */
-static void
+static inline void
 test_mkdir(void)
 {
     snprintf(test_dir, sizeof(test_dir), "/tmp/fbpipe-test-XXXXXX");
@@ -48,7 +48,7 @@ test_mkdir(void)
 }
 
 /* test_write -- write a file in test_dir with mode; returns its path (static). */
-static const char *
+static inline const char *
 test_write(const char *name, const char *content, mode_t mode)
 {
     static char path[4][256];
@@ -68,7 +68,7 @@ test_write(const char *name, const char *content, mode_t mode)
 }
 
 /* test_rmdir -- remove test_dir and what is in it. */
-static void
+static inline void
 test_rmdir(void)
 {
     char cmd[128];
