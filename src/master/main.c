@@ -2,8 +2,8 @@
  * main.c -- fbpiped's entry point: command line, configuration test.
  *
  * Parses the command line, loads and verifies the configuration, and
- * (with -t) reports the verdict. It must never initialise gRPC or
- * librdkafka: the processes that use them are forked from here.
+ * either reports the verdict (-t) or becomes the master. It must never
+ * initialise gRPC or librdkafka: the processes that use them are forked.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -14,11 +14,7 @@
 
 #include "common/conf.h"
 #include "common/log.h"
-
-#define FB_EXIT_OK 0
-#define FB_EXIT_FAILURE 1
-#define FB_EXIT_CONFIG 2 /* configuration error: do not respawn, do not retry */
-#define FB_EXIT_USAGE 64
+#include "master/master.h"
 
 static void
 usage(FILE *fp)
@@ -97,18 +93,14 @@ main(int argc, char **argv)
         conf->ingester_print_events = true;
         conf->router_print_events = true;
     }
-    (void)foreground;
-    (void)pid_file;
-
     if (test_only) {
         printf("%s: configuration OK\n", conf_path);
         fb_conf_free(conf);
         return FB_EXIT_OK;
     }
-
-    /* The master and its processes come with the ingest core; until then
-     * say so plainly rather than pretend to run. */
-    fb_log_errorx("this build of fbpiped has no daemon processes yet; only -t is available");
-    fb_conf_free(conf);
-    return FB_EXIT_FAILURE;
+    {
+        fb_master_opts_t opts = {.conf_path = conf_path, .pid_file = pid_file,
+                                 .foreground = foreground};
+        return fb_master_run(conf, &opts);
+    }
 }

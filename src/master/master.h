@@ -1,0 +1,52 @@
+/*
+ * master.h -- the master process: creates the shared ring, forks and
+ * supervises the children, handles signals.
+ *
+ * The master never initialises gRPC or librdkafka (neither survives fork)
+ * and never reads ring contents: it creates the segment and watches lane
+ * ownership only.
+ */
+#ifndef FB_MASTER_H
+#define FB_MASTER_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "common/conf.h"
+#include "common/ring.h"
+
+#define FB_EXIT_OK 0
+#define FB_EXIT_FAILURE 1
+#define FB_EXIT_CONFIG 2 /* configuration error: never respawned */
+#define FB_EXIT_USAGE 64
+
+typedef struct fb_master_opts {
+    const char *conf_path;
+    const char *pid_file; /* NULL: main.pid_file when daemonised */
+    bool foreground;
+} fb_master_opts_t;
+
+/* master_sig.c: handlers only set flags and write to the self-pipe */
+extern volatile sig_atomic_t fb_sig_child, fb_sig_term, fb_sig_quick, fb_sig_hup, fb_sig_usr1;
+int fb_master_signals_init(void);
+int fb_master_signal_fd(void);
+void fb_master_signals_drain(void);
+void fb_master_signals_reset_child(void);
+
+/* master_spawn.c */
+typedef enum fb_child_role { FB_ROLE_PRODUCER } fb_child_role_t;
+typedef int (*fb_child_main_t)(const fb_conf_t *conf, fb_ring_t *ring);
+
+int fb_master_spawn(fb_child_role_t role, const char *name, fb_child_main_t fn,
+                    const fb_conf_t *conf, fb_ring_t *ring);
+int fb_master_reap(void);
+int fb_master_respawn_due(const fb_conf_t *conf, fb_ring_t *ring, int *next_ms);
+void fb_master_stop_children(int sig, unsigned grace_ms);
+unsigned fb_master_children(void);
+void fb_master_signal_children(int sig);
+
+/* master_run.c */
+int fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts);
+
+#endif /* FB_MASTER_H */

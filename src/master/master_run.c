@@ -1,0 +1,198 @@
+/*
+ * master_run.c -- the master's life: daemonise, pid file, the shared ring,
+ * the children, and the signal loop (TERM graceful stop, INT/QUIT fast
+ * stop, HUP reload, USR1 reopen, CHLD reap and respawn).
+ *
+ * It never initialises gRPC or librdkafka and never reads ring contents.
+ * A reload validates the whole new configuration first and keeps the old
+ * one when it fails.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "master/master.h"
+#include "producer/producer.h"
+
+#define QUICK_STOP_MS 1000
+
+static char *pid_path;
+
+/* write_pid_file -- refuse when a live fbpiped holds it. */
+static int
+write_pid_file(const char *path)
+{
+    char buf[32];
+    FILE *fp;
+    long old;
+    int fd, n;
+
+    fp = fopen(path, "re");
+    if (fp != NULL) {
+        if (fscanf(fp, "%ld", &old) == 1 && old > 0 && old != getpid() &&
+            kill((pid_t)old, 0) == 0) {
+            fclose(fp);
+            fb_log_errorx("%s: fbpiped already running as pid %ld", path, old);
+            return -1;
+        }
+        fclose(fp);
+    }
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        fb_log_error("open(%s) failed", path);
+        return -1;
+    }
+    n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+    if (write(fd, buf, (size_t)n) != n) {
+        fb_log_error("write(%s) failed", path);
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    pid_path = strdup(path);
+    return 0;
+}
+
+/* daemonise -- detach from the terminal; the parent returns through exit. */
+static int
+daemonise(void)
+{
+    pid_t pid = fork();
+    int fd;
+
+    if (pid < 0) {
+        fb_log_error("fork() failed");
+        return -1;
+    }
+    if (pid > 0)
+        _exit(FB_EXIT_OK);
+    if (setsid() < 0) {
+        fb_log_error("setsid() failed");
+        return -1;
+    }
+    pid = fork();
+    if (pid < 0) {
+        fb_log_error("fork() failed");
+        return -1;
+    }
+    if (pid > 0)
+        _exit(FB_EXIT_OK);
+    if (chdir("/") < 0)
+        fb_log_warn("chdir(/) failed");
+    fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, STDIN_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        if (fd > STDERR_FILENO)
+            close(fd);
+    }
+    fb_log_init("fbpiped", 1);
+    return 0;
+}
+
+/* reload -- validate the new configuration whole; keep the old on failure. */
+static fb_conf_t *
+reload(fb_conf_t *conf, const char *path)
+{
+    fb_conf_t *next = fb_conf_load(path);
+
+    if (next == NULL || fb_conf_verify(next) < 0) {
+        fb_log_errorx("reload of %s failed (see above): keeping the running configuration",
+                      path);
+        fb_conf_free(next);
+        return conf;
+    }
+    fb_log_notice("reloaded %s; [kafka] and ring settings take effect at the next start",
+                  path);
+    fb_log_set_level(next->log_level);
+    fb_conf_free(conf);
+    return next;
+}
+
+/* fb_master_run -- until stopped; returns the exit status. */
+int
+fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
+{
+    const char *pidf = opts->pid_file ? opts->pid_file : opts->foreground ? NULL : conf->pid_file;
+    fb_ring_t *ring = NULL;
+    int rc = FB_EXIT_FAILURE;
+
+    if (!opts->foreground && daemonise() < 0)
+        goto out;
+    if (pidf != NULL && write_pid_file(pidf) < 0)
+        goto out;
+    fb_log_set_role("master");
+    if (fb_master_signals_init() < 0)
+        goto out;
+    ring = fb_ring_create(conf->ring_size, (unsigned)conf->max_workers);
+    if (ring == NULL)
+        goto out;
+    fb_log_notice("fbpiped starting: ring %llu bytes, %llu lanes of %llu bytes",
+                  (unsigned long long)conf->ring_size, (unsigned long long)conf->max_workers,
+                  (unsigned long long)ring->sh->lane_size);
+    if (conf->ingester_enabled &&
+        fb_master_spawn(FB_ROLE_PRODUCER, "producer", fb_producer_main, conf, ring) < 0)
+        goto out;
+    if (conf->router_enabled)
+        fb_log_warnx("[router] enabled = yes: the router processes are not part of this "
+                     "release yet");
+
+    for (;;) {
+        struct pollfd pfd = {.fd = fb_master_signal_fd(), .events = POLLIN};
+        int next_ms;
+
+        fb_master_respawn_due(conf, ring, &next_ms);
+        if (poll(&pfd, 1, next_ms) < 0 && errno != EINTR)
+            fb_log_warn("poll(self-pipe) failed");
+        fb_master_signals_drain();
+        if (fb_sig_child) {
+            fb_sig_child = 0;
+            if (fb_master_reap() > 0) {
+                fb_log_errorx("a child cannot run with this configuration: stopping");
+                fb_master_stop_children(SIGTERM, (unsigned)conf->shutdown_timeout_ms);
+                rc = FB_EXIT_CONFIG;
+                goto out;
+            }
+        }
+        if (fb_sig_term) {
+            fb_sig_term = 0;
+            fb_log_notice("TERM: stopping gracefully (at most %llu ms)",
+                          (unsigned long long)conf->shutdown_timeout_ms);
+            fb_master_stop_children(SIGTERM, (unsigned)conf->shutdown_timeout_ms);
+            rc = FB_EXIT_OK;
+            goto out;
+        }
+        if (fb_sig_quick) {
+            fb_sig_quick = 0;
+            fb_log_notice("INT/QUIT: stopping now");
+            fb_master_stop_children(SIGTERM, QUICK_STOP_MS);
+            rc = FB_EXIT_OK;
+            goto out;
+        }
+        if (fb_sig_hup) {
+            fb_sig_hup = 0;
+            conf = reload(conf, opts->conf_path);
+        }
+        if (fb_sig_usr1) {
+            fb_sig_usr1 = 0;
+            fb_master_signal_children(SIGUSR1);
+        }
+    }
+out:
+    fb_ring_destroy(ring);
+    if (pid_path != NULL) {
+        unlink(pid_path);
+        free(pid_path);
+    }
+    fb_conf_free(conf);
+    fb_log_notice("fbpiped stopped");
+    return rc;
+}

@@ -1,0 +1,230 @@
+/*
+ * master_spawn.c -- fork, reap and respawn the master's children.
+ *
+ * Contract with a child: exit 0 = clean; exit 2 = fatal configuration
+ * error, never respawned; anything else, or death by a signal, is a crash:
+ * logged with pid, status and signal, and respawned with throttling (a
+ * child that dies within FAST_DEATH_MS of its start backs off
+ * exponentially up to MAX_BACKOFF_MS). Children die with the master
+ * (PR_SET_PDEATHSIG). Never waits in a signal handler.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "master/master.h"
+
+#define MAX_CHILDREN 1100
+#define FAST_DEATH_MS 10000
+#define FIRST_BACKOFF_MS 1000
+#define MAX_BACKOFF_MS 60000
+
+typedef struct child {
+    bool in_use;
+    bool alive;
+    bool given_up;
+    pid_t pid;
+    fb_child_role_t role;
+    char name[32];
+    fb_child_main_t fn;
+    uint64_t started_ms;
+    uint64_t respawn_at_ms;
+    unsigned backoff_ms;
+    unsigned crashes;
+} child_t;
+
+static child_t children[MAX_CHILDREN];
+static bool stopping;
+
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* start -- fork one child for slot c. */
+static int
+start(child_t *c, const fb_conf_t *conf, fb_ring_t *ring)
+{
+    pid_t master = getpid();
+    pid_t pid = fork();
+
+    if (pid < 0) {
+        fb_log_error("fork(%s) failed", c->name);
+        return -1;
+    }
+    if (pid == 0) {
+        int rc;
+        fb_master_signals_reset_child();
+        /* die with the master; it may already be gone */
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != master)
+            _exit(FB_EXIT_FAILURE);
+        fb_log_set_role(c->name);
+        rc = c->fn(conf, ring);
+        fflush(NULL);
+        _exit(rc);
+    }
+    c->pid = pid;
+    c->alive = true;
+    c->started_ms = now_ms();
+    fb_log_info("started %s (pid %ld)", c->name, (long)pid);
+    return 0;
+}
+
+/* fb_master_spawn -- register and start a child. */
+int
+fb_master_spawn(fb_child_role_t role, const char *name, fb_child_main_t fn, const fb_conf_t *conf,
+                fb_ring_t *ring)
+{
+    for (size_t i = 0; i < MAX_CHILDREN; i++) {
+        child_t *c = &children[i];
+        if (c->in_use)
+            continue;
+        memset(c, 0, sizeof(*c));
+        c->in_use = true;
+        c->role = role;
+        c->fn = fn;
+        snprintf(c->name, sizeof(c->name), "%s", name);
+        return start(c, conf, ring);
+    }
+    fb_log_errorx("more than %d children", MAX_CHILDREN);
+    return -1;
+}
+
+/* fb_master_reap -- collect every dead child; returns how many gave up
+ * for good (exit 2), so that the master can stop. */
+int
+fb_master_reap(void)
+{
+    int given_up = 0, st;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        child_t *c = NULL;
+        uint64_t lived;
+
+        for (size_t i = 0; i < MAX_CHILDREN; i++)
+            if (children[i].in_use && children[i].alive && children[i].pid == pid)
+                c = &children[i];
+        if (c == NULL)
+            continue;
+        c->alive = false;
+        lived = now_ms() - c->started_ms;
+        if (WIFEXITED(st) && WEXITSTATUS(st) == FB_EXIT_OK) {
+            fb_log_info("%s (pid %ld) exited cleanly", c->name, (long)pid);
+        } else if (WIFEXITED(st) && WEXITSTATUS(st) == FB_EXIT_CONFIG) {
+            fb_log_errorx("%s (pid %ld) exited with status 2 (configuration error): "
+                          "not restarting it", c->name, (long)pid);
+            c->given_up = true;
+            given_up++;
+            continue;
+        } else if (WIFEXITED(st)) {
+            fb_log_errorx("%s (pid %ld) exited with status %d after %llu ms", c->name,
+                          (long)pid, WEXITSTATUS(st), (unsigned long long)lived);
+        } else if (WIFSIGNALED(st)) {
+            fb_log_errorx("%s (pid %ld) killed by signal %d (%s) after %llu ms", c->name,
+                          (long)pid, WTERMSIG(st), strsignal(WTERMSIG(st)),
+                          (unsigned long long)lived);
+        }
+        if (stopping)
+            continue;
+        c->crashes++;
+        if (lived < FAST_DEATH_MS) {
+            c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : FIRST_BACKOFF_MS;
+            if (c->backoff_ms > MAX_BACKOFF_MS)
+                c->backoff_ms = MAX_BACKOFF_MS;
+        } else {
+            c->backoff_ms = 0;
+        }
+        c->respawn_at_ms = now_ms() + c->backoff_ms;
+        if (c->backoff_ms > 0)
+            fb_log_warnx("restarting %s in %u ms (it died %u time(s))", c->name, c->backoff_ms,
+                         c->crashes);
+    }
+    return given_up;
+}
+
+/* fb_master_respawn_due -- restart children whose back-off is over; sets
+ * *next_ms to the wait until the next one (-1: none). */
+int
+fb_master_respawn_due(const fb_conf_t *conf, fb_ring_t *ring, int *next_ms)
+{
+    uint64_t now = now_ms();
+
+    *next_ms = -1;
+    for (size_t i = 0; i < MAX_CHILDREN; i++) {
+        child_t *c = &children[i];
+        if (!c->in_use || c->alive || c->given_up || stopping)
+            continue;
+        if (c->respawn_at_ms <= now) {
+            start(c, conf, ring);
+            if (!c->alive) { /* fork failed: try again in a second */
+                c->respawn_at_ms = now + 1000;
+                *next_ms = 1000;
+            }
+        } else {
+            int wait = (int)(c->respawn_at_ms - now);
+            if (*next_ms < 0 || wait < *next_ms)
+                *next_ms = wait;
+        }
+    }
+    return 0;
+}
+
+unsigned
+fb_master_children(void)
+{
+    unsigned n = 0;
+
+    for (size_t i = 0; i < MAX_CHILDREN; i++)
+        n += children[i].in_use && children[i].alive;
+    return n;
+}
+
+/* fb_master_signal_children -- forward a signal (USR1: reopen). */
+void
+fb_master_signal_children(int sig)
+{
+    for (size_t i = 0; i < MAX_CHILDREN; i++)
+        if (children[i].in_use && children[i].alive)
+            kill(children[i].pid, sig);
+}
+
+/* fb_master_stop_children -- sig to all, wait up to grace_ms, then KILL. */
+void
+fb_master_stop_children(int sig, unsigned grace_ms)
+{
+    uint64_t deadline = now_ms() + grace_ms;
+
+    stopping = true;
+    fb_master_signal_children(sig);
+    while (fb_master_children() > 0 && now_ms() < deadline) {
+        fb_master_reap();
+        if (fb_master_children() > 0)
+            usleep(20000);
+    }
+    if (fb_master_children() > 0) {
+        for (size_t i = 0; i < MAX_CHILDREN; i++) {
+            if (children[i].in_use && children[i].alive) {
+                fb_log_warnx("%s (pid %ld) still running after %u ms: killing it",
+                             children[i].name, (long)children[i].pid, grace_ms);
+                kill(children[i].pid, SIGKILL);
+            }
+        }
+        while (fb_master_children() > 0) {
+            fb_master_reap();
+            if (fb_master_children() > 0)
+                usleep(10000);
+        }
+    }
+}

@@ -1,0 +1,337 @@
+/*
+ * producer_loop.c -- the producer's main loop: ring lanes to Kafka and
+ * acknowledgements back.
+ *
+ * Records are handed to librdkafka as pointers into the ring (no copy):
+ * their space is freed only when acked passes them, after the delivery
+ * report. A record that failed transiently is produced again; one that
+ * failed permanently is marked failed with its error before acked passes
+ * it. Sleeps in poll() on the ring's doorbell and librdkafka's queue, never
+ * spins. It must never write into a record except its state and error.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "common/log.h"
+#include "common/ring.h"
+#include "producer/producer.h"
+
+#define PRODUCE_BUDGET 4096   /* records per lane per turn: fairness */
+#define TOPIC_RETRY_MS 30000
+
+typedef struct prod {
+    const fb_conf_t *conf;
+    fb_ring_t *ring;
+    rd_kafka_t *rk;
+    rd_kafka_topic_t *rkt;
+    fb_lane_t *lanes;
+    uint64_t *read;    /* private read cursor per lane */
+    unsigned n_lanes;
+    fb_rec_t **retry;  /* transiently failed records to produce again */
+    size_t n_retry, cap_retry;
+    uint64_t retry_at; /* monotonic ms: no hot loop while Kafka refuses */
+    uint64_t produced, delivered, failed, retried;
+    int dr_fd;         /* eventfd librdkafka writes when its queue fills */
+} prod_t;
+
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* mark -- the producer's verdict on a record; acked passes it later. */
+static void
+mark(prod_t *p, fb_rec_t *rec, rd_kafka_resp_err_t err)
+{
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        atomic_store_explicit(&rec->state, FB_REC_S_DONE, memory_order_relaxed);
+        p->delivered++;
+    } else {
+        rec->err = (int32_t)err;
+        atomic_store_explicit(&rec->state, FB_REC_S_FAILED, memory_order_relaxed);
+        p->failed++;
+        fb_log_warnx("record of %u bytes for key %.*s refused for good: %s",
+                     rec->key_len + rec->val_len, (int)rec->key_len, fb_rec_key(rec),
+                     rd_kafka_err2str(err));
+    }
+}
+
+/* on_delivery -- librdkafka's verdict (called from rd_kafka_poll). */
+static void
+on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    prod_t *p = opaque;
+    fb_rec_t *rec = m->_private;
+
+    (void)rk;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR || fb_kafka_err_permanent(m->err)) {
+        mark(p, rec, m->err);
+        return;
+    }
+    /* transient: produce it again from the ring */
+    if (p->n_retry == p->cap_retry) {
+        size_t cap = p->cap_retry ? p->cap_retry * 2 : 1024;
+        fb_rec_t **r = realloc(p->retry, cap * sizeof(*r));
+        if (r == NULL)
+            fb_panic("realloc(retry list, %zu) failed", cap);
+        p->retry = r;
+        p->cap_retry = cap;
+    }
+    p->retry[p->n_retry++] = rec;
+    p->retry_at = now_ms() + 250;
+    if (p->retried++ % 10000 == 0)
+        fb_log_warnx("delivery failed, producing again from the ring: %s",
+                     rd_kafka_err2str(m->err));
+}
+
+/* produce -- hand one record to librdkafka. 0 handed or marked, -EAGAIN
+ * when librdkafka's queue is full (try later). */
+static int
+produce(prod_t *p, fb_rec_t *rec)
+{
+    rd_kafka_resp_err_t err;
+
+    err = rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(p->rkt),
+                            RD_KAFKA_V_KEY(fb_rec_key(rec), rec->key_len),
+                            RD_KAFKA_V_VALUE(fb_rec_val(rec), rec->val_len),
+                            RD_KAFKA_V_MSGFLAGS(0), /* no copy: the ring keeps it */
+                            RD_KAFKA_V_OPAQUE(rec), RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        p->produced++;
+        return 0;
+    }
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        return -EAGAIN;
+    if (fb_kafka_err_permanent(err)) {
+        mark(p, rec, err); /* e.g. larger than message.max.bytes */
+        return 0;
+    }
+    fb_log_warnx("produce: %s; will try again", rd_kafka_err2str(err));
+    return -EAGAIN;
+}
+
+/* drain -- hand librdkafka what the lanes published; counts handed. */
+static size_t
+drain(prod_t *p, bool *full)
+{
+    size_t total = 0;
+
+    *full = false;
+    if (p->n_retry > 0 && now_ms() >= p->retry_at) {
+        size_t done = 0;
+        while (done < p->n_retry && produce(p, p->retry[done]) == 0)
+            done++; /* in the order they failed */
+        memmove(p->retry, p->retry + done, (p->n_retry - done) * sizeof(*p->retry));
+        p->n_retry -= done;
+        total += done;
+        if (p->n_retry > 0) {
+            *full = true;
+            return total;
+        }
+    }
+    for (unsigned i = 0; i < p->n_lanes; i++) {
+        fb_lane_t *l = &p->lanes[i];
+        uint64_t head = fb_lane_head(l);
+        unsigned budget = PRODUCE_BUDGET;
+
+        while (budget-- > 0) {
+            uint64_t at = p->read[i];
+            fb_rec_t *rec;
+            int rc = fb_lane_next(l, &p->read[i], head, &rec);
+
+            if (rc == -EAGAIN)
+                break;
+            if (rc == -EBADMSG)
+                fb_panic("lane %u: corrupt record header at position %llu", i,
+                         (unsigned long long)at);
+            /* a record a previous producer already settled is not sent again */
+            if (atomic_load_explicit(&rec->state, memory_order_relaxed) != FB_REC_S_PENDING)
+                continue;
+            if (produce(p, rec) < 0) {
+                p->read[i] = at;
+                *full = true;
+                return total;
+            }
+            total++;
+        }
+    }
+    return total;
+}
+
+/* settle -- serve delivery reports and move every lane's acked. */
+static void
+settle(prod_t *p, int timeout_ms)
+{
+    rd_kafka_poll(p->rk, timeout_ms);
+    for (unsigned i = 0; i < p->n_lanes; i++)
+        if (fb_lane_advance_acked(&p->lanes[i]) < 0)
+            fb_panic("lane %u: corrupt record header at acked %llu", i,
+                     (unsigned long long)fb_lane_acked(&p->lanes[i]));
+}
+
+/* pending -- records published but not yet acknowledged, over all lanes. */
+static bool
+pending(prod_t *p)
+{
+    for (unsigned i = 0; i < p->n_lanes; i++)
+        if (!fb_lane_drained(&p->lanes[i]))
+            return true;
+    return false;
+}
+
+/* sleep_until_work -- block on the doorbell and librdkafka's queue. */
+static void
+sleep_until_work(prod_t *p, int timeout_ms)
+{
+    struct pollfd fds[2] = {
+        {.fd = p->ring->doorbell_fd, .events = POLLIN},
+        {.fd = p->dr_fd, .events = POLLIN},
+    };
+    uint64_t v;
+
+    fb_ring_producer_sleep_begin(p->ring);
+    for (unsigned i = 0; i < p->n_lanes; i++) {
+        if (fb_lane_head(&p->lanes[i]) > p->read[i]) {
+            fb_ring_producer_sleep_end(p->ring);
+            return; /* published while we were deciding to sleep */
+        }
+    }
+    if (poll(fds, 2, timeout_ms) < 0 && errno != EINTR)
+        fb_log_warn("poll(doorbell) failed");
+    fb_ring_producer_sleep_end(p->ring);
+    if (read(p->dr_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        fb_log_warn("read(librdkafka eventfd) failed");
+}
+
+/* shutdown_flush -- TERM: send what is already in the ring, wait up to
+ * flush_timeout for Kafka, report what is left. */
+static void
+shutdown_flush(prod_t *p)
+{
+    uint64_t deadline = now_ms() + p->conf->flush_timeout_ms, left = 0;
+    bool full;
+
+    fb_log_notice("stopping: flushing the ring to Kafka (at most %llu ms)",
+                  (unsigned long long)p->conf->flush_timeout_ms);
+    for (unsigned i = 0; i < p->n_lanes; i++)
+        (void)fb_lane_head(&p->lanes[i]);
+    while (now_ms() < deadline) {
+        drain(p, &full);
+        settle(p, 50);
+        if (!pending(p) && p->n_retry == 0)
+            break;
+        p->retry_at = 0;
+    }
+    for (unsigned i = 0; i < p->n_lanes; i++) {
+        uint64_t a = fb_lane_acked(&p->lanes[i]), h = fb_lane_head(&p->lanes[i]);
+        left += h - a;
+    }
+    if (left > 0)
+        fb_log_warnx("stopped with %llu bytes of records not acknowledged by Kafka; they stay "
+                     "in the ring only as long as the master keeps it",
+                     (unsigned long long)left);
+    else
+        fb_log_notice("stopped: everything in the ring is in Kafka");
+}
+
+/* fb_producer_run -- the producer process's work, until *stop. */
+int
+fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *stop)
+{
+    prod_t p = {.conf = conf, .ring = ring, .dr_fd = -1};
+    rd_kafka_conf_t *kc;
+    char err[512], fatal[512];
+    uint64_t topic_ok_at = 0, last_topic_try = 0;
+    int rc = FB_PRODUCER_EXIT_FATAL;
+    static const uint64_t one = 1;
+
+    p.n_lanes = ring->sh->n_lanes;
+    p.lanes = calloc(p.n_lanes, sizeof(*p.lanes));
+    p.read = calloc(p.n_lanes, sizeof(*p.read));
+    if (p.lanes == NULL || p.read == NULL) {
+        fb_log_error("calloc(%u lanes) failed", p.n_lanes);
+        goto out;
+    }
+    for (unsigned i = 0; i < p.n_lanes; i++) {
+        fb_ring_lane(ring, i, &p.lanes[i]);
+        p.read[i] = fb_lane_acked(&p.lanes[i]); /* resume: nothing below acked is pending */
+    }
+    atomic_store(&ring->sh->producer_pid, (int32_t)getpid());
+
+    kc = fb_kafka_producer_conf(conf);
+    if (kc == NULL) {
+        rc = FB_PRODUCER_EXIT_CONFIG;
+        goto out;
+    }
+    rd_kafka_conf_set_dr_msg_cb(kc, on_delivery);
+    rd_kafka_conf_set_opaque(kc, &p);
+    p.rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err));
+    if (p.rk == NULL) {
+        fb_log_errorx("rd_kafka_new(producer) failed: %s", err);
+        rd_kafka_conf_destroy(kc);
+        goto out;
+    }
+    p.rkt = rd_kafka_topic_new(p.rk, conf->topic, NULL);
+    p.dr_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (p.rkt == NULL || p.dr_fd < 0) {
+        fb_log_error("rd_kafka_topic_new(%s) or eventfd() failed", conf->topic);
+        goto out;
+    }
+    {
+        rd_kafka_queue_t *mq = rd_kafka_queue_get_main(p.rk);
+        rd_kafka_queue_io_event_enable(mq, p.dr_fd, &one, sizeof(one));
+        rd_kafka_queue_destroy(mq);
+    }
+    fb_log_info("producing to %s on %s (%u lanes, resuming from acked)", conf->topic,
+                conf->brokers, p.n_lanes);
+
+    while (!*stop) {
+        bool full;
+        size_t n;
+
+        if (topic_ok_at == 0 && now_ms() - last_topic_try >= TOPIC_RETRY_MS) {
+            last_topic_try = now_ms();
+            if (fb_kafka_topic_ensure(p.rk, conf, 10000) == 0)
+                topic_ok_at = last_topic_try;
+            else
+                fb_log_warnx("will try the topic again in %d s; records wait in the ring",
+                             TOPIC_RETRY_MS / 1000);
+        }
+        n = drain(&p, &full);
+        settle(&p, full ? 10 : 0);
+        if (rd_kafka_fatal_error(p.rk, fatal, sizeof(fatal)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fb_log_errorx("fatal idempotent-producer error: %s; exiting so that a new producer "
+                          "resumes from acked", fatal);
+            goto out;
+        }
+        if (n == 0 && !full)
+            sleep_until_work(&p, 100);
+    }
+    shutdown_flush(&p);
+    rc = FB_PRODUCER_EXIT_OK;
+out:
+    if (p.rkt != NULL)
+        rd_kafka_topic_destroy(p.rkt);
+    if (p.rk != NULL) {
+        if (rc != FB_PRODUCER_EXIT_OK)
+            rd_kafka_purge(p.rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_destroy_flags(p.rk, rc == FB_PRODUCER_EXIT_OK ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    }
+    if (p.dr_fd >= 0)
+        close(p.dr_fd);
+    free(p.retry);
+    free(p.lanes);
+    free(p.read);
+    return rc;
+}
