@@ -15,6 +15,7 @@
 #include "common/conf.h"
 #include "common/log.h"
 #include "master/master.h"
+#include "producer/producer.h"
 
 static void
 usage(FILE *fp)
@@ -94,6 +95,12 @@ main(int argc, char **argv)
         conf->router_print_events = true;
     }
     if (test_only) {
+        /* a client in this short-lived process only, never in the master */
+        if (conf->ingester_enabled && fb_kafka_topic_probe(conf, 3000) < 0) {
+            fb_log_errorx("%s: configuration test failed", conf_path);
+            fb_conf_free(conf);
+            return FB_EXIT_CONFIG;
+        }
         printf("%s: configuration OK\n", conf_path);
         fb_conf_free(conf);
         return FB_EXIT_OK;

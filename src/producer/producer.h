@@ -30,5 +30,6 @@ int fb_producer_main(const fb_conf_t *conf, fb_ring_t *ring);
 bool fb_kafka_err_permanent(rd_kafka_resp_err_t err);
 rd_kafka_conf_t *fb_kafka_producer_conf(const fb_conf_t *conf);
 int fb_kafka_topic_ensure(rd_kafka_t *rk, const fb_conf_t *conf, int timeout_ms);
+int fb_kafka_topic_probe(const fb_conf_t *conf, int timeout_ms);
 
 #endif /* FB_PRODUCER_H */

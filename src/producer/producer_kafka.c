@@ -162,3 +162,57 @@ fb_kafka_topic_ensure(rd_kafka_t *rk, const fb_conf_t *conf, int timeout_ms)
     rd_kafka_NewTopic_destroy(nt);
     return rc;
 }
+
+/* fb_kafka_topic_probe -- for fbpiped -t: say whether the topic exists
+ * and matches, when a broker answers within timeout_ms. Never an error
+ * when Kafka is unreachable (the producer waits for it); -1 only when a
+ * reachable cluster refuses the topic name. A short-lived client: only
+ * for the -t process, never the master. */
+int
+fb_kafka_topic_probe(const fb_conf_t *conf, int timeout_ms)
+{
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    const struct rd_kafka_metadata *md;
+    rd_kafka_resp_err_t err;
+    char errstr[512];
+    rd_kafka_t *rk;
+    int rc = 0;
+
+    rd_kafka_conf_set(kc, "bootstrap.servers", conf->brokers, errstr, sizeof(errstr));
+    rd_kafka_conf_set(kc, "log_level", "0", errstr, sizeof(errstr));
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        fb_log_warnx("kafka: cannot make a client to check the topic: %s", errstr);
+        rd_kafka_conf_destroy(kc);
+        return 0;
+    }
+    err = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fb_log_notice("kafka: %s did not answer in %d ms (%s): topic %s not checked",
+                      conf->brokers, timeout_ms, rd_kafka_err2str(err), conf->topic);
+    } else {
+        int found = -1;
+        for (int i = 0; i < md->topic_cnt; i++)
+            if (strcmp(md->topics[i].topic, conf->topic) == 0)
+                found = i;
+        if (found < 0)
+            fb_log_notice("kafka: topic %s does not exist yet; the producer creates it with %llu "
+                          "partitions, replication factor %llu", conf->topic,
+                          (unsigned long long)conf->partitions,
+                          (unsigned long long)conf->replication_factor);
+        else if (md->topics[found].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fb_log_errorx("kafka: topic %s: %s", conf->topic,
+                          rd_kafka_err2str(md->topics[found].err));
+            rc = -1;
+        } else if ((uint64_t)md->topics[found].partition_cnt != conf->partitions)
+            fb_log_warnx("kafka: topic %s has %d partitions, kafka.partitions says %llu",
+                         conf->topic, md->topics[found].partition_cnt,
+                         (unsigned long long)conf->partitions);
+        else
+            fb_log_notice("kafka: topic %s exists with %d partitions", conf->topic,
+                          md->topics[found].partition_cnt);
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_destroy(rk);
+    return rc;
+}
