@@ -25,25 +25,34 @@
 
 static char *pid_path;
 
-/* write_pid_file -- refuse when a live fbpiped holds it. */
+/* check_pid_file -- refuse when a live process holds the pid file; run
+ * before daemonising, so that the refusal reaches the terminal. */
+static int
+check_pid_file(const char *path)
+{
+    FILE *fp = fopen(path, "re");
+    long old;
+
+    if (fp == NULL)
+        return 0;
+    if (fscanf(fp, "%ld", &old) == 1 && old > 0 && old != getpid() && kill((pid_t)old, 0) == 0) {
+        fclose(fp);
+        fb_log_errorx("%s: fbpiped already running as pid %ld", path, old);
+        return -1;
+    }
+    fclose(fp);
+    return 0;
+}
+
+/* write_pid_file -- our pid, after check_pid_file. */
 static int
 write_pid_file(const char *path)
 {
     char buf[32];
-    FILE *fp;
-    long old;
     int fd, n;
 
-    fp = fopen(path, "re");
-    if (fp != NULL) {
-        if (fscanf(fp, "%ld", &old) == 1 && old > 0 && old != getpid() &&
-            kill((pid_t)old, 0) == 0) {
-            fclose(fp);
-            fb_log_errorx("%s: fbpiped already running as pid %ld", path, old);
-            return -1;
-        }
-        fclose(fp);
-    }
+    if (check_pid_file(path) < 0)
+        return -1;
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0) {
         fb_log_error("open(%s) failed", path);
@@ -125,6 +134,8 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
     fb_ring_t *ring = NULL;
     int rc = FB_EXIT_FAILURE;
 
+    if (pidf != NULL && check_pid_file(pidf) < 0)
+        goto out;
     if (!opts->foreground && daemonise() < 0)
         goto out;
     if (pidf != NULL && write_pid_file(pidf) < 0)
