@@ -374,15 +374,22 @@ fb_lane_wait_acked(fb_lane_t *l, uint64_t pos, int timeout_ms)
     }
 }
 
-/* valid_rec -- the header at off is one this module wrote. */
+/* rec_at -- the header at *pos, after skipping an end of lane too short
+ * for a header (an implicit wrap, which moves *pos); NULL if it is not a
+ * header this module wrote. */
 static fb_rec_t *
-valid_rec(fb_lane_t *l, uint64_t off)
+rec_at(fb_lane_t *l, uint64_t *pos)
 {
-    fb_rec_t *rec = (fb_rec_t *)(l->data + off);
-    uint64_t contiguous = l->size - off;
+    uint64_t off = *pos % l->size;
+    fb_rec_t *rec;
 
+    if (l->size - off < sizeof(fb_rec_t)) {
+        *pos += l->size - off;
+        off = 0;
+    }
+    rec = (fb_rec_t *)(l->data + off);
     if (rec->magic != FB_REC_MAGIC || rec->size < sizeof(fb_rec_t) ||
-        rec->size % FB_REC_ALIGN != 0 || rec->size > contiguous ||
+        rec->size % FB_REC_ALIGN != 0 || rec->size > l->size - off ||
         (!(rec->flags & FB_REC_F_WRAP) &&
          sizeof(fb_rec_t) + rec->key_len + (uint64_t)rec->val_len > rec->size))
         return NULL;
@@ -398,14 +405,8 @@ fb_lane_first_failure(fb_lane_t *l, uint64_t from, uint64_t to, int32_t *err)
     uint64_t pos = from;
 
     while (pos < to) {
-        uint64_t off = pos % l->size;
-        fb_rec_t *rec;
+        fb_rec_t *rec = rec_at(l, &pos);
 
-        if (l->size - off < sizeof(fb_rec_t)) {
-            pos += l->size - off;
-            continue;
-        }
-        rec = valid_rec(l, off);
         if (rec == NULL)
             return -EBADMSG;
         /* acquire: the producer's state and err writes come before acked */
@@ -424,16 +425,13 @@ int
 fb_lane_next(fb_lane_t *l, uint64_t *read, uint64_t head, fb_rec_t **out)
 {
     while (*read < head) {
-        uint64_t off = *read % l->size;
-        fb_rec_t *rec;
+        uint64_t at = *read;
+        fb_rec_t *rec = rec_at(l, read);
 
-        if (l->size - off < sizeof(fb_rec_t)) {
-            *read += l->size - off; /* too little room for a filler: implicit wrap */
-            continue;
-        }
-        rec = valid_rec(l, off);
-        if (rec == NULL)
+        if (rec == NULL) {
+            *read = at;
             return -EBADMSG;
+        }
         *read += rec->size;
         if (rec->flags & FB_REC_F_WRAP)
             continue;
@@ -460,15 +458,11 @@ fb_lane_advance_acked(fb_lane_t *l)
     uint64_t head = fb_lane_head(l), pos = start;
 
     while (pos < head) {
-        uint64_t off = pos % l->size;
-        fb_rec_t *rec;
+        uint64_t at = pos;
+        fb_rec_t *rec = rec_at(l, &pos);
 
-        if (l->size - off < sizeof(fb_rec_t)) {
-            pos += l->size - off;
-            continue;
-        }
-        rec = valid_rec(l, off);
         if (rec == NULL) {
+            pos = at;
             if (pos != start)
                 break; /* publish what is good; the caller sees it next time */
             return -EBADMSG;

@@ -16,32 +16,13 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "itest.h"
+
 #define N_KEYS 100
 #define N_PARTITIONS 4
 
 static const char *brokers;
 static long delivered_ok, delivered_err;
-
-static void
-die(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "kafka_smoke: FAIL: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void
 conf_set(rd_kafka_conf_t *c, const char *k, const char *v)
@@ -247,6 +228,8 @@ main(int argc, char **argv)
     char topic[128];
     long count = 20000;
     const char *env = getenv("FBPIPE_SMOKE_COUNT");
+
+    itest_name = "kafka_smoke";
 
     brokers = getenv("FBPIPE_KAFKA_BROKERS");
     if (brokers == NULL || *brokers == '\0')

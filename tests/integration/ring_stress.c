@@ -30,6 +30,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "itest.h"
+
 #include "common/conf.h"
 #include "common/log.h"
 #include "common/ring.h"
@@ -44,27 +46,6 @@ static fb_ring_t *ring;
 static const char *topic;
 static long n_writers = 3, per_writer;
 static useconds_t slow_us = 300;
-
-static void
-die(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "ring_stress: FAIL: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* settle_batch -- wait until Kafka has a batch, then check its records. */
 static int
@@ -280,6 +261,8 @@ main(int argc, char **argv)
     long total = 100000, kills = 0;
     int st, bad = 0;
     double t0;
+
+    itest_name = "ring_stress";
 
     if (argc != 4)
         die("usage: ring_stress CONF TOPIC plain|kill-producer|slow|big");

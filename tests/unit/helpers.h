@@ -77,4 +77,19 @@ test_rmdir(void)
         abort();
 }
 
+/* test_setup / test_teardown -- a private folder and captured logging. */
+static inline void
+test_setup(void)
+{
+    test_mkdir();
+    test_log_capture();
+}
+
+static inline void
+test_teardown(void)
+{
+    fb_log_set_sink(NULL, NULL);
+    test_rmdir();
+}
+
 #endif /* FB_TEST_HELPERS_H */

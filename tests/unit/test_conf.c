@@ -9,21 +9,7 @@
 
 #define SECRET "0123456789abcdef0123456789abcdef\n"
 
-static void
-setup(void)
-{
-    test_mkdir();
-    test_log_capture();
-}
-
-static void
-teardown(void)
-{
-    fb_log_set_sink(NULL, NULL);
-    test_rmdir();
-}
-
-TestSuite(conf, .init = setup, .fini = teardown);
+TestSuite(conf, .init = test_setup, .fini = test_teardown);
 
 /* load_text -- write fbpipe.conf with text and load it. */
 static fb_conf_t *

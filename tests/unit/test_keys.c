@@ -21,29 +21,11 @@
 /* the bytes of RAW32, written as hex */
 #define RAW32_HEX "6162636465666768696a6b6c6d6e6f707172737475767778797a303132333435"
 
-static void setup(void);
-static void teardown(void);
 static fb_keydb_t *load(const char *json);
 static void refused(const char *json, const char *want);
 static void no_secret_logged(const char *secret);
 
-/* setup -- a private folder and a log capture for each test. */
-static void
-setup(void)
-{
-    test_mkdir();
-    test_log_capture();
-}
-
-/* teardown -- back to stderr, remove the folder. */
-static void
-teardown(void)
-{
-    fb_log_set_sink(NULL, NULL);
-    test_rmdir();
-}
-
-TestSuite(keys, .init = setup, .fini = teardown);
+TestSuite(keys, .init = test_setup, .fini = test_teardown);
 
 /* load -- write json to keys.json (mode 0600) and load it, log cleared first. */
 static fb_keydb_t *

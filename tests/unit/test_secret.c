@@ -8,21 +8,7 @@
 
 #define S32 "0123456789abcdef0123456789abcdef"
 
-static void
-setup(void)
-{
-    test_mkdir();
-    test_log_capture();
-}
-
-static void
-teardown(void)
-{
-    fb_log_set_sink(NULL, NULL);
-    test_rmdir();
-}
-
-TestSuite(secret, .init = setup, .fini = teardown);
+TestSuite(secret, .init = test_setup, .fini = test_teardown);
 
 Test(secret, reads_and_strips_newline)
 {
