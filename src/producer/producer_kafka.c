@@ -163,28 +163,31 @@ fb_kafka_topic_ensure(rd_kafka_t *rk, const fb_conf_t *conf, int timeout_ms)
     return rc;
 }
 
-/* fb_kafka_topic_probe -- for fbpiped -t: say whether the topic exists
- * and matches, when a broker answers within timeout_ms. Never an error
- * when Kafka is unreachable (the producer waits for it); -1 only when a
- * reachable cluster refuses the topic name. A short-lived client: only
- * for the -t process, never the master. */
+/* fb_kafka_topic_probe -- for fbpiped -t: make the producer's client (so
+ * librdkafka judges the settings together), then say whether the topic
+ * exists and matches, when a broker answers within timeout_ms. Never an
+ * error when Kafka is unreachable (the producer waits for it). -1 when
+ * librdkafka refuses the settings or a reachable cluster the topic. A
+ * short-lived client: only in the -t process, never in the master. */
 int
 fb_kafka_topic_probe(const fb_conf_t *conf, int timeout_ms)
 {
-    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    rd_kafka_conf_t *kc = fb_kafka_producer_conf(conf);
     const struct rd_kafka_metadata *md;
     rd_kafka_resp_err_t err;
     char errstr[512];
     rd_kafka_t *rk;
     int rc = 0;
 
-    rd_kafka_conf_set(kc, "bootstrap.servers", conf->brokers, errstr, sizeof(errstr));
+    if (kc == NULL)
+        return -1;
     rd_kafka_conf_set(kc, "log_level", "0", errstr, sizeof(errstr));
+    /* the producer's own settings: librdkafka judges their combination */
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof(errstr));
     if (rk == NULL) {
-        fb_log_warnx("kafka: cannot make a client to check the topic: %s", errstr);
+        fb_log_errorx("kafka: librdkafka refuses the producer settings: %s", errstr);
         rd_kafka_conf_destroy(kc);
-        return 0;
+        return -1;
     }
     err = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {

@@ -278,8 +278,11 @@ fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *s
     rd_kafka_conf_set_opaque(kc, &p);
     p.rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err));
     if (p.rk == NULL) {
+        /* librdkafka refuses combinations of settings here (fbpiped -t
+         * makes the same client): a configuration error, not a crash */
         fb_log_errorx("rd_kafka_new(producer) failed: %s", err);
         rd_kafka_conf_destroy(kc);
+        rc = FB_PRODUCER_EXIT_CONFIG;
         goto out;
     }
     p.rkt = rd_kafka_topic_new(p.rk, conf->topic, NULL);

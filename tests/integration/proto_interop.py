@@ -5,7 +5,9 @@ what fbpipe's protoc-c code encodes decodes in Python -- a Record as an
 api.Event and as a fbpipe.v1.Record -- and that what Python encodes decodes
 in C. Run by test-proto-interop inside the test virtual environment.
 """
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,6 +18,7 @@ import grpc_tools
 src = os.environ["FBPIPE_SRCDIR"]
 codec = os.path.join(os.environ["FBPIPE_BUILDDIR"], "tests/integration/proto_codec")
 out = tempfile.mkdtemp(prefix="fbpipe-pyproto-")
+atexit.register(shutil.rmtree, out, ignore_errors=True)
 include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
 rc = protoc.main(["protoc", "-I" + os.path.join(src, "proto"), "-I" + include,
                   "--python_out=" + out, "--grpc_python_out=" + out,
