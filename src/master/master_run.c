@@ -9,7 +9,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +109,38 @@ daemonise(void)
     return 0;
 }
 
+/* drop_privileges -- become main.user / main.group before forking any
+ * child; the ring and the pid file are made first. */
+static int
+drop_privileges(const fb_conf_t *conf)
+{
+    struct passwd *pw = NULL;
+    struct group *gr = NULL;
+    gid_t gid;
+
+    if (conf->user[0] == '\0' && conf->group[0] == '\0')
+        return 0;
+    if (conf->user[0] != '\0' && (pw = getpwnam(conf->user)) == NULL) {
+        fb_log_errorx("main.user: no user \"%s\"", conf->user);
+        return -1;
+    }
+    if (conf->group[0] != '\0' && (gr = getgrnam(conf->group)) == NULL) {
+        fb_log_errorx("main.group: no group \"%s\"", conf->group);
+        return -1;
+    }
+    gid = gr != NULL ? gr->gr_gid : pw != NULL ? pw->pw_gid : getgid();
+    if (setgroups(1, &gid) < 0 || setgid(gid) < 0) {
+        fb_log_error("setgid(%ld) failed", (long)gid);
+        return -1;
+    }
+    if (pw != NULL && setuid(pw->pw_uid) < 0) {
+        fb_log_error("setuid(%s) failed", conf->user);
+        return -1;
+    }
+    fb_log_info("running as uid %ld, gid %ld", (long)getuid(), (long)getgid());
+    return 0;
+}
+
 /* reload -- validate the new configuration whole; keep the old on failure. */
 static fb_conf_t *
 reload(fb_conf_t *conf, const char *path)
@@ -146,6 +180,10 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
     ring = fb_ring_create(conf->ring_size, (unsigned)conf->max_workers);
     if (ring == NULL)
         goto out;
+    if (drop_privileges(conf) < 0) {
+        rc = FB_EXIT_CONFIG;
+        goto out;
+    }
     fb_log_notice("fbpiped starting: ring %llu bytes, %llu lanes of %llu bytes",
                   (unsigned long long)conf->ring_size, (unsigned long long)conf->max_workers,
                   (unsigned long long)ring->sh->lane_size);
@@ -200,7 +238,8 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
 out:
     fb_ring_destroy(ring);
     if (pid_path != NULL) {
-        unlink(pid_path);
+        if (unlink(pid_path) < 0 && errno != ENOENT)
+            fb_log_warn("unlink(%s) failed", pid_path);
         free(pid_path);
     }
     fb_conf_free(conf);
