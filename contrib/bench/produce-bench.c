@@ -131,7 +131,7 @@ through_fbpipe(const fb_conf_t *conf, const char *events, long n)
     prod = fork();
     if (prod == 0) {
         fb_log_set_role("producer");
-        _exit(fb_producer_main(conf, ring));
+        _exit(fb_producer_main(conf, ring, 0));
     }
     fb_ring_lane(ring, 0, &l);
     /* let the producer connect and create the topic before timing */

@@ -72,6 +72,7 @@ fb_ring_format(void *base, size_t seg_size, unsigned n_lanes, const char **why)
     sh->lanes_off = lanes_off;
     sh->lane_size = lane_size;
     sh->creator_pid = (int32_t)getpid();
+    sh->kafka_ok_ms = fb_monotonic_ms(); /* a fresh start counts as reachable */
     for (unsigned i = 0; i < n_lanes; i++) {
         fb_lane_sh_t *l = (fb_lane_sh_t *)((uint8_t *)base + lanes_off) + i;
         l->data_off = data_off + (uint64_t)i * lane_size;
@@ -179,6 +180,16 @@ fb_ring_lane(fb_ring_t *r, unsigned index, fb_lane_t *out)
     out->index = index;
     /* pairs with the worker's release store of head in fb_lane_publish */
     out->reserved = atomic_load_explicit(&out->sh->head, memory_order_acquire);
+}
+
+/* fb_monotonic_ms -- CLOCK_MONOTONIC in ms: the same clock in every process. */
+uint64_t
+fb_monotonic_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* fb_ring_max_record -- the largest record a lane takes (half a lane). */

@@ -76,6 +76,9 @@ typedef struct fb_ring_sh {
     /* the producer's doorbell: writers ring it only while it sleeps */
     _Alignas(FB_CACHELINE) _Atomic uint32_t producer_sleeping;
     _Atomic int32_t producer_pid;
+    /* CLOCK_MONOTONIC ms of the producer's last contact with Kafka (the
+     * health check turns NOT_SERVING when it is too old) */
+    _Atomic uint64_t kafka_ok_ms;
 } fb_ring_sh_t;
 
 _Static_assert(sizeof(fb_rec_t) == 24, "record header layout");
@@ -110,6 +113,7 @@ int fb_ring_format(void *base, size_t seg_size, unsigned n_lanes, const char **w
 int fb_ring_check(const void *base, size_t seg_size, const char **why);
 void fb_ring_lane(fb_ring_t *r, unsigned index, fb_lane_t *out);
 size_t fb_ring_max_record(const fb_ring_t *r);
+uint64_t fb_monotonic_ms(void);
 
 /* lane ownership */
 int fb_lane_claim(fb_lane_t *l, pid_t pid, uint64_t gen);

@@ -35,12 +35,12 @@ void fb_master_signals_drain(void);
 void fb_master_signals_reset_child(void);
 
 /* master_spawn.c */
-typedef enum fb_child_role { FB_ROLE_PRODUCER } fb_child_role_t;
-typedef int (*fb_child_main_t)(const fb_conf_t *conf, fb_ring_t *ring);
+typedef enum fb_child_role { FB_ROLE_PRODUCER, FB_ROLE_WORKER } fb_child_role_t;
+typedef int (*fb_child_main_t)(const fb_conf_t *conf, fb_ring_t *ring, unsigned index);
 
-int fb_master_spawn(fb_child_role_t role, const char *name, fb_child_main_t fn,
+int fb_master_spawn(fb_child_role_t role, unsigned index, const char *name, fb_child_main_t fn,
                     const fb_conf_t *conf, fb_ring_t *ring);
-int fb_master_reap(void);
+int fb_master_reap(fb_ring_t *ring);
 int fb_master_respawn_due(const fb_conf_t *conf, fb_ring_t *ring, int *next_ms);
 void fb_master_stop_children(int sig, unsigned grace_ms);
 unsigned fb_master_children(void);

@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "master/master.h"
 #include "producer/producer.h"
+#include "worker/worker.h"
 
 #define QUICK_STOP_MS 1000
 
@@ -187,9 +188,16 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
     fb_log_notice("fbpiped starting: ring %llu bytes, %llu lanes of %llu bytes",
                   (unsigned long long)conf->ring_size, (unsigned long long)conf->max_workers,
                   (unsigned long long)ring->sh->lane_size);
-    if (conf->ingester_enabled &&
-        fb_master_spawn(FB_ROLE_PRODUCER, "producer", fb_producer_main, conf, ring) < 0)
-        goto out;
+    if (conf->ingester_enabled) {
+        if (fb_master_spawn(FB_ROLE_PRODUCER, 0, "producer", fb_producer_main, conf, ring) < 0)
+            goto out;
+        for (unsigned i = 0; i < conf->workers; i++) {
+            char name[32];
+            snprintf(name, sizeof(name), "worker[%u]", i);
+            if (fb_master_spawn(FB_ROLE_WORKER, i, name, fb_worker_main, conf, ring) < 0)
+                goto out;
+        }
+    }
     if (conf->router_enabled)
         fb_log_warnx("[router] enabled = yes: the router processes are not part of this "
                      "release yet");
@@ -204,7 +212,7 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
         fb_master_signals_drain();
         if (fb_sig_child) {
             fb_sig_child = 0;
-            if (fb_master_reap() > 0) {
+            if (fb_master_reap(ring) > 0) {
                 fb_log_errorx("a child cannot run with this configuration: stopping");
                 fb_master_stop_children(SIGTERM, (unsigned)conf->shutdown_timeout_ms);
                 rc = FB_EXIT_CONFIG;

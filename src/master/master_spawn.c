@@ -32,6 +32,7 @@ typedef struct child {
     bool given_up;
     pid_t pid;
     fb_child_role_t role;
+    unsigned index; /* a worker's lane */
     char name[32];
     fb_child_main_t fn;
     uint64_t started_ms;
@@ -70,7 +71,7 @@ start(child_t *c, const fb_conf_t *conf, fb_ring_t *ring)
         if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != master)
             _exit(FB_EXIT_FAILURE);
         fb_log_set_role(c->name);
-        rc = c->fn(conf, ring);
+        rc = c->fn(conf, ring, c->index);
         fflush(NULL);
         _exit(rc);
     }
@@ -83,8 +84,8 @@ start(child_t *c, const fb_conf_t *conf, fb_ring_t *ring)
 
 /* fb_master_spawn -- register and start a child. */
 int
-fb_master_spawn(fb_child_role_t role, const char *name, fb_child_main_t fn, const fb_conf_t *conf,
-                fb_ring_t *ring)
+fb_master_spawn(fb_child_role_t role, unsigned index, const char *name, fb_child_main_t fn,
+                const fb_conf_t *conf, fb_ring_t *ring)
 {
     for (size_t i = 0; i < MAX_CHILDREN; i++) {
         child_t *c = &children[i];
@@ -93,6 +94,7 @@ fb_master_spawn(fb_child_role_t role, const char *name, fb_child_main_t fn, cons
         memset(c, 0, sizeof(*c));
         c->in_use = true;
         c->role = role;
+        c->index = index;
         c->fn = fn;
         snprintf(c->name, sizeof(c->name), "%s", name);
         return start(c, conf, ring);
@@ -104,7 +106,7 @@ fb_master_spawn(fb_child_role_t role, const char *name, fb_child_main_t fn, cons
 /* fb_master_reap -- collect every dead child; returns how many gave up
  * for good (exit 2), so that the master can stop. */
 int
-fb_master_reap(void)
+fb_master_reap(fb_ring_t *ring)
 {
     int given_up = 0, st;
     pid_t pid;
@@ -120,6 +122,14 @@ fb_master_reap(void)
             continue;
         c->alive = false;
         lived = now_ms() - c->started_ms;
+        if (c->role == FB_ROLE_WORKER && ring != NULL) {
+            /* ownership only: the lane goes to the next worker once the
+             * producer has acknowledged what this one published */
+            fb_lane_t l;
+            fb_ring_lane(ring, c->index, &l);
+            if (atomic_load(&l.sh->owner_pid) == (int32_t)pid)
+                fb_lane_release(&l);
+        }
         if (WIFEXITED(st) && WEXITSTATUS(st) == FB_EXIT_OK) {
             fb_log_info("%s (pid %ld) exited cleanly", c->name, (long)pid);
         } else if (WIFEXITED(st) && WEXITSTATUS(st) == FB_EXIT_CONFIG) {
@@ -209,7 +219,7 @@ fb_master_stop_children(int sig, unsigned grace_ms)
     stopping = true;
     fb_master_signal_children(sig);
     while (fb_master_children() > 0 && now_ms() < deadline) {
-        fb_master_reap();
+        fb_master_reap(NULL);
         if (fb_master_children() > 0)
             usleep(20000);
     }
@@ -222,7 +232,7 @@ fb_master_stop_children(int sig, unsigned grace_ms)
             }
         }
         while (fb_master_children() > 0) {
-            fb_master_reap();
+            fb_master_reap(NULL);
             if (fb_master_children() > 0)
                 usleep(10000);
         }

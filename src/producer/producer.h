@@ -24,7 +24,7 @@
 #define FB_PRODUCER_EXIT_CONFIG 2
 
 int fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *stop);
-int fb_producer_main(const fb_conf_t *conf, fb_ring_t *ring);
+int fb_producer_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index);
 
 /* producer_kafka.c */
 bool fb_kafka_err_permanent(rd_kafka_resp_err_t err);

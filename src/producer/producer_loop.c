@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -39,7 +40,12 @@ typedef struct prod {
     uint64_t retry_at; /* monotonic ms: no hot loop while Kafka refuses */
     uint64_t produced, delivered, failed, retried;
     int dr_fd;         /* eventfd librdkafka writes when its queue fills */
+    pthread_t watcher;
+    bool watcher_started;
+    volatile sig_atomic_t *stop;
 } prod_t;
+
+#define WATCH_INTERVAL_MS 5000
 
 static uint64_t
 now_ms(void)
@@ -50,13 +56,37 @@ now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* kafka_watch -- a thread that asks the brokers for metadata every few
+ * seconds and records each answer in the ring header, for the workers'
+ * health checks (librdkafka handles are thread-safe). */
+static void *
+kafka_watch(void *arg)
+{
+    prod_t *p = arg;
+
+    while (!*p->stop) {
+        const struct rd_kafka_metadata *md;
+        if (rd_kafka_metadata(p->rk, 0, p->rkt, &md, WATCH_INTERVAL_MS) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+            atomic_store_explicit(&p->ring->sh->kafka_ok_ms, fb_monotonic_ms(),
+                                  memory_order_relaxed);
+            rd_kafka_metadata_destroy(md);
+        }
+        for (int i = 0; i < WATCH_INTERVAL_MS / 100 && !*p->stop; i++)
+            usleep(100000);
+    }
+    return NULL;
+}
+
 /* mark -- the producer's verdict on a record; acked passes it later. */
 static void
 mark(prod_t *p, fb_rec_t *rec, rd_kafka_resp_err_t err)
 {
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         atomic_store_explicit(&rec->state, FB_REC_S_DONE, memory_order_relaxed);
-        p->delivered++;
+        if (p->delivered++ % 1024 == 0)
+            atomic_store_explicit(&p->ring->sh->kafka_ok_ms, fb_monotonic_ms(),
+                                  memory_order_relaxed);
     } else {
         rec->err = (int32_t)err;
         atomic_store_explicit(&rec->state, FB_REC_S_FAILED, memory_order_relaxed);
@@ -249,7 +279,7 @@ shutdown_flush(prod_t *p)
 int
 fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *stop)
 {
-    prod_t p = {.conf = conf, .ring = ring, .dr_fd = -1};
+    prod_t p = {.conf = conf, .ring = ring, .dr_fd = -1, .stop = stop};
     rd_kafka_conf_t *kc;
     char err[512], fatal[512];
     uint64_t topic_ok_at = 0, last_topic_try = 0;
@@ -296,6 +326,11 @@ fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *s
         rd_kafka_queue_io_event_enable(mq, p.dr_fd, &one, sizeof(one));
         rd_kafka_queue_destroy(mq);
     }
+    if (pthread_create(&p.watcher, NULL, kafka_watch, &p) != 0)
+        fb_log_warnx("pthread_create(kafka watcher) failed: health checks will say "
+                     "NOT_SERVING after kafka_unavailable_after");
+    else
+        p.watcher_started = true;
     fb_log_info("producing to %s on %s (%u lanes, resuming from acked)", conf->topic,
                 conf->brokers, p.n_lanes);
 
@@ -324,6 +359,10 @@ fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *s
     shutdown_flush(&p);
     rc = FB_PRODUCER_EXIT_OK;
 out:
+    if (p.watcher_started) {
+        *stop = 1;
+        pthread_join(p.watcher, NULL);
+    }
     if (p.rkt != NULL)
         rd_kafka_topic_destroy(p.rkt);
     if (p.rk != NULL) {

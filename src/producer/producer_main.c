@@ -21,10 +21,12 @@ on_stop(int sig)
 
 /* fb_producer_main -- the producer process; returns its exit status. */
 int
-fb_producer_main(const fb_conf_t *conf, fb_ring_t *ring)
+fb_producer_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
 {
     struct sigaction sa;
     const char *why;
+
+    (void)index;
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_stop;

@@ -135,7 +135,7 @@ start_producer(void)
         die("fork: %s", strerror(errno));
     if (pid == 0) {
         fb_log_set_role("producer");
-        _exit(fb_producer_main(conf, ring));
+        _exit(fb_producer_main(conf, ring, 0));
     }
     return pid;
 }

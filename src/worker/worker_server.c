@@ -1,0 +1,366 @@
+/*
+ * worker_server.c -- the worker's gRPC server: credentials, the listen
+ * address, the completion-queue loop, routing of new calls, and a clean
+ * shutdown that drains every call before grpc_shutdown().
+ *
+ * Every batch that returned GRPC_CALL_OK yields exactly one event; the
+ * tag of every event is an fb_wcall_t whose step runs next. The loop
+ * never blocks on anything but the completion queue.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+
+#include "common/log.h"
+#include "common/secret.h"
+#include "worker/worker.h"
+
+#define STOP_CHECK_MS 200
+
+static volatile sig_atomic_t stop_requested;
+
+static void
+on_stop(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void new_call(fb_wcall_t *c, int ok);
+
+/* wcall_new -- a call object with its step. */
+static fb_wcall_t *
+wcall_new(fb_worker_t *w, fb_wcall_step_t step)
+{
+    fb_wcall_t *c = calloc(1, sizeof(*c));
+
+    if (c == NULL)
+        fb_panic("calloc(call) failed");
+    c->w = w;
+    c->step = step;
+    grpc_call_details_init(&c->details);
+    grpc_metadata_array_init(&c->request_md);
+    w->calls++;
+    return c;
+}
+
+/* fb_wcall_finish -- the last event of a call: free everything. */
+void
+fb_wcall_finish(fb_wcall_t *c)
+{
+    if (c->recv != NULL)
+        grpc_byte_buffer_destroy(c->recv);
+    if (c->call != NULL)
+        grpc_call_unref(c->call);
+    grpc_call_details_destroy(&c->details);
+    grpc_metadata_array_destroy(&c->request_md);
+    c->w->calls--;
+    free(c);
+}
+
+static void
+finish_step(fb_wcall_t *c, int ok)
+{
+    (void)ok;
+    fb_wcall_finish(c);
+}
+
+/* request_call -- post a request for the next incoming call. */
+static void
+request_call(fb_worker_t *w)
+{
+    fb_wcall_t *c = wcall_new(w, new_call);
+    grpc_call_error e = grpc_server_request_call(w->server, &c->call, &c->details,
+                                                 &c->request_md, w->cq, w->cq, c);
+
+    if (e != GRPC_CALL_OK) {
+        fb_log_errorx("grpc_server_request_call failed: %d", (int)e);
+        fb_wcall_finish(c);
+    }
+}
+
+/* fb_wcall_reply -- send the answer (msg may be NULL) and the status, then
+ * run next (NULL: finish the call). Initial metadata goes first if not sent. */
+int
+fb_wcall_reply(fb_wcall_t *c, const ProtobufCMessage *msg, grpc_status_code status,
+               const char *detail, fb_wcall_step_t next)
+{
+    grpc_op ops[4];
+    grpc_op *op = ops;
+    grpc_byte_buffer *bb = NULL;
+    grpc_slice details = grpc_slice_from_copied_string(detail ? detail : "");
+    grpc_call_error e;
+
+    memset(ops, 0, sizeof(ops));
+    if (!c->sent_initial_md) {
+        op->op = GRPC_OP_SEND_INITIAL_METADATA;
+        op++;
+        c->sent_initial_md = 1;
+    }
+    if (msg != NULL) {
+        size_t len = protobuf_c_message_get_packed_size(msg);
+        grpc_slice s = grpc_slice_malloc(len);
+        protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(s));
+        bb = grpc_raw_byte_buffer_create(&s, 1);
+        grpc_slice_unref(s);
+        op->op = GRPC_OP_SEND_MESSAGE;
+        op->data.send_message.send_message = bb;
+        op++;
+    }
+    op->op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    op->data.send_status_from_server.status = status;
+    op->data.send_status_from_server.status_details = &details;
+    op++;
+    op->op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op->data.recv_close_on_server.cancelled = &c->cancelled;
+    op++;
+    c->step = next ? next : finish_step;
+    e = grpc_call_start_batch(c->call, ops, (size_t)(op - ops), c, NULL);
+    if (bb != NULL)
+        grpc_byte_buffer_destroy(bb);
+    grpc_slice_unref(details);
+    if (e != GRPC_CALL_OK) {
+        fb_log_errorx("grpc_call_start_batch(reply) failed: %d", (int)e);
+        fb_wcall_finish(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* fb_wcall_read -- send initial metadata and receive one message, then next. */
+int
+fb_wcall_read(fb_wcall_t *c, fb_wcall_step_t next)
+{
+    grpc_op ops[2];
+    grpc_op *op = ops;
+    grpc_call_error e;
+
+    memset(ops, 0, sizeof(ops));
+    if (!c->sent_initial_md) {
+        op->op = GRPC_OP_SEND_INITIAL_METADATA;
+        op++;
+        c->sent_initial_md = 1;
+    }
+    if (c->recv != NULL) {
+        grpc_byte_buffer_destroy(c->recv);
+        c->recv = NULL;
+    }
+    op->op = GRPC_OP_RECV_MESSAGE;
+    op->data.recv_message.recv_message = &c->recv;
+    op++;
+    c->step = next;
+    e = grpc_call_start_batch(c->call, ops, (size_t)(op - ops), c, NULL);
+    if (e != GRPC_CALL_OK) {
+        fb_log_errorx("grpc_call_start_batch(read) failed: %d", (int)e);
+        return -1;
+    }
+    return 0;
+}
+
+/* fb_wcall_message -- the received message as one flat buffer (caller frees). */
+uint8_t *
+fb_wcall_message(fb_wcall_t *c, size_t *len)
+{
+    grpc_byte_buffer_reader r;
+    grpc_slice s;
+    uint8_t *out;
+
+    if (c->recv == NULL || !grpc_byte_buffer_reader_init(&r, c->recv))
+        return NULL;
+    s = grpc_byte_buffer_reader_readall(&r);
+    grpc_byte_buffer_reader_destroy(&r);
+    *len = GRPC_SLICE_LENGTH(s);
+    out = malloc(*len ? *len : 1);
+    if (out != NULL)
+        memcpy(out, GRPC_SLICE_START_PTR(s), *len);
+    grpc_slice_unref(s);
+    return out;
+}
+
+/* method_is -- the call's method path equals path. */
+static int
+method_is(const fb_wcall_t *c, const char *path)
+{
+    return grpc_slice_str_cmp(c->details.method, path) == 0;
+}
+
+/* new_call -- route an incoming call by its method path. */
+static void
+new_call(fb_wcall_t *c, int ok)
+{
+    fb_worker_t *w = c->w;
+
+    if (!ok) { /* the server is shutting down */
+        fb_wcall_finish(c);
+        return;
+    }
+    if (!w->shutting_down)
+        request_call(w);
+    if (method_is(c, "/grpc.health.v1.Health/Check")) {
+        fb_worker_health_start(c);
+    } else {
+        char *m = grpc_slice_to_c_string(c->details.method);
+        fb_log_info("call to unknown method %.200s", m);
+        fb_wcall_reply(c, NULL, GRPC_STATUS_UNIMPLEMENTED, "unknown method", NULL);
+        gpr_free(m);
+    }
+}
+
+/* server_credentials -- TLS (with client verification when tls_client_ca
+ * is set) or plaintext (fb_conf_load allows it only where it may be). */
+static grpc_server_credentials *
+server_credentials(const fb_conf_t *conf)
+{
+    grpc_ssl_pem_key_cert_pair pair;
+    grpc_server_credentials *creds;
+    uint8_t *cert = NULL, *key = NULL, *ca = NULL;
+    size_t cert_len, key_len, ca_len;
+
+    if (conf->tls_cert[0] == '\0')
+        return grpc_insecure_server_credentials_create();
+    if (fb_secret_read(conf->tls_cert, 0, 1, &cert, &cert_len) < 0 ||
+        fb_secret_read(conf->tls_key, FB_SECRET_F_PRIVATE, 1, &key, &key_len) < 0 ||
+        (conf->tls_client_ca[0] != '\0' &&
+         fb_secret_read(conf->tls_client_ca, 0, 1, &ca, &ca_len) < 0)) {
+        fb_secret_free(cert, cert ? cert_len : 0);
+        fb_secret_free(key, key ? key_len : 0);
+        return NULL;
+    }
+    pair.private_key = (const char *)key;
+    pair.cert_chain = (const char *)cert;
+    creds = grpc_ssl_server_credentials_create_ex(
+        (const char *)ca, &pair, 1,
+        ca != NULL ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                   : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+        NULL);
+    fb_secret_free(cert, cert_len);
+    fb_secret_free(key, key_len);
+    if (ca != NULL)
+        fb_secret_free(ca, ca_len);
+    return creds;
+}
+
+/* drain -- run events until the queue is shut down. */
+static void
+drain(fb_worker_t *w)
+{
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                                   NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            return;
+        if (ev.type == GRPC_OP_COMPLETE && ev.tag != NULL)
+            ((fb_wcall_t *)ev.tag)->step(ev.tag, ev.success);
+    }
+}
+
+static void
+shutdown_done(fb_wcall_t *c, int ok)
+{
+    (void)ok;
+    c->w->shutting_down = 2;
+    fb_wcall_finish(c);
+}
+
+/* fb_worker_main -- the worker process; returns its exit status. */
+int
+fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
+{
+    fb_worker_t w = {.conf = conf, .ring = ring, .index = index};
+    grpc_server_credentials *creds;
+    grpc_arg args[2];
+    grpc_channel_args cargs = {.num_args = 2, .args = args};
+    struct sigaction sa;
+    const char *why;
+    int port, rc;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    if (fb_ring_check(ring->base, ring->size, &why) < 0) {
+        fb_log_errorx("shared ring refused: %s", why);
+        return 1;
+    }
+    fb_ring_lane(ring, index, &w.lane);
+    while ((rc = fb_lane_claim(&w.lane, getpid(), 1)) == -EAGAIN && !stop_requested)
+        fb_lane_wait_acked(&w.lane, fb_lane_head(&w.lane), 1000); /* the last owner's records */
+    if (rc < 0 && !stop_requested) {
+        fb_log_errorx("lane %u is owned by pid %d", index, (int)w.lane.sh->owner_pid);
+        return 1;
+    }
+
+    grpc_init(); /* after fork, in this process only */
+    args[0].type = GRPC_ARG_INTEGER;
+    args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    args[0].value.integer = (int)conf->max_message_size;
+    args[1].type = GRPC_ARG_INTEGER;
+    args[1].key = GRPC_ARG_ALLOW_REUSEPORT;
+    args[1].value.integer = 1;
+    w.cq = grpc_completion_queue_create_for_next(NULL);
+    w.server = grpc_server_create(&cargs, NULL);
+    grpc_server_register_completion_queue(w.server, w.cq, NULL);
+    creds = server_credentials(conf);
+    if (creds == NULL) {
+        fb_log_errorx("TLS credentials from %s and %s refused", conf->tls_cert, conf->tls_key);
+        rc = 2;
+        goto out;
+    }
+    port = grpc_server_add_http2_port(w.server, conf->listen, creds);
+    grpc_server_credentials_release(creds);
+    if (port == 0) {
+        fb_log_errorx("cannot listen on %s (address in use by another program, or not local)",
+                      conf->listen);
+        rc = 1;
+        goto out;
+    }
+    grpc_server_start(w.server);
+    fb_log_info("worker %u serving on %s (port %d, %s), lane %u", index, conf->listen, port,
+                conf->tls_cert[0] ? (conf->tls_client_ca[0] ? "mTLS" : "TLS") : "plaintext",
+                index);
+    for (unsigned i = 0; i < 8; i++)
+        request_call(&w);
+
+    while (!stop_requested) {
+        grpc_event ev = grpc_completion_queue_next(
+            w.cq, gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                               gpr_time_from_millis(STOP_CHECK_MS, GPR_TIMESPAN)), NULL);
+        if (ev.type == GRPC_OP_COMPLETE && ev.tag != NULL)
+            ((fb_wcall_t *)ev.tag)->step(ev.tag, ev.success);
+    }
+    rc = 0;
+out:
+    /* stop: no new calls, cancel the open ones, drain every event */
+    w.shutting_down = 1;
+    {
+        fb_wcall_t *sd = wcall_new(&w, shutdown_done);
+        grpc_server_shutdown_and_notify(w.server, w.cq, sd);
+    }
+    grpc_server_cancel_all_calls(w.server);
+    while (w.shutting_down != 2 || w.calls > 0) {
+        grpc_event ev = grpc_completion_queue_next(w.cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_OP_COMPLETE && ev.tag != NULL)
+            ((fb_wcall_t *)ev.tag)->step(ev.tag, ev.success);
+    }
+    grpc_server_destroy(w.server);
+    grpc_completion_queue_shutdown(w.cq);
+    drain(&w);
+    grpc_completion_queue_destroy(w.cq);
+    grpc_shutdown();
+    fb_lane_release(&w.lane);
+    fb_log_info("worker %u stopped", index);
+    return rc;
+}
