@@ -178,6 +178,7 @@ fb_ring_lane(fb_ring_t *r, unsigned index, fb_lane_t *out)
     out->data = r->base + out->sh->data_off;
     out->size = out->sh->size;
     out->index = index;
+    out->hold = UINT64_MAX;
     /* pairs with the worker's release store of head in fb_lane_publish */
     out->reserved = atomic_load_explicit(&out->sh->head, memory_order_acquire);
 }
@@ -272,6 +273,8 @@ fb_lane_reserve(fb_lane_t *l, size_t key_len, size_t val_len, fb_rec_t **out)
     /* pairs with the producer's release store in fb_lane_advance_acked:
      * everything below acked is no longer read by anyone */
     acked = atomic_load_explicit(&l->sh->acked, memory_order_acquire);
+    if (l->hold < acked)
+        acked = l->hold; /* the worker still has to read failures there */
     if (pos + skip + need - acked > l->size)
         return -EAGAIN;
     if (skip >= sizeof(fb_rec_t)) {

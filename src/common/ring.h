@@ -103,6 +103,8 @@ typedef struct fb_lane {
     uint8_t *data;
     uint64_t size;
     uint64_t reserved; /* worker: end of reserved, not yet published */
+    uint64_t hold;     /* worker: never reuse space at or above this, even if
+                        * acked (records whose failures are not read yet) */
     unsigned index;
 } fb_lane_t;
 

@@ -47,16 +47,35 @@ wcall_new(fb_worker_t *w, fb_wcall_step_t step)
         fb_panic("calloc(call) failed");
     c->w = w;
     c->step = step;
+    c->tag.c = c;
+    c->kick_tag.c = c;
+    c->kick_tag.kick = true;
     grpc_call_details_init(&c->details);
     grpc_metadata_array_init(&c->request_md);
     w->calls++;
     return c;
 }
 
-/* fb_wcall_finish -- the last event of a call: free everything. */
+/* fb_wcall_finish -- the last gRPC event of a call: free it now, or once
+ * its chunks are acknowledged and no kick is outstanding. */
 void
 fb_wcall_finish(fb_wcall_t *c)
 {
+    bool busy;
+
+    pthread_mutex_lock(&c->w->mu);
+    busy = c->pending > 0 || c->kick_pending;
+    c->grpc_done = true;
+    pthread_mutex_unlock(&c->w->mu);
+    if (!busy)
+        fb_wcall_release(c);
+}
+
+/* fb_wcall_release -- free a call nobody refers to any more. */
+void
+fb_wcall_release(fb_wcall_t *c)
+{
+    free(c->buf);
     if (c->recv != NULL)
         grpc_byte_buffer_destroy(c->recv);
     if (c->call != NULL)
@@ -80,7 +99,7 @@ request_call(fb_worker_t *w)
 {
     fb_wcall_t *c = wcall_new(w, new_call);
     grpc_call_error e = grpc_server_request_call(w->server, &c->call, &c->details,
-                                                 &c->request_md, w->cq, w->cq, c);
+                                                 &c->request_md, w->cq, w->cq, &c->tag);
 
     if (e != GRPC_CALL_OK) {
         fb_log_errorx("grpc_server_request_call failed: %d", (int)e);
@@ -124,7 +143,7 @@ fb_wcall_reply(fb_wcall_t *c, const ProtobufCMessage *msg, grpc_status_code stat
     op->data.recv_close_on_server.cancelled = &c->cancelled;
     op++;
     c->step = next ? next : finish_step;
-    e = grpc_call_start_batch(c->call, ops, (size_t)(op - ops), c, NULL);
+    e = grpc_call_start_batch(c->call, ops, (size_t)(op - ops), &c->tag, NULL);
     if (bb != NULL)
         grpc_byte_buffer_destroy(bb);
     grpc_slice_unref(details);
@@ -158,7 +177,7 @@ fb_wcall_read(fb_wcall_t *c, fb_wcall_step_t next)
     op->data.recv_message.recv_message = &c->recv;
     op++;
     c->step = next;
-    e = grpc_call_start_batch(c->call, ops, (size_t)(op - ops), c, NULL);
+    e = grpc_call_start_batch(c->call, ops, (size_t)(op - ops), &c->tag, NULL);
     if (e != GRPC_CALL_OK) {
         fb_log_errorx("grpc_call_start_batch(read) failed: %d", (int)e);
         return -1;
@@ -207,6 +226,10 @@ new_call(fb_wcall_t *c, int ok)
         request_call(w);
     if (method_is(c, "/grpc.health.v1.Health/Check")) {
         fb_worker_health_start(c);
+    } else if (method_is(c, "/api.EventService/SendEvent")) {
+        fb_worker_send_event_start(c);
+    } else if (method_is(c, "/api.EventService/ExchangeConfig")) {
+        fb_worker_exchange_config_start(c);
     } else {
         char *m = grpc_slice_to_c_string(c->details.method);
         fb_log_info("call to unknown method %.200s", m);
@@ -249,6 +272,20 @@ server_credentials(const fb_conf_t *conf)
     return creds;
 }
 
+/* dispatch -- one completion: a call's step or an acknowledgement kick. */
+static void
+dispatch(grpc_event ev)
+{
+    fb_wtag_t *t = ev.tag;
+
+    if (ev.type != GRPC_OP_COMPLETE || t == NULL)
+        return;
+    if (t->kick)
+        fb_worker_acks_kicked(t->c);
+    else
+        t->c->step(t->c, ev.success);
+}
+
 /* drain -- run events until the queue is shut down. */
 static void
 drain(fb_worker_t *w)
@@ -258,8 +295,7 @@ drain(fb_worker_t *w)
                                                    NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             return;
-        if (ev.type == GRPC_OP_COMPLETE && ev.tag != NULL)
-            ((fb_wcall_t *)ev.tag)->step(ev.tag, ev.success);
+        dispatch(ev);
     }
 }
 
@@ -275,7 +311,8 @@ shutdown_done(fb_wcall_t *c, int ok)
 int
 fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
 {
-    fb_worker_t w = {.conf = conf, .ring = ring, .index = index};
+    fb_worker_t w = {.conf = conf, .ring = ring, .index = index,
+                     .mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     grpc_server_credentials *creds;
     grpc_arg args[2];
     grpc_channel_args cargs = {.num_args = 2, .args = args};
@@ -300,6 +337,21 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         fb_lane_wait_acked(&w.lane, fb_lane_head(&w.lane), 1000); /* the last owner's records */
     if (rc < 0 && !stop_requested) {
         fb_log_errorx("lane %u is owned by pid %d", index, (int)w.lane.sh->owner_pid);
+        return 1;
+    }
+
+    w.keydb = fb_keydb_load(conf->keys_file);
+    w.auth = w.keydb ? fb_auth_new(conf) : NULL;
+    if (w.keydb == NULL || w.auth == NULL) {
+        fb_keydb_free(w.keydb);
+        fb_auth_free(w.auth);
+        fb_lane_release(&w.lane);
+        return 2;
+    }
+    if (fb_worker_acks_start(&w) < 0) {
+        fb_keydb_free(w.keydb);
+        fb_auth_free(w.auth);
+        fb_lane_release(&w.lane);
         return 1;
     }
 
@@ -338,8 +390,7 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         grpc_event ev = grpc_completion_queue_next(
             w.cq, gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                                gpr_time_from_millis(STOP_CHECK_MS, GPR_TIMESPAN)), NULL);
-        if (ev.type == GRPC_OP_COMPLETE && ev.tag != NULL)
-            ((fb_wcall_t *)ev.tag)->step(ev.tag, ev.success);
+        dispatch(ev);
     }
     rc = 0;
 out:
@@ -347,19 +398,21 @@ out:
     w.shutting_down = 1;
     {
         fb_wcall_t *sd = wcall_new(&w, shutdown_done);
-        grpc_server_shutdown_and_notify(w.server, w.cq, sd);
+        grpc_server_shutdown_and_notify(w.server, w.cq, &sd->tag);
     }
     grpc_server_cancel_all_calls(w.server);
     while (w.shutting_down != 2 || w.calls > 0) {
         grpc_event ev = grpc_completion_queue_next(w.cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-        if (ev.type == GRPC_OP_COMPLETE && ev.tag != NULL)
-            ((fb_wcall_t *)ev.tag)->step(ev.tag, ev.success);
+        dispatch(ev);
     }
     grpc_server_destroy(w.server);
     grpc_completion_queue_shutdown(w.cq);
     drain(&w);
     grpc_completion_queue_destroy(w.cq);
     grpc_shutdown();
+    fb_worker_acks_stop(&w);
+    fb_keydb_free(w.keydb);
+    fb_auth_free(w.auth);
     fb_lane_release(&w.lane);
     fb_log_info("worker %u stopped", index);
     return rc;

@@ -157,6 +157,15 @@ Test(ring, full_lane_pushes_back_until_acked)
     atomic_store(&rec->state, FB_REC_S_DONE);
     cr_assert_eq(fb_lane_advance_acked(&l), 1);
     cr_assert_eq(put(&l, "key", val, sizeof(val)), 0, "one record's room came back");
+
+    /* a worker holding records it has not checked yet keeps their space */
+    cr_assert_eq(fb_lane_next(&l, &read, fb_lane_head(&l), &rec), 0);
+    l.hold = fb_lane_acked(&l);
+    atomic_store(&rec->state, FB_REC_S_DONE);
+    cr_assert_eq(fb_lane_advance_acked(&l), 1);
+    cr_assert_eq(put(&l, "key", val, sizeof(val)), -EAGAIN, "held below hold");
+    l.hold = UINT64_MAX;
+    cr_assert_eq(put(&l, "key", val, sizeof(val)), 0, "released");
 }
 
 Test(ring, zero_length_and_maximum_records)

@@ -1,0 +1,145 @@
+/*
+ * record.c -- turn a client's event into the Kafka record fbpipe writes.
+ *
+ * AccessKey and UserID always come from the tenant the token was verified
+ * for; an event naming another access key is refused, never rewritten
+ * silently. Nothing here allocates: the record points into the event and
+ * the tenant, which must outlive it until it is packed.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/record.h"
+
+/* fb_utf8_valid -- well-formed UTF-8 without NUL, overlongs or surrogates. */
+int
+fb_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+
+    while (p < end) {
+        unsigned c = *p;
+        size_t n;
+        uint32_t cp;
+
+        if (c == 0)
+            return 0;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if ((size_t)(end - p) <= n)
+            return 0;
+        for (size_t i = 1; i <= n; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (p[i] & 0x3f);
+        }
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+            return 0;
+        p += n + 1;
+    }
+    return 1;
+}
+
+/* fb_ts_normalize -- old agents put nanoseconds into seconds. */
+void
+fb_ts_normalize(int64_t *seconds, int32_t *nanos)
+{
+    if (*seconds > FB_TS_SECONDS_MAX) {
+        int64_t ns = *seconds;
+        *seconds = ns / 1000000000;
+        *nanos = (int32_t)(ns % 1000000000);
+    }
+    if (*nanos < 0 || *nanos > 999999999)
+        *nanos = 0;
+}
+
+/* check_string -- UTF-8 and at most max bytes; names the field on failure. */
+static int
+check_string(const char *s, size_t max, const char *field, char *why, size_t whylen)
+{
+    size_t len = strlen(s);
+
+    if (len > max) {
+        snprintf(why, whylen, "%s: %zu bytes, at most %zu", field, len, max);
+        return -1;
+    }
+    if (!fb_utf8_valid(s, len)) {
+        snprintf(why, whylen, "%s: not valid UTF-8", field);
+        return -1;
+    }
+    return 0;
+}
+
+/* fb_record_from_event -- the record for one seed-API event of tenant t. */
+fb_record_err_t
+fb_record_from_event(const Api__Event *ev, const fb_tenant_t *t, int64_t now_ns, size_t max_bytes,
+                     fb_record_t *out, char *why, size_t whylen)
+{
+    memset(out, 0, sizeof(*out));
+    if (check_string(ev->agent_id, FB_AGENT_ID_MAX, "agent_id", why, whylen) < 0 ||
+        check_string(ev->tag, FB_TAG_MAX, "tag", why, whylen) < 0 ||
+        check_string(ev->message, max_bytes, "message", why, whylen) < 0 ||
+        check_string(ev->userid, FB_USER_ID_MAX, "UserID", why, whylen) < 0 ||
+        check_string(ev->accesskey, FB_ACCESS_KEY_MAX, "AccessKey", why, whylen) < 0)
+        return FB_RECORD_INVALID;
+    if (ev->accesskey[0] != '\0' && strcmp(ev->accesskey, t->access_key) != 0) {
+        snprintf(why, whylen, "event for access key \"%s\" on a token for \"%s\"", ev->accesskey,
+                 t->access_key);
+        return FB_RECORD_WRONG_KEY;
+    }
+
+    fbpipe__v1__record__init(&out->rec);
+    google__protobuf__timestamp__init(&out->ts);
+    google__protobuf__timestamp__init(&out->received);
+    if (ev->timestamp != NULL) {
+        out->ts.seconds = ev->timestamp->seconds;
+        out->ts.nanos = ev->timestamp->nanos;
+        fb_ts_normalize(&out->ts.seconds, &out->ts.nanos);
+    } else {
+        out->ts.seconds = now_ns / 1000000000;
+        out->ts.nanos = (int32_t)(now_ns % 1000000000);
+    }
+    out->received.seconds = now_ns / 1000000000;
+    out->received.nanos = (int32_t)(now_ns % 1000000000);
+    out->rec.timestamp = &out->ts;
+    out->rec.received_at = &out->received;
+    out->rec.agent_id = ev->agent_id;
+    out->rec.tag = ev->tag;
+    out->rec.message = ev->message;
+    out->rec.userid = t->user_id;       /* from the key database */
+    out->rec.accesskey = t->access_key; /* from the verified token */
+    /* the original agent encrypts exactly when ExchangeConfig gave it a key */
+    if (t->n_enc_keys > 0) {
+        out->rec.cipher = FBPIPE__V1__CIPHER__CIPHER_AES256GCM_HEX;
+        out->rec.key_id = (char *)t->enc_keys[0].id;
+    }
+    out->size = fbpipe__v1__record__get_packed_size(&out->rec);
+    if (out->size + strlen(t->access_key) > max_bytes) {
+        snprintf(why, whylen, "record of %zu bytes is larger than kafka.message_max_bytes (%zu)",
+                 out->size + strlen(t->access_key), max_bytes);
+        return FB_RECORD_TOO_LARGE;
+    }
+    return FB_RECORD_OK;
+}
+
+/* fb_record_pack -- serialise into dst (r->size bytes). */
+size_t
+fb_record_pack(const fb_record_t *r, uint8_t *dst)
+{
+    return fbpipe__v1__record__pack(&r->rec, dst);
+}

@@ -1,0 +1,305 @@
+/*
+ * worker_seed.c -- api.EventService, the original wire API: SendEvent (a
+ * client stream answered once, SUCCESS only after Kafka acknowledged every
+ * event of it) and ExchangeConfig.
+ *
+ * The token is verified on every call; every event is checked against
+ * the token's tenant, and AccessKey and UserID in the record come from the
+ * key database, never from the client. A full lane stops the reading of a
+ * stream (HTTP/2 flow control pushes back); nothing is dropped.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <grpc/grpc.h>
+#include <grpc/support/alloc.h>
+
+#include "api.pb-c.h"
+#include "common/log.h"
+#include "common/pballoc.h"
+#include "common/record.h"
+#include "worker/worker.h"
+
+#define CHUNK_RECORDS 512
+#define CHUNK_BYTES (1u << 20)
+
+static void on_event(fb_wcall_t *c, int ok);
+
+static int64_t
+now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* peer -- the client's address for log lines (caller frees with gpr_free). */
+static char *
+peer(fb_wcall_t *c)
+{
+    return grpc_call_get_peer(c->call);
+}
+
+/* authorization -- the raw value of the authorization metadata, or NULL. */
+static const grpc_slice *
+authorization(fb_wcall_t *c)
+{
+    for (size_t i = 0; i < c->request_md.count; i++)
+        if (grpc_slice_str_cmp(c->request_md.metadata[i].key, "authorization") == 0)
+            return &c->request_md.metadata[i].value;
+    return NULL;
+}
+
+/* refuse -- answer with an authentication or authorization failure. */
+static void
+refuse(fb_wcall_t *c, const fb_auth_result_t *r)
+{
+    char *p = peer(c);
+
+    fb_log_notice("%s refused: %s (%s)", p, r->detail, fb_auth_err_name(r->err));
+    gpr_free(p);
+    c->replied = true;
+    fb_wcall_reply(c, NULL, (grpc_status_code)r->grpc_status, r->detail, NULL);
+}
+
+/* fb_worker_authenticate -- verify the call's token; 0, or -1 after
+ * answering the call with the precise status. */
+int
+fb_worker_authenticate(fb_wcall_t *c)
+{
+    const grpc_slice *v = authorization(c);
+
+    fb_auth_verify(c->w->auth, c->w->keydb, v ? (const char *)GRPC_SLICE_START_PTR(*v) : NULL,
+                   v ? GRPC_SLICE_LENGTH(*v) : 0, now_ns() / 1000000000, &c->auth);
+    if (c->auth.err != FB_AUTH_OK) {
+        refuse(c, &c->auth);
+        return -1;
+    }
+    return 0;
+}
+
+/* answer -- the stream's one EResponse. */
+static void
+answer(fb_wcall_t *c)
+{
+    Api__EResponse resp = API__ERESPONSE__INIT;
+
+    c->replied = true;
+    if (c->failed) {
+        char *p = peer(c);
+        fb_log_warnx("%s: stream of %llu events answered FAILURE: a record was refused by "
+                     "Kafka (error %d)", p, (unsigned long long)c->events, (int)c->fail_err);
+        gpr_free(p);
+    }
+    resp.status = c->failed ? API__EVENT_CODE__FAILURE : API__EVENT_CODE__SUCCESS;
+    fb_wcall_reply(c, &resp.base, GRPC_STATUS_OK, NULL, NULL);
+}
+
+/* read_next -- post the next receive, unless the lane pushes back. */
+static void
+read_next(fb_wcall_t *c)
+{
+    if (fb_wcall_read(c, on_event) < 0) {
+        c->eof = c->gone = true;
+        fb_worker_seed_settled(c);
+    }
+}
+
+/* flush -- the buffered chunk into the lane, or wait for room. */
+static int
+flush(fb_wcall_t *c)
+{
+    fb_worker_t *w = c->w;
+
+    if (fb_worker_chunk_flush(c) == 0)
+        return 0;
+    if (w->n_blocked == w->cap_blocked) {
+        size_t cap = w->cap_blocked ? w->cap_blocked * 2 : 64;
+        fb_wcall_t **b = realloc(w->blocked, cap * sizeof(*b));
+        if (b == NULL)
+            fb_panic("realloc(blocked calls) failed");
+        w->blocked = b;
+        w->cap_blocked = cap;
+    }
+    w->blocked[w->n_blocked++] = c; /* resumed after the next acknowledgement */
+    return -EAGAIN;
+}
+
+/* fb_worker_seed_settled -- a stream with nothing in flight: resume it
+ * (room came back), or answer it (half-closed and all acknowledged). */
+void
+fb_worker_seed_settled(fb_wcall_t *c)
+{
+    if (c->replied)
+        return;
+    if (c->buf_records > 0 && flush(c) < 0)
+        return; /* still no room */
+    if (!c->eof) {
+        read_next(c);
+        return;
+    }
+    if (c->pending > 0)
+        return; /* the last acknowledgement answers */
+    if (c->gone) {
+        c->replied = true;
+        fb_wcall_reply(c, NULL, GRPC_STATUS_CANCELLED, "client went away", NULL);
+        return;
+    }
+    answer(c);
+}
+
+/* invalid -- refuse the stream for what one event held. */
+static void
+invalid(fb_wcall_t *c, grpc_status_code status, const char *why)
+{
+    char *p = peer(c);
+
+    fb_log_notice("%s: event refused: %s", p, why);
+    gpr_free(p);
+    c->replied = true;
+    c->buf_len = c->buf_records = 0; /* nothing of it was acknowledged */
+    fb_wcall_reply(c, NULL, status, why, NULL);
+}
+
+/* on_event -- one Event of the stream, or its end. */
+static void
+on_event(fb_wcall_t *c, int ok)
+{
+    fb_worker_t *w = c->w;
+    const fb_tenant_t *t;
+    fb_auth_result_t r;
+    fb_pballoc_t a;
+    fb_record_t rec;
+    Api__Event *ev;
+    uint8_t *msg, *val;
+    const char *key;
+    char why[256];
+    size_t len = 0;
+
+    if (!ok || c->recv == NULL) { /* half-close, or the client is gone */
+        c->eof = true;
+        c->gone = !ok;
+        if (c->buf_records > 0 && flush(c) < 0)
+            return;
+        fb_worker_seed_settled(c);
+        return;
+    }
+    msg = fb_wcall_message(c, &len);
+    if (msg == NULL) {
+        invalid(c, GRPC_STATUS_INVALID_ARGUMENT, "unreadable message");
+        return;
+    }
+    fb_pballoc_init(&a, 4 * len + 4096);
+    ev = api__event__unpack(&a.base, len, msg);
+    free(msg);
+    if (ev == NULL) {
+        invalid(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed api.Event");
+        return;
+    }
+    key = ev->accesskey[0] ? ev->accesskey : c->auth.access_key;
+    if (fb_auth_check_tenant(&c->auth, w->keydb, key, strlen(key), &r) != FB_AUTH_OK) {
+        api__event__free_unpacked(ev, &a.base);
+        refuse(c, &r);
+        return;
+    }
+    t = fb_keydb_find(w->keydb, r.access_key, strlen(r.access_key));
+    if (t == NULL) {
+        api__event__free_unpacked(ev, &a.base);
+        invalid(c, GRPC_STATUS_PERMISSION_DENIED, "unknown access key");
+        return;
+    }
+    switch (fb_record_from_event(ev, t, now_ns(), w->conf->message_max_bytes, &rec, why,
+                                 sizeof(why))) {
+    case FB_RECORD_OK:
+        break;
+    case FB_RECORD_WRONG_KEY:
+        api__event__free_unpacked(ev, &a.base);
+        invalid(c, GRPC_STATUS_PERMISSION_DENIED, why);
+        return;
+    default:
+        api__event__free_unpacked(ev, &a.base);
+        invalid(c, GRPC_STATUS_INVALID_ARGUMENT, why);
+        return;
+    }
+    if (fb_wcall_buffer(c, t->access_key, strlen(t->access_key), rec.size, &val) < 0) {
+        api__event__free_unpacked(ev, &a.base);
+        invalid(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    fb_record_pack(&rec, val);
+    api__event__free_unpacked(ev, &a.base);
+    c->events++;
+    if (w->conf->ingester_print_events)
+        fb_log_info("event for %s: %zu bytes", t->access_key, rec.size);
+    if ((c->buf_records >= CHUNK_RECORDS || c->buf_len >= CHUNK_BYTES) && flush(c) < 0)
+        return; /* resumed when room comes back */
+    read_next(c);
+}
+
+/* fb_worker_send_event_start -- SendEvent: authenticate, then read events. */
+void
+fb_worker_send_event_start(fb_wcall_t *c)
+{
+    if (fb_worker_authenticate(c) < 0)
+        return;
+    read_next(c);
+}
+
+/* got_access_key -- ExchangeConfig's request: the tenant's Config. */
+static void
+got_access_key(fb_wcall_t *c, int ok)
+{
+    Api__Config cfg = API__CONFIG__INIT;
+    const grpc_slice *v = authorization(c);
+    Api__AccessKey *req;
+    const fb_tenant_t *t;
+    fb_auth_result_t r;
+    fb_pballoc_t a;
+    uint8_t *msg;
+    char *token;
+    size_t len = 0;
+
+    msg = ok ? fb_wcall_message(c, &len) : NULL;
+    fb_pballoc_init(&a, 4 * len + 4096);
+    req = msg ? api__access_key__unpack(&a.base, len, msg) : NULL;
+    free(msg);
+    if (req == NULL) {
+        fb_wcall_reply(c, NULL, GRPC_STATUS_INVALID_ARGUMENT, "malformed api.AccessKey", NULL);
+        return;
+    }
+    if (fb_auth_check_tenant(&c->auth, c->w->keydb, req->accesskey, strlen(req->accesskey),
+                             &r) != FB_AUTH_OK ||
+        (t = fb_keydb_find(c->w->keydb, r.access_key, strlen(r.access_key))) == NULL) {
+        api__access_key__free_unpacked(req, &a.base);
+        refuse(c, &r);
+        return;
+    }
+    api__access_key__free_unpacked(req, &a.base);
+    /* AccessToken echoes the presented token, never a new one */
+    len = GRPC_SLICE_LENGTH(*v);
+    token = strndup((const char *)GRPC_SLICE_START_PTR(*v), len);
+    if (token == NULL) {
+        fb_wcall_reply(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        return;
+    }
+    cfg.accesskey = t->access_key;
+    cfg.accesstoken = strncmp(token, "Bearer ", 7) == 0 ? token + 7 : token;
+    cfg.encryptionkey = t->encryption_key_text;
+    cfg.userid = t->user_id;
+    fb_wcall_reply(c, &cfg.base, GRPC_STATUS_OK, NULL, NULL);
+    free(token);
+}
+
+/* fb_worker_exchange_config_start -- ExchangeConfig: authenticate, read. */
+void
+fb_worker_exchange_config_start(fb_wcall_t *c)
+{
+    if (fb_worker_authenticate(c) < 0)
+        return;
+    if (fb_wcall_read(c, got_access_key) < 0)
+        fb_wcall_finish(c);
+}

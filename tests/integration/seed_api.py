@@ -1,0 +1,78 @@
+"""seed_api.py -- the original API (api.EventService) with Python grpcio and
+PyJWT, as a client that is not fbpipe's: ExchangeConfig, SendEvent of N
+events answered SUCCESS, and the refusals (no token, another tenant's key,
+a malformed token). usage: seed_api.py PORT SECRET_FILE N
+"""
+import atexit
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import grpc
+import grpc_tools
+import jwt
+from grpc_tools import protoc
+
+port, secret_file, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+out = tempfile.mkdtemp(prefix="fbpipe-pyseed-")
+atexit.register(shutil.rmtree, out, ignore_errors=True)
+inc = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
+if protoc.main(["protoc", "-I" + os.path.join(os.environ["FBPIPE_SRCDIR"], "proto"),
+                "-I" + inc, "--python_out=" + out, "api.proto"]) != 0:
+    sys.exit("protoc refused api.proto")
+sys.path.insert(0, out)
+import api_pb2  # noqa: E402
+
+secret = open(secret_file, "rb").read().rstrip(b"\r\n")
+now = int(time.time())
+token = jwt.encode({"access_key": "acme", "exp": now + 600, "iat": now}, secret,
+                   algorithm="HS256")
+md = [("authorization", "Bearer " + token)]
+ch = grpc.insecure_channel("127.0.0.1:" + port)
+send = ch.stream_unary("/api.EventService/SendEvent",
+                       request_serializer=api_pb2.Event.SerializeToString,
+                       response_deserializer=api_pb2.EResponse.FromString)
+xc = ch.unary_unary("/api.EventService/ExchangeConfig",
+                    request_serializer=api_pb2.AccessKey.SerializeToString,
+                    response_deserializer=api_pb2.Config.FromString)
+fails = []
+
+
+def expect(what, got, want):
+    if got != want:
+        fails.append("%s: got %r, want %r" % (what, got, want))
+
+
+def events(count, key=""):
+    for i in range(count):
+        yield api_pb2.Event(agent_id="py", tag="t", message='{"i":%d}' % i,
+                            UserID="forged", AccessKey=key)
+
+
+cfg = xc(api_pb2.AccessKey(AccessKey="acme"), metadata=md, timeout=10)
+expect("Config.AccessKey", cfg.AccessKey, "acme")
+expect("Config.UserID", cfg.UserID, "u-acme")
+expect("Config.AccessToken echoes the token", cfg.AccessToken, token)
+r = send(events(n), metadata=md, timeout=120)
+expect("SendEvent", api_pb2.EventCode.Name(r.status), "SUCCESS")
+for name, meta, gen, code in [
+        ("no token", [], events(1), grpc.StatusCode.UNAUTHENTICATED),
+        ("malformed token", [("authorization", "Bearer x.y.z")], events(1),
+         grpc.StatusCode.UNAUTHENTICATED),
+        ("another tenant's key", md, events(1, "zeta"), grpc.StatusCode.PERMISSION_DENIED)]:
+    try:
+        send(gen, metadata=meta, timeout=10)
+        fails.append(name + ": accepted")
+    except grpc.RpcError as e:
+        expect(name, e.code(), code)
+try:
+    xc(api_pb2.AccessKey(AccessKey="zeta"), metadata=md, timeout=10)
+    fails.append("ExchangeConfig for another key: accepted")
+except grpc.RpcError as e:
+    expect("ExchangeConfig for another key", e.code(), grpc.StatusCode.PERMISSION_DENIED)
+for f in fails:
+    print("seed_api: FAIL:", f)
+print("seed_api: %d failures" % len(fails) if fails else "seed_api: OK")
+sys.exit(1 if fails else 0)
