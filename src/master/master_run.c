@@ -181,6 +181,11 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
     ring = fb_ring_create(conf->ring_size, (unsigned)conf->max_workers);
     if (ring == NULL)
         goto out;
+    /* secrets and keys are readable by root only: load them before the drop */
+    if (conf->ingester_enabled && fb_worker_load_keys(conf) < 0) {
+        rc = FB_EXIT_CONFIG;
+        goto out;
+    }
     if (drop_privileges(conf) < 0) {
         rc = FB_EXIT_CONFIG;
         goto out;
@@ -244,6 +249,7 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
         }
     }
 out:
+    fb_worker_free_keys();
     fb_ring_destroy(ring);
     if (pid_path != NULL) {
         if (unlink(pid_path) < 0 && errno != ENOENT)

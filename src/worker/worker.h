@@ -88,6 +88,8 @@ struct fb_wcall {
 };
 
 int fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index);
+int fb_worker_load_keys(const fb_conf_t *conf);
+void fb_worker_free_keys(void);
 
 /* worker_server.c */
 void fb_wcall_finish(fb_wcall_t *c);

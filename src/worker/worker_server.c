@@ -28,6 +28,35 @@
 
 static volatile sig_atomic_t stop_requested;
 
+/* Loaded by the master before it drops privileges (secrets are 0600 and
+ * owned by root); the workers inherit them through fork. */
+static fb_keydb_t *loaded_keydb;
+static fb_auth_t *loaded_auth;
+
+/* fb_worker_load_keys -- the key database and the token keys, in the
+ * master, before the privilege drop. 0, or -1 after logging. */
+int
+fb_worker_load_keys(const fb_conf_t *conf)
+{
+    loaded_keydb = fb_keydb_load(conf->keys_file);
+    loaded_auth = loaded_keydb ? fb_auth_new(conf) : NULL;
+    if (loaded_auth == NULL) {
+        fb_worker_free_keys();
+        return -1;
+    }
+    return 0;
+}
+
+/* fb_worker_free_keys -- wipe and free what fb_worker_load_keys loaded. */
+void
+fb_worker_free_keys(void)
+{
+    fb_keydb_free(loaded_keydb);
+    fb_auth_free(loaded_auth);
+    loaded_keydb = NULL;
+    loaded_auth = NULL;
+}
+
 static void
 on_stop(int sig)
 {
@@ -340,17 +369,14 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         return 1;
     }
 
-    w.keydb = fb_keydb_load(conf->keys_file);
-    w.auth = w.keydb ? fb_auth_new(conf) : NULL;
+    w.keydb = loaded_keydb;
+    w.auth = loaded_auth;
     if (w.keydb == NULL || w.auth == NULL) {
-        fb_keydb_free(w.keydb);
-        fb_auth_free(w.auth);
+        fb_log_errorx("no key database loaded before the worker started");
         fb_lane_release(&w.lane);
         return 2;
     }
     if (fb_worker_acks_start(&w) < 0) {
-        fb_keydb_free(w.keydb);
-        fb_auth_free(w.auth);
         fb_lane_release(&w.lane);
         return 1;
     }
@@ -411,8 +437,7 @@ out:
     grpc_completion_queue_destroy(w.cq);
     grpc_shutdown();
     fb_worker_acks_stop(&w);
-    fb_keydb_free(w.keydb);
-    fb_auth_free(w.auth);
+    fb_worker_free_keys();
     fb_lane_release(&w.lane);
     fb_log_info("worker %u stopped", index);
     return rc;
