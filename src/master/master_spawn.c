@@ -44,15 +44,6 @@ typedef struct child {
 static child_t children[MAX_CHILDREN];
 static bool stopping;
 
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* start -- fork one child for slot c. */
 static int
 start(child_t *c, const fb_conf_t *conf, fb_ring_t *ring)
@@ -77,7 +68,7 @@ start(child_t *c, const fb_conf_t *conf, fb_ring_t *ring)
     }
     c->pid = pid;
     c->alive = true;
-    c->started_ms = now_ms();
+    c->started_ms = fb_monotonic_ms();
     fb_log_info("started %s (pid %ld)", c->name, (long)pid);
     return 0;
 }
@@ -121,7 +112,7 @@ fb_master_reap(fb_ring_t *ring)
         if (c == NULL)
             continue;
         c->alive = false;
-        lived = now_ms() - c->started_ms;
+        lived = fb_monotonic_ms() - c->started_ms;
         if (c->role == FB_ROLE_WORKER && ring != NULL) {
             /* ownership only: the lane goes to the next worker once the
              * producer has acknowledged what this one published */
@@ -156,7 +147,7 @@ fb_master_reap(fb_ring_t *ring)
         } else {
             c->backoff_ms = 0;
         }
-        c->respawn_at_ms = now_ms() + c->backoff_ms;
+        c->respawn_at_ms = fb_monotonic_ms() + c->backoff_ms;
         if (c->backoff_ms > 0)
             fb_log_warnx("restarting %s in %u ms (it died %u time(s))", c->name, c->backoff_ms,
                          c->crashes);
@@ -169,7 +160,7 @@ fb_master_reap(fb_ring_t *ring)
 int
 fb_master_respawn_due(const fb_conf_t *conf, fb_ring_t *ring, int *next_ms)
 {
-    uint64_t now = now_ms();
+    uint64_t now = fb_monotonic_ms();
 
     *next_ms = -1;
     for (size_t i = 0; i < MAX_CHILDREN; i++) {
@@ -214,11 +205,11 @@ fb_master_signal_children(int sig)
 void
 fb_master_stop_children(int sig, unsigned grace_ms)
 {
-    uint64_t deadline = now_ms() + grace_ms;
+    uint64_t deadline = fb_monotonic_ms() + grace_ms;
 
     stopping = true;
     fb_master_signal_children(sig);
-    while (fb_master_children() > 0 && now_ms() < deadline) {
+    while (fb_master_children() > 0 && fb_monotonic_ms() < deadline) {
         fb_master_reap(NULL);
         if (fb_master_children() > 0)
             usleep(20000);

@@ -47,15 +47,6 @@ typedef struct prod {
 
 #define WATCH_INTERVAL_MS 5000
 
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* kafka_watch -- a thread that asks the brokers for metadata every few
  * seconds and records each answer in the ring header, for the workers'
  * health checks (librdkafka handles are thread-safe). */
@@ -119,7 +110,7 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         p->cap_retry = cap;
     }
     p->retry[p->n_retry++] = rec;
-    p->retry_at = now_ms() + 250;
+    p->retry_at = fb_monotonic_ms() + 250;
     if (p->retried++ % 10000 == 0)
         fb_log_warnx("delivery failed, producing again from the ring: %s",
                      rd_kafka_err2str(m->err));
@@ -158,7 +149,7 @@ drain(prod_t *p, bool *full)
     size_t total = 0;
 
     *full = false;
-    if (p->n_retry > 0 && now_ms() >= p->retry_at) {
+    if (p->n_retry > 0 && fb_monotonic_ms() >= p->retry_at) {
         size_t done = 0;
         while (done < p->n_retry && produce(p, p->retry[done]) == 0)
             done++; /* in the order they failed */
@@ -249,14 +240,14 @@ sleep_until_work(prod_t *p, int timeout_ms)
 static void
 shutdown_flush(prod_t *p)
 {
-    uint64_t deadline = now_ms() + p->conf->flush_timeout_ms, left = 0;
+    uint64_t deadline = fb_monotonic_ms() + p->conf->flush_timeout_ms, left = 0;
     bool full;
 
     fb_log_notice("stopping: flushing the ring to Kafka (at most %llu ms)",
                   (unsigned long long)p->conf->flush_timeout_ms);
     for (unsigned i = 0; i < p->n_lanes; i++)
         (void)fb_lane_head(&p->lanes[i]);
-    while (now_ms() < deadline) {
+    while (fb_monotonic_ms() < deadline) {
         drain(p, &full);
         settle(p, 50);
         if (!pending(p) && p->n_retry == 0)
@@ -338,8 +329,8 @@ fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *s
         bool full;
         size_t n;
 
-        if (topic_ok_at == 0 && now_ms() - last_topic_try >= TOPIC_RETRY_MS) {
-            last_topic_try = now_ms();
+        if (topic_ok_at == 0 && fb_monotonic_ms() - last_topic_try >= TOPIC_RETRY_MS) {
+            last_topic_try = fb_monotonic_ms();
             if (fb_kafka_topic_ensure(p.rk, conf, 10000) == 0)
                 topic_ok_at = last_topic_try;
             else

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/proc.h"
 #include "producer/producer.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -23,19 +24,11 @@ on_stop(int sig)
 int
 fb_producer_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
 {
-    struct sigaction sa;
     const char *why;
 
     (void)index;
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGHUP, SIG_IGN);
-    signal(SIGUSR1, SIG_IGN);
-    signal(SIGPIPE, SIG_IGN);
+    fb_proc_child_signals(on_stop);
     if (fb_ring_check(ring->base, ring->size, &why) < 0) {
         fb_log_errorx("shared ring refused: %s", why);
         return FB_PRODUCER_EXIT_FATAL;

@@ -21,6 +21,7 @@
 #include <grpc/support/time.h>
 
 #include "common/log.h"
+#include "common/proc.h"
 #include "common/secret.h"
 #include "worker/worker.h"
 
@@ -136,6 +137,18 @@ request_call(fb_worker_t *w)
     }
 }
 
+/* initial_metadata -- add SEND_INITIAL_METADATA once per call; the next op. */
+static grpc_op *
+initial_metadata(fb_wcall_t *c, grpc_op *op)
+{
+    if (!c->sent_initial_md) {
+        op->op = GRPC_OP_SEND_INITIAL_METADATA;
+        c->sent_initial_md = 1;
+        return op + 1;
+    }
+    return op;
+}
+
 /* fb_wcall_reply -- send the answer (msg may be NULL) and the status, then
  * run next (NULL: finish the call). Initial metadata goes first if not sent. */
 int
@@ -149,11 +162,7 @@ fb_wcall_reply(fb_wcall_t *c, const ProtobufCMessage *msg, grpc_status_code stat
     grpc_call_error e;
 
     memset(ops, 0, sizeof(ops));
-    if (!c->sent_initial_md) {
-        op->op = GRPC_OP_SEND_INITIAL_METADATA;
-        op++;
-        c->sent_initial_md = 1;
-    }
+    op = initial_metadata(c, op);
     if (msg != NULL) {
         size_t len = protobuf_c_message_get_packed_size(msg);
         grpc_slice s = grpc_slice_malloc(len);
@@ -193,11 +202,7 @@ fb_wcall_read(fb_wcall_t *c, fb_wcall_step_t next)
     grpc_call_error e;
 
     memset(ops, 0, sizeof(ops));
-    if (!c->sent_initial_md) {
-        op->op = GRPC_OP_SEND_INITIAL_METADATA;
-        op++;
-        c->sent_initial_md = 1;
-    }
+    op = initial_metadata(c, op);
     if (c->recv != NULL) {
         grpc_byte_buffer_destroy(c->recv);
         c->recv = NULL;
@@ -345,18 +350,10 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     grpc_server_credentials *creds;
     grpc_arg args[2];
     grpc_channel_args cargs = {.num_args = 2, .args = args};
-    struct sigaction sa;
     const char *why;
     int port, rc;
 
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGHUP, SIG_IGN);
-    signal(SIGUSR1, SIG_IGN);
-    signal(SIGPIPE, SIG_IGN);
+    fb_proc_child_signals(on_stop);
     if (fb_ring_check(ring->base, ring->size, &why) < 0) {
         fb_log_errorx("shared ring refused: %s", why);
         return 1;
