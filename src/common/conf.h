@@ -60,6 +60,12 @@ typedef struct fb_conf {
     uint64_t max_message_size;
     uint64_t max_batch_records;
     uint64_t max_calls_per_peer;
+    uint64_t max_streams_per_connection;
+    uint64_t max_inflight_batches;
+    uint64_t memory_limit;
+    uint64_t backpressure_timeout_ms;
+    uint64_t retry_after_ms;
+    uint64_t refresh_interval_ms;
     uint64_t kafka_unavailable_after_ms;
     bool ingester_print_events;
 

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "common/record.h"
 
 /* fb_utf8_valid -- well-formed UTF-8 without NUL, overlongs or surrogates. */
@@ -135,6 +137,173 @@ fb_record_from_event(const Api__Event *ev, const fb_tenant_t *t, int64_t now_ns,
         return FB_RECORD_TOO_LARGE;
     }
     return FB_RECORD_OK;
+}
+
+/* fb_record_scratch_size -- bytes of scratch for fb_record_from_batch. */
+size_t
+fb_record_scratch_size(const Fbpipe__V1__BatchRecord *r)
+{
+    return sodium_base64_ENCODED_LEN(r->payload.len, sodium_base64_VARIANT_ORIGINAL) + 1;
+}
+
+/* fb_record_from_batch -- see record.h. */
+fb_record_err_t
+fb_record_from_batch(const Fbpipe__V1__Batch *b, const Fbpipe__V1__BatchRecord *r,
+                     const fb_tenant_t *t, int64_t now_ns, size_t max_bytes, char *scratch,
+                     fb_record_t *out, char *why, size_t whylen)
+{
+    const char *payload = (const char *)r->payload.data;
+    size_t len = r->payload.len;
+
+    memset(out, 0, sizeof(*out));
+    if (check_string(b->agent_id, FB_AGENT_ID_MAX, "agent_id", why, whylen) < 0 ||
+        check_string(b->tag, FB_TAG_MAX, "tag", why, whylen) < 0)
+        return FB_RECORD_INVALID;
+    if (len > max_bytes) {
+        snprintf(why, whylen, "payload of %zu bytes is larger than kafka.message_max_bytes (%zu)",
+                 len, max_bytes);
+        return FB_RECORD_TOO_LARGE;
+    }
+    fbpipe__v1__record__init(&out->rec);
+    switch (r->enc) {
+    case FBPIPE__V1__CIPHER__CIPHER_NONE:
+        if (t->n_enc_keys > 0) {
+            snprintf(why, whylen, "access key \"%s\" encrypts its events: a plaintext record "
+                     "is refused", t->access_key);
+            return FB_RECORD_INVALID;
+        }
+        if (r->key_id[0] != '\0') {
+            snprintf(why, whylen, "key_id set on a plaintext record");
+            return FB_RECORD_INVALID;
+        }
+        if (!fb_utf8_valid(payload, len)) {
+            snprintf(why, whylen, "payload: not valid UTF-8");
+            return FB_RECORD_INVALID;
+        }
+        memcpy(scratch, payload, len);
+        scratch[len] = '\0';
+        break;
+    case FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305:
+        if (t->n_enc_keys == 0) {
+            snprintf(why, whylen, "access key \"%s\" has no encryption key", t->access_key);
+            return FB_RECORD_INVALID;
+        }
+        if (fb_tenant_enc_key(t, r->key_id) == NULL) {
+            snprintf(why, whylen, "key_id \"%.64s\" is not a key of access key \"%s\"",
+                     fb_key_id_valid(r->key_id, strlen(r->key_id)) ? r->key_id : "?",
+                     t->access_key);
+            return FB_RECORD_INVALID;
+        }
+        if (len < 24 + 16) {
+            snprintf(why, whylen, "encrypted payload of %zu bytes is shorter than nonce and tag",
+                     len);
+            return FB_RECORD_INVALID;
+        }
+        sodium_bin2base64(scratch, fb_record_scratch_size(r), r->payload.data, len,
+                          sodium_base64_VARIANT_ORIGINAL);
+        out->rec.cipher = FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305;
+        out->rec.key_id = r->key_id;
+        break;
+    default:
+        snprintf(why, whylen, "cipher %d is not accepted on this API", (int)r->enc);
+        return FB_RECORD_INVALID;
+    }
+    google__protobuf__timestamp__init(&out->ts);
+    google__protobuf__timestamp__init(&out->received);
+    if (r->time != NULL) {
+        out->ts.seconds = r->time->seconds;
+        out->ts.nanos = r->time->nanos;
+        fb_ts_normalize(&out->ts.seconds, &out->ts.nanos);
+    } else {
+        out->ts.seconds = now_ns / 1000000000;
+        out->ts.nanos = (int32_t)(now_ns % 1000000000);
+    }
+    out->received.seconds = now_ns / 1000000000;
+    out->received.nanos = (int32_t)(now_ns % 1000000000);
+    out->rec.timestamp = &out->ts;
+    out->rec.received_at = &out->received;
+    out->rec.agent_id = b->agent_id;
+    out->rec.tag = b->tag;
+    out->rec.message = scratch;
+    out->rec.userid = t->user_id;
+    out->rec.accesskey = t->access_key;
+    out->rec.batch_seq = b->seq;
+    out->size = fbpipe__v1__record__get_packed_size(&out->rec);
+    if (out->size + strlen(t->access_key) > max_bytes) {
+        snprintf(why, whylen, "record of %zu bytes is larger than kafka.message_max_bytes (%zu)",
+                 out->size + strlen(t->access_key), max_bytes);
+        return FB_RECORD_TOO_LARGE;
+    }
+    return FB_RECORD_OK;
+}
+
+/* varint -- one base-128 varint at *p (at most 10 bytes); -1 if cut. */
+static int
+varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+
+    for (unsigned shift = 0; shift < 70; shift += 7) {
+        if (*p >= end)
+            return -1;
+        x |= (uint64_t)(**p & 0x7f) << shift;
+        if ((*(*p)++ & 0x80) == 0) {
+            *v = x;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* fb_batch_peek -- see record.h. */
+int
+fb_batch_peek(const uint8_t *p, size_t len, uint64_t *seq, size_t *n_records)
+{
+    const uint8_t *end = p + len;
+    uint64_t key, v;
+
+    *seq = 0;
+    *n_records = 0;
+    while (p < end) {
+        if (varint(&p, end, &key) < 0 || key >> 3 == 0)
+            return -1;
+        switch (key & 7) {
+        case 0: /* varint */
+            if (varint(&p, end, &v) < 0)
+                return -1;
+            if (key >> 3 == 1)
+                *seq = v;
+            break;
+        case 1: /* 64-bit */
+            if ((size_t)(end - p) < 8)
+                return -1;
+            p += 8;
+            break;
+        case 2: /* length-delimited */
+            if (varint(&p, end, &v) < 0 || v > (uint64_t)(end - p))
+                return -1;
+            p += v;
+            if (key >> 3 == 4)
+                (*n_records)++;
+            break;
+        case 5: /* 32-bit */
+            if ((size_t)(end - p) < 4)
+                return -1;
+            p += 4;
+            break;
+        default:
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* fb_batch_unpack_budget -- generous for real batches, bounded for all. */
+size_t
+fb_batch_unpack_budget(size_t len, size_t n_records)
+{
+    /* each BatchRecord: its struct, a Timestamp, a key id, a pointer */
+    return 2 * len + n_records * 256 + 16384;
 }
 
 /* fb_record_pack -- serialise into dst (r->size bytes). */

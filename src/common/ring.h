@@ -19,8 +19,9 @@
 #include <sys/types.h>
 
 #define FB_RING_MAGIC 0x31474e4952504246ULL /* "FBPRING1" */
-#define FB_RING_VERSION 1
+#define FB_RING_VERSION 2
 #define FB_CACHELINE 64
+#define FB_RING_COUNTERS 32 /* auth refusal counters, a multiple of 8 */
 #define FB_RING_MAX_LANES 512
 #define FB_REC_MAGIC 0xfb7e
 #define FB_REC_ALIGN 8
@@ -79,6 +80,8 @@ typedef struct fb_ring_sh {
     /* CLOCK_MONOTONIC ms of the producer's last contact with Kafka (the
      * health check turns NOT_SERVING when it is too old) */
     _Atomic uint64_t kafka_ok_ms;
+    /* refused calls by fb_auth_err_t (index 0 unused), for metrics */
+    _Alignas(FB_CACHELINE) _Atomic uint64_t auth_refusals[FB_RING_COUNTERS];
 } fb_ring_sh_t;
 
 _Static_assert(sizeof(fb_rec_t) == 24, "record header layout");
@@ -87,7 +90,9 @@ _Static_assert(offsetof(fb_lane_sh_t, acked) == FB_CACHELINE, "head and acked sh
 _Static_assert(offsetof(fb_lane_sh_t, owner_state) == 2 * FB_CACHELINE, "lane layout");
 _Static_assert(sizeof(fb_lane_sh_t) == 3 * FB_CACHELINE, "lane header size");
 _Static_assert(offsetof(fb_ring_sh_t, producer_sleeping) == FB_CACHELINE, "ring header layout");
-_Static_assert(sizeof(fb_ring_sh_t) == 2 * FB_CACHELINE, "ring header size");
+_Static_assert(offsetof(fb_ring_sh_t, auth_refusals) == 2 * FB_CACHELINE, "ring header layout");
+_Static_assert(sizeof(fb_ring_sh_t) == 2 * FB_CACHELINE + FB_RING_COUNTERS * 8,
+               "ring header size");
 
 typedef struct fb_ring {
     fb_ring_sh_t *sh;

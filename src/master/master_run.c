@@ -13,12 +13,14 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/auth.h"
 #include "common/log.h"
 #include "master/master.h"
 #include "producer/producer.h"
@@ -142,6 +144,27 @@ drop_privileges(const fb_conf_t *conf)
     return 0;
 }
 
+/* log_auth_refusals -- the refusal counters the workers keep in the ring. */
+static void
+log_auth_refusals(const fb_ring_t *ring)
+{
+    char line[1024];
+    size_t off = 0;
+    uint64_t total = 0;
+
+    line[0] = '\0';
+    for (int i = 1; i < FB_AUTH_N_ERRS && i < FB_RING_COUNTERS; i++) {
+        uint64_t n = atomic_load_explicit(&ring->sh->auth_refusals[i], memory_order_relaxed);
+        if (n == 0 || off >= sizeof(line))
+            continue;
+        total += n;
+        off += (size_t)snprintf(line + off, sizeof(line) - off, " %s=%llu",
+                                fb_auth_err_name((fb_auth_err_t)i), (unsigned long long)n);
+    }
+    fb_log_notice("calls refused by authentication: %llu%s%s", (unsigned long long)total,
+                  total ? ":" : "", line);
+}
+
 /* reload -- validate the new configuration whole; keep the old on failure. */
 static fb_conf_t *
 reload(fb_conf_t *conf, const char *path)
@@ -246,9 +269,12 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
         if (fb_sig_usr1) {
             fb_sig_usr1 = 0;
             fb_master_signal_children(SIGUSR1);
+            log_auth_refusals(ring);
         }
     }
 out:
+    if (ring != NULL && conf->ingester_enabled)
+        log_auth_refusals(ring);
     fb_worker_free_keys();
     fb_ring_destroy(ring);
     if (pid_path != NULL) {

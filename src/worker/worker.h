@@ -24,16 +24,38 @@
 typedef struct fb_wcall fb_wcall_t;
 typedef void (*fb_wcall_step_t)(fb_wcall_t *c, int ok);
 
+typedef enum fb_wtag_kind {
+    FB_WTAG_STEP,  /* the call's main step (c->step) */
+    FB_WTAG_KICK,  /* the zero-operation batch of the acknowledgement thread */
+    FB_WTAG_WRITE, /* a bidi stream's SEND_MESSAGE of an Ack */
+} fb_wtag_kind_t;
+
 typedef struct fb_wtag {
     fb_wcall_t *c;
-    bool kick; /* the zero-operation batch of the acknowledgement thread */
+    fb_wtag_kind_t kind;
 } fb_wtag_t;
 
-/* A run of records of one call, contiguous in the lane: [from, to). */
+/* A run of records of one call, contiguous in the lane: [from, to). For a
+ * native stream one chunk is exactly one Batch, answered by seq. */
 typedef struct fb_chunk {
     uint64_t from, to;
     fb_wcall_t *c;
+    uint64_t seq;
 } fb_chunk_t;
+
+/* An Ack waiting to be sent on a native stream. */
+typedef struct fb_ack_out {
+    uint64_t seq;
+    int code;               /* FBPIPE__V1__ACK_CODE__* */
+    uint32_t retry_after_ms;
+    char detail[200];
+} fb_ack_out_t;
+
+/* Calls open per client address (ingester.max_calls_per_peer). */
+typedef struct fb_peer_count {
+    char *peer;
+    unsigned calls;
+} fb_peer_count_t;
 
 typedef struct fb_worker {
     const fb_conf_t *conf;
@@ -59,12 +81,19 @@ typedef struct fb_worker {
     /* calls whose chunk waits for room in the lane */
     fb_wcall_t **blocked;
     size_t n_blocked, cap_blocked;
+    /* open event streams, for token expiry and backpressure timeouts */
+    fb_wcall_t *streams;
+    fb_peer_count_t *peers;
+    size_t n_peers, cap_peers;
+    char *scratch; /* one record's message while it is built */
+    size_t scratch_cap;
+    uint64_t last_tick_ms;
 } fb_worker_t;
 
 struct fb_wcall {
     fb_worker_t *w;
     fb_wcall_step_t step;
-    fb_wtag_t tag, kick_tag;
+    fb_wtag_t tag, kick_tag, write_tag;
     bool kick_pending; /* under w->mu */
     grpc_call *call;
     grpc_call_details details;
@@ -85,6 +114,27 @@ struct fb_wcall {
     bool failed;         /* a record was refused for good */
     int32_t fail_err;
     uint64_t events;
+    char *peer;          /* counted in w->peers while set */
+    fb_wcall_t *next_stream, *prev_stream; /* in w->streams while listed */
+    bool listed;
+
+    /* native streams (fbpipe.v1.Ingest/Stream) */
+    bool native;
+    bool reading;        /* a RECV_MESSAGE is posted */
+    bool writing;        /* a SEND_MESSAGE is posted */
+    grpc_byte_buffer *send_bb;
+    uint64_t buf_seq;    /* seq of the batch in buf */
+    uint64_t blocked_since_ms; /* the batch in buf waits for room since, 0 = not */
+    bool on_blocked;     /* in w->blocked */
+    uint64_t *inflight;  /* seqs read and not yet answered */
+    unsigned n_inflight;
+    uint64_t inflight_sent; /* seq of the Ack being written */
+    fb_ack_out_t *acks;  /* answered, waiting to be sent (FIFO) */
+    unsigned ack_head, n_acks;
+    grpc_status_code end_status; /* the status to close with, once acks are out */
+    char end_detail[200];
+    bool ending;         /* end_status is set: no more reads */
+    unsigned rejects_logged;
 };
 
 int fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index);
@@ -99,6 +149,11 @@ int fb_wcall_reply(fb_wcall_t *c, const ProtobufCMessage *msg, grpc_status_code 
 int fb_wcall_read(fb_wcall_t *c, fb_wcall_step_t next);
 uint8_t *fb_wcall_message(fb_wcall_t *c, size_t *len);
 
+void fb_worker_stream_list(fb_wcall_t *c);
+void fb_worker_stream_unlist(fb_wcall_t *c);
+void fb_worker_count_refusal(fb_worker_t *w, fb_auth_err_t err);
+void fb_wcall_settle(fb_wcall_t *c);
+
 /* worker_health.c */
 void fb_worker_health_start(fb_wcall_t *c);
 
@@ -110,10 +165,19 @@ void fb_worker_acks_kicked(fb_wcall_t *c);
 int fb_wcall_buffer(fb_wcall_t *c, const char *key, size_t key_len, size_t val_len,
                     uint8_t **val);
 
+/* worker_native.c */
+void fb_worker_exchange_start(fb_wcall_t *c);
+void fb_worker_stream_start(fb_wcall_t *c);
+void fb_worker_native_acked(fb_wcall_t *c, uint64_t seq, int32_t err);
+void fb_worker_native_settled(fb_wcall_t *c);
+void fb_worker_native_written(fb_wcall_t *c, int ok);
+void fb_worker_native_tick(fb_wcall_t *c, uint64_t now_ms, int64_t now_s);
+
 /* worker_seed.c */
 void fb_worker_send_event_start(fb_wcall_t *c);
 void fb_worker_exchange_config_start(fb_wcall_t *c);
 void fb_worker_seed_settled(fb_wcall_t *c);
 int fb_worker_authenticate(fb_wcall_t *c);
+void fb_worker_refuse(fb_wcall_t *c, const fb_auth_result_t *r);
 
 #endif /* FB_WORKER_H */

@@ -161,7 +161,7 @@ fb_worker_chunk_flush(fb_wcall_t *c)
         w->chunk_head = 0;
     }
     w->chunks[(w->chunk_head + w->chunk_len) % w->chunk_cap] =
-        (fb_chunk_t){.from = from, .to = fb_lane_reserved(&w->lane), .c = c};
+        (fb_chunk_t){.from = from, .to = fb_lane_reserved(&w->lane), .c = c, .seq = c->buf_seq};
     if (w->chunk_len++ == 0)
         w->lane.hold = from; /* keep it until its failures are read */
     c->pending++;
@@ -183,8 +183,8 @@ settle_call(fb_wcall_t *c)
     pthread_mutex_unlock(&c->w->mu);
     if (free_it)
         fb_wcall_release(c);
-    else if (!c->grpc_done && c->pending == 0)
-        fb_worker_seed_settled(c);
+    else if (!c->grpc_done && (c->pending == 0 || c->native))
+        fb_wcall_settle(c);
 }
 
 /* fb_worker_acks_kicked -- on the queue thread: take every acknowledged
@@ -206,7 +206,11 @@ fb_worker_acks_kicked(fb_wcall_t *kicked)
 
         if (ch->to > acked)
             break;
-        if (fb_lane_first_failure(&w->lane, ch->from, ch->to, &err) != 0 && !ch->c->failed) {
+        if (fb_lane_first_failure(&w->lane, ch->from, ch->to, &err) == 0)
+            err = 0;
+        if (ch->c->native) {
+            fb_worker_native_acked(ch->c, ch->seq, err);
+        } else if (err != 0 && !ch->c->failed) {
             ch->c->failed = true;
             ch->c->fail_err = err;
         }
@@ -240,6 +244,7 @@ fb_worker_acks_kicked(fb_wcall_t *kicked)
         fb_wcall_t *c = w->blocked[0];
         memmove(w->blocked, w->blocked + 1, (w->n_blocked - 1) * sizeof(*w->blocked));
         w->n_blocked--;
-        fb_worker_seed_settled(c);
+        c->on_blocked = false; /* flushing again lists it again */
+        fb_wcall_settle(c);
     }
 }

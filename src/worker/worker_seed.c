@@ -54,14 +54,16 @@ authorization(fb_wcall_t *c)
     return NULL;
 }
 
-/* refuse -- answer with an authentication or authorization failure. */
-static void
-refuse(fb_wcall_t *c, const fb_auth_result_t *r)
+/* fb_worker_refuse -- answer with an authentication or authorization
+ * failure, counted by kind. */
+void
+fb_worker_refuse(fb_wcall_t *c, const fb_auth_result_t *r)
 {
     char *p = peer(c);
 
     fb_log_notice("%s refused: %s (%s)", p, r->detail, fb_auth_err_name(r->err));
     gpr_free(p);
+    fb_worker_count_refusal(c->w, r->err);
     c->replied = true;
     fb_wcall_reply(c, NULL, (grpc_status_code)r->grpc_status, r->detail, NULL);
 }
@@ -76,7 +78,7 @@ fb_worker_authenticate(fb_wcall_t *c)
     fb_auth_verify(c->w->auth, c->w->keydb, v ? (const char *)GRPC_SLICE_START_PTR(*v) : NULL,
                    v ? GRPC_SLICE_LENGTH(*v) : 0, now_ns() / 1000000000, &c->auth);
     if (c->auth.err != FB_AUTH_OK) {
-        refuse(c, &c->auth);
+        fb_worker_refuse(c, &c->auth);
         return -1;
     }
     return 0;
@@ -203,7 +205,7 @@ on_event(fb_wcall_t *c, int ok)
     key = ev->accesskey[0] ? ev->accesskey : c->auth.access_key;
     if (fb_auth_check_tenant(&c->auth, w->keydb, key, strlen(key), &r) != FB_AUTH_OK) {
         api__event__free_unpacked(ev, &a.base);
-        refuse(c, &r);
+        fb_worker_refuse(c, &r);
         return;
     }
     t = fb_keydb_find(w->keydb, r.access_key, strlen(r.access_key));
@@ -275,7 +277,7 @@ got_access_key(fb_wcall_t *c, int ok)
                              &r) != FB_AUTH_OK ||
         (t = fb_keydb_find(c->w->keydb, r.access_key, strlen(r.access_key))) == NULL) {
         api__access_key__free_unpacked(req, &a.base);
-        refuse(c, &r);
+        fb_worker_refuse(c, &r);
         return;
     }
     api__access_key__free_unpacked(req, &a.base);

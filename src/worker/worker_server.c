@@ -9,9 +9,11 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <grpc/byte_buffer_reader.h>
@@ -77,9 +79,9 @@ wcall_new(fb_worker_t *w, fb_wcall_step_t step)
         fb_panic("calloc(call) failed");
     c->w = w;
     c->step = step;
-    c->tag.c = c;
-    c->kick_tag.c = c;
-    c->kick_tag.kick = true;
+    c->tag = (fb_wtag_t){.c = c, .kind = FB_WTAG_STEP};
+    c->kick_tag = (fb_wtag_t){.c = c, .kind = FB_WTAG_KICK};
+    c->write_tag = (fb_wtag_t){.c = c, .kind = FB_WTAG_WRITE};
     grpc_call_details_init(&c->details);
     grpc_metadata_array_init(&c->request_md);
     w->calls++;
@@ -101,10 +103,159 @@ fb_wcall_finish(fb_wcall_t *c)
         fb_wcall_release(c);
 }
 
+/* peer_host -- the client's address without its port, for counting. */
+static char *
+peer_host(grpc_call *call)
+{
+    char *p = grpc_call_get_peer(call), *colon, *host;
+
+    colon = p ? strrchr(p, ':') : NULL;
+    host = p ? strndup(p, colon && colon != p ? (size_t)(colon - p) : strlen(p)) : NULL;
+    gpr_free(p);
+    return host;
+}
+
+/* peer_count -- the entry of host in w->peers, added if new; NULL if out of memory. */
+static fb_peer_count_t *
+peer_count(fb_worker_t *w, const char *host)
+{
+    for (size_t i = 0; i < w->n_peers; i++)
+        if (strcmp(w->peers[i].peer, host) == 0)
+            return &w->peers[i];
+    if (w->n_peers == w->cap_peers) {
+        size_t cap = w->cap_peers ? w->cap_peers * 2 : 16;
+        fb_peer_count_t *n = realloc(w->peers, cap * sizeof(*n));
+        if (n == NULL)
+            return NULL;
+        w->peers = n;
+        w->cap_peers = cap;
+    }
+    w->peers[w->n_peers] = (fb_peer_count_t){.peer = strdup(host), .calls = 0};
+    if (w->peers[w->n_peers].peer == NULL)
+        return NULL;
+    return &w->peers[w->n_peers++];
+}
+
+/* peer_admit -- count the call against its peer; 0, or -1 after answering
+ * RESOURCE_EXHAUSTED (ingester.max_calls_per_peer). */
+static int
+peer_admit(fb_wcall_t *c)
+{
+    fb_worker_t *w = c->w;
+    char *host = peer_host(c->call);
+    fb_peer_count_t *pc = host ? peer_count(w, host) : NULL;
+    char why[300];
+
+    if (pc == NULL) {
+        free(host);
+        fb_wcall_reply(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        return -1;
+    }
+    if (pc->calls >= w->conf->max_calls_per_peer) {
+        snprintf(why, sizeof(why), "too many calls from %.200s: at most %llu at once per worker",
+                 host, (unsigned long long)w->conf->max_calls_per_peer);
+        fb_log_notice("%s refused: %s", host, why);
+        free(host);
+        fb_wcall_reply(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, why, NULL);
+        return -1;
+    }
+    pc->calls++;
+    c->peer = host;
+    return 0;
+}
+
+/* peer_leave -- the call no longer counts against its peer. */
+static void
+peer_leave(fb_wcall_t *c)
+{
+    fb_worker_t *w = c->w;
+
+    for (size_t i = 0; c->peer != NULL && i < w->n_peers; i++)
+        if (strcmp(w->peers[i].peer, c->peer) == 0) {
+            if (--w->peers[i].calls == 0) {
+                free(w->peers[i].peer);
+                w->peers[i] = w->peers[--w->n_peers];
+            }
+            break;
+        }
+    free(c->peer);
+    c->peer = NULL;
+}
+
+/* fb_worker_stream_list -- watch an event stream (expiry, backpressure). */
+void
+fb_worker_stream_list(fb_wcall_t *c)
+{
+    fb_worker_t *w = c->w;
+
+    c->next_stream = w->streams;
+    c->prev_stream = NULL;
+    if (w->streams != NULL)
+        w->streams->prev_stream = c;
+    w->streams = c;
+    c->listed = true;
+}
+
+/* fb_worker_stream_unlist -- no longer watched. */
+void
+fb_worker_stream_unlist(fb_wcall_t *c)
+{
+    if (!c->listed)
+        return;
+    if (c->prev_stream != NULL)
+        c->prev_stream->next_stream = c->next_stream;
+    else
+        c->w->streams = c->next_stream;
+    if (c->next_stream != NULL)
+        c->next_stream->prev_stream = c->prev_stream;
+    c->listed = false;
+}
+
+/* fb_worker_count_refusal -- one refused call, by kind, in shared memory. */
+void
+fb_worker_count_refusal(fb_worker_t *w, fb_auth_err_t err)
+{
+    if ((int)err > 0 && (int)err < FB_RING_COUNTERS)
+        atomic_fetch_add_explicit(&w->ring->sh->auth_refusals[err], 1, memory_order_relaxed);
+}
+
+/* fb_wcall_settle -- make progress on an event stream after a change. */
+void
+fb_wcall_settle(fb_wcall_t *c)
+{
+    if (c->native)
+        fb_worker_native_settled(c);
+    else
+        fb_worker_seed_settled(c);
+}
+
+/* tick -- every STOP_CHECK_MS: token expiry, batches waiting too long. */
+static void
+tick(fb_worker_t *w)
+{
+    uint64_t now_ms = fb_monotonic_ms();
+    fb_wcall_t *c, *next;
+
+    if (now_ms - w->last_tick_ms < STOP_CHECK_MS)
+        return;
+    w->last_tick_ms = now_ms;
+    for (c = w->streams; c != NULL; c = next) {
+        next = c->next_stream; /* c may unlist itself */
+        if (c->native)
+            fb_worker_native_tick(c, now_ms, (int64_t)time(NULL));
+    }
+}
+
 /* fb_wcall_release -- free a call nobody refers to any more. */
 void
 fb_wcall_release(fb_wcall_t *c)
 {
+    fb_worker_stream_unlist(c);
+    peer_leave(c);
+    free(c->inflight);
+    free(c->acks);
+    if (c->send_bb != NULL)
+        grpc_byte_buffer_destroy(c->send_bb);
     free(c->buf);
     if (c->recv != NULL)
         grpc_byte_buffer_destroy(c->recv);
@@ -260,6 +411,14 @@ new_call(fb_wcall_t *c, int ok)
         request_call(w);
     if (method_is(c, "/grpc.health.v1.Health/Check")) {
         fb_worker_health_start(c);
+        return;
+    }
+    if (peer_admit(c) < 0)
+        return;
+    if (method_is(c, "/fbpipe.v1.Ingest/Stream")) {
+        fb_worker_stream_start(c);
+    } else if (method_is(c, "/fbpipe.v1.Ingest/Exchange")) {
+        fb_worker_exchange_start(c);
     } else if (method_is(c, "/api.EventService/SendEvent")) {
         fb_worker_send_event_start(c);
     } else if (method_is(c, "/api.EventService/ExchangeConfig")) {
@@ -314,10 +473,11 @@ dispatch(grpc_event ev)
 
     if (ev.type != GRPC_OP_COMPLETE || t == NULL)
         return;
-    if (t->kick)
-        fb_worker_acks_kicked(t->c);
-    else
-        t->c->step(t->c, ev.success);
+    switch (t->kind) {
+    case FB_WTAG_KICK: fb_worker_acks_kicked(t->c); break;
+    case FB_WTAG_WRITE: fb_worker_native_written(t->c, ev.success); break;
+    default: t->c->step(t->c, ev.success); break;
+    }
 }
 
 /* drain -- run events until the queue is shut down. */
@@ -348,8 +508,9 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     fb_worker_t w = {.conf = conf, .ring = ring, .index = index,
                      .mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     grpc_server_credentials *creds;
-    grpc_arg args[2];
-    grpc_channel_args cargs = {.num_args = 2, .args = args};
+    grpc_arg args[4];
+    grpc_channel_args cargs = {.num_args = 4, .args = args};
+    grpc_resource_quota *quota;
     const char *why;
     int port, rc;
 
@@ -385,8 +546,18 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     args[1].type = GRPC_ARG_INTEGER;
     args[1].key = GRPC_ARG_ALLOW_REUSEPORT;
     args[1].value.integer = 1;
+    args[2].type = GRPC_ARG_INTEGER;
+    args[2].key = GRPC_ARG_MAX_CONCURRENT_STREAMS;
+    args[2].value.integer = (int)conf->max_streams_per_connection;
+    quota = grpc_resource_quota_create("fbpipe-worker");
+    grpc_resource_quota_resize(quota, (size_t)conf->memory_limit);
+    args[3].type = GRPC_ARG_POINTER;
+    args[3].key = (char *)GRPC_ARG_RESOURCE_QUOTA;
+    args[3].value.pointer.p = quota;
+    args[3].value.pointer.vtable = grpc_resource_quota_arg_vtable();
     w.cq = grpc_completion_queue_create_for_next(NULL);
     w.server = grpc_server_create(&cargs, NULL);
+    grpc_resource_quota_unref(quota);
     grpc_server_register_completion_queue(w.server, w.cq, NULL);
     creds = server_credentials(conf);
     if (creds == NULL) {
@@ -414,6 +585,7 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
             w.cq, gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                                gpr_time_from_millis(STOP_CHECK_MS, GPR_TIMESPAN)), NULL);
         dispatch(ev);
+        tick(&w);
     }
     rc = 0;
 out:
@@ -434,6 +606,8 @@ out:
     grpc_completion_queue_destroy(w.cq);
     grpc_shutdown();
     fb_worker_acks_stop(&w);
+    free(w.scratch);
+    free(w.peers);
     fb_worker_free_keys();
     fb_lane_release(&w.lane);
     fb_log_info("worker %u stopped", index);

@@ -1,0 +1,313 @@
+"""native_api.py -- fbpipe.v1.Ingest (Exchange, Stream) driven by Python
+grpcio with stubs generated from proto/, a client that is not fbpipe's.
+
+usage: native_api.py PORT SECRET_FILE BROKERS TOPIC N
+
+Checks: Exchange for a plaintext and an encrypting tenant; N records in
+batches with several in flight, every batch acknowledged OK, then read back
+from Kafka (key, AccessKey/UserID from the key database, per-key order,
+XChaCha20-Poly1305 ciphertexts that decrypt with access key || key id as
+associated data); and the hostile inputs: malformed protobuf, invalid
+UTF-8, empty batch, too many records, a duplicate seq in flight, a plaintext
+record for an encrypting tenant, an unbound token, a client that never
+reads its acks, a client that disconnects mid-batch, an expiring token.
+The server runs with kafka.linger = 1s, so a batch stays in flight long
+enough for the duplicate to meet it.
+"""
+import atexit
+import json
+import os
+import queue
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import grpc
+import grpc_tools
+import jwt
+import nacl.bindings as sodium
+from grpc_tools import protoc
+
+port, secret_file, brokers, topic, n = sys.argv[1:6]
+n = int(n)
+out = tempfile.mkdtemp(prefix="fbpipe-pynative-")
+atexit.register(shutil.rmtree, out, ignore_errors=True)
+inc = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
+if protoc.main(["protoc", "-I" + os.path.join(os.environ["FBPIPE_SRCDIR"], "proto"),
+                "-I" + inc, "--python_out=" + out, "fbpipe.proto"]) != 0:
+    sys.exit("protoc refused fbpipe.proto")
+sys.path.insert(0, out)
+import fbpipe_pb2 as pb  # noqa: E402
+
+secret = open(secret_file, "rb").read().rstrip(b"\r\n")
+SEC_KEY = bytes(range(32))  # keys.json gives "sec" this key as 64 hex digits
+
+
+def token(claims_extra=None, key="acme", life=600):
+    now = int(time.time())
+    claims = {"exp": now + life, "iat": now}
+    if key is not None:
+        claims["access_key"] = key
+    claims.update(claims_extra or {})
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def md(tok):
+    return [("authorization", "Bearer " + tok)]
+
+
+ch = grpc.insecure_channel("127.0.0.1:" + port)
+exchange = ch.unary_unary("/fbpipe.v1.Ingest/Exchange",
+                          request_serializer=pb.ExchangeRequest.SerializeToString,
+                          response_deserializer=pb.ExchangeResponse.FromString)
+stream = ch.stream_stream("/fbpipe.v1.Ingest/Stream",
+                          request_serializer=pb.Batch.SerializeToString,
+                          response_deserializer=pb.Ack.FromString)
+raw_stream = ch.stream_stream("/fbpipe.v1.Ingest/Stream",
+                              request_serializer=lambda b: b,
+                              response_deserializer=pb.Ack.FromString)
+fails = []
+
+
+def expect(what, got, want):
+    if got != want:
+        fails.append("%s: got %r, want %r" % (what, got, want))
+
+
+def expect_in(what, needle, hay):
+    if needle not in hay:
+        fails.append("%s: %r not in %r" % (what, needle, hay))
+
+
+class Sender:
+    """Batches into a stream, at most `window` unacknowledged."""
+
+    def __init__(self, tok, window=8, call=None):
+        self.q = queue.Queue()
+        self.window = threading.Semaphore(window)
+        self.acks = {}
+        self.call = (call or stream)(iter(self.q.get, None), metadata=md(tok), timeout=120)
+        self.error = None
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        try:
+            for ack in self.call:
+                self.acks[ack.seq] = ack
+                self.window.release()
+        except grpc.RpcError as e:
+            self.error = e
+
+    def send(self, batch):
+        self.window.acquire()
+        self.q.put(batch)
+
+    def close(self):
+        self.q.put(None)
+        self.reader.join(130)
+        return self.error
+
+
+def batch(seq, recs, tag="t", agent="py"):
+    return pb.Batch(seq=seq, tag=tag, agent_id=agent, records=recs)
+
+
+def rec(payload, enc=pb.CIPHER_NONE, key_id=""):
+    return pb.BatchRecord(payload=payload, enc=enc, key_id=key_id)
+
+
+# ---- Exchange
+x = exchange(pb.ExchangeRequest(access_key="acme", agent_id="py"), metadata=md(token()),
+             timeout=10)
+expect("Exchange(acme).user_id", x.user_id, "u-acme")
+expect("Exchange(acme).cipher", x.cipher, pb.CIPHER_NONE)
+expect("Exchange(acme).max_batch_records", x.max_batch_records, 1000)
+if not (x.max_batch_bytes > 0 and x.max_record_bytes > 0 and x.refresh_interval_s > 0):
+    fails.append("Exchange(acme): limits missing: %r" % x)
+xs = exchange(pb.ExchangeRequest(access_key="sec"), metadata=md(token(key="sec")), timeout=10)
+expect("Exchange(sec).cipher", xs.cipher, pb.CIPHER_XCHACHA20POLY1305)
+expect("Exchange(sec).key_id", xs.key_id, "k2")
+expect("Exchange(sec).encryption_key", xs.encryption_key, SEC_KEY)
+try:
+    exchange(pb.ExchangeRequest(access_key="zeta"), metadata=md(token()), timeout=10)
+    fails.append("Exchange for another key: accepted")
+except grpc.RpcError as e:
+    expect("Exchange for another key", e.code(), grpc.StatusCode.PERMISSION_DENIED)
+
+# ---- N plaintext records for acme, 100 per batch, 8 in flight
+per = 100
+s = Sender(token())
+seqs = []
+for b in range(0, n, per):
+    seq = 1000 + b // per
+    seqs.append(seq)
+    s.send(batch(seq, [rec(json.dumps({"i": i}).encode()) for i in range(b, min(n, b + per))]))
+err = s.close()
+expect("stream status", err, None)
+expect("acks received", sorted(s.acks), seqs)
+expect("acks OK", [a.code for a in s.acks.values() if a.code != pb.OK], [])
+
+# ---- encrypted records for sec
+s = Sender(token(key="sec"))
+for i in range(10):
+    nonce = os.urandom(24)
+    ct = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        json.dumps({"secret": i}).encode(), b"sec" + b"k2", nonce, SEC_KEY)
+    s.send(batch(i + 1, [rec(nonce + ct, pb.CIPHER_XCHACHA20POLY1305, "k2")]))
+expect("encrypted stream status", s.close(), None)
+expect("encrypted acks", sorted(a.seq for a in s.acks.values() if a.code == pb.OK),
+       list(range(1, 11)))
+
+# ---- hostile inputs, each on its own stream
+s = Sender(token())
+s.send(batch(1, [rec(b"\xff\xfe not utf-8")]))
+s.send(batch(3, []))
+s.send(batch(4, [rec(b"x")] * 1001))
+s.send(batch(5, [rec(b"{}", pb.CIPHER_XCHACHA20POLY1305, "k2")]))
+s.send(batch(6, [rec(b"{}", 7)]))
+expect("hostile stream status", s.close(), None)
+a = s.acks
+expect("invalid UTF-8 payload", a.get(1) and a[1].code, pb.REJECTED)
+expect_in("invalid UTF-8 payload detail", "UTF-8", a.get(1) and a[1].detail or "")
+expect("empty batch", a.get(3) and a[3].code, pb.OK)
+expect("1001 records", a.get(4) and a[4].code, pb.REJECTED)
+expect_in("1001 records detail", "at most 1000", a.get(4) and a[4].detail or "")
+expect("encrypted record for a plaintext tenant", a.get(5) and a[5].code, pb.REJECTED)
+expect("unknown cipher", a.get(6) and a[6].code, pb.REJECTED)
+
+# invalid UTF-8 in a string field: built by hand (Python refuses to encode it)
+good = batch(7, [rec(b"{}")], tag="T").SerializeToString()
+bad = good.replace(b"\x12\x01T", b"\x12\x01\xff")
+s = Sender(token(), call=raw_stream)
+s.send(bad)
+expect("invalid UTF-8 tag: status", s.close(), None)
+expect("invalid UTF-8 tag", s.acks.get(7) and s.acks[7].code, pb.REJECTED)
+expect_in("invalid UTF-8 tag detail", "tag", s.acks.get(7) and s.acks[7].detail or "")
+
+# plaintext for an encrypting tenant
+s = Sender(token(key="sec"))
+s.send(batch(1, [rec(b"{}")]))
+s.close()
+expect("plaintext for sec", s.acks.get(1) and s.acks[1].code, pb.REJECTED)
+
+# malformed protobuf ends the stream with INVALID_ARGUMENT
+s = Sender(token(), call=raw_stream)
+s.send(b"\x0a\xff\xff\xff")
+e = s.close()
+expect("malformed protobuf", e and e.code(), grpc.StatusCode.INVALID_ARGUMENT)
+
+# a duplicate seq while the first is in flight (linger 1s holds it)
+s = Sender(token())
+s.send(batch(9, [rec(b'{"dup":1}')]))
+s.send(batch(9, [rec(b'{"dup":2}')]))
+e = s.close()
+expect("duplicate seq", e and e.code(), grpc.StatusCode.INVALID_ARGUMENT)
+expect_in("duplicate seq detail", "already in flight", e and e.details() or "")
+expect("duplicate seq: the first still acknowledged", s.acks.get(9) and s.acks[9].code, pb.OK)
+
+# an unbound token cannot open a stream
+s = Sender(token(key=None))
+e = s.close()
+expect("unbound token", e and e.code(), grpc.StatusCode.PERMISSION_DENIED)
+
+# a client that never reads its acks: once its acks fill HTTP/2's window
+# the server stops reading it (at most max_inflight_batches held), so the
+# client's sends stall far below what it offers; others are served meanwhile
+HOG = 20000
+hog_sent = [0]
+
+
+def hog_batches():
+    b = batch(0, [rec(b"x")] * 1001)  # each answered REJECTED, a long detail
+    for i in range(HOG):
+        b.seq = 50000 + i
+        hog_sent[0] += 1
+        yield b
+
+
+# its own connection, with a receive window that does not grow (no BDP probe)
+hog_ch = grpc.insecure_channel("127.0.0.1:" + port, options=[("grpc.http2.bdp_probe", 0)])
+hog = hog_ch.stream_stream("/fbpipe.v1.Ingest/Stream",
+                           request_serializer=pb.Batch.SerializeToString,
+                           response_deserializer=pb.Ack.FromString)(
+    hog_batches(), metadata=md(token()), timeout=120)
+last = -1
+for _ in range(60):  # until the sends stall
+    time.sleep(0.5)
+    if hog_sent[0] == last:
+        break
+    last = hog_sent[0]
+if hog_sent[0] >= HOG:
+    fails.append("a client that does not read its acks was read to the end (%d batches)" % HOG)
+s = Sender(token())
+s.send(batch(77, [rec(b'{"beside":"hog"}')]))
+expect("stream beside a client that does not read", s.close(), None)
+expect("its ack", s.acks.get(77) and s.acks[77].code, pb.OK)
+hog.cancel()
+
+# a client that disconnects mid-batch
+q2 = queue.Queue()
+gone = stream(iter(q2.get, None), metadata=md(token()), timeout=60)
+for i in range(20):
+    q2.put(batch(600 + i, [rec(b'{"gone":1}')] * 50))
+time.sleep(0.2)
+gone.cancel()
+
+# an expiring token closes the stream with UNAUTHENTICATED
+s = Sender(token(life=2))
+s.send(batch(1, [rec(b'{"before":"expiry"}')]))
+t0 = time.time()
+while time.time() - t0 < 15 and s.reader.is_alive():
+    time.sleep(0.2)
+e = s.error
+expect("expired token", e and e.code(), grpc.StatusCode.UNAUTHENTICATED)
+expect_in("expired token detail", "expired", e and e.details() or "")
+expect("before expiry: acknowledged", s.acks.get(1) and s.acks[1].code, pb.OK)
+s.q.put(None)
+
+# ---- read the topic back
+raw = subprocess.run(["kcat", "-b", brokers, "-C", "-t", topic, "-e", "-q", "-f", "%k\t%R%s"],
+                     stdout=subprocess.PIPE, check=True, timeout=120).stdout
+got, off = [], 0
+while off < len(raw):
+    tab = raw.index(b"\t", off)  # access keys hold no tab
+    key = raw[off:tab]
+    off = tab + 1
+    (vl,) = struct.unpack(">i", raw[off:off + 4])
+    got.append((key.decode(), pb.Record.FromString(raw[off + 4:off + 4 + vl])))
+    off += 4 + vl
+acme = [json.loads(r.message)["i"] for k, r in got if k == "acme" and '"i"' in r.message]
+expect("acme records in Kafka (count of distinct)", len(set(acme)), n)
+first = {}
+for pos, i in enumerate(acme):
+    first.setdefault(i, pos)
+if sorted(first, key=first.get) != sorted(first):
+    fails.append("acme records out of order in Kafka")
+for k, r in got:
+    if k != r.AccessKey or r.UserID != {"acme": "u-acme", "sec": "u-sec"}.get(k):
+        fails.append("record identity: key %s AccessKey %s UserID %s" % (k, r.AccessKey, r.UserID))
+        break
+secs = [r for k, r in got if k == "sec"]
+expect("sec records", len(secs), 10)
+for r in secs:
+    import base64
+    blob = base64.b64decode(r.message)
+    try:
+        pt = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(blob[24:], b"sec" + r.key_id.encode(),
+                                                               blob[:24], SEC_KEY)
+        json.loads(pt)
+    except Exception as ex:  # noqa: BLE001
+        fails.append("sec record does not decrypt: %r" % ex)
+        break
+bad_written = [r.message for k, r in got if "not utf-8" in r.message or r.message == "x"]
+expect("refused batches written to Kafka", bad_written, [])
+
+for f in fails:
+    print("native_api: FAIL:", f)
+print("native_api: %d failures" % len(fails) if fails else "native_api: OK")
+sys.exit(1 if fails else 0)
