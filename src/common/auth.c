@@ -90,7 +90,6 @@ static const char *const auth_reserved_claims[] = {"exp", "nbf", "iat", "iss", "
 
 static int auth_fail(fb_auth_result_t *res, fb_auth_err_t err, const char *fmt, ...)
     FB_PRINTF(3, 4);
-static void auth_show(char *out, size_t size, const char *s, size_t len);
 static void auth_json_err(char *text);
 static json_t *auth_b64_json(const char *s, size_t len, const char *part, fb_auth_result_t *res);
 static const auth_key_t *auth_pick(const fb_auth_t *a, const json_t *header,
@@ -149,26 +148,6 @@ auth_fail(fb_auth_result_t *res, fb_auth_err_t err, const char *fmt, ...)
     vsnprintf(res->detail, sizeof(res->detail), fmt, ap);
     va_end(ap);
     return (int)err;
-}
-
-/* auth_show -- s[0..len) fit for a detail: printable ASCII, the rest \xNN, capped. */
-static void
-auth_show(char *out, size_t size, const char *s, size_t len)
-{
-    size_t o = 0;
-
-    for (size_t i = 0; i < len && i < AUTH_SHOW_MAX && o + 5 < size; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
-            out[o++] = (char)c;
-        else
-            o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
-    }
-    if (len > AUTH_SHOW_MAX && o + 4 <= size) {
-        memcpy(out + o, "...", 3);
-        o += 3;
-    }
-    out[o] = '\0';
 }
 
 /* auth_json_err -- cut jansson's " near '...'", which quotes token bytes. */
@@ -239,7 +218,7 @@ auth_pick(const fb_auth_t *a, const json_t *header, fb_auth_result_t *res)
     for (size_t i = 0; i < a->n_keys; i++)
         if (strlen(a->keys[i].kid) == len && memcmp(a->keys[i].kid, s, len) == 0)
             return &a->keys[i];
-    auth_show(shown, sizeof(shown), s, len);
+    fb_log_show(shown, sizeof(shown), s, len, AUTH_SHOW_MAX);
     auth_fail(res, FB_AUTH_ERR_UNKNOWN_KID, "token kid \"%s\" names no configured key", shown);
     return NULL;
 }
@@ -264,7 +243,7 @@ auth_header(const fb_auth_t *a, const char *tok, size_t len, const auth_key_t **
         auth_fail(res, FB_AUTH_ERR_MALFORMED, "token header alg is not a string");
         goto fail;
     }
-    auth_show(shown, sizeof(shown), json_string_value(v), json_string_length(v));
+    fb_log_show(shown, sizeof(shown), json_string_value(v), json_string_length(v), AUTH_SHOW_MAX);
     /* libjwt reads "NONE", "None", ... as none too */
     if (strcasecmp(json_string_value(v), "none") == 0) {
         auth_fail(res, FB_AUTH_ERR_ALG_NONE, "token algorithm \"%s\" (unsigned) is refused",
@@ -281,7 +260,7 @@ auth_header(const fb_auth_t *a, const char *tok, size_t len, const auth_key_t **
     v = json_object_get(h, "typ");
     if (v != NULL && (!json_is_string(v) || strcasecmp(json_string_value(v), "JWT") != 0)) {
         if (json_is_string(v))
-            auth_show(shown, sizeof(shown), json_string_value(v), json_string_length(v));
+            fb_log_show(shown, sizeof(shown), json_string_value(v), json_string_length(v), AUTH_SHOW_MAX);
         auth_fail(res, FB_AUTH_ERR_MALFORMED, "token header typ %s%s%s is not JWT",
                   json_is_string(v) ? "\"" : "", json_is_string(v) ? shown : "(not a string)",
                   json_is_string(v) ? "\"" : "");
@@ -415,7 +394,7 @@ auth_claims(const fb_auth_t *a, json_t *claims, int64_t now, fb_auth_result_t *r
                              v == NULL ? "no iss" : "an iss that is not a string", a->issuer);
         if (strcmp(json_string_value(v), a->issuer) != 0 ||
             json_string_length(v) != strlen(a->issuer)) {
-            auth_show(shown, sizeof(shown), json_string_value(v), json_string_length(v));
+            fb_log_show(shown, sizeof(shown), json_string_value(v), json_string_length(v), AUTH_SHOW_MAX);
             return auth_fail(res, FB_AUTH_ERR_BAD_ISSUER,
                              "token issuer \"%s\" is not the configured \"%s\"", shown, a->issuer);
         }
@@ -455,7 +434,7 @@ auth_claims(const fb_auth_t *a, json_t *claims, int64_t now, fb_auth_result_t *r
         return auth_fail(res, FB_AUTH_ERR_MALFORMED, "token claim %s is not a string",
                          a->key_claim);
     if (!fb_access_key_valid(json_string_value(v), json_string_length(v), &why)) {
-        auth_show(shown, sizeof(shown), json_string_value(v), json_string_length(v));
+        fb_log_show(shown, sizeof(shown), json_string_value(v), json_string_length(v), AUTH_SHOW_MAX);
         return auth_fail(res, FB_AUTH_ERR_MALFORMED, "token claim %s \"%s\" %s", a->key_claim,
                          shown, why);
     }
@@ -472,7 +451,7 @@ auth_tenant(const fb_keydb_t *db, const char *key, size_t len, bool unbound,
     char shown[AUTH_SHOW_SIZE];
     const fb_tenant_t *t;
 
-    auth_show(shown, sizeof(shown), key, len);
+    fb_log_show(shown, sizeof(shown), key, len, AUTH_SHOW_MAX);
     t = fb_keydb_find(db, key, len);
     if (t == NULL)
         return auth_fail(res, FB_AUTH_ERR_UNKNOWN_KEY, "access key \"%s\" is not in the key "
@@ -523,7 +502,7 @@ fb_auth_verify(const fb_auth_t *a, const fb_keydb_t *db, const char *authorizati
         if (n == len || p[n] != ' ')
             return auth_fail(res, FB_AUTH_ERR_NOT_BEARER,
                              "authorization is not \"Bearer <token>\" (no scheme)");
-        auth_show(shown, sizeof(shown), p, n);
+        fb_log_show(shown, sizeof(shown), p, n, AUTH_SHOW_MAX);
         return auth_fail(res, FB_AUTH_ERR_NOT_BEARER, "authorization scheme \"%s\" is not Bearer",
                          shown);
     }
@@ -638,7 +617,7 @@ fb_auth_check_tenant(const fb_auth_result_t *r, const fb_keydb_t *db, const char
         access_key = "";
         len = 0;
     }
-    auth_show(shown, sizeof(shown), access_key, len);
+    fb_log_show(shown, sizeof(shown), access_key, len, AUTH_SHOW_MAX);
     if (!out->unbound && (strlen(out->access_key) != len ||
                           memcmp(out->access_key, access_key, len) != 0))
         return auth_fail(out, FB_AUTH_ERR_KEY_MISMATCH,

@@ -35,7 +35,6 @@ typedef struct keys_load {
 } keys_load_t;
 
 static void keys_err(keys_load_t *kl, const char *shown, const char *fmt, ...) FB_PRINTF(3, 4);
-static void keys_show(char *out, size_t size, const char *s, size_t len);
 static const char *keys_type(const json_t *v);
 static bool keys_name_char(unsigned char c);
 static char *keys_read(keys_load_t *kl, size_t *len);
@@ -131,26 +130,6 @@ fb_enc_key_decode(const char *s, size_t len, uint8_t out[FB_ENC_KEY_LEN], const 
     memcpy(out, bin, FB_ENC_KEY_LEN);
     sodium_memzero(bin, sizeof(bin));
     return 1;
-}
-
-/* keys_show -- s[0..len) fit for a log line: printable ASCII, the rest \xNN, capped. */
-static void
-keys_show(char *out, size_t size, const char *s, size_t len)
-{
-    size_t o = 0;
-
-    for (size_t i = 0; i < len && i < KEYS_SHOW_MAX && o + 5 < size; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
-            out[o++] = (char)c;
-        else
-            o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
-    }
-    if (len > KEYS_SHOW_MAX && o + 4 <= size) {
-        memcpy(out + o, "...", 3);
-        o += 3;
-    }
-    out[o] = '\0';
 }
 
 /* keys_err -- one problem with one tenant (shown NULL: with the file itself). */
@@ -319,7 +298,7 @@ keys_load_enc(keys_load_t *kl, const char *shown, json_t *obj, fb_tenant_t *t)
         }
         json_object_foreach(e, member, v) {
             if (strcmp(member, "id") != 0 && strcmp(member, "key") != 0) {
-                keys_show(idshown, sizeof(idshown), member, strlen(member));
+                fb_log_show(idshown, sizeof(idshown), member, strlen(member), KEYS_SHOW_MAX);
                 keys_err(kl, shown, "EncryptionKeys[%zu]: unknown field \"%s\"", i, idshown);
                 ok = false;
             }
@@ -333,7 +312,7 @@ keys_load_enc(keys_load_t *kl, const char *shown, json_t *obj, fb_tenant_t *t)
             const char *s = json_string_value(id);
             size_t len = json_string_length(id);
 
-            keys_show(idshown, sizeof(idshown), s, len);
+            fb_log_show(idshown, sizeof(idshown), s, len, KEYS_SHOW_MAX);
             if (!fb_key_id_valid(s, len)) {
                 keys_err(kl, shown, "%s: \"%s\" must be 1-64 characters of [A-Za-z0-9._-]", field,
                          idshown);
@@ -411,7 +390,7 @@ keys_load_targets(keys_load_t *kl, const char *shown, const char *name, json_t *
         }
         json_object_foreach(tg, type, val) {
             if (strcmp(type, "file") != 0) {
-                keys_show(type_shown, sizeof(type_shown), type, strlen(type));
+                fb_log_show(type_shown, sizeof(type_shown), type, strlen(type), KEYS_SHOW_MAX);
                 keys_err(kl, shown, "targets[%zu]: target type \"%s\" is not supported by "
                                     "this version", i, type_shown);
                 continue;
@@ -443,7 +422,7 @@ keys_load_tenant(keys_load_t *kl, const char *name, json_t *obj, fb_tenant_t *t)
     bool known;
     json_t *v;
 
-    keys_show(shown, sizeof(shown), name, name_len);
+    fb_log_show(shown, sizeof(shown), name, name_len, KEYS_SHOW_MAX);
     t->access_key = strdup(name);
     if (t->access_key == NULL) {
         keys_err(kl, shown, "strdup(access key) failed: out of memory");
@@ -462,7 +441,7 @@ keys_load_tenant(keys_load_t *kl, const char *name, json_t *obj, fb_tenant_t *t)
         for (size_t i = 0; i < sizeof(keys_fields) / sizeof(keys_fields[0]); i++)
             known = known || strcmp(field, keys_fields[i]) == 0;
         if (!known) {
-            keys_show(other, sizeof(other), field, strlen(field));
+            fb_log_show(other, sizeof(other), field, strlen(field), KEYS_SHOW_MAX);
             keys_err(kl, shown, "unknown field \"%s\"", other);
         }
     }
@@ -470,7 +449,7 @@ keys_load_tenant(keys_load_t *kl, const char *name, json_t *obj, fb_tenant_t *t)
     v = json_object_get(obj, "AccessKey");
     if (v != NULL && keys_string(kl, shown, "AccessKey", v, SIZE_MAX) &&
         (json_string_length(v) != name_len || memcmp(json_string_value(v), name, name_len) != 0)) {
-        keys_show(other, sizeof(other), json_string_value(v), json_string_length(v));
+        fb_log_show(other, sizeof(other), json_string_value(v), json_string_length(v), KEYS_SHOW_MAX);
         keys_err(kl, shown, "AccessKey: \"%s\" must equal the member name \"%s\"", other, shown);
     }
 

@@ -211,3 +211,25 @@ fb_panic(const char *fmt, ...)
     va_end(ap);
     abort();
 }
+
+/* fb_log_show -- see log.h. */
+void
+fb_log_show(char *out, size_t size, const char *s, size_t len, size_t max)
+{
+    size_t o = 0, i;
+
+    if (size == 0)
+        return;
+    for (i = 0; i < len && i < max && o + 5 < size; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+            out[o++] = (char)c;
+        else
+            o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
+    }
+    if (i < len && o + 4 <= size) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+}

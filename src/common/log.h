@@ -48,4 +48,9 @@ _Noreturn void fb_fatal(int status, const char *fmt, ...) FB_PRINTF(2, 3);
 _Noreturn void fb_fatalx(int status, const char *fmt, ...) FB_PRINTF(2, 3);
 _Noreturn void fb_panic(const char *fmt, ...) FB_PRINTF(1, 2);
 
+/* s[0..len) fit for a log line or a detail: printable ASCII (no quote or
+ * backslash), the rest as \xNN, at most max bytes of s, "..." when cut.
+ * out is always NUL-terminated. */
+void fb_log_show(char *out, size_t size, const char *s, size_t len, size_t max);
+
 #endif /* FB_LOG_H */

@@ -179,5 +179,6 @@ void fb_worker_exchange_config_start(fb_wcall_t *c);
 void fb_worker_seed_settled(fb_wcall_t *c);
 int fb_worker_authenticate(fb_wcall_t *c);
 void fb_worker_refuse(fb_wcall_t *c, const fb_auth_result_t *r);
+void fb_worker_print(const char *access_key, const char *text, size_t len, bool decrypted);
 
 #endif /* FB_WORKER_H */

@@ -406,7 +406,7 @@ print_record(const fb_wcall_t *c, const fb_tenant_t *t, const Fbpipe__V1__BatchR
 
     if (r->enc == FBPIPE__V1__CIPHER__CIPHER_NONE || !c->w->conf->router_decrypt ||
         (k = fb_tenant_enc_key(t, r->key_id)) == NULL) {
-        fb_log_info("event %s: %.2000s", t->access_key, message);
+        fb_worker_print(t->access_key, message, strlen(message), false);
         return;
     }
     plain = malloc(r->payload.len + 1);
@@ -416,8 +416,7 @@ print_record(const fb_wcall_t *c, const fb_tenant_t *t, const Fbpipe__V1__BatchR
                                r->payload.len, plain, &n) < 0) {
         fb_log_info("event %s: (does not decrypt with key %s)", t->access_key, r->key_id);
     } else {
-        plain[n] = '\0';
-        fb_log_info("event %s (decrypted): %.2000s", t->access_key, (const char *)plain);
+        fb_worker_print(t->access_key, (const char *)plain, n, true);
     }
     sodium_memzero(plain, r->payload.len + 1);
     free(plain);

@@ -17,7 +17,10 @@
 #include <grpc/grpc.h>
 #include <grpc/support/alloc.h>
 
+#include <sodium.h>
+
 #include "api.pb-c.h"
+#include "common/cipher.h"
 #include "common/log.h"
 #include "common/pballoc.h"
 #include "common/record.h"
@@ -25,6 +28,7 @@
 
 #define CHUNK_RECORDS 512
 #define CHUNK_BYTES (1u << 20)
+#define PRINT_MAX 2000 /* bytes of an event printed */
 
 static void on_event(fb_wcall_t *c, int ok);
 
@@ -167,6 +171,42 @@ invalid(fb_wcall_t *c, grpc_status_code status, const char *why)
     fb_wcall_reply(c, NULL, status, why, NULL);
 }
 
+/* fb_worker_print -- one printed event (--print-events), escaped so that a
+ * client's bytes cannot forge log lines. */
+void
+fb_worker_print(const char *access_key, const char *text, size_t len, bool decrypted)
+{
+    char shown[PRINT_MAX * 4 + 8];
+
+    fb_log_show(shown, sizeof(shown), text, len, PRINT_MAX);
+    fb_log_info("event %s%s: %s", access_key, decrypted ? " (decrypted)" : "", shown);
+}
+
+/* print_event -- ingester.print_events: one line per accepted event; the
+ * seed format decrypted under --decrypt-events when the key is known. */
+static void
+print_event(const fb_worker_t *w, const fb_tenant_t *t, const char *message)
+{
+    size_t len = strlen(message), n;
+    uint8_t *plain;
+
+    if (t->n_enc_keys == 0 || !w->conf->router_decrypt) {
+        fb_worker_print(t->access_key, message, len, false);
+        return;
+    }
+    plain = malloc(len / 2 + 1);
+    if (plain == NULL)
+        return;
+    if (fb_cipher_open_aesgcm_hex(t->enc_keys[0].key, message, len, plain, &n) < 0) {
+        fb_log_info("event %s: (does not decrypt with key %s)", t->access_key,
+                    t->enc_keys[0].id);
+    } else {
+        fb_worker_print(t->access_key, (const char *)plain, n, true);
+    }
+    sodium_memzero(plain, len / 2 + 1);
+    free(plain);
+}
+
 /* on_event -- one Event of the stream, or its end. */
 static void
 on_event(fb_wcall_t *c, int ok)
@@ -233,10 +273,10 @@ on_event(fb_wcall_t *c, int ok)
         return;
     }
     fb_record_pack(&rec, val);
+    if (w->conf->ingester_print_events)
+        print_event(w, t, ev->message);
     api__event__free_unpacked(ev, &a.base);
     c->events++;
-    if (w->conf->ingester_print_events)
-        fb_log_info("event for %s: %zu bytes", t->access_key, rec.size);
     if ((c->buf_records >= CHUNK_RECORDS || c->buf_len >= CHUNK_BYTES) && flush(c) < 0)
         return; /* resumed when room comes back */
     read_next(c);

@@ -207,3 +207,172 @@ Test(pballoc, caps_what_a_message_may_unpack_into)
     free(buf);
     free(many);
 }
+
+/* ---- the native API: fbpipe.v1.Batch records ---- */
+
+/* packed_batch -- a Batch of n records with the given payload, packed. */
+static uint8_t *
+packed_batch(uint64_t seq, size_t n, const char *payload, size_t *len)
+{
+    Fbpipe__V1__Batch b = FBPIPE__V1__BATCH__INIT;
+    Fbpipe__V1__BatchRecord r = FBPIPE__V1__BATCH_RECORD__INIT;
+    Fbpipe__V1__BatchRecord **recs = calloc(n ? n : 1, sizeof(*recs));
+    uint8_t *buf;
+
+    r.payload.data = (uint8_t *)payload;
+    r.payload.len = strlen(payload);
+    for (size_t i = 0; i < n; i++)
+        recs[i] = &r;
+    b.seq = seq;
+    b.tag = "app";
+    b.records = recs;
+    b.n_records = n;
+    *len = fbpipe__v1__batch__get_packed_size(&b);
+    buf = malloc(*len ? *len : 1);
+    fbpipe__v1__batch__pack(&b, buf);
+    free(recs);
+    return buf;
+}
+
+Test(batch, peek_counts_records_and_reads_seq)
+{
+    size_t len, n;
+    uint64_t seq;
+    uint8_t *p = packed_batch(123456789012ULL, 777, "{}", &len);
+
+    cr_assert_eq(fb_batch_peek(p, len, &seq, &n), 0);
+    cr_assert_eq(seq, 123456789012ULL);
+    cr_assert_eq(n, 777);
+    free(p);
+    p = packed_batch(5, 0, "", &len);
+    cr_assert_eq(fb_batch_peek(p, len, &seq, &n), 0);
+    cr_assert_eq(n, 0);
+    free(p);
+}
+
+Test(batch, peek_refuses_malformed)
+{
+    static const uint8_t cut_len[] = {0x22, 0x05, 'a'};          /* records, 5 bytes, 1 there */
+    static const uint8_t cut_varint[] = {0x08, 0xff, 0xff};      /* seq, varint never ends */
+    static const uint8_t field_zero[] = {0x00, 0x01};            /* field number 0 */
+    static const uint8_t group[] = {0x23, 0x24};                 /* wire type 3 (group) */
+    static const uint8_t ten_bytes[] = {0x08, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                        0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+    size_t n;
+    uint64_t seq;
+
+    cr_assert_eq(fb_batch_peek(cut_len, sizeof(cut_len), &seq, &n), -1);
+    cr_assert_eq(fb_batch_peek(cut_varint, sizeof(cut_varint), &seq, &n), -1);
+    cr_assert_eq(fb_batch_peek(field_zero, sizeof(field_zero), &seq, &n), -1);
+    cr_assert_eq(fb_batch_peek(group, sizeof(group), &seq, &n), -1);
+    cr_assert_eq(fb_batch_peek(ten_bytes, sizeof(ten_bytes), &seq, &n), -1);
+}
+
+Test(batch, budget_unpacks_real_batches_and_caps_hostile_ones)
+{
+    size_t len, n;
+    uint64_t seq;
+    uint8_t *p = packed_batch(1, 10000, "", &len); /* 2 bytes a record on the wire */
+    fb_pballoc_t a;
+    Fbpipe__V1__Batch *b;
+
+    cr_assert_eq(fb_batch_peek(p, len, &seq, &n), 0);
+    fb_pballoc_init(&a, fb_batch_unpack_budget(len, n));
+    b = fbpipe__v1__batch__unpack(&a.base, len, p);
+    cr_assert_not_null(b, "a batch of empty records unpacks within its budget");
+    cr_assert_eq(b->n_records, 10000);
+    fbpipe__v1__batch__free_unpacked(b, &a.base);
+    /* the same bytes with a budget that ignores the count: refused, not exploded */
+    fb_pballoc_init(&a, 4 * len + 4096);
+    cr_assert_null(fbpipe__v1__batch__unpack(&a.base, len, p));
+    cr_assert(a.exceeded);
+    free(p);
+}
+
+/* native -- one BatchRecord into a record of tenant t. */
+static fb_record_err_t
+native(const fb_tenant_t *t, const char *tag, const uint8_t *payload, size_t len, int enc,
+       const char *key_id, fb_record_t *out, char *scratch, char *why)
+{
+    Fbpipe__V1__Batch b = FBPIPE__V1__BATCH__INIT;
+    Fbpipe__V1__BatchRecord r = FBPIPE__V1__BATCH_RECORD__INIT;
+
+    b.seq = 42;
+    b.tag = (char *)tag;
+    b.agent_id = "agent-1";
+    r.payload.data = (uint8_t *)payload;
+    r.payload.len = len;
+    r.enc = (Fbpipe__V1__Cipher)enc;
+    r.key_id = (char *)key_id;
+    return fb_record_from_batch(&b, &r, t, NOW_NS, 1000000, scratch, out, why, 256);
+}
+
+Test(batch, plaintext_record_takes_identity_from_the_tenant)
+{
+    char scratch[64], why[256];
+    fb_record_t r;
+    Fbpipe__V1__Record *d;
+
+    cr_assert_eq(native(&plain, "app", (const uint8_t *)"{\"a\":1}", 7, 0, "", &r, scratch, why),
+                 FB_RECORD_OK);
+    d = roundtrip(&r);
+    cr_assert_str_eq(d->message, "{\"a\":1}");
+    cr_assert_str_eq(d->accesskey, "acme");
+    cr_assert_str_eq(d->userid, "u-acme");
+    cr_assert_eq(d->batch_seq, 42);
+    cr_assert_eq(d->cipher, FBPIPE__V1__CIPHER__CIPHER_NONE);
+    fbpipe__v1__record__free_unpacked(d, NULL);
+}
+
+Test(batch, refuses_what_cannot_be_stored)
+{
+    static const uint8_t bad_utf8[] = {'{', 0xc3, 0x28, '}'};
+    static const uint8_t with_nul[] = {'a', 0, 'b'};
+    uint8_t ct[64] = {0};
+    char scratch[256], why[256];
+    fb_record_t r;
+
+    cr_assert_eq(native(&plain, "app", bad_utf8, sizeof(bad_utf8), 0, "", &r, scratch, why),
+                 FB_RECORD_INVALID);
+    cr_assert(strstr(why, "UTF-8") != NULL, "%s", why);
+    cr_assert_eq(native(&plain, "app", with_nul, sizeof(with_nul), 0, "", &r, scratch, why),
+                 FB_RECORD_INVALID);
+    cr_assert_eq(native(&plain, "a\xff", (const uint8_t *)"{}", 2, 0, "", &r, scratch, why),
+                 FB_RECORD_INVALID);
+    cr_assert(strstr(why, "tag") != NULL, "%s", why);
+    /* plaintext for a tenant that encrypts; ciphertext for one that does not */
+    cr_assert_eq(native(&secret, "app", (const uint8_t *)"{}", 2, 0, "", &r, scratch, why),
+                 FB_RECORD_INVALID);
+    cr_assert_eq(native(&plain, "app", ct, sizeof(ct), 2, "k7", &r, scratch, why),
+                 FB_RECORD_INVALID);
+    /* unknown key id, too short to hold nonce and tag, unknown cipher */
+    cr_assert_eq(native(&secret, "app", ct, sizeof(ct), 2, "k8", &r, scratch, why),
+                 FB_RECORD_INVALID);
+    cr_assert(strstr(why, "key_id") != NULL, "%s", why);
+    cr_assert_eq(native(&secret, "app", ct, 39, 2, "k7", &r, scratch, why), FB_RECORD_INVALID);
+    cr_assert_eq(native(&secret, "app", ct, sizeof(ct), 9, "k7", &r, scratch, why),
+                 FB_RECORD_INVALID);
+    /* the seed cipher is not accepted on the native API */
+    cr_assert_eq(native(&secret, "app", ct, sizeof(ct), 1, "k7", &r, scratch, why),
+                 FB_RECORD_INVALID);
+}
+
+Test(batch, ciphertext_is_stored_base64_with_its_key_id)
+{
+    uint8_t ct[48];
+    char scratch[128], why[256];
+    fb_record_t r;
+    Fbpipe__V1__Record *d;
+    Fbpipe__V1__BatchRecord br = FBPIPE__V1__BATCH_RECORD__INIT;
+
+    memset(ct, 0xab, sizeof(ct));
+    br.payload.len = sizeof(ct);
+    cr_assert_leq(fb_record_scratch_size(&br), sizeof(scratch));
+    cr_assert_eq(native(&secret, "app", ct, sizeof(ct), 2, "k7", &r, scratch, why), FB_RECORD_OK);
+    d = roundtrip(&r);
+    cr_assert_eq(d->cipher, FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305);
+    cr_assert_str_eq(d->key_id, "k7");
+    cr_assert_eq(strlen(d->message), 64); /* 48 bytes in base64 */
+    cr_assert_eq(strncmp(d->message, "q6ur", 4), 0);
+    fbpipe__v1__record__free_unpacked(d, NULL);
+}
