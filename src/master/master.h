@@ -46,7 +46,11 @@ void fb_master_stop_children(int sig, unsigned grace_ms);
 unsigned fb_master_children(void);
 void fb_master_signal_children(int sig);
 
+int fb_master_reload_workers(const fb_conf_t *conf, fb_ring_t *ring,
+                             fb_child_main_t worker_main);
+
 /* master_run.c */
 int fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts);
+int fb_master_drop_privileges(void);
 
 #endif /* FB_MASTER_H */

@@ -112,15 +112,19 @@ daemonise(void)
     return 0;
 }
 
-/* drop_privileges -- become main.user / main.group before forking any
- * child; the ring and the pid file are made first. */
+static uid_t run_uid;
+static gid_t run_gid;
+static bool run_drop;
+
+/* resolve_user -- main.user / main.group to ids, in the master (which
+ * keeps root to read secrets again on reload); the children drop. */
 static int
-drop_privileges(const fb_conf_t *conf)
+resolve_user(const fb_conf_t *conf)
 {
     struct passwd *pw = NULL;
     struct group *gr = NULL;
-    gid_t gid;
 
+    run_drop = false;
     if (conf->user[0] == '\0' && conf->group[0] == '\0')
         return 0;
     if (conf->user[0] != '\0' && (pw = getpwnam(conf->user)) == NULL) {
@@ -131,16 +135,28 @@ drop_privileges(const fb_conf_t *conf)
         fb_log_errorx("main.group: no group \"%s\"", conf->group);
         return -1;
     }
-    gid = gr != NULL ? gr->gr_gid : pw != NULL ? pw->pw_gid : getgid();
-    if (setgroups(1, &gid) < 0 || setgid(gid) < 0) {
-        fb_log_error("setgid(%ld) failed", (long)gid);
+    run_gid = gr != NULL ? gr->gr_gid : pw != NULL ? pw->pw_gid : getgid();
+    run_uid = pw != NULL ? pw->pw_uid : getuid();
+    run_drop = true;
+    fb_log_info("children run as uid %ld, gid %ld", (long)run_uid, (long)run_gid);
+    return 0;
+}
+
+/* fb_master_drop_privileges -- in a child right after fork: become
+ * main.user / main.group. 0, or -1 after logging. */
+int
+fb_master_drop_privileges(void)
+{
+    if (!run_drop)
+        return 0;
+    if (setgroups(1, &run_gid) < 0 || setgid(run_gid) < 0) {
+        fb_log_error("setgid(%ld) failed", (long)run_gid);
         return -1;
     }
-    if (pw != NULL && setuid(pw->pw_uid) < 0) {
-        fb_log_error("setuid(%s) failed", conf->user);
+    if (setuid(run_uid) < 0) {
+        fb_log_error("setuid(%ld) failed", (long)run_uid);
         return -1;
     }
-    fb_log_info("running as uid %ld, gid %ld", (long)getuid(), (long)getgid());
     return 0;
 }
 
@@ -165,21 +181,32 @@ log_auth_refusals(const fb_ring_t *ring)
                   total ? ":" : "", line);
 }
 
-/* reload -- validate the new configuration whole; keep the old on failure. */
+/* reload -- validate the new configuration whole, with its keys and
+ * secrets; on success the workers are replaced by a generation that holds
+ * them. On any failure the running configuration stays, whole. */
 static fb_conf_t *
-reload(fb_conf_t *conf, const char *path)
+reload(fb_conf_t *conf, const char *path, fb_ring_t *ring)
 {
     fb_conf_t *next = fb_conf_load(path);
 
-    if (next == NULL || fb_conf_verify(next) < 0) {
+    if (next == NULL || fb_conf_verify(next) < 0 ||
+        (next->ingester_enabled && fb_worker_load_keys(next) < 0) || resolve_user(next) < 0) {
         fb_log_errorx("reload of %s failed (see above): keeping the running configuration",
                       path);
         fb_conf_free(next);
         return conf;
     }
-    fb_log_notice("reloaded %s; [kafka] and ring settings take effect at the next start",
-                  path);
+    if (next->max_workers != conf->max_workers || next->ring_size != conf->ring_size ||
+        next->ingester_enabled != conf->ingester_enabled)
+        fb_log_warnx("reload: ingester.ring_size, max_workers and enabled take effect at the "
+                     "next start");
     fb_log_set_level(next->log_level);
+    if (conf->ingester_enabled && next->ingester_enabled &&
+        fb_master_reload_workers(next, ring, fb_worker_main) < 0) {
+        fb_log_errorx("reload of %s: workers not replaced; they keep the previous keys", path);
+    } else {
+        fb_log_notice("reloaded %s; [kafka] settings take effect at the next start", path);
+    }
     fb_conf_free(conf);
     return next;
 }
@@ -204,12 +231,13 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
     ring = fb_ring_create(conf->ring_size, (unsigned)conf->max_workers);
     if (ring == NULL)
         goto out;
-    /* secrets and keys are readable by root only: load them before the drop */
+    /* secrets, keys and TLS files may be readable by root only: the master
+     * loads them (again on reload); children inherit them and drop */
     if (conf->ingester_enabled && fb_worker_load_keys(conf) < 0) {
         rc = FB_EXIT_CONFIG;
         goto out;
     }
-    if (drop_privileges(conf) < 0) {
+    if (resolve_user(conf) < 0) {
         rc = FB_EXIT_CONFIG;
         goto out;
     }
@@ -264,7 +292,7 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
         }
         if (fb_sig_hup) {
             fb_sig_hup = 0;
-            conf = reload(conf, opts->conf_path);
+            conf = reload(conf, opts->conf_path, ring);
         }
         if (fb_sig_usr1) {
             fb_sig_usr1 = 0;

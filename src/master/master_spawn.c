@@ -39,6 +39,7 @@ typedef struct child {
     uint64_t respawn_at_ms;
     unsigned backoff_ms;
     unsigned crashes;
+    bool retiring; /* a worker of an older generation: finishing its calls */
 } child_t;
 
 static child_t children[MAX_CHILDREN];
@@ -62,6 +63,8 @@ start(child_t *c, const fb_conf_t *conf, fb_ring_t *ring)
         if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != master)
             _exit(FB_EXIT_FAILURE);
         fb_log_set_role(c->name);
+        if (fb_master_drop_privileges() < 0)
+            _exit(FB_EXIT_CONFIG);
         rc = c->fn(conf, ring, c->index);
         fflush(NULL);
         _exit(rc);
@@ -120,6 +123,12 @@ fb_master_reap(fb_ring_t *ring)
             fb_ring_lane(ring, c->index, &l);
             if (atomic_load(&l.sh->owner_pid) == (int32_t)pid)
                 fb_lane_release(&l);
+        }
+        if (c->retiring) { /* an older generation: never respawned */
+            fb_log_info("%s (pid %ld) of the previous generation ended (status 0x%x)", c->name,
+                        (long)pid, (unsigned)st);
+            c->in_use = false;
+            continue;
         }
         if (WIFEXITED(st) && WEXITSTATUS(st) == FB_EXIT_OK) {
             fb_log_info("%s (pid %ld) exited cleanly", c->name, (long)pid);
@@ -199,6 +208,109 @@ fb_master_signal_children(int sig)
     for (size_t i = 0; i < MAX_CHILDREN; i++)
         if (children[i].in_use && children[i].alive)
             kill(children[i].pid, sig);
+}
+
+/* lanes_busy -- mark the lanes of every worker slot in use; free ones. */
+static unsigned
+lanes_busy(bool *busy, unsigned n_lanes)
+{
+    unsigned n_free = n_lanes;
+
+    memset(busy, 0, n_lanes * sizeof(*busy));
+    for (size_t i = 0; i < MAX_CHILDREN; i++) {
+        const child_t *c = &children[i];
+        if (c->in_use && c->role == FB_ROLE_WORKER && c->index < n_lanes && !busy[c->index]) {
+            busy[c->index] = true;
+            n_free--;
+        }
+    }
+    return n_free;
+}
+
+/* stop_retiring -- TERM the workers still finishing an older generation's
+ * calls (their clients see the calls end and send again what was not
+ * acknowledged); wait up to grace_ms, then KILL. */
+static void
+stop_retiring(fb_ring_t *ring, unsigned grace_ms)
+{
+    uint64_t deadline = fb_monotonic_ms() + grace_ms;
+    bool left = false;
+
+    for (size_t i = 0; i < MAX_CHILDREN; i++)
+        if (children[i].in_use && children[i].retiring && children[i].alive) {
+            fb_log_warnx("%s (pid %ld) of an older generation still has open calls: "
+                         "stopping it to make room", children[i].name, (long)children[i].pid);
+            kill(children[i].pid, SIGTERM);
+        }
+    for (;;) {
+        left = false;
+        fb_master_reap(ring);
+        for (size_t i = 0; i < MAX_CHILDREN; i++)
+            left |= children[i].in_use && children[i].retiring && children[i].alive;
+        if (!left)
+            return;
+        if (fb_monotonic_ms() >= deadline)
+            break;
+        usleep(20000);
+    }
+    for (size_t i = 0; i < MAX_CHILDREN; i++)
+        if (children[i].in_use && children[i].retiring && children[i].alive)
+            kill(children[i].pid, SIGKILL);
+    while (left) {
+        usleep(10000);
+        fb_master_reap(ring);
+        left = false;
+        for (size_t i = 0; i < MAX_CHILDREN; i++)
+            left |= children[i].in_use && children[i].retiring && children[i].alive;
+    }
+}
+
+/* fb_master_reload_workers -- a new generation of workers, forked now so
+ * that they hold the keys and settings the master just loaded, on free
+ * lanes; the current workers retire: they stop accepting calls and exit
+ * once their open calls are over (no connection is dropped). 0, or -1
+ * (nothing changed) when there are not enough lanes. */
+int
+fb_master_reload_workers(const fb_conf_t *conf, fb_ring_t *ring, fb_child_main_t worker_main)
+{
+    unsigned n_lanes = ring->sh->n_lanes, started = 0, retired = 0;
+    bool busy[512 + 1];
+
+    if (n_lanes > 512)
+        n_lanes = 512;
+    if (lanes_busy(busy, n_lanes) < conf->workers) {
+        stop_retiring(ring, (unsigned)conf->shutdown_timeout_ms);
+        if (lanes_busy(busy, n_lanes) < conf->workers) {
+            fb_log_errorx("reload: %llu workers need as many free lanes, and only %u of "
+                          "ingester.max_workers = %u are free: workers not replaced",
+                          (unsigned long long)conf->workers, lanes_busy(busy, n_lanes),
+                          n_lanes);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < MAX_CHILDREN; i++) {
+        child_t *c = &children[i];
+        if (!c->in_use || c->role != FB_ROLE_WORKER || c->retiring)
+            continue;
+        c->retiring = true;
+        retired++;
+        if (c->alive)
+            kill(c->pid, SIGUSR2); /* stop accepting, finish the open calls */
+        else
+            c->in_use = false;     /* was waiting to be respawned */
+    }
+    for (unsigned lane = 0; lane < n_lanes && started < conf->workers; lane++) {
+        char name[32];
+        if (busy[lane])
+            continue;
+        snprintf(name, sizeof(name), "worker[%u]", lane);
+        if (fb_master_spawn(FB_ROLE_WORKER, lane, name, worker_main, conf, ring) < 0)
+            return -1;
+        started++;
+    }
+    fb_log_notice("reload: %u workers started with the new keys and settings; %u retiring "
+                  "once their open calls end", started, retired);
+    return 0;
 }
 
 /* fb_master_stop_children -- sig to all, wait up to grace_ms, then KILL. */

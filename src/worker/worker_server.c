@@ -31,22 +31,55 @@
 
 static volatile sig_atomic_t stop_requested;
 
-/* Loaded by the master before it drops privileges (secrets are 0600 and
- * owned by root); the workers inherit them through fork. */
-static fb_keydb_t *loaded_keydb;
-static fb_auth_t *loaded_auth;
+/* Loaded by the master, which keeps root to read them again on reload
+ * (secrets and keys are 0600, owned by root); a worker inherits them
+ * through fork before it drops privileges. */
+typedef struct loaded {
+    fb_keydb_t *keydb;
+    fb_auth_t *auth;
+    uint8_t *tls_cert, *tls_key, *tls_ca; /* NULL when not configured */
+    size_t tls_cert_len, tls_key_len, tls_ca_len;
+} loaded_t;
 
-/* fb_worker_load_keys -- the key database and the token keys, in the
- * master, before the privilege drop. 0, or -1 after logging. */
+static loaded_t loaded;
+
+/* loaded_free -- wipe and free one set. */
+static void
+loaded_free(loaded_t *l)
+{
+    fb_keydb_free(l->keydb);
+    fb_auth_free(l->auth);
+    if (l->tls_cert != NULL)
+        fb_secret_free(l->tls_cert, l->tls_cert_len);
+    if (l->tls_key != NULL)
+        fb_secret_free(l->tls_key, l->tls_key_len);
+    if (l->tls_ca != NULL)
+        fb_secret_free(l->tls_ca, l->tls_ca_len);
+    memset(l, 0, sizeof(*l));
+}
+
+/* fb_worker_load_keys -- the key database, the token keys and the TLS
+ * files, in the master. Replaces what was loaded only when all of it
+ * loads: 0, or -1 after logging (the previous set stays). */
 int
 fb_worker_load_keys(const fb_conf_t *conf)
 {
-    loaded_keydb = fb_keydb_load(conf->keys_file);
-    loaded_auth = loaded_keydb ? fb_auth_new(conf) : NULL;
-    if (loaded_auth == NULL) {
-        fb_worker_free_keys();
+    loaded_t next = {0};
+
+    next.keydb = fb_keydb_load(conf->keys_file);
+    next.auth = next.keydb ? fb_auth_new(conf) : NULL;
+    if (next.auth == NULL ||
+        (conf->tls_cert[0] != '\0' &&
+         (fb_secret_read(conf->tls_cert, 0, 1, &next.tls_cert, &next.tls_cert_len) < 0 ||
+          fb_secret_read(conf->tls_key, FB_SECRET_F_PRIVATE, 1, &next.tls_key,
+                         &next.tls_key_len) < 0)) ||
+        (conf->tls_client_ca[0] != '\0' &&
+         fb_secret_read(conf->tls_client_ca, 0, 1, &next.tls_ca, &next.tls_ca_len) < 0)) {
+        loaded_free(&next);
         return -1;
     }
+    loaded_free(&loaded);
+    loaded = next;
     return 0;
 }
 
@@ -54,17 +87,18 @@ fb_worker_load_keys(const fb_conf_t *conf)
 void
 fb_worker_free_keys(void)
 {
-    fb_keydb_free(loaded_keydb);
-    fb_auth_free(loaded_auth);
-    loaded_keydb = NULL;
-    loaded_auth = NULL;
+    loaded_free(&loaded);
 }
+
+static volatile sig_atomic_t retire_requested;
 
 static void
 on_stop(int sig)
 {
-    (void)sig;
-    stop_requested = 1;
+    if (sig == SIGUSR2)
+        retire_requested = 1;
+    else
+        stop_requested = 1;
 }
 
 static void new_call(fb_wcall_t *c, int ok);
@@ -432,37 +466,24 @@ new_call(fb_wcall_t *c, int ok)
 }
 
 /* server_credentials -- TLS (with client verification when tls_client_ca
- * is set) or plaintext (fb_conf_load allows it only where it may be). */
+ * is set) or plaintext (fb_conf_load allows it only where it may be),
+ * from the files the master loaded. */
 static grpc_server_credentials *
 server_credentials(const fb_conf_t *conf)
 {
     grpc_ssl_pem_key_cert_pair pair;
-    grpc_server_credentials *creds;
-    uint8_t *cert = NULL, *key = NULL, *ca = NULL;
-    size_t cert_len, key_len, ca_len;
 
     if (conf->tls_cert[0] == '\0')
         return grpc_insecure_server_credentials_create();
-    if (fb_secret_read(conf->tls_cert, 0, 1, &cert, &cert_len) < 0 ||
-        fb_secret_read(conf->tls_key, FB_SECRET_F_PRIVATE, 1, &key, &key_len) < 0 ||
-        (conf->tls_client_ca[0] != '\0' &&
-         fb_secret_read(conf->tls_client_ca, 0, 1, &ca, &ca_len) < 0)) {
-        fb_secret_free(cert, cert ? cert_len : 0);
-        fb_secret_free(key, key ? key_len : 0);
+    if (loaded.tls_cert == NULL || loaded.tls_key == NULL)
         return NULL;
-    }
-    pair.private_key = (const char *)key;
-    pair.cert_chain = (const char *)cert;
-    creds = grpc_ssl_server_credentials_create_ex(
-        (const char *)ca, &pair, 1,
-        ca != NULL ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
-                   : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+    pair.private_key = (const char *)loaded.tls_key;
+    pair.cert_chain = (const char *)loaded.tls_cert;
+    return grpc_ssl_server_credentials_create_ex(
+        (const char *)loaded.tls_ca, &pair, 1,
+        loaded.tls_ca != NULL ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                              : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
         NULL);
-    fb_secret_free(cert, cert_len);
-    fb_secret_free(key, key_len);
-    if (ca != NULL)
-        fb_secret_free(ca, ca_len);
-    return creds;
 }
 
 /* dispatch -- one completion: a call's step or an acknowledgement kick. */
@@ -501,6 +522,16 @@ shutdown_done(fb_wcall_t *c, int ok)
     fb_wcall_finish(c);
 }
 
+/* shutdown_server -- no new calls; shutdown_done runs when all are over. */
+static void
+shutdown_server(fb_worker_t *w)
+{
+    fb_wcall_t *sd = wcall_new(w, shutdown_done);
+
+    w->shutting_down = 1;
+    grpc_server_shutdown_and_notify(w->server, w->cq, &sd->tag);
+}
+
 /* fb_worker_main -- the worker process; returns its exit status. */
 int
 fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
@@ -515,6 +546,13 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     int port, rc;
 
     fb_proc_child_signals(on_stop);
+    {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_stop;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGUSR2, &sa, NULL); /* retire (reload) */
+    }
     if (fb_ring_check(ring->base, ring->size, &why) < 0) {
         fb_log_errorx("shared ring refused: %s", why);
         return 1;
@@ -527,8 +565,8 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         return 1;
     }
 
-    w.keydb = loaded_keydb;
-    w.auth = loaded_auth;
+    w.keydb = loaded.keydb;
+    w.auth = loaded.auth;
     if (w.keydb == NULL || w.auth == NULL) {
         fb_log_errorx("no key database loaded before the worker started");
         fb_lane_release(&w.lane);
@@ -581,7 +619,16 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         request_call(&w);
 
     while (!stop_requested) {
-        grpc_event ev = grpc_completion_queue_next(
+        grpc_event ev;
+
+        if (retire_requested && !w.shutting_down) {
+            /* a newer generation serves new calls: finish the open ones */
+            fb_log_info("worker %u retiring: no new calls; the open ones end here", index);
+            shutdown_server(&w);
+        }
+        if (w.shutting_down == 2 && w.calls == 0)
+            break; /* retired */
+        ev = grpc_completion_queue_next(
             w.cq, gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                                gpr_time_from_millis(STOP_CHECK_MS, GPR_TIMESPAN)), NULL);
         dispatch(ev);
@@ -590,11 +637,8 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     rc = 0;
 out:
     /* stop: no new calls, cancel the open ones, drain every event */
-    w.shutting_down = 1;
-    {
-        fb_wcall_t *sd = wcall_new(&w, shutdown_done);
-        grpc_server_shutdown_and_notify(w.server, w.cq, &sd->tag);
-    }
+    if (!w.shutting_down)
+        shutdown_server(&w);
     grpc_server_cancel_all_calls(w.server);
     while (w.shutting_down != 2 || w.calls > 0) {
         grpc_event ev = grpc_completion_queue_next(w.cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
