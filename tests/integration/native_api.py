@@ -210,6 +210,27 @@ expect("duplicate seq", e and e.code(), grpc.StatusCode.INVALID_ARGUMENT)
 expect_in("duplicate seq detail", "already in flight", e and e.details() or "")
 expect("duplicate seq: the first still acknowledged", s.acks.get(9) and s.acks[9].code, pb.OK)
 
+# a message over ingester.max_message_size (256K here): RESOURCE_EXHAUSTED
+s = Sender(token())
+s.send(batch(11, [rec(b"y" * 300000)]))
+e = s.close()
+expect("message over max_message_size", e and e.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+# calls per peer (ingester.max_calls_per_peer = 12 here): the 13th open
+# call from this address is refused at once, the others are served
+open_calls = [Sender(token()) for _ in range(12)]
+for i, o in enumerate(open_calls):  # each really open on the server
+    o.send(batch(900 + i, [rec(b'{"peer":1}')]))
+for o in open_calls:
+    o.window.acquire()
+    o.window.release()
+extra = Sender(token())
+e = extra.close()
+expect("call over max_calls_per_peer", e and e.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+expect_in("call over max_calls_per_peer detail", "too many calls", e and e.details() or "")
+for o in open_calls:
+    expect("calls within max_calls_per_peer", o.close(), None)
+
 # an unbound token cannot open a stream
 s = Sender(token(key=None))
 e = s.close()
