@@ -288,7 +288,29 @@ fb_worker_send_event_start(fb_wcall_t *c)
 {
     if (fb_worker_authenticate(c) < 0)
         return;
+    fb_worker_stream_list(c);
     read_next(c);
+}
+
+/* fb_worker_seed_tick -- a SendEvent stream whose token expired ends with
+ * UNAUTHENTICATED; the original API cannot say which events were stored,
+ * so the agent sends the stream again (at least once). */
+void
+fb_worker_seed_tick(fb_wcall_t *c, int64_t now_s)
+{
+    char *p;
+
+    if (c->replied || c->gone || !c->auth.has_exp ||
+        now_s < c->auth.exp + (int64_t)(c->w->conf->clock_skew_ms / 1000))
+        return;
+    p = peer(c);
+    fb_log_notice("%s: stream of %s closing: token expired", p, c->auth.access_key);
+    gpr_free(p);
+    fb_worker_count_refusal(c->w, FB_AUTH_ERR_EXPIRED);
+    fb_worker_stream_unlist(c);
+    c->buf_len = c->buf_records = 0; /* not in the lane: never acknowledged */
+    grpc_call_cancel_with_status(c->call, GRPC_STATUS_UNAUTHENTICATED,
+                                 "token expired: open a new stream with a fresh token", NULL);
 }
 
 /* got_access_key -- ExchangeConfig's request: the tenant's Config. */

@@ -277,6 +277,8 @@ tick(fb_worker_t *w)
         next = c->next_stream; /* c may unlist itself */
         if (c->native)
             fb_worker_native_tick(c, now_ms, (int64_t)time(NULL));
+        else
+            fb_worker_seed_tick(c, (int64_t)time(NULL));
     }
 }
 

@@ -72,6 +72,23 @@ try:
     fails.append("ExchangeConfig for another key: accepted")
 except grpc.RpcError as e:
     expect("ExchangeConfig for another key", e.code(), grpc.StatusCode.PERMISSION_DENIED)
+# a stream whose token expires (auth.clock_skew = 0s here) is closed
+short = jwt.encode({"access_key": "acme", "exp": int(time.time()) + 2, "iat": int(time.time())},
+                   secret, algorithm="HS256")
+
+
+def slow_events():
+    yield api_pb2.Event(agent_id="py", tag="t", message='{"before":"expiry"}')
+    time.sleep(8)  # the server closes the stream meanwhile
+
+
+try:
+    send(slow_events(), metadata=[("authorization", "Bearer " + short)], timeout=30)
+    fails.append("a stream past its token's expiry: answered")
+except grpc.RpcError as e:
+    expect("a stream past its token's expiry", e.code(), grpc.StatusCode.UNAUTHENTICATED)
+    if "expired" not in (e.details() or ""):
+        fails.append("expiry detail: %r" % e.details())
 for f in fails:
     print("seed_api: FAIL:", f)
 print("seed_api: %d failures" % len(fails) if fails else "seed_api: OK")
