@@ -2,7 +2,8 @@
  * main.c -- fbpiped's entry point: command line, configuration test.
  *
  * Parses the command line, loads and verifies the configuration, and
- * either reports the verdict (-t) or becomes the master. It must never
+ * either reports the verdict (-t) or becomes the master; `fbpiped token`
+ * is handed to master_token.c before any of that. It must never
  * initialise gRPC or librdkafka: the processes that use them are forked.
  */
 #include <getopt.h>
@@ -23,6 +24,7 @@ usage(FILE *fp)
     fprintf(fp,
             "usage: fbpiped [-f] [-t] [-v] [-c FILE] [-p PIDFILE] [--print-events]\n"
             "               [--decrypt-events]\n"
+            "       fbpiped token --access-key KEY [--expiry SECONDS] [--kid ID] [-c FILE]\n"
             "  -c FILE            configuration file (default %s/fbpipe.conf)\n"
             "  -f                 stay in the foreground, log to stderr\n"
             "  -t                 test the configuration and everything it names, then exit\n"
@@ -52,6 +54,9 @@ main(int argc, char **argv)
 
     fb_log_init("fbpiped", 0);
     fb_log_set_role("main");
+    /* a subcommand, not a daemon option: it parses its own options */
+    if (argc > 1 && strcmp(argv[1], "token") == 0)
+        return fb_token_main(argc - 1, argv + 1);
     while ((c = getopt_long(argc, argv, "c:fhp:tvV", longopts, NULL)) != -1) {
         switch (c) {
         case 'c': conf_path = optarg; break;

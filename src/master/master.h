@@ -53,4 +53,7 @@ int fb_master_reload_workers(const fb_conf_t *conf, fb_ring_t *ring,
 int fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts);
 int fb_master_drop_privileges(void);
 
+/* token.c: `fbpiped token ...` (argv[0] is "token"); returns an FB_EXIT_* status */
+int fb_token_main(int argc, char **argv);
+
 #endif /* FB_MASTER_H */
