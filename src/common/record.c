@@ -20,10 +20,22 @@ fb_utf8_valid(const char *s, size_t len)
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
 
     while (p < end) {
-        unsigned c = *p;
+        unsigned c;
         size_t n;
         uint32_t cp;
 
+        /* fast path: 8 bytes of ASCII without NUL at a time */
+        while ((size_t)(end - p) >= 8) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            if ((w & UINT64_C(0x8080808080808080)) != 0 ||
+                ((w - UINT64_C(0x0101010101010101)) & ~w & UINT64_C(0x8080808080808080)) != 0)
+                break; /* a byte >= 0x80 or a NUL: the careful way */
+            p += 8;
+        }
+        if (p >= end)
+            break;
+        c = *p;
         if (c == 0)
             return 0;
         if (c < 0x80) {
@@ -148,10 +160,10 @@ fb_record_scratch_size(const Fbpipe__V1__BatchRecord *r)
 
 /* fb_record_from_batch -- see record.h. */
 fb_record_err_t
-fb_record_from_batch(const Fbpipe__V1__Batch *b, const Fbpipe__V1__BatchRecord *r,
-                     const fb_tenant_t *t, int64_t now_ns, size_t max_bytes, char *scratch,
-                     fb_record_t *out, char *why, size_t whylen)
+fb_record_from_batch(const Fbpipe__V1__Batch *b, size_t i, const fb_tenant_t *t, int64_t now_ns,
+                     size_t max_bytes, char *scratch, fb_record_t *out, char *why, size_t whylen)
 {
+    const Fbpipe__V1__BatchRecord *r = b->records[i];
     const char *payload = (const char *)r->payload.data;
     size_t len = r->payload.len;
 
@@ -228,6 +240,7 @@ fb_record_from_batch(const Fbpipe__V1__Batch *b, const Fbpipe__V1__BatchRecord *
     out->rec.userid = t->user_id;
     out->rec.accesskey = t->access_key;
     out->rec.batch_seq = b->seq;
+    out->rec.agent_seq = i;
     out->size = fbpipe__v1__record__get_packed_size(&out->rec);
     if (out->size + strlen(t->access_key) > max_bytes) {
         snprintf(why, whylen, "record of %zu bytes is larger than kafka.message_max_bytes (%zu)",

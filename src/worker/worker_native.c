@@ -451,7 +451,7 @@ take_batch(fb_wcall_t *c, const Fbpipe__V1__Batch *b, const fb_tenant_t *t)
             w->scratch_cap = need;
         }
         scratch = w->scratch;
-        rc = fb_record_from_batch(b, r, t, now, w->conf->message_max_bytes, scratch, &rec, why,
+        rc = fb_record_from_batch(b, i, t, now, w->conf->message_max_bytes, scratch, &rec, why,
                                   sizeof(why));
         if (rc != FB_RECORD_OK) {
             char detail[300];
@@ -460,8 +460,6 @@ take_batch(fb_wcall_t *c, const Fbpipe__V1__Batch *b, const fb_tenant_t *t)
             refuse_batch(c, b->seq, detail);
             return -1;
         }
-        rec.rec.agent_seq = i;
-        rec.size = fbpipe__v1__record__get_packed_size(&rec.rec);
         lane_bytes += fb_rec_size(strlen(t->access_key), rec.size);
         if (lane_bytes > w->lane.size / 2) {
             c->buf_len = c->buf_records = 0;

@@ -296,15 +296,18 @@ native(const fb_tenant_t *t, const char *tag, const uint8_t *payload, size_t len
 {
     Fbpipe__V1__Batch b = FBPIPE__V1__BATCH__INIT;
     Fbpipe__V1__BatchRecord r = FBPIPE__V1__BATCH_RECORD__INIT;
+    Fbpipe__V1__BatchRecord *recs[1] = {&r};
 
     b.seq = 42;
+    b.records = recs;
+    b.n_records = 1;
     b.tag = (char *)tag;
     b.agent_id = "agent-1";
     r.payload.data = (uint8_t *)payload;
     r.payload.len = len;
     r.enc = (Fbpipe__V1__Cipher)enc;
     r.key_id = (char *)key_id;
-    return fb_record_from_batch(&b, &r, t, NOW_NS, 1000000, scratch, out, why, 256);
+    return fb_record_from_batch(&b, 0, t, NOW_NS, 1000000, scratch, out, why, 256);
 }
 
 Test(batch, plaintext_record_takes_identity_from_the_tenant)
@@ -375,4 +378,30 @@ Test(batch, ciphertext_is_stored_base64_with_its_key_id)
     cr_assert_eq(strlen(d->message), 64); /* 48 bytes in base64 */
     cr_assert_eq(strncmp(d->message, "q6ur", 4), 0);
     fbpipe__v1__record__free_unpacked(d, NULL);
+}
+
+Test(utf8, fast_path_agrees_with_the_careful_way)
+{
+    char buf[64];
+
+    /* long ASCII runs, with the bad byte at every offset of the word */
+    for (size_t at = 0; at < 39; at++) {
+        memset(buf, 'a', sizeof(buf));
+        cr_assert(fb_utf8_valid(buf, 40));
+        buf[at] = '\0';
+        cr_assert_not(fb_utf8_valid(buf, 40), "NUL at %zu", at);
+        buf[at] = (char)0xff;
+        cr_assert_not(fb_utf8_valid(buf, 40), "0xff at %zu", at);
+        buf[at] = (char)0xc3;
+        buf[at + 1] = (char)0xa9;
+        cr_assert(fb_utf8_valid(buf, 40), "é at %zu", at);
+        buf[at + 1] = '(';
+        cr_assert_not(fb_utf8_valid(buf, 40), "cut sequence at %zu", at);
+    }
+    /* a sequence cut by the end of the string after an ASCII run */
+    memset(buf, 'a', 16);
+    buf[16] = (char)0xe2;
+    buf[17] = (char)0x82;
+    cr_assert_not(fb_utf8_valid(buf, 18));
+    cr_assert(fb_utf8_valid(buf, 16));
 }
