@@ -1,0 +1,80 @@
+/*
+ * ingest_client.h -- a client of fbpiped's two ingest APIs, on the gRPC C
+ * core: api.EventService (ExchangeConfig, SendEvent) and fbpipe.v1.Ingest
+ * (Exchange, Stream with batches in flight). Used by the tests, the
+ * benchmark and the Fluent Bit plugin.
+ *
+ * Blocking calls, each bounded by opts.timeout_ms; one thread at a time
+ * per client (a stream belongs to its client's thread). Every failure is
+ * a status (gRPC code and detail), never a crash or an endless wait, and
+ * a broken stream says which batches were not acknowledged so that they
+ * can be sent again. fb_client_new calls grpc_init() and fb_client_free
+ * grpc_shutdown() (gRPC counts them). Never logs; never keeps a token
+ * after fb_client_free.
+ */
+#ifndef FB_INGEST_CLIENT_H
+#define FB_INGEST_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api.pb-c.h"
+#include "fbpipe.pb-c.h"
+
+#define FB_CLIENT_DETAIL_MAX 256
+
+typedef struct fb_client_opts {
+    const char *target;      /* host:port */
+    const char *token;       /* the JWT, sent as "authorization: Bearer <token>" */
+    const char *ca_file;     /* PEM roots: TLS; NULL: plaintext */
+    const char *cert_file;   /* PEM client certificate and key (mTLS), or NULL */
+    const char *key_file;
+    const char *server_name; /* expected name in the server's certificate, or NULL */
+    unsigned max_inflight;   /* batches in flight on a stream; 0: 8 */
+    unsigned timeout_ms;     /* a unary call, or a wait for room or acks; 0: 30000 */
+    size_t max_message_size; /* largest message received; 0: 4 MiB */
+} fb_client_opts_t;
+
+typedef struct fb_client_status {
+    int code;                          /* grpc_status_code; 0 = OK */
+    char detail[FB_CLIENT_DETAIL_MAX]; /* the server's or the library's words */
+} fb_client_status_t;
+
+typedef struct fb_client fb_client_t;
+typedef struct fb_stream fb_stream_t;
+
+/* One Ack; latency from the send of its batch to the ack, in microseconds. */
+typedef void (*fb_ack_cb_t)(void *arg, const Fbpipe__V1__Ack *ack, uint64_t latency_us);
+
+/* A client; NULL with err filled when the options or files are wrong. */
+fb_client_t *fb_client_new(const fb_client_opts_t *opts, char *err, size_t errlen);
+void fb_client_free(fb_client_t *c);
+/* Use another token for the calls that follow. 0, or -1 (out of memory). */
+int fb_client_set_token(fb_client_t *c, const char *token);
+
+/* Unary calls: 0 and *out (free with fb_client_free_message), or -1 and st. */
+int fb_client_exchange(fb_client_t *c, const char *access_key, const char *agent_id,
+                       Fbpipe__V1__ExchangeResponse **out, fb_client_status_t *st);
+int fb_client_exchange_config(fb_client_t *c, const char *access_key, Api__Config **out,
+                              fb_client_status_t *st);
+void fb_client_free_message(void *msg);
+
+/* SendEvent: every event, half-close, the answer. 0 when the server
+ * answered SUCCESS; -1 otherwise (st says why: FAILURE is code 0 with the
+ * detail "FAILURE"). */
+int fb_client_send_events(fb_client_t *c, Api__Event *const *events, size_t n,
+                          fb_client_status_t *st);
+
+/* Stream: open (NULL and st on failure); send blocks while max_inflight
+ * batches are unacknowledged, calling cb for the acks that arrive; close
+ * half-closes and waits for every ack and the final status. send and
+ * close return 0, or -1 with st when the stream broke: then
+ * fb_stream_unacked lists the seqs sent and not acknowledged. */
+fb_stream_t *fb_stream_open(fb_client_t *c, fb_ack_cb_t cb, void *arg, fb_client_status_t *st);
+int fb_stream_send(fb_stream_t *s, const Fbpipe__V1__Batch *batch, fb_client_status_t *st);
+int fb_stream_close(fb_stream_t *s, fb_client_status_t *st);
+size_t fb_stream_unacked(const fb_stream_t *s, uint64_t *seqs, size_t cap);
+/* Cancel if still open, wait for gRPC to let go, free. */
+void fb_stream_free(fb_stream_t *s);
+
+#endif /* FB_INGEST_CLIENT_H */
