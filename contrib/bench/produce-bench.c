@@ -20,56 +20,16 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "bench_events.h"
 #include "common/conf.h"
 #include "common/log.h"
 #include "common/ring.h"
 #include "producer/producer.h"
 
-#define REC 256
+#define REC BENCH_REC
 #define KEYS 1000
 
 static long delivered;
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* make_events -- n records of JSON-like text with random words and ids. */
-static char *
-make_events(long n)
-{
-    static const char *words[] = {"connection", "timeout", "user", "request", "GET", "POST",
-                                  "upstream", "cache", "miss", "hit", "error", "retry", "pod",
-                                  "node", "disk", "latency", "ms", "ok", "denied", "payload"};
-    char *buf = malloc((size_t)n * REC);
-
-    for (long i = 0; i < n; i++) {
-        char *r = buf + (size_t)i * REC;
-        int len = snprintf(r, REC,
-                           "{\"ts\":\"2026-11-28T12:%02ld:%02ld.%06ldZ\",\"host\":\"node-%03ld\","
-                           "\"level\":\"info\",\"req\":\"%08lx%08lx\",\"msg\":\"",
-                           i / 60 % 60, i % 60, random() % 1000000, random() % 500,
-                           (unsigned long)random(), (unsigned long)random());
-        while (len < REC - 3) {
-            const char *w = words[random() % 20];
-            int wl = (int)strlen(w);
-            if (len + wl + 1 > REC - 3)
-                break;
-            memcpy(r + len, w, (size_t)wl);
-            len += wl;
-            r[len++] = ' ';
-        }
-        while (len < REC - 2)
-            r[len++] = 'x';
-        r[REC - 2] = '"';
-        r[REC - 1] = '}';
-    }
-    return buf;
-}
 
 static void
 on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -98,7 +58,7 @@ direct(const fb_conf_t *conf, const char *events, long n)
     if (rk == NULL || fb_kafka_topic_ensure(rk, conf, 30000) < 0)
         exit(1);
     rkt = rd_kafka_topic_new(rk, conf->topic, NULL);
-    t0 = now_s();
+    t0 = bench_now();
     for (long i = 0; i < n; i++) {
         int kl = snprintf(key, sizeof(key), "tenant-%03ld", i % KEYS);
         while (rd_kafka_producev(rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_KEY(key, (size_t)kl),
@@ -109,7 +69,7 @@ direct(const fb_conf_t *conf, const char *events, long n)
         rd_kafka_poll(rk, 0);
     }
     rd_kafka_flush(rk, -1);
-    t0 = now_s() - t0;
+    t0 = bench_now() - t0;
     if (delivered != n)
         exit(1);
     rd_kafka_topic_destroy(rkt);
@@ -143,7 +103,7 @@ through_fbpipe(const fb_conf_t *conf, const char *events, long n)
         fb_lane_publish(&l);
         fb_lane_wait_acked(&l, fb_lane_reserved(&l), -1);
     }
-    t0 = now_s();
+    t0 = bench_now();
     for (long i = 0; i < n; i++) {
         int kl = snprintf(key, sizeof(key), "tenant-%03ld", i % KEYS);
         fb_rec_t *rec;
@@ -158,7 +118,7 @@ through_fbpipe(const fb_conf_t *conf, const char *events, long n)
     }
     fb_lane_publish(&l);
     fb_lane_wait_acked(&l, fb_lane_reserved(&l), -1);
-    t0 = now_s() - t0;
+    t0 = bench_now() - t0;
     kill(prod, SIGTERM);
     waitpid(prod, &st, 0);
     fb_ring_destroy(ring);
@@ -196,7 +156,7 @@ main(int argc, char **argv)
     if (conf == NULL)
         return 1;
     srandom(1);
-    events = make_events(n);
+    events = bench_make_events(n);
     fd = (int)time(NULL);
 
     snprintf(topic, sizeof(topic), "bench-direct-%d", fd);

@@ -105,14 +105,18 @@ answer(fb_wcall_t *c)
     fb_wcall_reply(c, &resp.base, GRPC_STATUS_OK, NULL, NULL);
 }
 
-/* read_next -- post the next receive, unless the lane pushes back. */
+/* read_next -- post the next receive (one at a time). */
 static void
 read_next(fb_wcall_t *c)
 {
+    if (c->reading)
+        return;
     if (fb_wcall_read(c, on_event) < 0) {
         c->eof = c->gone = true;
         fb_worker_seed_settled(c);
+        return;
     }
+    c->reading = true;
 }
 
 /* flush -- the buffered chunk into the lane, or wait for room. */
@@ -123,6 +127,8 @@ flush(fb_wcall_t *c)
 
     if (fb_worker_chunk_flush(c) == 0)
         return 0;
+    if (c->on_blocked)
+        return -EAGAIN; /* listed already: resumed once */
     if (w->n_blocked == w->cap_blocked) {
         size_t cap = w->cap_blocked ? w->cap_blocked * 2 : 64;
         fb_wcall_t **b = realloc(w->blocked, cap * sizeof(*b));
@@ -132,6 +138,7 @@ flush(fb_wcall_t *c)
         w->cap_blocked = cap;
     }
     w->blocked[w->n_blocked++] = c; /* resumed after the next acknowledgement */
+    c->on_blocked = true;
     return -EAGAIN;
 }
 
@@ -140,8 +147,8 @@ flush(fb_wcall_t *c)
 void
 fb_worker_seed_settled(fb_wcall_t *c)
 {
-    if (c->replied)
-        return;
+    if (c->replied || c->on_blocked)
+        return; /* answered, or resumed from the blocked list */
     if (c->buf_records > 0 && flush(c) < 0)
         return; /* still no room */
     if (!c->eof) {
@@ -222,6 +229,7 @@ on_event(fb_wcall_t *c, int ok)
     char why[256];
     size_t len = 0;
 
+    c->reading = false;
     if (!ok || c->recv == NULL) { /* half-close, or the client is gone */
         c->eof = true;
         c->gone = !ok;
