@@ -114,8 +114,8 @@ fb_client_t *
 fb_client_new(const fb_client_opts_t *o, char *err, size_t errlen)
 {
     grpc_channel_credentials *creds;
-    grpc_arg args[2];
-    grpc_channel_args cargs = {.num_args = 1, .args = args};
+    grpc_arg args[3];
+    grpc_channel_args cargs = {.num_args = 2, .args = args};
     fb_client_t *c;
 
     if (o->target == NULL || o->target[0] == '\0' || o->token == NULL) {
@@ -166,11 +166,16 @@ fb_client_new(const fb_client_opts_t *o, char *err, size_t errlen)
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
     args[0].value.integer = (int)c->max_message;
+    /* a connection of its own: clients in one process spread over the
+     * server's workers instead of sharing one subchannel */
+    args[1].type = GRPC_ARG_INTEGER;
+    args[1].key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
+    args[1].value.integer = 1;
     if (o->server_name != NULL) {
-        args[1].type = GRPC_ARG_STRING;
-        args[1].key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
-        args[1].value.string = (char *)o->server_name;
-        cargs.num_args = 2;
+        args[2].type = GRPC_ARG_STRING;
+        args[2].key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
+        args[2].value.string = (char *)o->server_name;
+        cargs.num_args = 3;
     }
     c->channel = grpc_channel_create(o->target, creds, &cargs);
     grpc_channel_credentials_release(creds);
