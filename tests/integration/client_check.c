@@ -3,9 +3,9 @@
  * against a running fbpiped: both APIs, a refusal, and a stream that
  * survives its workers being killed by resending what was not acked.
  *
- * usage: client_check PORT ACCESS_KEY TOKEN N [WORKER_PIDS...]
- * The key database gives ACCESS_KEY the UserID "u-ACCESS_KEY" and has a
- * key "zeta" that the token may not use.
+ * usage: client_check PORT ACCESS_KEY USER_ID TOKEN N [WORKER_PIDS...]
+ * The key database gives ACCESS_KEY the UserID USER_ID; the token may not
+ * be used for the key "zeta".
  * Sends N events through SendEvent and N records (tag "native", payload
  * {"b":BATCH,"i":I}) through Stream in batches of 100; with worker pids,
  * kills them with SIGKILL after the first acks and resends. Prints what it
@@ -93,21 +93,20 @@ main(int argc, char **argv)
     unsigned char *done;
     unsigned breaks = 0;
 
-    const char *key;
-    char user[160];
+    const char *key, *user;
 
-    if (argc < 5) {
-        fprintf(stderr, "usage: client_check PORT ACCESS_KEY TOKEN N [WORKER_PIDS...]\n");
+    if (argc < 6) {
+        fprintf(stderr, "usage: client_check PORT ACCESS_KEY USER_ID TOKEN N [WORKER_PIDS...]\n");
         return 64;
     }
     snprintf(target, sizeof(target), "127.0.0.1:%s", argv[1]);
     key = argv[2];
-    snprintf(user, sizeof(user), "u-%s", key);
+    user = argv[3];
     o.target = target;
-    o.token = argv[3];
-    n = (size_t)strtoul(argv[4], NULL, 10);
-    kill_pids = argv + 5;
-    n_kill = argc - 5;
+    o.token = argv[4];
+    n = (size_t)strtoul(argv[5], NULL, 10);
+    kill_pids = argv + 6;
+    n_kill = argc - 6;
     c = fb_client_new(&o, err, sizeof(err));
     if (c == NULL) {
         fprintf(stderr, "client_check: %s\n", err);
@@ -118,7 +117,7 @@ main(int argc, char **argv)
     CHECK(fb_client_exchange_config(c, key, &cfg, &st) == 0, "ExchangeConfig: %d %s",
           st.code, st.detail);
     CHECK(cfg && strcmp(cfg->userid, user) == 0, "ExchangeConfig: UserID");
-    CHECK(cfg && strcmp(cfg->accesstoken, argv[3]) == 0, "ExchangeConfig: AccessToken echo");
+    CHECK(cfg && strcmp(cfg->accesstoken, argv[4]) == 0, "ExchangeConfig: AccessToken echo");
     fb_client_free_message(cfg);
     CHECK(fb_client_exchange(c, key, "client_check", &x, &st) == 0, "Exchange: %d %s",
           st.code, st.detail);
