@@ -403,7 +403,7 @@ main(int argc, char **argv)
     worker_t w[STREAMS];
     lat_t all = {0};
     fb_conf_t *conf;
-    double td, tn, ts, th, rate;
+    double td, tn, ts, th, rate = 0;
     int port, stamp = (int)time(NULL);
 
     if (brokers == NULL) {
@@ -443,12 +443,6 @@ main(int argc, char **argv)
         return 1;
     char *events = bench_make_events(n);
 
-    /* the plain producer, to a topic of its own with the same settings */
-    free(conf->topic);
-    snprintf(text, sizeof(text), "ingest-bench-direct-%d", stamp);
-    conf->topic = strdup(text);
-    td = direct(conf, events, n);
-
     daemon_pid = fork();
     if (daemon_pid == 0) {
         snprintf(text, sizeof(text), "%s/fbpiped.log", dir);
@@ -479,28 +473,38 @@ main(int argc, char **argv)
     /* warm up: connections, the producer's first contact with Kafka */
     through(w, events, STREAMS * PER_BATCH, 0, 0);
 
-    tn = through(w, events, n, 0, 0);
-    lat_merge(&all, w, STREAMS);
     printf("ingest-bench: %ld events of %d bytes, %d streams, %d records per batch, %d in "
            "flight; lz4, linger.ms=5, acks=all, idempotent, 4 partitions, %d keys\n",
            n, BENCH_REC, STREAMS, PER_BATCH, WINDOW, STREAMS);
     printf("  %-26s %10s  %8s %8s %8s  (ms)\n", "", "events/s", "p50", "p99", "p999");
-    printf("  %-26s %10.0f  %8.2f %8.2f %8.2f  (record to delivery report)\n",
-           "plain librdkafka", n / td, pct(&direct_lat, 0.5), pct(&direct_lat, 0.99),
-           pct(&direct_lat, 0.999));
-    printf("  %-26s %10.0f  %8.2f %8.2f %8.2f  (batch to Ack)\n", "native Stream", n / tn,
-           pct(&all, 0.5), pct(&all, 0.99), pct(&all, 0.999));
-    rate = n / tn;
-    ts = through(w, events, n, 1, 0);
-    lat_merge(&all, w, STREAMS);
-    printf("  %-26s %10.0f  %8.2f %8.2f %8.2f  (512 events to the answer)\n",
-           "seed SendEvent", n / ts, pct(&all, 0.5), pct(&all, 0.99), pct(&all, 0.999));
+    /* two rounds, alternating, so that neither side alone meets a cold
+     * broker; the plain producer writes to a topic of its own */
+    for (int round = 1; round <= 2; round++) {
+        free(conf->topic);
+        snprintf(text, sizeof(text), "ingest-bench-direct-%d-%d", stamp, round);
+        conf->topic = strdup(text);
+        td = direct(conf, events, n);
+        printf("  %-26s %10.0f  %8.2f %8.2f %8.2f  (record to delivery report)\n",
+               round == 1 ? "plain librdkafka" : "plain librdkafka, again", n / td,
+               pct(&direct_lat, 0.5), pct(&direct_lat, 0.99), pct(&direct_lat, 0.999));
+        tn = through(w, events, n, 0, 0);
+        lat_merge(&all, w, STREAMS);
+        printf("  %-26s %10.0f  %8.2f %8.2f %8.2f  (batch to Ack)   ratio %.2f\n",
+               round == 1 ? "native Stream" : "native Stream, again", n / tn, pct(&all, 0.5),
+               pct(&all, 0.99), pct(&all, 0.999), td / tn);
+        if (n / tn > rate)
+            rate = n / tn;
+        ts = through(w, events, n, 1, 0);
+        lat_merge(&all, w, STREAMS);
+        printf("  %-26s %10.0f  %8.2f %8.2f %8.2f  (512 events to the answer)   ratio %.2f\n",
+               round == 1 ? "seed SendEvent" : "seed SendEvent, again", n / ts, pct(&all, 0.5),
+               pct(&all, 0.99), pct(&all, 0.999), td / ts);
+    }
     th = through(w, events, n / 2, 0, rate / 2);
     lat_merge(&all, w, STREAMS);
-    printf("  %-26s %10.0f  %8.2f %8.2f %8.2f  (batch to Ack, paced)\n",
+    printf("  %-26s %10.0f  %8.2f %8.2f %8.2f  (batch to Ack, paced at %.0f/s)\n",
            "native at half its peak", (n / 2) / th, pct(&all, 0.5), pct(&all, 0.99),
-           pct(&all, 0.999));
-    printf("  ratio native/plain %.2f, seed/plain %.2f\n", td / tn, td / ts);
+           pct(&all, 0.999), rate / 2);
     free(events);
     fb_conf_free(conf);
     return 0;
