@@ -63,8 +63,11 @@ start(child_t *c, const fb_conf_t *conf, fb_ring_t *ring)
         if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != master)
             _exit(FB_EXIT_FAILURE);
         fb_log_set_role(c->name);
+        /* a change of user clears the parent-death signal: set it again */
         if (fb_master_drop_privileges() < 0)
             _exit(FB_EXIT_CONFIG);
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != master)
+            _exit(FB_EXIT_FAILURE);
         rc = c->fn(conf, ring, c->index);
         fflush(NULL);
         _exit(rc);

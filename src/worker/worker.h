@@ -85,8 +85,8 @@ typedef struct fb_worker {
     fb_wcall_t *streams;
     fb_peer_count_t *peers;
     size_t n_peers, cap_peers;
-    char *scratch; /* one record's message while it is built */
-    size_t scratch_cap;
+    struct fb_batch_rec *recs; /* the records of the batch being taken */
+    size_t recs_cap;
     uint64_t last_tick_ms;
 } fb_worker_t;
 

@@ -29,8 +29,8 @@
 
 #include "common/cipher.h"
 #include "common/log.h"
+#include "common/batch.h"
 #include "common/pballoc.h"
-#include "common/record.h"
 #include "fbpipe.pb-c.h"
 #include "worker/worker.h"
 
@@ -397,27 +397,34 @@ fb_worker_native_acked(fb_wcall_t *c, uint64_t seq, int32_t err)
 /* print_record -- ingester.print_events: one line per accepted record,
  * decrypted under --decrypt-events when the key is known. */
 static void
-print_record(const fb_wcall_t *c, const fb_tenant_t *t, const Fbpipe__V1__BatchRecord *r,
-             const char *message)
+print_record(const fb_wcall_t *c, const fb_tenant_t *t, const fb_batch_rec_t *r)
 {
-    const fb_enc_key_t *k;
+    const fb_enc_key_t *k = NULL;
+    char key_id[FB_KEY_ID_MAX + 1];
     uint8_t *plain;
     size_t n;
 
-    if (r->enc == FBPIPE__V1__CIPHER__CIPHER_NONE || !c->w->conf->router_decrypt ||
-        (k = fb_tenant_enc_key(t, r->key_id)) == NULL) {
-        fb_worker_print(t->access_key, message, strlen(message), false);
+    if (r->enc != 0 && r->key_id.len <= FB_KEY_ID_MAX) {
+        memcpy(key_id, r->key_id.p, r->key_id.len);
+        key_id[r->key_id.len] = '\0';
+        k = fb_tenant_enc_key(t, key_id);
+    }
+    if (r->enc == 0) {
+        fb_worker_print(t->access_key, (const char *)r->payload.p, r->payload.len, false);
+        return;
+    }
+    if (!c->w->conf->router_decrypt || k == NULL) {
+        fb_log_info("event %s: (encrypted, %zu bytes)", t->access_key, r->payload.len);
         return;
     }
     plain = malloc(r->payload.len + 1);
     if (plain == NULL)
         return;
-    if (fb_cipher_open_xchacha(k->key, t->access_key, r->key_id, r->payload.data,
-                               r->payload.len, plain, &n) < 0) {
-        fb_log_info("event %s: (does not decrypt with key %s)", t->access_key, r->key_id);
-    } else {
+    if (fb_cipher_open_xchacha(k->key, t->access_key, key_id, r->payload.p, r->payload.len,
+                               plain, &n) < 0)
+        fb_log_info("event %s: (does not decrypt with key %s)", t->access_key, key_id);
+    else
         fb_worker_print(t->access_key, (const char *)plain, n, true);
-    }
     sodium_memzero(plain, r->payload.len + 1);
     free(plain);
 }
@@ -425,58 +432,47 @@ print_record(const fb_wcall_t *c, const fb_tenant_t *t, const Fbpipe__V1__BatchR
 /* take_batch -- validate and buffer one batch; 0, or -1 after rejecting
  * it (nothing of it is written). */
 static int
-take_batch(fb_wcall_t *c, const Fbpipe__V1__Batch *b, const fb_tenant_t *t)
+take_batch(fb_wcall_t *c, const fb_batch_t *b, const fb_tenant_t *t)
 {
     fb_worker_t *w = c->w;
     int64_t now = now_ns();
     uint64_t lane_bytes = 0;
-    char why[256];
+    size_t key_len = strlen(t->access_key);
+    char why[256], detail[300];
 
     c->buf_len = c->buf_records = 0;
-    for (size_t i = 0; i < b->n_records; i++) {
-        const Fbpipe__V1__BatchRecord *r = b->records[i];
-        size_t need = fb_record_scratch_size(r);
-        fb_record_t rec;
+    if (fb_batch_check(b, why, sizeof(why)) != FB_RECORD_OK) {
+        refuse_batch(c, b->seq, why);
+        return -1;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        size_t size;
         uint8_t *val;
-        char *scratch;
-        int rc;
 
-        if (need > w->scratch_cap) {
-            char *p = realloc(w->scratch, need);
-            if (p == NULL) {
-                refuse_batch(c, b->seq, "out of memory");
-                return -1;
-            }
-            w->scratch = p;
-            w->scratch_cap = need;
-        }
-        scratch = w->scratch;
-        rc = fb_record_from_batch(b, i, t, now, w->conf->message_max_bytes, scratch, &rec, why,
-                                  sizeof(why));
-        if (rc != FB_RECORD_OK) {
-            char detail[300];
+        if (fb_batch_record_check(b, i, t, now, w->conf->message_max_bytes, &size, why,
+                                  sizeof(why)) != FB_RECORD_OK) {
             snprintf(detail, sizeof(detail), "record %zu: %s", i, why);
             c->buf_len = c->buf_records = 0;
             refuse_batch(c, b->seq, detail);
             return -1;
         }
-        lane_bytes += fb_rec_size(strlen(t->access_key), rec.size);
+        lane_bytes += fb_rec_size(key_len, size);
         if (lane_bytes > w->lane.size / 2) {
             c->buf_len = c->buf_records = 0;
             refuse_batch(c, b->seq, "batch too large for the ring: send smaller batches");
             return -1;
         }
-        if (fb_wcall_buffer(c, t->access_key, strlen(t->access_key), rec.size, &val) < 0) {
+        if (fb_wcall_buffer(c, t->access_key, key_len, size, &val) < 0) {
             c->buf_len = c->buf_records = 0;
             refuse_batch(c, b->seq, "out of memory");
             return -1;
         }
-        fb_record_pack(&rec, val);
+        fb_batch_record_write(b, i, t, now, val);
         if (w->conf->ingester_print_events)
-            print_record(c, t, r, scratch);
+            print_record(c, t, &b->recs[i]);
     }
     c->buf_seq = b->seq;
-    c->events += b->n_records;
+    c->events += b->n;
     return 0;
 }
 
@@ -486,9 +482,8 @@ on_batch(fb_wcall_t *c, int ok)
 {
     fb_worker_t *w = c->w;
     const fb_tenant_t *t = NULL;
-    Fbpipe__V1__Batch *b;
+    fb_batch_t b;
     fb_auth_result_t r;
-    fb_pballoc_t a;
     uint64_t seq;
     size_t len = 0, n;
     uint8_t *msg;
@@ -523,7 +518,7 @@ on_batch(fb_wcall_t *c, int ok)
         }
     c->inflight[c->n_inflight++] = seq;
 
-    /* checked before unpacking: a hostile count never reaches the allocator */
+    /* checked before parsing: a hostile count never sizes anything */
     if (c->ending) {
         queue_ack(c, seq, FBPIPE__V1__ACK_CODE__RETRY, (uint32_t)w->conf->retry_after_ms,
                   "stream closing: send the batch again on a new stream");
@@ -543,14 +538,23 @@ on_batch(fb_wcall_t *c, int ok)
         fb_worker_native_settled(c);
         return;
     }
-    fb_pballoc_init(&a, fb_batch_unpack_budget(len, n));
-    b = fbpipe__v1__batch__unpack(&a.base, len, msg);
-    free(msg);
-    if (b == NULL) {
+    /* parsed in place: the records point into msg, nothing is allocated
+     * per record; recs grows to the largest count allowed */
+    if (n > w->recs_cap) {
+        fb_batch_rec_t *grown = realloc(w->recs, n * sizeof(*grown));
+        if (grown == NULL) {
+            free(msg);
+            refuse_batch(c, seq, "out of memory");
+            fb_worker_native_settled(c);
+            return;
+        }
+        w->recs = grown;
+        w->recs_cap = n;
+    }
+    if (fb_batch_parse(msg, len, w->recs, w->recs_cap, &b) < 0) {
+        free(msg);
         c->n_inflight--;
-        end_stream(c, GRPC_STATUS_INVALID_ARGUMENT,
-                   a.exceeded ? "fbpipe.v1.Batch: too large when unpacked"
-                              : "malformed fbpipe.v1.Batch");
+        end_stream(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed fbpipe.v1.Batch");
         fb_worker_native_settled(c);
         return;
     }
@@ -558,18 +562,18 @@ on_batch(fb_wcall_t *c, int ok)
                              strlen(c->auth.access_key), &r) == FB_AUTH_OK)
         t = fb_keydb_find(w->keydb, r.access_key, strlen(r.access_key));
     if (t == NULL) { /* disabled or revoked since the stream opened */
-        fbpipe__v1__batch__free_unpacked(b, &a.base);
+        free(msg);
         c->n_inflight--;
         fb_worker_count_refusal(w, r.err);
         end_stream(c, (grpc_status_code)r.grpc_status, r.detail);
         fb_worker_native_settled(c);
         return;
     }
-    if (b->n_records == 0)
+    if (b.n == 0)
         queue_ack(c, seq, FBPIPE__V1__ACK_CODE__OK, 0, "empty batch");
-    else if (take_batch(c, b, t) == 0)
+    else if (take_batch(c, &b, t) == 0)
         flush_batch(c);
-    fbpipe__v1__batch__free_unpacked(b, &a.base);
+    free(msg);
     fb_worker_native_settled(c);
 }
 

@@ -652,7 +652,7 @@ out:
     grpc_completion_queue_destroy(w.cq);
     grpc_shutdown();
     fb_worker_acks_stop(&w);
-    free(w.scratch);
+    free(w.recs);
     free(w.peers);
     fb_worker_free_keys();
     fb_lane_release(&w.lane);
