@@ -7,8 +7,12 @@
  * 4 partitions; 512 records per batch, 8 concurrent streams (threads, one
  * client each), 8 batches in flight per stream. A native stream is bound
  * to one tenant, so the 8 streams carry 8 keys; the plain producer uses the
- * same 8 keys, so that both sides batch alike in Kafka. The plain producer
- * sends fbpipe.v1.Record values of the same size as fbpiped writes.
+ * same 8 keys, so that both sides batch alike in Kafka (1,000 keys would
+ * need 1,000 streams, or at least 1,000 batches of 512: 512,000 events and
+ * a stream opened per batch, which measures stream set-up, not ingest).
+ * The plain producer sends fbpipe.v1.Record values of the same size as
+ * fbpiped writes, with at most as many records in flight as the streams
+ * have (8 x 8 x 512), so that its latency is an ack's, not a queue's.
  * Prints events/s and the ack latency (p50/p99/p999: a batch's send to its
  * Ack; a SendEvent call of 512 events to its answer; a plain record to its
  * delivery report), the ratios to the plain producer, and the native
@@ -17,7 +21,9 @@
  * usage: ingest-bench [EVENTS]    (default 400000; FBPIPE_BENCH_RECORDS)
  * Needs FBPIPE_KAFKA_BROKERS; runs the fbpiped named by FBPIPED (default
  * ./fbpiped) with a configuration of its own in a temporary folder (kept,
- * with fbpiped.log, when FBPIPE_BENCH_KEEP is set).
+ * with fbpiped.log, when FBPIPE_BENCH_KEEP is set), never a server that
+ * runs already (its key database and secret are the bench's own). fbpiped
+ * gets TERM when the bench exits, or dies (PR_SET_PDEATHSIG).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -26,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -43,6 +50,7 @@
 #define STREAMS 8
 #define PER_BATCH 512
 #define WINDOW 8
+#define DIRECT_INFLIGHT (STREAMS * WINDOW * PER_BATCH) /* records, as the streams */
 
 typedef struct lat {
     uint64_t *us;
@@ -141,7 +149,8 @@ native(worker_t *w, fb_client_t *c)
         size_t k = 0;
         for (; k < PER_BATCH && i + (long)k < w->count; k++) {
             fbpipe__v1__batch_record__init(&rec[k]);
-            rec[k].payload.data = (uint8_t *)(w->events + (size_t)(w->first + i + (long)k) * BENCH_REC);
+            rec[k].payload.data =
+                (uint8_t *)(w->events + (size_t)(w->first + i + (long)k) * BENCH_REC);
             rec[k].payload.len = BENCH_REC;
             recs[k] = &rec[k];
         }
@@ -321,6 +330,8 @@ direct(const fb_conf_t *conf, const char *events, long n)
                    RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rd_kafka_poll(rk, 1);
         rd_kafka_poll(rk, 0);
+        while (i + 1 - delivered >= DIRECT_INFLIGHT) /* on_dr runs in poll */
+            rd_kafka_poll(rk, 1);
     }
     rd_kafka_flush(rk, -1);
     t0 = bench_now() - t0;
@@ -405,6 +416,7 @@ main(int argc, char **argv)
     fb_conf_t *conf;
     double td, tn, ts, th, rate = 0;
     int port, stamp = (int)time(NULL);
+    pid_t parent;
 
     if (brokers == NULL) {
         fprintf(stderr, "ingest-bench: set FBPIPE_KAFKA_BROKERS\n");
@@ -443,10 +455,14 @@ main(int argc, char **argv)
         return 1;
     char *events = bench_make_events(n);
 
+    parent = getpid();
     daemon_pid = fork();
     if (daemon_pid == 0) {
         snprintf(text, sizeof(text), "%s/fbpiped.log", dir);
         if (freopen(text, "w", stderr) == NULL || dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
+            _exit(127);
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* a bench killed leaves no daemon */
+        if (getppid() != parent)
             _exit(127);
         execl(fbpiped, fbpiped, "-f", "-c", conf_path, (char *)NULL);
         fprintf(stderr, "ingest-bench: cannot run %s: %s\n", fbpiped, strerror(errno));

@@ -8,12 +8,16 @@
  * messages are capped in size and unpacked with a capped allocator, since
  * the server is not trusted either.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
@@ -22,11 +26,11 @@
 
 #include "common/ingest_client.h"
 #include "common/pballoc.h"
-#include "common/secret.h"
 
 #define DEFAULT_INFLIGHT 8
 #define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_MAX_MESSAGE (4u << 20)
+#define MAX_PEM (1u << 20) /* a certificate chain is far smaller */
 
 struct fb_client {
     grpc_channel *channel;
@@ -96,18 +100,73 @@ after_ms(unsigned ms)
     return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(ms, GPR_TIMESPAN));
 }
 
-/* read_pem -- a PEM file, NUL-terminated (fb_secret_free it). */
+/* pem_free -- wipe and free what read_pem returned. */
+static void
+pem_free(uint8_t *buf)
+{
+    if (buf != NULL) {
+        explicit_bzero(buf, strlen((char *)buf));
+        free(buf);
+    }
+}
+
+/* read_pem -- a PEM file, NUL-terminated (pem_free it); NULL with err.
+ * A private key must not be accessible by group or others. Reports into
+ * err, never to a log: the library runs inside other programs. */
 static uint8_t *
 read_pem(const char *path, bool private_key, char *err, size_t errlen)
 {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     uint8_t *buf = NULL;
-    size_t len;
+    struct stat sb;
+    size_t len = 0;
 
-    if (fb_secret_read(path, private_key ? FB_SECRET_F_PRIVATE : 0, 1, &buf, &len) < 0) {
-        snprintf(err, errlen, "cannot use %s (see the log)", path);
+    if (fd < 0) {
+        snprintf(err, errlen, "open(%s) failed: %s", path, strerror(errno));
         return NULL;
     }
+    if (fstat(fd, &sb) < 0) {
+        snprintf(err, errlen, "fstat(%s) failed: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(sb.st_mode) || sb.st_size <= 0 || (size_t)sb.st_size > MAX_PEM) {
+        snprintf(err, errlen, "%s: not a regular file of 1 to %u bytes", path, MAX_PEM);
+        goto fail;
+    }
+    if (private_key && (sb.st_mode & 077) != 0) {
+        snprintf(err, errlen, "%s: is accessible by group or others (mode %04o); chmod 600 it",
+                 path, (unsigned)(sb.st_mode & 07777));
+        goto fail;
+    }
+    if ((buf = malloc((size_t)sb.st_size + 1)) == NULL) {
+        snprintf(err, errlen, "malloc(%lld) for %s failed", (long long)sb.st_size + 1, path);
+        goto fail;
+    }
+    while (len < (size_t)sb.st_size) {
+        ssize_t r = read(fd, buf + len, (size_t)sb.st_size - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            snprintf(err, errlen, "read(%s) failed: %s", path,
+                     r < 0 ? strerror(errno) : "the file shrank");
+            goto fail;
+        }
+        len += (size_t)r;
+    }
+    buf[len] = '\0';
+    if (strlen((char *)buf) != len) {
+        snprintf(err, errlen, "%s: has a NUL byte; not a PEM file", path);
+        goto fail;
+    }
+    close(fd);
     return buf;
+fail:
+    if (buf != NULL) {
+        explicit_bzero(buf, len);
+        free(buf);
+    }
+    close(fd);
+    return NULL;
 }
 
 fb_client_t *
@@ -128,8 +187,11 @@ fb_client_new(const fb_client_opts_t *o, char *err, size_t errlen)
     }
     c = calloc(1, sizeof(*c));
     if (c == NULL || fb_client_set_token(c, o->token) < 0) {
+        snprintf(err, errlen, "%s", c == NULL || errno == ENOMEM
+                                        ? "out of memory"
+                                        : "the token is empty or has a byte that cannot go "
+                                          "into a header (only printable ASCII)");
         free(c);
-        snprintf(err, errlen, "out of memory");
         return NULL;
     }
     c->max_inflight = o->max_inflight ? o->max_inflight : DEFAULT_INFLIGHT;
@@ -145,21 +207,17 @@ fb_client_new(const fb_client_opts_t *o, char *err, size_t errlen)
             key = cert ? read_pem(o->key_file, true, err, errlen) : NULL;
         }
         if (ca == NULL || (o->cert_file != NULL && key == NULL)) {
-            fb_secret_free(ca, ca ? strlen((char *)ca) : 0);
-            fb_secret_free(cert, cert ? strlen((char *)cert) : 0);
-            free(c->authorization);
-            free(c);
-            grpc_shutdown();
+            pem_free(ca);
+            pem_free(cert);
+            fb_client_free(c); /* no channel yet; balances grpc_init */
             return NULL;
         }
         pair.private_key = (const char *)key;
         pair.cert_chain = (const char *)cert;
         creds = grpc_ssl_credentials_create((const char *)ca, cert ? &pair : NULL, NULL, NULL);
-        fb_secret_free(ca, strlen((char *)ca));
-        if (cert != NULL) {
-            fb_secret_free(cert, strlen((char *)cert));
-            fb_secret_free(key, strlen((char *)key));
-        }
+        pem_free(ca);
+        pem_free(cert);
+        pem_free(key);
     } else {
         creds = grpc_insecure_credentials_create();
     }
@@ -187,7 +245,8 @@ fb_client_free(fb_client_t *c)
 {
     if (c == NULL)
         return;
-    grpc_channel_destroy(c->channel);
+    if (c->channel != NULL)
+        grpc_channel_destroy(c->channel);
     if (c->authorization != NULL) {
         memset(c->authorization, 0, strlen(c->authorization));
         free(c->authorization);
@@ -200,9 +259,19 @@ int
 fb_client_set_token(fb_client_t *c, const char *token)
 {
     size_t len = strlen(token) + 8;
-    char *a = malloc(len);
+    char *a;
 
-    if (a == NULL)
+    /* what gRPC would refuse at every call, refused once here */
+    for (const char *p = token; *p != '\0'; p++)
+        if (*p < 0x21 || *p > 0x7e) {
+            errno = EINVAL;
+            return -1;
+        }
+    if (token[0] == '\0') {
+        errno = EINVAL;
+        return -1;
+    }
+    if ((a = malloc(len)) == NULL)
         return -1;
     snprintf(a, len, "Bearer %s", token);
     if (c->authorization != NULL) {
@@ -248,7 +317,8 @@ call_batch(call_t *k, grpc_op *ops, size_t n, void *tag, fb_client_status_t *st)
     grpc_call_error e = grpc_call_start_batch(k->call, ops, n, tag, NULL);
 
     if (e != GRPC_CALL_OK) {
-        set_status(st, GRPC_STATUS_INTERNAL, "grpc_call_start_batch failed (%d)", (int)e);
+        set_status(st, GRPC_STATUS_INTERNAL, "grpc_call_start_batch failed: %s",
+                   grpc_call_error_to_string(e));
         return -1;
     }
     k->pending++;
@@ -528,20 +598,30 @@ post_recv(fb_stream_t *s, fb_client_status_t *st)
     return 0;
 }
 
-/* on_ack -- one received Ack: to the callback, out of the in-flight set. */
-static void
+/* on_ack -- one received Ack: out of the in-flight set, to the callback.
+ * An ack for a batch not in flight (never sent, or answered already) is
+ * a broken server: the stream ends, and what is in flight is resent. */
+static int
 on_ack(fb_stream_t *s, const Fbpipe__V1__Ack *a)
 {
-    uint64_t t = now_us(), sent = t;
+    uint64_t t = now_us(), sent;
+    unsigned i;
 
-    for (unsigned i = 0; i < s->n_inflight; i++)
-        if (s->inflight[i].seq == a->seq) {
-            sent = s->inflight[i].sent_us;
-            s->inflight[i] = s->inflight[--s->n_inflight];
-            break;
-        }
+    for (i = 0; i < s->n_inflight && s->inflight[i].seq != a->seq; i++)
+        ;
+    if (i == s->n_inflight) {
+        char why[96];
+
+        snprintf(why, sizeof(why), "the server acknowledged batch %llu, which is not in flight",
+                 (unsigned long long)a->seq);
+        grpc_call_cancel_with_status(s->c.call, GRPC_STATUS_INTERNAL, why, NULL);
+        return -1;
+    }
+    sent = s->inflight[i].sent_us;
+    s->inflight[i] = s->inflight[--s->n_inflight];
     if (s->cb != NULL)
         s->cb(s->arg, a, t - sent);
+    return 0;
 }
 
 /* ended -- the server is done: final status in, no message to come. */
@@ -580,9 +660,9 @@ pump(fb_stream_t *s, unsigned wait_ms)
                                          "the server sent something that is not an Ack", NULL);
             return 0;
         }
-        on_ack(s, ack);
+        if (on_ack(s, ack) == 0)
+            post_recv(s, NULL);
         protobuf_c_message_free_unpacked(&ack->base, &a.base);
-        post_recv(s, NULL);
     } else if (tag == &s->tags[TAG_STATUS]) {
         s->c.status_done = true;
     }

@@ -9,8 +9,11 @@
  * a status (gRPC code and detail), never a crash or an endless wait, and
  * a broken stream says which batches were not acknowledged so that they
  * can be sent again. fb_client_new calls grpc_init() and fb_client_free
- * grpc_shutdown() (gRPC counts them). Never logs; never keeps a token
- * after fb_client_free.
+ * grpc_shutdown() (gRPC counts them): the caller needs neither. Never
+ * logs (errors go into err or the status); never keeps a token after
+ * fb_client_free; never trusts the server: answers are size-capped and
+ * unpacked with a capped allocator, an ack for a batch not in flight ends
+ * the stream with INTERNAL.
  */
 #ifndef FB_INGEST_CLIENT_H
 #define FB_INGEST_CLIENT_H
@@ -46,10 +49,15 @@ typedef struct fb_stream fb_stream_t;
 /* One Ack; latency from the send of its batch to the ack, in microseconds. */
 typedef void (*fb_ack_cb_t)(void *arg, const Fbpipe__V1__Ack *ack, uint64_t latency_us);
 
-/* A client; NULL with err filled when the options or files are wrong. */
+/* A client; NULL with err filled when the options or files are wrong
+ * (a private key readable by group or others is refused). The channel
+ * connects on the first call. */
 fb_client_t *fb_client_new(const fb_client_opts_t *opts, char *err, size_t errlen);
+/* Free a client whose streams are all freed. */
 void fb_client_free(fb_client_t *c);
-/* Use another token for the calls that follow. 0, or -1 (out of memory). */
+/* Use another token for the calls and streams that follow (a stream keeps
+ * the token it was opened with). 0, or -1 with errno EINVAL (empty, or a
+ * byte outside printable ASCII) or ENOMEM. */
 int fb_client_set_token(fb_client_t *c, const char *token);
 
 /* Unary calls: 0 and *out (free with fb_client_free_message), or -1 and st. */
@@ -66,10 +74,14 @@ int fb_client_send_events(fb_client_t *c, Api__Event *const *events, size_t n,
                           fb_client_status_t *st);
 
 /* Stream: open (NULL and st on failure); send blocks while max_inflight
- * batches are unacknowledged, calling cb for the acks that arrive; close
- * half-closes and waits for every ack and the final status. send and
- * close return 0, or -1 with st when the stream broke: then
- * fb_stream_unacked lists the seqs sent and not acknowledged. */
+ * batches are unacknowledged, calling cb for the acks that arrive (any
+ * order; OK, RETRY or REJECTED: an answered batch is no longer in flight,
+ * sending a RETRY batch again is the caller's choice); close half-closes
+ * and waits for every ack and the final status. A seq may not be in
+ * flight twice. send and close return 0, or -1 with st when the stream
+ * broke or a wait passed opts.timeout_ms: then fb_stream_unacked lists the
+ * seqs sent and not acknowledged (it returns their number; at most cap
+ * are copied), and the stream can only be freed. */
 fb_stream_t *fb_stream_open(fb_client_t *c, fb_ack_cb_t cb, void *arg, fb_client_status_t *st);
 int fb_stream_send(fb_stream_t *s, const Fbpipe__V1__Batch *batch, fb_client_status_t *st);
 int fb_stream_close(fb_stream_t *s, fb_client_status_t *st);
