@@ -13,6 +13,8 @@
  * The plain producer sends fbpipe.v1.Record values of the same size as
  * fbpiped writes, with at most as many records in flight as the streams
  * have (8 x 8 x 512), so that its latency is an ack's, not a queue's.
+ * Native batches are packed before the clock starts, as the plain
+ * producer's values are; SendEvent calls pack their events as they go.
  * Prints events/s and the ack latency (p50/p99/p999: a batch's send to its
  * Ack; a SendEvent call of 512 events to its answer; a plain record to its
  * delivery report), the ratios to the plain producer, and the native
@@ -68,6 +70,9 @@ typedef struct worker {
     lat_t lat;
     long acked;
     int failed;
+    uint8_t **packed;       /* the native batches, packed before the clock starts */
+    size_t *packed_len;
+    long n_packed;
 } worker_t;
 
 static char dir[] = "/tmp/ingest-bench-XXXXXX";
@@ -127,12 +132,54 @@ on_ack(void *arg, const Fbpipe__V1__Ack *ack, uint64_t latency_us)
     w->acked += PER_BATCH;
 }
 
-/* native -- one stream: this worker's events in batches of PER_BATCH. */
+/* pack_all -- this worker's events as packed batches of PER_BATCH, seq 1..
+ * (before the clock starts, as the plain producer's values are). */
+static void
+pack_all(worker_t *w)
+{
+    static Fbpipe__V1__BatchRecord rec[PER_BATCH], *recs[PER_BATCH];
+    Fbpipe__V1__Batch b = FBPIPE__V1__BATCH__INIT;
+    long nb = (w->count + PER_BATCH - 1) / PER_BATCH;
+
+    w->packed = calloc((size_t)nb, sizeof(*w->packed));
+    w->packed_len = calloc((size_t)nb, sizeof(*w->packed_len));
+    w->n_packed = nb;
+    b.tag = "bench";
+    b.agent_id = "ingest-bench";
+    b.records = recs;
+    for (long i = 0, j = 0; i < w->count; i += PER_BATCH, j++) {
+        size_t k = 0;
+        for (; k < PER_BATCH && i + (long)k < w->count; k++) {
+            fbpipe__v1__batch_record__init(&rec[k]);
+            rec[k].payload.data =
+                (uint8_t *)(w->events + (size_t)(w->first + i + (long)k) * BENCH_REC);
+            rec[k].payload.len = BENCH_REC;
+            recs[k] = &rec[k];
+        }
+        b.seq = (uint64_t)(j + 1);
+        b.n_records = k;
+        w->packed_len[j] = fbpipe__v1__batch__get_packed_size(&b);
+        w->packed[j] = malloc(w->packed_len[j]);
+        fbpipe__v1__batch__pack(&b, w->packed[j]);
+    }
+}
+
+static void
+unpack_all(worker_t *w)
+{
+    for (long j = 0; j < w->n_packed; j++)
+        free(w->packed[j]);
+    free(w->packed);
+    free(w->packed_len);
+    w->packed = NULL;
+    w->packed_len = NULL;
+    w->n_packed = 0;
+}
+
+/* native -- one stream: this worker's packed batches. */
 static void
 native(worker_t *w, fb_client_t *c)
 {
-    static __thread Fbpipe__V1__BatchRecord rec[PER_BATCH], *recs[PER_BATCH];
-    Fbpipe__V1__Batch b = FBPIPE__V1__BATCH__INIT;
     fb_client_status_t st;
     fb_stream_t *s = fb_stream_open(c, on_ack, w, &st);
     double next = bench_now();
@@ -142,27 +189,15 @@ native(worker_t *w, fb_client_t *c)
         w->failed = 1;
         return;
     }
-    b.tag = "bench";
-    b.agent_id = "ingest-bench";
-    b.records = recs;
-    for (long i = 0, seq = 1; i < w->count; i += PER_BATCH, seq++) {
-        size_t k = 0;
-        for (; k < PER_BATCH && i + (long)k < w->count; k++) {
-            fbpipe__v1__batch_record__init(&rec[k]);
-            rec[k].payload.data =
-                (uint8_t *)(w->events + (size_t)(w->first + i + (long)k) * BENCH_REC);
-            rec[k].payload.len = BENCH_REC;
-            recs[k] = &rec[k];
-        }
-        b.seq = (uint64_t)seq;
-        b.n_records = k;
+    for (long j = 0; j < w->n_packed; j++) {
         if (w->pace_s > 0) {
             double now = bench_now();
             if (next > now)
                 usleep((useconds_t)((next - now) * 1e6));
             next += w->pace_s;
         }
-        if (fb_stream_send(s, &b, &st) < 0) {
+        if (fb_stream_send_packed(s, (uint64_t)(j + 1), w->packed[j], w->packed_len[j],
+                                  &st) < 0) {
             fprintf(stderr, "ingest-bench: send: %s\n", st.detail);
             w->failed = 1;
             break;
@@ -233,7 +268,7 @@ static double
 through(worker_t *w, const char *events, long n, int use_seed, double rate)
 {
     pthread_t t[STREAMS];
-    double t0 = bench_now();
+    double t0;
 
     for (int i = 0; i < STREAMS; i++) {
         w[i].events = events;
@@ -243,14 +278,21 @@ through(worker_t *w, const char *events, long n, int use_seed, double rate)
         w[i].lat.n = 0;
         w[i].acked = 0;
         w[i].pace_s = rate > 0 ? PER_BATCH / (rate / STREAMS) : 0;
-        pthread_create(&t[i], NULL, run, &w[i]);
+        if (!use_seed)
+            pack_all(&w[i]);
     }
+    t0 = bench_now();
+    for (int i = 0; i < STREAMS; i++)
+        pthread_create(&t[i], NULL, run, &w[i]);
     for (int i = 0; i < STREAMS; i++)
         pthread_join(t[i], NULL);
-    for (int i = 0; i < STREAMS; i++)
+    t0 = bench_now() - t0;
+    for (int i = 0; i < STREAMS; i++) {
+        unpack_all(&w[i]);
         if (w[i].failed)
             exit(1);
-    return bench_now() - t0;
+    }
+    return t0;
 }
 
 /* ---- the plain producer ------------------------------------------------- */

@@ -743,31 +743,37 @@ fb_stream_open(fb_client_t *c, fb_ack_cb_t cb, void *arg, fb_client_status_t *st
     return s;
 }
 
-int
-fb_stream_send(fb_stream_t *s, const Fbpipe__V1__Batch *b, fb_client_status_t *st)
+/* stream_send -- one packed batch (the buffer is the stream's now). */
+static int
+stream_send(fb_stream_t *s, uint64_t seq, grpc_byte_buffer *bb, fb_client_status_t *st)
 {
     fb_client_t *c = s->c.client;
     grpc_op op;
 
     if (s->closed) {
+        grpc_byte_buffer_destroy(bb);
         set_status(st, GRPC_STATUS_FAILED_PRECONDITION, "the stream is closed");
         return -1;
     }
     if (wait_until(s, room, now_us() + (uint64_t)c->timeout_ms * 1000) < 0) {
+        grpc_byte_buffer_destroy(bb);
         set_status(st, GRPC_STATUS_DEADLINE_EXCEEDED,
                    "no room on the stream within %u ms (%u batches unacknowledged)",
                    c->timeout_ms, s->n_inflight);
         return -1;
     }
-    if (ended(s))
+    if (ended(s)) {
+        grpc_byte_buffer_destroy(bb);
         return stream_failed(s, st);
+    }
     for (unsigned i = 0; i < s->n_inflight; i++)
-        if (s->inflight[i].seq == b->seq) {
+        if (s->inflight[i].seq == seq) {
+            grpc_byte_buffer_destroy(bb);
             set_status(st, GRPC_STATUS_INVALID_ARGUMENT, "batch %llu is already in flight",
-                       (unsigned long long)b->seq);
+                       (unsigned long long)seq);
             return -1;
         }
-    s->send_bb = pack(&b->base);
+    s->send_bb = bb;
     memset(&op, 0, sizeof(op));
     op.op = GRPC_OP_SEND_MESSAGE;
     op.data.send_message.send_message = s->send_bb;
@@ -777,10 +783,27 @@ fb_stream_send(fb_stream_t *s, const Fbpipe__V1__Batch *b, fb_client_status_t *s
         return -1;
     }
     s->sending = true;
-    s->inflight[s->n_inflight++] = (inflight_t){.seq = b->seq, .sent_us = now_us()};
+    s->inflight[s->n_inflight++] = (inflight_t){.seq = seq, .sent_us = now_us()};
     while (pump(s, 0) == 0) /* take what already arrived, without waiting */
         ;
     return 0;
+}
+
+int
+fb_stream_send(fb_stream_t *s, const Fbpipe__V1__Batch *b, fb_client_status_t *st)
+{
+    return stream_send(s, b->seq, pack(&b->base), st);
+}
+
+int
+fb_stream_send_packed(fb_stream_t *s, uint64_t seq, const uint8_t *bytes, size_t len,
+                      fb_client_status_t *st)
+{
+    grpc_slice slice = grpc_slice_from_copied_buffer((const char *)bytes, len);
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
+
+    grpc_slice_unref(slice);
+    return stream_send(s, seq, bb, st);
 }
 
 int

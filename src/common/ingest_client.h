@@ -84,6 +84,10 @@ int fb_client_send_events(fb_client_t *c, Api__Event *const *events, size_t n,
  * are copied), and the stream can only be freed. */
 fb_stream_t *fb_stream_open(fb_client_t *c, fb_ack_cb_t cb, void *arg, fb_client_status_t *st);
 int fb_stream_send(fb_stream_t *s, const Fbpipe__V1__Batch *batch, fb_client_status_t *st);
+/* The same for a batch already packed (bytes of fbpipe.v1.Batch whose seq
+ * is seq): for callers that write the wire format themselves. */
+int fb_stream_send_packed(fb_stream_t *s, uint64_t seq, const uint8_t *bytes, size_t len,
+                          fb_client_status_t *st);
 int fb_stream_close(fb_stream_t *s, fb_client_status_t *st);
 size_t fb_stream_unacked(const fb_stream_t *s, uint64_t *seqs, size_t cap);
 /* Cancel if still open, wait for gRPC to let go, free. */
