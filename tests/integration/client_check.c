@@ -218,7 +218,15 @@ main(int argc, char **argv)
             if (done[seq])
                 continue;
             batch_of(&b, recs, rec, text, seq, n);
-            rc = fb_stream_send(s, &b, &st);
+            if (seq % 2 == 0) {
+                rc = fb_stream_send(s, &b, &st);
+            } else { /* every other batch packed by the caller */
+                size_t len = fbpipe__v1__batch__get_packed_size(&b);
+                uint8_t *packed = malloc(len);
+                fbpipe__v1__batch__pack(&b, packed);
+                rc = fb_stream_send_packed(s, seq, packed, len, &st);
+                free(packed);
+            }
             if (rc == 0)
                 sent[seq] = 1; /* in flight on this stream (-1: it is not) */
         }
