@@ -1,0 +1,46 @@
+/*
+ * router_line.h -- one Kafka record (fbpipe.v1.Record) into the JSON line a
+ * router writes to <router.dir>/<access key>.log: time (RFC 3339 UTC with
+ * nanoseconds), tag, agent_id, user_id, access_key and message (the record
+ * as a JSON value when it parses as JSON, a string otherwise), decrypted
+ * when asked with the key its cipher and key_id name.
+ *
+ * Everything in a record is hostile: a record that cannot be decoded,
+ * decrypted or named safely is refused with its reason (for the dead-letter
+ * file), never written half and never named after an unsafe key. Never
+ * logs; never keeps plaintext beyond the line it returns.
+ */
+#ifndef FB_ROUTER_LINE_H
+#define FB_ROUTER_LINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/keys.h"
+
+typedef enum fb_line_err {
+    FB_LINE_OK = 0,
+    FB_LINE_UNDECODABLE,  /* not a Record, or a field that cannot be shown */
+    FB_LINE_BAD_KEY,      /* the access key is not a safe file name, or differs */
+    FB_LINE_UNDECRYPTABLE /* no such key, or the ciphertext does not authenticate */
+} fb_line_err_t;
+
+typedef struct fb_line {
+    char access_key[FB_ACCESS_KEY_MAX + 1]; /* the file's name, checked */
+    char *text;                             /* the JSON object and "\n" (free()) */
+    size_t len;
+} fb_line_t;
+
+/* The line for record value[0..len) stored under Kafka key key[0..key_len).
+ * db may be NULL when decrypt is false. FB_LINE_OK and *out, or the kind
+ * of refusal with why (escaped, for a log or the dead-letter file). */
+fb_line_err_t fb_line_from_record(const uint8_t *value, size_t len, const char *key,
+                                  size_t key_len, const fb_keydb_t *db, bool decrypt,
+                                  fb_line_t *out, char *why, size_t whylen);
+
+/* RFC 3339 UTC with nanoseconds ("2026-11-29T01:02:03.000000042Z") into
+ * out (at least 32 bytes); -1 when the year is outside 0001-9999. */
+int fb_line_time(int64_t seconds, int32_t nanos, char *out, size_t size);
+
+#endif /* FB_ROUTER_LINE_H */

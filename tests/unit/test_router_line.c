@@ -1,0 +1,218 @@
+/*
+ * test_router_line.c -- Kafka records into the router's JSON lines: the
+ * fields and time format, messages kept as JSON or as strings, decryption
+ * with the current or a previous key (both ciphers), and every refusal a
+ * hostile record deserves (for the dead-letter file).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <sodium.h>
+
+#include "common/cipher.h"
+#include "fbpipe.pb-c.h"
+#include "router/router_line.h"
+
+static fb_enc_key_t keys[2] = {{.id = "k2"}, {.id = "k1"}};
+static fb_tenant_t tenants[1] = {{.access_key = "acme", .user_id = "u-acme",
+                                  .encryption_key_text = "x", .enc_keys = keys,
+                                  .n_enc_keys = 2}};
+static fb_keydb_t db = {.tenants = tenants, .n_tenants = 1};
+
+static void
+init(void)
+{
+    cr_assert_eq(fb_cipher_init(), 0);
+    for (int i = 0; i < 32; i++) {
+        keys[0].key[i] = (uint8_t)i;
+        keys[1].key[i] = (uint8_t)(100 + i);
+    }
+}
+
+TestSuite(line, .init = init);
+
+/* record -- a packed Record of acme (caller frees). */
+static uint8_t *
+record(const char *access_key, const char *message, int cipher, const char *key_id,
+       int64_t seconds, size_t *len)
+{
+    Fbpipe__V1__Record r = FBPIPE__V1__RECORD__INIT;
+    Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    uint8_t *buf;
+
+    ts.seconds = seconds;
+    ts.nanos = 42;
+    r.timestamp = &ts;
+    r.agent_id = "agent-1";
+    r.tag = "app.log";
+    r.message = (char *)message;
+    r.userid = "u-acme";
+    r.accesskey = (char *)access_key;
+    r.cipher = (Fbpipe__V1__Cipher)cipher;
+    r.key_id = (char *)key_id;
+    *len = fbpipe__v1__record__get_packed_size(&r);
+    buf = malloc(*len);
+    fbpipe__v1__record__pack(&r, buf);
+    return buf;
+}
+
+/* line -- the line of a record under key, or NULL with why. */
+static json_t *
+line(const uint8_t *v, size_t len, const char *key, int decrypt, fb_line_err_t *err, char *why)
+{
+    fb_line_t out;
+    json_t *j = NULL;
+
+    *err = fb_line_from_record(v, len, key, strlen(key), &db, decrypt, &out, why, 256);
+    if (*err == FB_LINE_OK) {
+        cr_assert_eq(out.text[out.len - 1], '\n');
+        cr_assert_null(memchr(out.text, '\n', out.len - 1), "one line");
+        j = json_loadb(out.text, out.len, 0, NULL);
+        cr_assert_not_null(j, "valid JSON: %s", out.text);
+        free(out.text);
+    }
+    return j;
+}
+
+Test(line, time_is_rfc3339_utc_with_nanoseconds)
+{
+    char t[40];
+
+    cr_assert_eq(fb_line_time(1764331200, 42, t, sizeof(t)), 0);
+    cr_assert_str_eq(t, "2025-11-28T12:00:00.000000042Z");
+    cr_assert_eq(fb_line_time(0, 0, t, sizeof(t)), 0);
+    cr_assert_str_eq(t, "1970-01-01T00:00:00.000000000Z");
+    cr_assert_eq(fb_line_time(INT64_C(253402300800), 0, t, sizeof(t)), -1);
+    cr_assert_eq(fb_line_time(INT64_C(-62135596801), 0, t, sizeof(t)), -1);
+    cr_assert_eq(fb_line_time(0, 1000000000, t, sizeof(t)), -1);
+}
+
+Test(line, json_messages_are_kept_as_json_others_as_strings)
+{
+    fb_line_err_t err;
+    char why[256];
+    size_t len;
+    uint8_t *v = record("acme", "{\"log\":\"hi\",\"n\":3}", 0, "", 1764331200, &len);
+    json_t *j = line(v, len, "acme", 0, &err, why);
+
+    cr_assert_eq(err, FB_LINE_OK, "%s", why);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "time")),
+                     "2025-11-28T12:00:00.000000042Z");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "tag")), "app.log");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "agent_id")), "agent-1");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "user_id")), "u-acme");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "access_key")), "acme");
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "message"), "n")), 3);
+    json_decref(j);
+    free(v);
+    v = record("acme", "plain \"text\"\nwith a newline", 0, "", 1764331200, &len);
+    j = line(v, len, "acme", 0, &err, why);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "message")),
+                     "plain \"text\"\nwith a newline");
+    json_decref(j);
+    free(v);
+}
+
+Test(line, decrypts_both_ciphers_with_current_and_previous_keys)
+{
+    static const char msg[] = "{\"secret\":1}";
+    uint8_t box[sizeof(msg) - 1 + 40];
+    char b64[200], hex[2 * (28 + sizeof(msg)) + 1], why[256];
+    fb_line_err_t err;
+    size_t len;
+    uint8_t *v;
+    json_t *j;
+
+    /* XChaCha20-Poly1305 under the previous key k1 */
+    fb_cipher_seal_xchacha(keys[1].key, "acme", "k1", (const uint8_t *)msg, sizeof(msg) - 1, box);
+    sodium_bin2base64(b64, sizeof(b64), box, sizeof(box), sodium_base64_VARIANT_ORIGINAL);
+    v = record("acme", b64, 2, "k1", 1, &len);
+    j = line(v, len, "acme", 1, &err, why);
+    cr_assert_eq(err, FB_LINE_OK, "%s", why);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "message"), "secret")), 1);
+    json_decref(j);
+    /* without decrypt: the ciphertext as a string */
+    j = line(v, len, "acme", 0, &err, why);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "message")), b64);
+    json_decref(j);
+    free(v);
+    /* the seed format under the current key */
+    cr_assert_eq(fb_cipher_seal_aesgcm_hex(keys[0].key, (const uint8_t *)msg, sizeof(msg) - 1,
+                                           hex), 0);
+    v = record("acme", hex, 1, "k2", 1, &len);
+    j = line(v, len, "acme", 1, &err, why);
+    cr_assert_eq(err, FB_LINE_OK, "%s", why);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "message"), "secret")), 1);
+    json_decref(j);
+    free(v);
+}
+
+Test(line, refuses_what_cannot_be_decrypted)
+{
+    static const char msg[] = "{\"secret\":1}";
+    uint8_t box[sizeof(msg) - 1 + 40];
+    char b64[200], why[256];
+    fb_line_err_t err;
+    size_t len;
+    uint8_t *v;
+
+    fb_cipher_seal_xchacha(keys[1].key, "acme", "k1", (const uint8_t *)msg, sizeof(msg) - 1, box);
+    sodium_bin2base64(b64, sizeof(b64), box, sizeof(box), sodium_base64_VARIANT_ORIGINAL);
+    v = record("acme", b64, 2, "k2", 1, &len); /* named the wrong key */
+    cr_assert_null(line(v, len, "acme", 1, &err, why));
+    cr_assert_eq(err, FB_LINE_UNDECRYPTABLE);
+    free(v);
+    v = record("acme", b64, 2, "k9", 1, &len); /* no such key */
+    cr_assert_null(line(v, len, "acme", 1, &err, why));
+    cr_assert_eq(err, FB_LINE_UNDECRYPTABLE);
+    cr_assert(strstr(why, "k9") != NULL, "%s", why);
+    free(v);
+    b64[10] = b64[10] == 'A' ? 'B' : 'A'; /* tampered */
+    v = record("acme", b64, 2, "k1", 1, &len);
+    cr_assert_null(line(v, len, "acme", 1, &err, why));
+    cr_assert_eq(err, FB_LINE_UNDECRYPTABLE);
+    free(v);
+    v = record("acme", "not base64 !!", 2, "k1", 1, &len);
+    cr_assert_null(line(v, len, "acme", 1, &err, why));
+    cr_assert_eq(err, FB_LINE_UNDECRYPTABLE);
+    free(v);
+}
+
+Test(line, refuses_hostile_records)
+{
+    static const uint8_t garbage[] = {0x0a, 0xff, 0xff, 0x01};
+    char big[4097], why[256];
+    fb_line_err_t err;
+    size_t len;
+    uint8_t *v;
+
+    cr_assert_null(line(garbage, sizeof(garbage), "acme", 0, &err, why));
+    cr_assert_eq(err, FB_LINE_UNDECODABLE);
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    const char *bad_keys[] = {"../../etc/passwd", "", big, ".dead-letter", "a/b", "a\nb"};
+    for (size_t i = 0; i < sizeof(bad_keys) / sizeof(bad_keys[0]); i++) {
+        v = record(bad_keys[i], "{}", 0, "", 1, &len);
+        cr_assert_null(line(v, len, bad_keys[i], 0, &err, why), "key %zu", i);
+        cr_assert_eq(err, FB_LINE_BAD_KEY, "key %zu: %s", i, why);
+        cr_assert_null(strchr(why, '\n'), "why is one line: %s", why);
+        free(v);
+    }
+    /* a record whose AccessKey is not its Kafka key */
+    v = record("zeta", "{}", 0, "", 1, &len);
+    cr_assert_null(line(v, len, "acme", 0, &err, why));
+    cr_assert_eq(err, FB_LINE_BAD_KEY);
+    free(v);
+    /* a time out of range */
+    v = record("acme", "{}", 0, "", INT64_C(999999999999), &len);
+    cr_assert_null(line(v, len, "acme", 0, &err, why));
+    cr_assert_eq(err, FB_LINE_UNDECODABLE);
+    free(v);
+    /* a message that is not UTF-8 */
+    v = record("acme", "\xff\xfe", 0, "", 1, &len);
+    cr_assert_null(line(v, len, "acme", 0, &err, why));
+    cr_assert_eq(err, FB_LINE_UNDECODABLE);
+    free(v);
+}
