@@ -1,0 +1,361 @@
+/*
+ * router_files.c -- per-key output files (router_files.h): a hash table of
+ * keys, each with its pending bytes, its descriptor (or -1) and the size of
+ * its file; an LRU clock for closing descriptors.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "router/router_files.h"
+
+#define NAME_MAX_LEN 160 /* an access key (128) and ".log.NNNNN" */
+#define TAIL_CHUNK 65536
+
+typedef struct entry {
+    char *key;
+    int fd;
+    uint64_t size;      /* bytes in the open file */
+    uint64_t opened_ms;
+    uint64_t used;      /* LRU clock of the last write */
+    char *buf;          /* pending lines */
+    size_t len, cap;
+} entry_t;
+
+struct fb_files {
+    fb_files_opts_t o;
+    int dirfd;
+    entry_t *tab;       /* open addressing; key NULL = free */
+    size_t cap, n;
+    size_t n_open;
+    uint64_t clock;
+    size_t pending;
+};
+
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t
+hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+fb_files_t *
+fb_files_new(const fb_files_opts_t *o, char *err, size_t errlen)
+{
+    fb_files_t *f = calloc(1, sizeof(*f));
+
+    if (f == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    f->o = *o;
+    if (f->o.max_open == 0)
+        f->o.max_open = 1;
+    f->dirfd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    f->cap = 64;
+    f->tab = calloc(f->cap, sizeof(*f->tab));
+    if (f->dirfd < 0 || f->tab == NULL) {
+        snprintf(err, errlen, "%s: %s", o->dir, f->dirfd < 0 ? strerror(errno) : "out of memory");
+        if (f->dirfd >= 0)
+            close(f->dirfd);
+        free(f->tab);
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
+static void
+entry_close(fb_files_t *f, entry_t *e)
+{
+    if (e->fd >= 0) {
+        close(e->fd);
+        e->fd = -1;
+        f->n_open--;
+    }
+}
+
+void
+fb_files_free(fb_files_t *f)
+{
+    if (f == NULL)
+        return;
+    for (size_t i = 0; i < f->cap; i++)
+        if (f->tab[i].key != NULL) {
+            entry_close(f, &f->tab[i]);
+            free(f->tab[i].key);
+            free(f->tab[i].buf);
+        }
+    free(f->tab);
+    close(f->dirfd);
+    free(f);
+}
+
+/* slot -- the entry of key, or the free slot where it goes. */
+static entry_t *
+slot(entry_t *tab, size_t cap, const char *key)
+{
+    size_t i = (size_t)(hash(key) & (cap - 1));
+
+    while (tab[i].key != NULL && strcmp(tab[i].key, key) != 0)
+        i = (i + 1) & (cap - 1);
+    return &tab[i];
+}
+
+/* grow -- double the table (load at most one half). */
+static int
+grow(fb_files_t *f)
+{
+    size_t cap = f->cap * 2;
+    entry_t *tab = calloc(cap, sizeof(*tab));
+
+    if (tab == NULL)
+        return -1;
+    for (size_t i = 0; i < f->cap; i++)
+        if (f->tab[i].key != NULL)
+            *slot(tab, cap, f->tab[i].key) = f->tab[i];
+    free(f->tab);
+    f->tab = tab;
+    f->cap = cap;
+    return 0;
+}
+
+int
+fb_files_add(fb_files_t *f, const char *key, const char *line, size_t len)
+{
+    entry_t *e;
+
+    if (strlen(key) + 12 > NAME_MAX_LEN)
+        return -1;
+    if ((f->n + 1) * 2 > f->cap && grow(f) < 0)
+        return -1;
+    e = slot(f->tab, f->cap, key);
+    if (e->key == NULL) {
+        e->key = strdup(key);
+        if (e->key == NULL)
+            return -1;
+        e->fd = -1;
+        f->n++;
+    }
+    if (e->len + len > e->cap) {
+        size_t cap = e->cap ? e->cap : 4096;
+        char *b;
+        while (cap < e->len + len)
+            cap *= 2;
+        b = realloc(e->buf, cap);
+        if (b == NULL)
+            return -1;
+        e->buf = b;
+        e->cap = cap;
+    }
+    memcpy(e->buf + e->len, line, len);
+    e->len += len;
+    f->pending += len;
+    return 0;
+}
+
+size_t
+fb_files_pending(const fb_files_t *f)
+{
+    return f->pending;
+}
+
+/* cut_back -- drop a half line at the end of fd (a crash, a full disk);
+ * sets *size to what remains. 0, or -1 with errno. */
+static int
+cut_back(int fd, uint64_t *size)
+{
+    struct stat st;
+    char buf[TAIL_CHUNK];
+    off_t end, pos;
+
+    if (fstat(fd, &st) < 0)
+        return -1;
+    end = st.st_size;
+    pos = end;
+    while (pos > 0) {
+        size_t n = pos > (off_t)sizeof(buf) ? sizeof(buf) : (size_t)pos;
+        ssize_t got = pread(fd, buf, n, pos - (off_t)n);
+        if (got != (ssize_t)n)
+            return -1;
+        for (size_t i = n; i > 0; i--)
+            if (buf[i - 1] == '\n') {
+                off_t keep = pos - (off_t)n + (off_t)i;
+                if (keep != end && ftruncate(fd, keep) < 0)
+                    return -1;
+                *size = (uint64_t)keep;
+                return 0;
+            }
+        pos -= (off_t)n;
+    }
+    if (end != 0 && ftruncate(fd, 0) < 0)
+        return -1;
+    *size = 0;
+    return 0;
+}
+
+/* name -- "<key>.log" or "<key>.log.<n>". */
+static void
+name(char *out, const char *key, unsigned n)
+{
+    if (n == 0)
+        snprintf(out, NAME_MAX_LEN, "%s.log", key);
+    else
+        snprintf(out, NAME_MAX_LEN, "%s.log.%u", key, n);
+}
+
+/* evict -- close the least recently used descriptor. */
+static void
+evict(fb_files_t *f)
+{
+    entry_t *lru = NULL;
+
+    for (size_t i = 0; i < f->cap; i++)
+        if (f->tab[i].key != NULL && f->tab[i].fd >= 0 && (lru == NULL || f->tab[i].used < lru->used))
+            lru = &f->tab[i];
+    if (lru != NULL)
+        entry_close(f, lru);
+}
+
+/* entry_open -- open (or create) e's file; 0, or -1 with err. */
+static int
+entry_open(fb_files_t *f, entry_t *e, char *err, size_t errlen)
+{
+    char file[NAME_MAX_LEN];
+    struct stat st;
+    int fd;
+
+    name(file, e->key, 0);
+    while (f->n_open >= f->o.max_open)
+        evict(f);
+    fd = openat(f->dirfd, file, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
+                O_NONBLOCK | O_NOCTTY, 0640);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s/%s: %s", f->o.dir, file,
+                 errno == ELOOP ? "is a symbolic link: refused" : strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s/%s: not a regular file: refused", f->o.dir, file);
+        close(fd);
+        return -1;
+    }
+    /* reading the tail needs a descriptor opened for reading too */
+    {
+        int rfd = openat(f->dirfd, file, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+        int rc = rfd < 0 ? -1 : cut_back(rfd, &e->size);
+        if (rfd >= 0)
+            close(rfd);
+        if (rc < 0) {
+            snprintf(err, errlen, "%s/%s: cannot cut back a half line: %s", f->o.dir, file,
+                     strerror(errno));
+            close(fd);
+            return -1;
+        }
+    }
+    e->fd = fd;
+    e->opened_ms = now_ms();
+    f->n_open++;
+    return 0;
+}
+
+/* rotate -- <key>.log -> .1 -> .2 ... keeping rotate_keep; 0 or -1. */
+static int
+rotate(fb_files_t *f, entry_t *e, char *err, size_t errlen)
+{
+    char from[NAME_MAX_LEN], to[NAME_MAX_LEN];
+
+    entry_close(f, e);
+    if (f->o.rotate_keep == 0) {
+        name(from, e->key, 0);
+        if (unlinkat(f->dirfd, from, 0) < 0 && errno != ENOENT)
+            goto fail;
+        return 0;
+    }
+    for (unsigned n = f->o.rotate_keep; n > 0; n--) {
+        name(from, e->key, n - 1);
+        name(to, e->key, n);
+        if (renameat(f->dirfd, from, f->dirfd, to) < 0 && errno != ENOENT)
+            goto fail;
+    }
+    return 0;
+fail:
+    snprintf(err, errlen, "%s/%s: rotation failed: %s", f->o.dir, from, strerror(errno));
+    return -1;
+}
+
+/* entry_flush -- write e's pending bytes; 0 or -1 with err. */
+static int
+entry_flush(fb_files_t *f, entry_t *e, bool sync, char *err, size_t errlen)
+{
+    ssize_t w;
+
+    if (e->fd < 0 && entry_open(f, e, err, errlen) < 0)
+        return -1;
+    if (e->size > 0 && ((f->o.rotate_size && e->size + e->len > f->o.rotate_size) ||
+                        (f->o.rotate_age_ms && now_ms() - e->opened_ms >= f->o.rotate_age_ms))) {
+        if (rotate(f, e, err, errlen) < 0 || entry_open(f, e, err, errlen) < 0)
+            return -1;
+    }
+    e->used = ++f->clock;
+    w = write(e->fd, e->buf, e->len);
+    if (w != (ssize_t)e->len) {
+        int saved = w < 0 ? errno : ENOSPC;
+        /* a short or failed write: no half line stays behind */
+        if (w > 0 && ftruncate(e->fd, (off_t)e->size) < 0)
+            entry_close(f, e); /* cut back on the next open */
+        snprintf(err, errlen, "%s/%s.log: write failed: %s", f->o.dir, e->key, strerror(saved));
+        return -1;
+    }
+    if (sync && fsync(e->fd) < 0) {
+        snprintf(err, errlen, "%s/%s.log: fsync failed: %s", f->o.dir, e->key, strerror(errno));
+        return -1;
+    }
+    e->size += e->len;
+    f->pending -= e->len;
+    e->len = 0;
+    return 0;
+}
+
+int
+fb_files_flush(fb_files_t *f, bool sync, char *err, size_t errlen)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < f->cap; i++) {
+        entry_t *e = &f->tab[i];
+        char why[512];
+        if (e->key == NULL || e->len == 0)
+            continue;
+        if (entry_flush(f, e, sync, why, sizeof(why)) < 0 && rc == 0) {
+            snprintf(err, errlen, "%s", why);
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+void
+fb_files_reopen(fb_files_t *f)
+{
+    for (size_t i = 0; i < f->cap; i++)
+        if (f->tab[i].key != NULL)
+            entry_close(f, &f->tab[i]);
+}

@@ -1,0 +1,53 @@
+/*
+ * router_files.h -- the router's output files: <dir>/<access key>.log,
+ * appended in batches, at most max_open descriptors (least recently used
+ * closed first), rotated by size and age, reopened on demand (SIGUSR1).
+ *
+ * Lines are buffered per file and written with one write per file per
+ * flush; what a flush could not write stays buffered for the next one, so
+ * the caller stores Kafka offsets only after a flush that returned 0. A
+ * file is never left with half a line: on open and after a failed or
+ * short write it is cut back to its last newline. Files are opened below
+ * the directory's descriptor with O_NOFOLLOW and must be regular files, so
+ * a symlink or a device planted in the directory is refused. Keys must be
+ * checked access keys (no '/'); this module never logs.
+ */
+#ifndef FB_ROUTER_FILES_H
+#define FB_ROUTER_FILES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct fb_files fb_files_t;
+
+typedef struct fb_files_opts {
+    const char *dir;
+    size_t max_open;         /* descriptors kept open; at least 1 */
+    uint64_t rotate_size;    /* bytes; 0 = never by size */
+    uint64_t rotate_age_ms;  /* since this process opened the file; 0 = never */
+    unsigned rotate_keep;    /* <key>.log.1 .. .N kept; 0 = the old file is removed */
+} fb_files_opts_t;
+
+/* NULL with err when dir cannot be opened as a directory. */
+fb_files_t *fb_files_new(const fb_files_opts_t *o, char *err, size_t errlen);
+/* Close every file; what is still buffered is dropped (flush first). */
+void fb_files_free(fb_files_t *f);
+
+/* Buffer one line (ending in '\n') for key. 0, or -1 when out of memory. */
+int fb_files_add(fb_files_t *f, const char *key, const char *line, size_t len);
+
+/* Write what is buffered (one write per file), rotating first where due,
+ * and fsync the files written when sync is set. 0 when everything is
+ * written; -1 with err naming the first file that failed (the rest of
+ * what could not be written stays buffered). */
+int fb_files_flush(fb_files_t *f, bool sync, char *err, size_t errlen);
+
+/* Bytes buffered and not yet written. */
+size_t fb_files_pending(const fb_files_t *f);
+
+/* Close every descriptor; the next write opens the files again (after an
+ * outside rotation). */
+void fb_files_reopen(fb_files_t *f);
+
+#endif /* FB_ROUTER_FILES_H */

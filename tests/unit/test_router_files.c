@@ -1,0 +1,245 @@
+/*
+ * test_router_files.c -- the router's per-key files: lines in order, more
+ * keys than descriptors, a symlink or a FIFO refused, a half line cut
+ * back, rotation by size without a line split or lost, reopen after an
+ * outside rotation, and a file-size limit hit then lifted: no half line,
+ * nothing lost.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "router/router_files.h"
+
+static char dir[] = "/tmp/fbpipe-files-XXXXXX";
+
+static void
+setup(void)
+{
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void
+teardown(void)
+{
+    char cmd[128];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(files, .init = setup, .fini = teardown);
+
+/* slurp -- a file of dir (NULL when absent); *len its size. */
+static char *
+slurp(const char *file, size_t *len)
+{
+    char path[256], *buf;
+    FILE *fp;
+    long n;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    fp = fopen(path, "r");
+    if (fp == NULL)
+        return NULL;
+    fseek(fp, 0, SEEK_END);
+    n = ftell(fp);
+    rewind(fp);
+    buf = calloc(1, (size_t)n + 1);
+    cr_assert_eq(fread(buf, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    *len = (size_t)n;
+    return buf;
+}
+
+static fb_files_t *
+files(size_t max_open, uint64_t rotate_size, unsigned keep)
+{
+    fb_files_opts_t o = {.dir = dir, .max_open = max_open, .rotate_size = rotate_size,
+                         .rotate_keep = keep};
+    char err[256];
+    fb_files_t *f = fb_files_new(&o, err, sizeof(err));
+
+    cr_assert_not_null(f, "%s", err);
+    return f;
+}
+
+static void
+add(fb_files_t *f, const char *key, int i)
+{
+    char line[64];
+    int n = snprintf(line, sizeof(line), "{\"i\":%d}\n", i);
+
+    cr_assert_eq(fb_files_add(f, key, line, (size_t)n), 0);
+}
+
+/* count_in_order -- lines of file are {"i":from}..; returns how many. */
+static int
+count_in_order(const char *text, int from)
+{
+    int n = 0, i;
+
+    for (const char *p = text; *p; p = strchr(p, '\n') + 1, n++) {
+        cr_assert_eq(sscanf(p, "{\"i\":%d}", &i), 1, "a whole line at %d", n);
+        cr_assert_eq(i, from + n, "line %d holds %d", n, i);
+        cr_assert_not_null(strchr(p, '\n'));
+    }
+    return n;
+}
+
+Test(files, lines_in_order_per_key_with_more_keys_than_descriptors)
+{
+    fb_files_t *f = files(2, 0, 0);
+    char err[256], key[16], name[32], *text;
+    size_t len;
+
+    for (int round = 0; round < 3; round++) {
+        for (int k = 0; k < 5; k++)
+            for (int i = 0; i < 10; i++) {
+                snprintf(key, sizeof(key), "key-%d", k);
+                add(f, key, round * 10 + i);
+            }
+        cr_assert_eq(fb_files_flush(f, true, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(fb_files_pending(f), 0);
+    }
+    for (int k = 0; k < 5; k++) {
+        snprintf(name, sizeof(name), "key-%d.log", k);
+        text = slurp(name, &len);
+        cr_assert_not_null(text);
+        cr_assert_eq(count_in_order(text, 0), 30);
+        free(text);
+    }
+    fb_files_free(f);
+}
+
+Test(files, refuses_a_symlink_and_a_fifo)
+{
+    fb_files_t *f = files(4, 0, 0);
+    char path[256], target[256], err[256];
+    size_t len;
+
+    snprintf(target, sizeof(target), "%s/elsewhere", dir);
+    snprintf(path, sizeof(path), "%s/evil.log", dir);
+    cr_assert_eq(symlink(target, path), 0);
+    add(f, "evil", 1);
+    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), -1);
+    cr_assert(strstr(err, "symbolic link") != NULL, "%s", err);
+    cr_assert_null(slurp("elsewhere", &len), "nothing written through the link");
+    cr_assert_gt(fb_files_pending(f), 0, "kept for later");
+    fb_files_free(f);
+
+    f = files(4, 0, 0);
+    snprintf(path, sizeof(path), "%s/pipe.log", dir);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    add(f, "pipe", 1);
+    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), -1);
+    cr_assert(strstr(err, "pipe.log") != NULL, "%s", err);
+    fb_files_free(f);
+}
+
+Test(files, a_half_line_left_by_a_crash_is_cut_back)
+{
+    fb_files_t *f = files(4, 0, 0);
+    char path[256], err[256], *text;
+    size_t len;
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/acme.log", dir);
+    fp = fopen(path, "w");
+    fputs("{\"i\":0}\n{\"i\":1}\n{\"i\":2", fp); /* the crash came mid-line */
+    fclose(fp);
+    add(f, "acme", 2);
+    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0, "%s", err);
+    text = slurp("acme.log", &len);
+    cr_assert_eq(count_in_order(text, 0), 3);
+    free(text);
+    fb_files_free(f);
+}
+
+Test(files, rotation_by_size_splits_no_line)
+{
+    fb_files_t *f = files(4, 100, 3);
+    char err[256], name[32], *text;
+    size_t len;
+    int total = 0, next = 0;
+
+    for (int i = 0; i < 40; i++) {
+        add(f, "acme", i);
+        cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0, "%s", err);
+    }
+    /* oldest to newest: .3 .2 .1 then .log; each whole, in order, <= 100 bytes */
+    for (int n = 3; n >= 0; n--) {
+        if (n > 0)
+            snprintf(name, sizeof(name), "acme.log.%d", n);
+        else
+            snprintf(name, sizeof(name), "acme.log");
+        text = slurp(name, &len);
+        cr_assert_not_null(text, "%s", name);
+        cr_assert_leq(len, 100, "%s: %zu bytes", name, len);
+        if (next == 0)
+            sscanf(text, "{\"i\":%d}", &next);
+        int c = count_in_order(text, next);
+        next += c;
+        total += c;
+        free(text);
+    }
+    cr_assert_eq(next, 40, "the newest line is the last written");
+    cr_assert_null(slurp("acme.log.4", &len), "rotate_keep = 3");
+    cr_assert_gt(total, 0);
+    fb_files_free(f);
+}
+
+Test(files, reopen_after_an_outside_rotation)
+{
+    fb_files_t *f = files(4, 0, 0);
+    char from[256], to[256], err[256], *text;
+    size_t len;
+
+    add(f, "acme", 0);
+    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0);
+    snprintf(from, sizeof(from), "%s/acme.log", dir);
+    snprintf(to, sizeof(to), "%s/acme.log.old", dir);
+    cr_assert_eq(rename(from, to), 0);
+    fb_files_reopen(f);
+    add(f, "acme", 1);
+    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0);
+    text = slurp("acme.log", &len);
+    cr_assert_str_eq(text, "{\"i\":1}\n");
+    free(text);
+    fb_files_free(f);
+}
+
+Test(files, a_full_file_leaves_no_half_line_and_loses_nothing)
+{
+    fb_files_t *f = files(4, 0, 0);
+    struct rlimit rl = {.rlim_cur = 1000, .rlim_max = RLIM_INFINITY};
+    char err[256], *text;
+    size_t len;
+    int i = 0, failed = 0;
+
+    signal(SIGXFSZ, SIG_IGN); /* write then fails with EFBIG */
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    while (!failed && i < 1000) {
+        for (int k = 0; k < 7; k++)
+            add(f, "acme", i++);
+        failed = fb_files_flush(f, false, err, sizeof(err)) < 0;
+    }
+    cr_assert(failed, "the limit was hit");
+    text = slurp("acme.log", &len);
+    cr_assert(len == 0 || text[len - 1] == '\n', "no half line");
+    free(text);
+    rl.rlim_cur = RLIM_INFINITY;
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0, "%s", err);
+    text = slurp("acme.log", &len);
+    cr_assert_eq(count_in_order(text, 0), i, "every line, once, in order");
+    free(text);
+    fb_files_free(f);
+}
