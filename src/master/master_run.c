@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "master/master.h"
 #include "producer/producer.h"
+#include "router/router.h"
 #include "worker/worker.h"
 
 #define QUICK_STOP_MS 1000
@@ -233,7 +234,7 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
         goto out;
     /* secrets, keys and TLS files may be readable by root only: the master
      * loads them (again on reload); children inherit them and drop */
-    if (conf->ingester_enabled && fb_worker_load_keys(conf) < 0) {
+    if ((conf->ingester_enabled || conf->router_enabled) && fb_worker_load_keys(conf) < 0) {
         rc = FB_EXIT_CONFIG;
         goto out;
     }
@@ -254,9 +255,14 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
                 goto out;
         }
     }
-    if (conf->router_enabled)
-        fb_log_warnx("[router] enabled = yes: the router processes are not part of this "
-                     "release yet");
+    if (conf->router_enabled) {
+        for (unsigned i = 0; i < conf->router_workers; i++) {
+            char name[32];
+            snprintf(name, sizeof(name), "router[%u]", i);
+            if (fb_master_spawn(FB_ROLE_ROUTER, i, name, fb_router_main, conf, ring) < 0)
+                goto out;
+        }
+    }
 
     for (;;) {
         struct pollfd pfd = {.fd = fb_master_signal_fd(), .events = POLLIN};

@@ -140,6 +140,7 @@ struct fb_wcall {
 int fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index);
 int fb_worker_load_keys(const fb_conf_t *conf);
 void fb_worker_free_keys(void);
+const fb_keydb_t *fb_worker_loaded_keydb(void);
 
 /* worker_server.c */
 void fb_wcall_finish(fb_wcall_t *c);

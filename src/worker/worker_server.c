@@ -83,6 +83,14 @@ fb_worker_load_keys(const fb_conf_t *conf)
     return 0;
 }
 
+/* fb_worker_loaded_keydb -- the key database loaded in the master, for
+ * the other children (routers decrypt with it). */
+const fb_keydb_t *
+fb_worker_loaded_keydb(void)
+{
+    return loaded.keydb;
+}
+
 /* fb_worker_free_keys -- wipe and free what fb_worker_load_keys loaded. */
 void
 fb_worker_free_keys(void)

@@ -1,0 +1,18 @@
+/*
+ * router.h -- a router process (router_main.c): Kafka to per-key files,
+ * at least once. Forked by the master when [router] enabled = yes; it
+ * never writes to the ring.
+ */
+#ifndef FB_ROUTER_H
+#define FB_ROUTER_H
+
+#include "common/conf.h"
+#include "common/keys.h"
+#include "common/ring.h"
+
+int fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index);
+
+/* The key database the master loaded (inherited through fork), or NULL. */
+const fb_keydb_t *fb_router_keydb(void);
+
+#endif /* FB_ROUTER_H */

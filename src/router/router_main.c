@@ -1,0 +1,322 @@
+/*
+ * router_main.c -- a router process: one Kafka consumer in router.group
+ * on the topic, each batch of records turned into lines (router_line.c),
+ * written to the per-key files (router_files.c), fsynced per router.fsync,
+ * and only then its offsets stored; offsets are committed periodically by
+ * librdkafka and synchronously before partitions are revoked.
+ *
+ * A record that cannot be decoded, decrypted or named safely goes to
+ * <router.dir>/.dead-letter/router-N.log with the reason, topic, partition
+ * and offset. A write that fails keeps the batch, pauses the partitions,
+ * logs once and retries with back-off: nothing is lost, nothing is
+ * skipped. It must never store an offset before its line is written.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+
+#include "common/log.h"
+#include "common/proc.h"
+#include "router/router.h"
+#include "router/router_files.h"
+#include "router/router_line.h"
+#include "worker/worker.h"
+
+#define BATCH_MAX 10000
+#define POLL_MS 100
+#define BACKOFF_MAX_MS 30000
+
+static volatile sig_atomic_t stop_requested, reopen_requested;
+
+static void
+on_signal(int sig)
+{
+    if (sig == SIGUSR1)
+        reopen_requested = 1;
+    else
+        stop_requested = 1;
+}
+
+typedef struct router {
+    const fb_conf_t *conf;
+    const fb_keydb_t *keydb;
+    unsigned index;
+    rd_kafka_t *rk;
+    fb_files_t *files, *dead;
+    char dead_key[32];
+    uint64_t last_sync_ms;
+    unsigned long dead_letters;
+} router_t;
+
+/* flush_all -- write (and fsync per router.fsync) everything buffered;
+ * 0, or -1 after logging the first failure. */
+static int
+flush_all(router_t *r, bool *logged)
+{
+    char err[512];
+    bool sync = r->conf->fsync == FB_FSYNC_BATCH;
+
+    if (r->conf->fsync == FB_FSYNC_INTERVAL &&
+        fb_monotonic_ms() - r->last_sync_ms >= r->conf->fsync_interval_ms) {
+        sync = true;
+        r->last_sync_ms = fb_monotonic_ms();
+    }
+    if (fb_files_flush(r->files, sync, err, sizeof(err)) == 0 &&
+        fb_files_flush(r->dead, sync, err, sizeof(err)) == 0)
+        return 0;
+    if (logged == NULL || !*logged)
+        fb_log_errorx("router %u: %s; offsets not stored, retrying", r->index, err);
+    if (logged != NULL)
+        *logged = true;
+    return -1;
+}
+
+/* rebalance -- flush and commit before partitions are taken away. */
+static void
+rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+          void *opaque)
+{
+    router_t *r = opaque;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        fb_log_info("router %u: %d partitions assigned", r->index, parts->cnt);
+        rd_kafka_assign(rk, parts);
+        return;
+    }
+    /* revoked: what is buffered was not stored; write it if we can, commit
+     * what was stored, and let go */
+    flush_all(r, NULL);
+    rd_kafka_commit(rk, NULL, 0);
+    rd_kafka_assign(rk, NULL);
+    fb_log_info("router %u: partitions revoked", r->index);
+}
+
+/* dead_letter -- one refused record, with where it was. */
+static void
+dead_letter(router_t *r, const rd_kafka_message_t *m, const char *why)
+{
+    json_t *o = json_pack("{s:s, s:s, s:i, s:I}", "reason", why, "topic",
+                          rd_kafka_topic_name(m->rkt), "partition", (int)m->partition,
+                          "offset", (json_int_t)m->offset);
+    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+
+    if (text != NULL) {
+        size_t len = strlen(text);
+        text[len] = '\n';
+        fb_files_add(r->dead, r->dead_key, text, len + 1);
+        r->dead_letters++;
+    }
+    free(text);
+    json_decref(o);
+}
+
+/* take -- one record into its file's buffer, or the dead letters. */
+static void
+take(router_t *r, const rd_kafka_message_t *m)
+{
+    fb_line_t line;
+    char why[512];
+
+    if (fb_line_from_record(m->payload, m->len, m->key ? m->key : "", m->key ? m->key_len : 0,
+                            r->keydb, r->conf->router_decrypt, &line, why,
+                            sizeof(why)) != FB_LINE_OK) {
+        dead_letter(r, m, why);
+        return;
+    }
+    if (r->conf->router_print_events)
+        fwrite(line.text, 1, line.len, stdout);
+    if (fb_files_add(r->files, line.access_key, line.text, line.len) < 0)
+        fb_panic("router %u: out of memory buffering a line", r->index);
+    free(line.text);
+}
+
+/* store -- offsets of the batch, once its lines are written. */
+static void
+store(router_t *r, rd_kafka_message_t **ms, size_t n)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_topic_partition_t *p =
+            rd_kafka_topic_partition_list_find(l, rd_kafka_topic_name(ms[i]->rkt),
+                                               ms[i]->partition);
+        if (p == NULL)
+            p = rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(ms[i]->rkt),
+                                                  ms[i]->partition);
+        if (ms[i]->offset + 1 > p->offset)
+            p->offset = ms[i]->offset + 1;
+    }
+    rd_kafka_offsets_store(r->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* consumer -- the group's consumer on the topic; NULL after logging. */
+static rd_kafka_t *
+consumer(router_t *r)
+{
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *topics;
+    char err[512];
+    rd_kafka_t *rk;
+    struct {
+        const char *k, *v;
+    } set[] = {
+        {"bootstrap.servers", r->conf->brokers},
+        {"group.id", r->conf->router_group},
+        {"enable.auto.commit", "true"},
+        {"enable.auto.offset.store", "false"}, /* stored after the write only */
+        {"auto.offset.reset", "earliest"},
+        {"auto.commit.interval.ms", "1000"},
+        /* a router killed with SIGKILL gives its partitions back after this */
+        {"session.timeout.ms", "10000"},
+        {"heartbeat.interval.ms", "2000"},
+    };
+
+    for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++)
+        if (rd_kafka_conf_set(kc, set[i].k, set[i].v, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+            fb_log_errorx("router %u: %s: %s", r->index, set[i].k, err);
+            rd_kafka_conf_destroy(kc);
+            return NULL;
+        }
+    rd_kafka_conf_set_opaque(kc, r);
+    rd_kafka_conf_set_rebalance_cb(kc, rebalance);
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, err, sizeof(err));
+    if (rk == NULL) {
+        fb_log_errorx("router %u: rd_kafka_new: %s", r->index, err);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, r->conf->topic, RD_KAFKA_PARTITION_UA);
+    if (rd_kafka_subscribe(rk, topics) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fb_log_errorx("router %u: cannot subscribe to %s", r->index, r->conf->topic);
+        rd_kafka_topic_partition_list_destroy(topics);
+        rd_kafka_destroy(rk);
+        return NULL;
+    }
+    rd_kafka_topic_partition_list_destroy(topics);
+    return rk;
+}
+
+/* open_files -- the output folder and the dead-letter folder. */
+static int
+open_files(router_t *r)
+{
+    fb_files_opts_t o = {.dir = r->conf->router_dir, .max_open = r->conf->max_open_files,
+                         .rotate_size = r->conf->rotate_size,
+                         .rotate_age_ms = r->conf->rotate_age_ms,
+                         .rotate_keep = (unsigned)r->conf->rotate_keep};
+    char dead[4096], err[512];
+
+    snprintf(dead, sizeof(dead), "%s/.dead-letter", r->conf->router_dir);
+    if (mkdir(dead, 0750) < 0 && errno != EEXIST) {
+        fb_log_error("router %u: mkdir(%s) failed", r->index, dead);
+        return -1;
+    }
+    r->files = fb_files_new(&o, err, sizeof(err));
+    o.dir = dead;
+    o.max_open = 1;
+    r->dead = r->files ? fb_files_new(&o, err, sizeof(err)) : NULL;
+    if (r->dead == NULL) {
+        fb_log_errorx("router %u: %s", r->index, err);
+        return -1;
+    }
+    snprintf(r->dead_key, sizeof(r->dead_key), "router-%u", r->index);
+    return 0;
+}
+
+const fb_keydb_t *
+fb_router_keydb(void)
+{
+    return fb_worker_loaded_keydb(); /* loaded by the master with the workers' keys */
+}
+
+int
+fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
+{
+    router_t r = {.conf = conf, .keydb = fb_router_keydb(), .index = index};
+    rd_kafka_message_t *ms[BATCH_MAX];
+    unsigned backoff = 0;
+    int rc = 0;
+
+    (void)ring;
+    fb_proc_child_signals(on_signal);
+    signal(SIGUSR1, on_signal);
+    if (conf->router_decrypt && r.keydb == NULL) {
+        fb_log_errorx("router %u: no key database loaded to decrypt with", index);
+        return 2;
+    }
+    if (open_files(&r) < 0 || (r.rk = consumer(&r)) == NULL) {
+        fb_files_free(r.files);
+        fb_files_free(r.dead);
+        return 2;
+    }
+    fb_log_info("router %u consuming %s in group %s into %s", index, conf->topic,
+                conf->router_group, conf->router_dir);
+    r.last_sync_ms = fb_monotonic_ms();
+    while (!stop_requested) {
+        size_t n = 0;
+        bool logged = false;
+
+        if (reopen_requested) {
+            reopen_requested = 0;
+            fb_files_reopen(r.files);
+            fb_files_reopen(r.dead);
+        }
+        /* a batch: what arrives within one poll interval, at most BATCH_MAX */
+        while (n < BATCH_MAX) {
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(r.rk, n ? 0 : POLL_MS);
+            if (m == NULL)
+                break;
+            if (m->err) {
+                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                    fb_log_warnx("router %u: %s", index, rd_kafka_message_errstr(m));
+                rd_kafka_message_destroy(m);
+                continue;
+            }
+            take(&r, m);
+            ms[n++] = m;
+        }
+        /* written (and synced) first, then the offsets; on failure, pause
+         * and retry: the batch stays in memory, nothing is skipped */
+        while (flush_all(&r, &logged) < 0 && !stop_requested) {
+            rd_kafka_topic_partition_list_t *a = NULL;
+            backoff = backoff ? (backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2)
+                              : 250;
+            if (rd_kafka_assignment(r.rk, &a) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                rd_kafka_pause_partitions(r.rk, a);
+                rd_kafka_consumer_poll(r.rk, (int)backoff); /* the group, no messages */
+                rd_kafka_resume_partitions(r.rk, a);
+                rd_kafka_topic_partition_list_destroy(a);
+            } else {
+                usleep(backoff * 1000);
+            }
+        }
+        if (logged && !stop_requested)
+            fb_log_notice("router %u: writing again", index);
+        if (fb_files_pending(r.files) == 0 && fb_files_pending(r.dead) == 0) {
+            backoff = 0;
+            if (n > 0)
+                store(&r, ms, n);
+        }
+        for (size_t i = 0; i < n; i++)
+            rd_kafka_message_destroy(ms[i]);
+    }
+    /* stop: what is written is stored; commit it and leave the group */
+    if (flush_all(&r, NULL) < 0)
+        rc = 1;
+    rd_kafka_commit(r.rk, NULL, 0);
+    rd_kafka_consumer_close(r.rk);
+    rd_kafka_destroy(r.rk);
+    fb_files_free(r.files);
+    fb_files_free(r.dead);
+    fb_log_info("router %u stopped (%lu dead letters)", index, r.dead_letters);
+    return rc;
+}
