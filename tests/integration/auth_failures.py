@@ -10,33 +10,23 @@ usage: auth_failures.py PORT_A SECRET SECRET_K2 ISSUER AUDIENCE NOT_BEFORE
 Prints "refusals A: kind=N ..." and "refusals B: ..." (what each server
 must have counted) and exits 1 on any failure.
 """
-import atexit
 import base64
 import collections
 import hashlib
 import hmac
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 
 import grpc
-import grpc_tools
 import jwt
-from grpc_tools import protoc
+
+import pyproto  # tests/integration/pyproto.py, beside this script
 
 (port_a, sec_file, sec2_file, issuer, audience, not_before, port_b, pub_file, priv_file,
  other_priv_file) = sys.argv[1:11]
 not_before = int(not_before)
-out = tempfile.mkdtemp(prefix="fbpipe-pyauth-")
-atexit.register(shutil.rmtree, out, ignore_errors=True)
-inc = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-if protoc.main(["protoc", "-I" + os.path.join(os.environ["FBPIPE_SRCDIR"], "proto"),
-                "-I" + inc, "--python_out=" + out, "api.proto"]) != 0:
-    sys.exit("protoc refused api.proto")
-sys.path.insert(0, out)
+pyproto.stubs("api.proto")
 import api_pb2  # noqa: E402
 
 secret = open(sec_file, "rb").read().rstrip(b"\r\n")

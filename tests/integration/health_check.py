@@ -6,24 +6,16 @@ usage: health_check.py PORT WANT [SECONDS]
   most SECONDS (default 30); also checks that an unknown service is
   NOT_FOUND and an unknown method UNIMPLEMENTED. Exit 0 on success.
 """
-import atexit
-import os
-import shutil
 import sys
-import tempfile
 import time
 
 import grpc
-from grpc_tools import protoc
+
+import pyproto  # tests/integration/pyproto.py, beside this script
 
 port, want = sys.argv[1], sys.argv[2]
 seconds = float(sys.argv[3]) if len(sys.argv) > 3 else 30.0
-out = tempfile.mkdtemp(prefix="fbpipe-pyhealth-")
-atexit.register(shutil.rmtree, out, ignore_errors=True)
-if protoc.main(["protoc", "-I" + os.path.join(os.environ["FBPIPE_SRCDIR"], "proto"),
-                "--python_out=" + out, "health.proto"]) != 0:
-    sys.exit("protoc refused health.proto")
-sys.path.insert(0, out)
+pyproto.stubs("health.proto")
 import health_pb2  # noqa: E402
 
 channel = grpc.insecure_channel("127.0.0.1:" + port)

@@ -14,33 +14,24 @@ reads its acks, a client that disconnects mid-batch, an expiring token.
 The server runs with kafka.linger = 1s, so a batch stays in flight long
 enough for the duplicate to meet it.
 """
-import atexit
 import json
 import os
 import queue
-import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import grpc
-import grpc_tools
 import jwt
 import nacl.bindings as sodium
-from grpc_tools import protoc
+
+import pyproto  # tests/integration/pyproto.py, beside this script
 
 port, secret_file, brokers, topic, n = sys.argv[1:6]
 n = int(n)
-out = tempfile.mkdtemp(prefix="fbpipe-pynative-")
-atexit.register(shutil.rmtree, out, ignore_errors=True)
-inc = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-if protoc.main(["protoc", "-I" + os.path.join(os.environ["FBPIPE_SRCDIR"], "proto"),
-                "-I" + inc, "--python_out=" + out, "fbpipe.proto"]) != 0:
-    sys.exit("protoc refused fbpipe.proto")
-sys.path.insert(0, out)
+pyproto.stubs("fbpipe.proto")
 import fbpipe_pb2 as pb  # noqa: E402
 
 secret = open(secret_file, "rb").read().rstrip(b"\r\n")

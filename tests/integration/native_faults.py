@@ -13,33 +13,24 @@ usage: native_faults.py PORT SECRET_FILE BROKERS TOPIC LOG_FILE KAFKA_LOCAL|-
   full are answered RETRY with retry_after_ms; once the broker is back the
   pending batch is acknowledged OK.
 """
-import atexit
 import json
 import os
 import queue
 import re
-import shutil
 import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import grpc
-import grpc_tools
 import jwt
-from grpc_tools import protoc
+
+import pyproto  # tests/integration/pyproto.py, beside this script
 
 port, secret_file, brokers, topic, log_file, kafka_local = sys.argv[1:7]
-out = tempfile.mkdtemp(prefix="fbpipe-pyfaults-")
-atexit.register(shutil.rmtree, out, ignore_errors=True)
-inc = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-if protoc.main(["protoc", "-I" + os.path.join(os.environ["FBPIPE_SRCDIR"], "proto"),
-                "-I" + inc, "--python_out=" + out, "fbpipe.proto"]) != 0:
-    sys.exit("protoc refused fbpipe.proto")
-sys.path.insert(0, out)
+pyproto.stubs("fbpipe.proto")
 import fbpipe_pb2 as pb  # noqa: E402
 
 secret = open(secret_file, "rb").read().rstrip(b"\r\n")

@@ -5,27 +5,15 @@ what fbpipe's protoc-c code encodes decodes in Python -- a Record as an
 api.Event and as a fbpipe.v1.Record -- and that what Python encodes decodes
 in C. Run by test-proto-interop inside the test virtual environment.
 """
-import atexit
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 
-from grpc_tools import protoc
-import grpc_tools
+import pyproto  # tests/integration/pyproto.py, beside this script
 
 src = os.environ["FBPIPE_SRCDIR"]
 codec = os.path.join(os.environ["FBPIPE_BUILDDIR"], "tests/integration/proto_codec")
-out = tempfile.mkdtemp(prefix="fbpipe-pyproto-")
-atexit.register(shutil.rmtree, out, ignore_errors=True)
-include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-rc = protoc.main(["protoc", "-I" + os.path.join(src, "proto"), "-I" + include,
-                  "--python_out=" + out, "--grpc_python_out=" + out,
-                  "api.proto", "fbpipe.proto", "health.proto"])
-if rc != 0:
-    sys.exit("protoc (grpcio-tools) refused the protos")
-sys.path.insert(0, out)
+pyproto.stubs("api.proto", "fbpipe.proto", "health.proto", grpc=True)
 import api_pb2  # noqa: E402
 import fbpipe_pb2  # noqa: E402
 import health_pb2_grpc  # noqa: E402,F401

@@ -5,30 +5,21 @@ nothing. Python grpcio client (not fbpipe's).
 
 usage: reload_keys.py PORT SECRET_FILE KEYS_FILE MASTER_PID LOG_FILE
 """
-import atexit
 import os
 import queue
-import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 
 import grpc
-import grpc_tools
 import jwt
-from grpc_tools import protoc
+
+import pyproto  # tests/integration/pyproto.py, beside this script
 
 port, secret_file, keys_file, master, log_file = sys.argv[1:6]
 master = int(master)
-out = tempfile.mkdtemp(prefix="fbpipe-pyreload-")
-atexit.register(shutil.rmtree, out, ignore_errors=True)
-inc = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-if protoc.main(["protoc", "-I" + os.path.join(os.environ["FBPIPE_SRCDIR"], "proto"),
-                "-I" + inc, "--python_out=" + out, "fbpipe.proto"]) != 0:
-    sys.exit("protoc refused fbpipe.proto")
-sys.path.insert(0, out)
+pyproto.stubs("fbpipe.proto")
 import fbpipe_pb2 as pb  # noqa: E402
 
 secret = open(secret_file, "rb").read().rstrip(b"\r\n")

@@ -3,26 +3,16 @@ PyJWT, as a client that is not fbpipe's: ExchangeConfig, SendEvent of N
 events answered SUCCESS, and the refusals (no token, another tenant's key,
 a malformed token). usage: seed_api.py PORT SECRET_FILE N
 """
-import atexit
-import os
-import shutil
 import sys
-import tempfile
 import time
 
 import grpc
-import grpc_tools
 import jwt
-from grpc_tools import protoc
+
+import pyproto  # tests/integration/pyproto.py, beside this script
 
 port, secret_file, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-out = tempfile.mkdtemp(prefix="fbpipe-pyseed-")
-atexit.register(shutil.rmtree, out, ignore_errors=True)
-inc = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-if protoc.main(["protoc", "-I" + os.path.join(os.environ["FBPIPE_SRCDIR"], "proto"),
-                "-I" + inc, "--python_out=" + out, "api.proto"]) != 0:
-    sys.exit("protoc refused api.proto")
-sys.path.insert(0, out)
+pyproto.stubs("api.proto")
 import api_pb2  # noqa: E402
 
 secret = open(secret_file, "rb").read().rstrip(b"\r\n")

@@ -8,27 +8,18 @@ to (127.0.0.1 or localhost); CA the PEM to verify the server with, or
 "plain" for a plaintext channel, or "-" for the default roots; CERT and
 KEY the client certificate and key, or "-" for none.
 """
-import atexit
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # handshake failures are expected here
 import grpc  # noqa: E402
-import grpc_tools  # noqa: E402
 import jwt  # noqa: E402
-from grpc_tools import protoc  # noqa: E402
+
+import pyproto  # noqa: E402  tests/integration/pyproto.py, beside this script
 
 port, secret_file, cases = sys.argv[1], sys.argv[2], sys.argv[3:]
-out = tempfile.mkdtemp(prefix="fbpipe-pytls-")
-atexit.register(shutil.rmtree, out, ignore_errors=True)
-inc = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-if protoc.main(["protoc", "-I" + os.path.join(os.environ["FBPIPE_SRCDIR"], "proto"),
-                "-I" + inc, "--python_out=" + out, "api.proto"]) != 0:
-    sys.exit("protoc refused api.proto")
-sys.path.insert(0, out)
+pyproto.stubs("api.proto")
 import api_pb2  # noqa: E402
 
 secret = open(secret_file, "rb").read().rstrip(b"\r\n")
