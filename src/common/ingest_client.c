@@ -310,6 +310,32 @@ call_start(call_t *k, fb_client_t *c, const char *method, unsigned deadline_ms,
     return 0;
 }
 
+/* op_metadata -- SEND_INITIAL_METADATA with the token; op_status --
+ * RECV_STATUS_ON_CLIENT into the call; op_initial -- RECV_INITIAL_METADATA. */
+static void
+op_metadata(call_t *k, grpc_op *op)
+{
+    op->op = GRPC_OP_SEND_INITIAL_METADATA;
+    op->data.send_initial_metadata.count = 1;
+    op->data.send_initial_metadata.metadata = &k->md;
+}
+
+static void
+op_status(call_t *k, grpc_op *op)
+{
+    op->op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    op->data.recv_status_on_client.trailing_metadata = &k->trailing_md;
+    op->data.recv_status_on_client.status = &k->status;
+    op->data.recv_status_on_client.status_details = &k->status_detail;
+}
+
+static void
+op_initial(call_t *k, grpc_op *op)
+{
+    op->op = GRPC_OP_RECV_INITIAL_METADATA;
+    op->data.recv_initial_metadata.recv_initial_metadata = &k->initial_md;
+}
+
 /* call_batch -- start ops with tag; counts as pending. */
 static int
 call_batch(call_t *k, grpc_op *ops, size_t n, void *tag, fb_client_status_t *st)
@@ -441,20 +467,14 @@ unary(fb_client_t *c, const char *method, const ProtobufCMessage *req,
     memset(ops, 0, sizeof(ops));
     if (call_start(&k, c, method, c->timeout_ms, st) < 0)
         goto out;
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[0].data.send_initial_metadata.count = 1;
-    ops[0].data.send_initial_metadata.metadata = &k.md;
+    op_metadata(&k, &ops[0]);
     ops[1].op = GRPC_OP_SEND_MESSAGE;
     ops[1].data.send_message.send_message = send;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &k.initial_md;
+    op_initial(&k, &ops[3]);
     ops[4].op = GRPC_OP_RECV_MESSAGE;
     ops[4].data.recv_message.recv_message = &recv;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &k.trailing_md;
-    ops[5].data.recv_status_on_client.status = &k.status;
-    ops[5].data.recv_status_on_client.status_details = &k.status_detail;
+    op_status(&k, &ops[5]);
     if (call_batch(&k, ops, 6, &k, st) < 0)
         goto out;
     while (k.pending > 0)
@@ -514,11 +534,8 @@ fb_client_send_events(fb_client_t *c, Api__Event *const *events, size_t n,
     if (call_start(&k, c, "/api.EventService/SendEvent", 0, st) < 0)
         goto out;
     memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[0].data.send_initial_metadata.count = 1;
-    ops[0].data.send_initial_metadata.metadata = &k.md;
-    ops[1].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[1].data.recv_initial_metadata.recv_initial_metadata = &k.initial_md;
+    op_metadata(&k, &ops[0]);
+    op_initial(&k, &ops[1]);
     if (call_batch(&k, ops, 2, &tag_start, st) < 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
@@ -548,10 +565,7 @@ fb_client_send_events(fb_client_t *c, Api__Event *const *events, size_t n,
     ops[0].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
     ops[1].op = GRPC_OP_RECV_MESSAGE;
     ops[1].data.recv_message.recv_message = &recv;
-    ops[2].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[2].data.recv_status_on_client.trailing_metadata = &k.trailing_md;
-    ops[2].data.recv_status_on_client.status = &k.status;
-    ops[2].data.recv_status_on_client.status_details = &k.status_detail;
+    op_status(&k, &ops[2]);
     if (call_batch(&k, ops, 3, &tag_end, st) < 0)
         goto out;
     while (k.pending > 0) {
@@ -722,20 +736,14 @@ fb_stream_open(fb_client_t *c, fb_ack_cb_t cb, void *arg, fb_client_status_t *st
         return NULL;
     }
     memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[0].data.send_initial_metadata.count = 1;
-    ops[0].data.send_initial_metadata.metadata = &s->c.md;
-    ops[1].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[1].data.recv_initial_metadata.recv_initial_metadata = &s->c.initial_md;
+    op_metadata(&s->c, &ops[0]);
+    op_initial(&s->c, &ops[1]);
     if (call_batch(&s->c, ops, 2, &s->tags[TAG_START], st) < 0) {
         fb_stream_free(s);
         return NULL;
     }
     memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[0].data.recv_status_on_client.trailing_metadata = &s->c.trailing_md;
-    ops[0].data.recv_status_on_client.status = &s->c.status;
-    ops[0].data.recv_status_on_client.status_details = &s->c.status_detail;
+    op_status(&s->c, &ops[0]);
     if (call_batch(&s->c, ops, 1, &s->tags[TAG_STATUS], st) < 0 || post_recv(s, st) < 0) {
         fb_stream_free(s);
         return NULL;

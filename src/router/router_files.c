@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/ring.h"
 #include "router/router_files.h"
 
 #define NAME_MAX_LEN 160 /* an access key (128) and ".log.NNNNN" */
@@ -36,15 +36,6 @@ struct fb_files {
     uint64_t clock;
     size_t pending;
 };
-
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static uint64_t
 hash(const char *s)
@@ -271,7 +262,7 @@ entry_open(fb_files_t *f, entry_t *e, char *err, size_t errlen)
         }
     }
     e->fd = fd;
-    e->opened_ms = now_ms();
+    e->opened_ms = fb_monotonic_ms();
     f->n_open++;
     return 0;
 }
@@ -310,7 +301,7 @@ entry_flush(fb_files_t *f, entry_t *e, bool sync, char *err, size_t errlen)
     if (e->fd < 0 && entry_open(f, e, err, errlen) < 0)
         return -1;
     if (e->size > 0 && ((f->o.rotate_size && e->size + e->len > f->o.rotate_size) ||
-                        (f->o.rotate_age_ms && now_ms() - e->opened_ms >= f->o.rotate_age_ms))) {
+                        (f->o.rotate_age_ms && fb_monotonic_ms() - e->opened_ms >= f->o.rotate_age_ms))) {
         if (rotate(f, e, err, errlen) < 0 || entry_open(f, e, err, errlen) < 0)
             return -1;
     }

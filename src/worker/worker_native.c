@@ -38,15 +38,6 @@
 
 static void on_batch(fb_wcall_t *c, int ok);
 
-static int64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* max_batch_bytes -- the largest Batch message a stream accepts: the
  * message limit, and at most a quarter of a lane so that a batch always
  * fits beside the ones in flight. */
@@ -435,7 +426,7 @@ static int
 take_batch(fb_wcall_t *c, const fb_batch_t *b, const fb_tenant_t *t)
 {
     fb_worker_t *w = c->w;
-    int64_t now = now_ns();
+    int64_t now = fb_worker_now_ns();
     uint64_t lane_bytes = 0;
     size_t key_len = strlen(t->access_key);
     char why[256], detail[300];
@@ -486,7 +477,8 @@ on_batch(fb_wcall_t *c, int ok)
     fb_auth_result_t r;
     uint64_t seq;
     size_t len = 0, n;
-    uint8_t *msg;
+    grpc_slice slice;
+    const uint8_t *msg;
     char why[256];
 
     c->reading = false;
@@ -500,16 +492,23 @@ on_batch(fb_wcall_t *c, int ok)
         fb_worker_native_settled(c);
         return;
     }
-    msg = fb_wcall_message(c, &len);
-    if (msg == NULL || fb_batch_peek(msg, len, &seq, &n) < 0) {
-        free(msg);
+    /* read in place: the records below point into this slice */
+    if (fb_wcall_slice(c, &slice) < 0) {
+        end_stream(c, GRPC_STATUS_INVALID_ARGUMENT, "unreadable message");
+        fb_worker_native_settled(c);
+        return;
+    }
+    msg = GRPC_SLICE_START_PTR(slice);
+    len = GRPC_SLICE_LENGTH(slice);
+    if (fb_batch_peek(msg, len, &seq, &n) < 0) {
+        grpc_slice_unref(slice);
         end_stream(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed fbpipe.v1.Batch");
         fb_worker_native_settled(c);
         return;
     }
     for (unsigned i = 0; i < c->n_inflight; i++)
         if (c->inflight[i] == seq) {
-            free(msg);
+            grpc_slice_unref(slice);
             snprintf(why, sizeof(why), "batch seq %" PRIu64 " is already in flight on this stream",
                      seq);
             end_stream(c, GRPC_STATUS_INVALID_ARGUMENT, why);
@@ -522,7 +521,7 @@ on_batch(fb_wcall_t *c, int ok)
     if (c->ending) {
         queue_ack(c, seq, FBPIPE__V1__ACK_CODE__RETRY, (uint32_t)w->conf->retry_after_ms,
                   "stream closing: send the batch again on a new stream");
-        free(msg);
+        grpc_slice_unref(slice);
         fb_worker_native_settled(c);
         return;
     }
@@ -533,17 +532,17 @@ on_batch(fb_wcall_t *c, int ok)
         else
             snprintf(why, sizeof(why), "batch of %zu bytes, at most %" PRIu64, len,
                      max_batch_bytes(w));
-        free(msg);
+        grpc_slice_unref(slice);
         refuse_batch(c, seq, why);
         fb_worker_native_settled(c);
         return;
     }
-    /* parsed in place: the records point into msg, nothing is allocated
+    /* parsed in place: the records point into the slice, nothing is allocated
      * per record; recs grows to the largest count allowed */
     if (n > w->recs_cap) {
         fb_batch_rec_t *grown = realloc(w->recs, n * sizeof(*grown));
         if (grown == NULL) {
-            free(msg);
+            grpc_slice_unref(slice);
             refuse_batch(c, seq, "out of memory");
             fb_worker_native_settled(c);
             return;
@@ -552,7 +551,7 @@ on_batch(fb_wcall_t *c, int ok)
         w->recs_cap = n;
     }
     if (fb_batch_parse(msg, len, w->recs, w->recs_cap, &b) < 0) {
-        free(msg);
+        grpc_slice_unref(slice);
         c->n_inflight--;
         end_stream(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed fbpipe.v1.Batch");
         fb_worker_native_settled(c);
@@ -562,7 +561,7 @@ on_batch(fb_wcall_t *c, int ok)
                              strlen(c->auth.access_key), &r) == FB_AUTH_OK)
         t = fb_keydb_find(w->keydb, r.access_key, strlen(r.access_key));
     if (t == NULL) { /* disabled or revoked since the stream opened */
-        free(msg);
+        grpc_slice_unref(slice);
         c->n_inflight--;
         fb_worker_count_refusal(w, r.err);
         end_stream(c, (grpc_status_code)r.grpc_status, r.detail);
@@ -573,7 +572,7 @@ on_batch(fb_wcall_t *c, int ok)
         queue_ack(c, seq, FBPIPE__V1__ACK_CODE__OK, 0, "empty batch");
     else if (take_batch(c, &b, t) == 0)
         flush_batch(c);
-    free(msg);
+    grpc_slice_unref(slice);
     fb_worker_native_settled(c);
 }
 

@@ -224,6 +224,16 @@ peer_leave(fb_wcall_t *c)
     c->peer = NULL;
 }
 
+/* fb_worker_now_ns -- wall-clock time in ns (received_at, token checks). */
+int64_t
+fb_worker_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* fb_worker_stream_list -- watch an event stream (expiry, backpressure). */
 void
 fb_worker_stream_list(fb_wcall_t *c)
@@ -414,18 +424,29 @@ fb_wcall_read(fb_wcall_t *c, fb_wcall_step_t next)
     return 0;
 }
 
+/* fb_wcall_slice -- the received message as one slice, without a copy when
+ * it came in one (caller unrefs); 0, or -1 when there is none. */
+int
+fb_wcall_slice(fb_wcall_t *c, grpc_slice *out)
+{
+    grpc_byte_buffer_reader r;
+
+    if (c->recv == NULL || !grpc_byte_buffer_reader_init(&r, c->recv))
+        return -1;
+    *out = grpc_byte_buffer_reader_readall(&r);
+    grpc_byte_buffer_reader_destroy(&r);
+    return 0;
+}
+
 /* fb_wcall_message -- the received message as one flat buffer (caller frees). */
 uint8_t *
 fb_wcall_message(fb_wcall_t *c, size_t *len)
 {
-    grpc_byte_buffer_reader r;
     grpc_slice s;
     uint8_t *out;
 
-    if (c->recv == NULL || !grpc_byte_buffer_reader_init(&r, c->recv))
+    if (fb_wcall_slice(c, &s) < 0)
         return NULL;
-    s = grpc_byte_buffer_reader_readall(&r);
-    grpc_byte_buffer_reader_destroy(&r);
     *len = GRPC_SLICE_LENGTH(s);
     out = malloc(*len ? *len : 1);
     if (out != NULL)
