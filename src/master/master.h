@@ -48,6 +48,8 @@ void fb_master_signal_children(int sig);
 
 int fb_master_reload_workers(const fb_conf_t *conf, fb_ring_t *ring,
                              fb_child_main_t worker_main);
+int fb_master_reload_routers(const fb_conf_t *conf, fb_ring_t *ring,
+                             fb_child_main_t router_main);
 
 /* master_run.c */
 int fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts);

@@ -191,7 +191,8 @@ reload(fb_conf_t *conf, const char *path, fb_ring_t *ring)
     fb_conf_t *next = fb_conf_load(path);
 
     if (next == NULL || fb_conf_verify(next) < 0 ||
-        (next->ingester_enabled && fb_worker_load_keys(next) < 0) || resolve_user(next) < 0) {
+        ((next->ingester_enabled || next->router_enabled) && fb_worker_load_keys(next) < 0) ||
+        resolve_user(next) < 0) {
         fb_log_errorx("reload of %s failed (see above): keeping the running configuration",
                       path);
         fb_conf_free(next);
@@ -208,6 +209,9 @@ reload(fb_conf_t *conf, const char *path, fb_ring_t *ring)
     } else {
         fb_log_notice("reloaded %s; [kafka] settings take effect at the next start", path);
     }
+    if ((conf->router_enabled || next->router_enabled) &&
+        fb_master_reload_routers(next, ring, fb_router_main) < 0)
+        fb_log_errorx("reload of %s: a router did not start; it is retried", path);
     fb_conf_free(conf);
     return next;
 }
@@ -303,7 +307,8 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
         if (fb_sig_usr1) {
             fb_sig_usr1 = 0;
             fb_master_signal_children(SIGUSR1);
-            log_auth_refusals(ring);
+            if (conf->ingester_enabled)
+                log_auth_refusals(ring);
         }
     }
 out:

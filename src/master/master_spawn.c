@@ -316,6 +316,39 @@ fb_master_reload_workers(const fb_conf_t *conf, fb_ring_t *ring, fb_child_main_t
     return 0;
 }
 
+/* fb_master_reload_routers -- the routers restarted with the keys and
+ * settings the master just loaded: the running ones stop gracefully (write
+ * what they hold, commit, leave the group: their partitions go to the new
+ * ones), and router.workers new ones start, none of it counted as a crash.
+ * 0, or -1 when a fork failed (the master respawns it later). */
+int
+fb_master_reload_routers(const fb_conf_t *conf, fb_ring_t *ring, fb_child_main_t router_main)
+{
+    unsigned retired = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < MAX_CHILDREN; i++) {
+        child_t *c = &children[i];
+        if (!c->in_use || c->role != FB_ROLE_ROUTER || c->retiring)
+            continue;
+        c->retiring = true;
+        retired++;
+        if (c->alive)
+            kill(c->pid, SIGTERM);
+        else
+            c->in_use = false; /* was waiting to be respawned */
+    }
+    for (unsigned i = 0; conf->router_enabled && i < conf->router_workers; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "router[%u]", i);
+        if (fb_master_spawn(FB_ROLE_ROUTER, i, name, router_main, conf, ring) < 0)
+            rc = -1;
+    }
+    fb_log_notice("reload: %u routers started with the new keys and settings; %u stopping",
+                  conf->router_enabled ? (unsigned)conf->router_workers : 0, retired);
+    return rc;
+}
+
 /* fb_master_stop_children -- sig to all, wait up to grace_ms, then KILL. */
 void
 fb_master_stop_children(int sig, unsigned grace_ms)

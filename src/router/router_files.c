@@ -23,6 +23,7 @@ typedef struct entry {
     uint64_t size;      /* bytes in the open file */
     uint64_t opened_ms;
     uint64_t used;      /* LRU clock of the last write */
+    bool dir_dirty;     /* created or rotated since the folder was synced */
     char *buf;          /* pending lines */
     size_t len, cap;
 } entry_t;
@@ -36,6 +37,8 @@ struct fb_files {
     uint64_t clock;
     size_t pending;
 };
+
+static void name(char *out, const char *key, unsigned n);
 
 static uint64_t
 hash(const char *s)
@@ -162,6 +165,28 @@ fb_files_add(fb_files_t *f, const char *key, const char *line, size_t len)
     return 0;
 }
 
+int
+fb_files_refused(fb_files_t *f, const char *key, char *err, size_t errlen)
+{
+    char file[NAME_MAX_LEN];
+    const entry_t *e;
+    struct stat st;
+
+    if (strlen(key) + 12 > NAME_MAX_LEN) {
+        snprintf(err, errlen, "access key too long for a file name");
+        return 1;
+    }
+    e = f->cap ? slot(f->tab, f->cap, key) : NULL;
+    if (e != NULL && e->key != NULL && e->fd >= 0)
+        return 0; /* open, and checked when it was opened */
+    name(file, key, 0);
+    if (fstatat(f->dirfd, file, &st, AT_SYMLINK_NOFOLLOW) < 0 || S_ISREG(st.st_mode))
+        return 0; /* absent (created at the write), or a plain file */
+    snprintf(err, errlen, "%s/%s: %s", f->o.dir, file,
+             S_ISLNK(st.st_mode) ? "is a symbolic link: refused" : "not a regular file: refused");
+    return 1;
+}
+
 size_t
 fb_files_pending(const fb_files_t *f)
 {
@@ -236,7 +261,8 @@ entry_open(fb_files_t *f, entry_t *e, char *err, size_t errlen)
     name(file, e->key, 0);
     while (f->n_open >= f->o.max_open)
         evict(f);
-    fd = openat(f->dirfd, file, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
+    /* read and write: the tail is read to cut back a half line */
+    fd = openat(f->dirfd, file, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
                 O_NONBLOCK | O_NOCTTY, 0640);
     if (fd < 0) {
         snprintf(err, errlen, "%s/%s: %s", f->o.dir, file,
@@ -248,21 +274,15 @@ entry_open(fb_files_t *f, entry_t *e, char *err, size_t errlen)
         close(fd);
         return -1;
     }
-    /* reading the tail needs a descriptor opened for reading too */
-    {
-        int rfd = openat(f->dirfd, file, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-        int rc = rfd < 0 ? -1 : cut_back(rfd, &e->size);
-        if (rfd >= 0)
-            close(rfd);
-        if (rc < 0) {
-            snprintf(err, errlen, "%s/%s: cannot cut back a half line: %s", f->o.dir, file,
-                     strerror(errno));
-            close(fd);
-            return -1;
-        }
+    if (cut_back(fd, &e->size) < 0) {
+        snprintf(err, errlen, "%s/%s: cannot cut back a half line: %s", f->o.dir, file,
+                 strerror(errno));
+        close(fd);
+        return -1;
     }
     e->fd = fd;
     e->opened_ms = fb_monotonic_ms();
+    e->dir_dirty |= st.st_size == 0; /* new, probably: its name is synced too */
     f->n_open++;
     return 0;
 }
@@ -292,37 +312,111 @@ fail:
     return -1;
 }
 
-/* entry_flush -- write e's pending bytes; 0 or -1 with err. */
-static int
-entry_flush(fb_files_t *f, entry_t *e, bool sync, char *err, size_t errlen)
+/* chunk -- how much of e's pending bytes from off go into the current
+ * file: all of them, or the whole lines that keep it within rotate_size
+ * (0: none fit, rotate first; a line longer than rotate_size goes alone
+ * into a fresh file). */
+static size_t
+chunk(const fb_files_t *f, const entry_t *e, size_t off)
 {
-    ssize_t w;
+    size_t left = e->len - off, room;
+    const char *nl;
 
-    if (e->fd < 0 && entry_open(f, e, err, errlen) < 0)
-        return -1;
-    if (e->size > 0 && ((f->o.rotate_size && e->size + e->len > f->o.rotate_size) ||
-                        (f->o.rotate_age_ms && fb_monotonic_ms() - e->opened_ms >= f->o.rotate_age_ms))) {
-        if (rotate(f, e, err, errlen) < 0 || entry_open(f, e, err, errlen) < 0)
-            return -1;
+    if (f->o.rotate_size == 0 || e->size + left <= f->o.rotate_size)
+        return left;
+    room = e->size < f->o.rotate_size ? (size_t)(f->o.rotate_size - e->size) : 0;
+    for (size_t n = room < left ? room : left; n > 0; n--)
+        if (e->buf[off + n - 1] == '\n')
+            return n;
+    if (e->size > 0)
+        return 0;
+    nl = memchr(e->buf + off, '\n', left);
+    return nl ? (size_t)(nl - (e->buf + off)) + 1 : left;
+}
+
+/* entry_write -- e->buf[off..off+n) to e's file, which is open; 0, or -1
+ * with err (a short write is cut back: no half line stays behind). */
+static int
+entry_write(fb_files_t *f, entry_t *e, size_t off, size_t n, char *err, size_t errlen)
+{
+    ssize_t w = write(e->fd, e->buf + off, n);
+
+    if (w == (ssize_t)n) {
+        e->size += n;
+        return 0;
     }
-    e->used = ++f->clock;
-    w = write(e->fd, e->buf, e->len);
-    if (w != (ssize_t)e->len) {
-        int saved = w < 0 ? errno : ENOSPC;
-        /* a short or failed write: no half line stays behind */
-        if (w > 0 && ftruncate(e->fd, (off_t)e->size) < 0)
-            entry_close(f, e); /* cut back on the next open */
-        snprintf(err, errlen, "%s/%s.log: write failed: %s", f->o.dir, e->key, strerror(saved));
-        return -1;
-    }
-    if (sync && fsync(e->fd) < 0) {
+    int saved = w < 0 ? errno : ENOSPC;
+    if (w > 0 && ftruncate(e->fd, (off_t)e->size) < 0)
+        entry_close(f, e); /* cut back on the next open */
+    snprintf(err, errlen, "%s/%s.log: write failed: %s", f->o.dir, e->key, strerror(saved));
+    return -1;
+}
+
+/* entry_sync -- fsync e's file (and the folder, after a rotation or a
+ * creation); 0, or -1 with err. */
+static int
+entry_sync(fb_files_t *f, entry_t *e, char *err, size_t errlen)
+{
+    if (fsync(e->fd) < 0) {
         snprintf(err, errlen, "%s/%s.log: fsync failed: %s", f->o.dir, e->key, strerror(errno));
         return -1;
     }
-    e->size += e->len;
-    f->pending -= e->len;
-    e->len = 0;
+    if (e->dir_dirty) {
+        if (fsync(f->dirfd) < 0) {
+            snprintf(err, errlen, "%s: fsync failed: %s", f->o.dir, strerror(errno));
+            return -1;
+        }
+        e->dir_dirty = false;
+    }
     return 0;
+}
+
+/* entry_flush -- write e's pending bytes, rotating where due, so that no
+ * rotated file holds more than rotate_size (but for a single longer
+ * line); what is written leaves the buffer, the rest stays. 0, or -1 with
+ * err. */
+static int
+entry_flush(fb_files_t *f, entry_t *e, bool sync, char *err, size_t errlen)
+{
+    size_t off = 0, n;
+    int rc = 0;
+
+    while (off < e->len) {
+        if (e->fd < 0 && entry_open(f, e, err, errlen) < 0) {
+            rc = -1;
+            break;
+        }
+        e->used = ++f->clock;
+        n = chunk(f, e, off);
+        if (n == 0 || (e->size > 0 && f->o.rotate_age_ms &&
+                       fb_monotonic_ms() - e->opened_ms >= f->o.rotate_age_ms)) {
+            /* what the old file holds is synced before it is renamed */
+            if (sync && entry_sync(f, e, err, errlen) < 0) {
+                off = 0; /* written again, as below */
+                rc = -1;
+                break;
+            }
+            if (rotate(f, e, err, errlen) < 0) {
+                rc = -1;
+                break;
+            }
+            e->dir_dirty = true;
+            continue;
+        }
+        if (entry_write(f, e, off, n, err, errlen) < 0) {
+            rc = -1;
+            break;
+        }
+        off += n;
+    }
+    /* the lines may not be on disk when fsync fails: they are written
+     * again (a duplicate, never a loss) */
+    if (rc == 0 && sync && entry_sync(f, e, err, errlen) < 0)
+        return -1;
+    memmove(e->buf, e->buf + off, e->len - off);
+    e->len -= off;
+    f->pending -= off;
+    return rc;
 }
 
 int
@@ -341,6 +435,14 @@ fb_files_flush(fb_files_t *f, bool sync, char *err, size_t errlen)
         }
     }
     return rc;
+}
+
+void
+fb_files_discard(fb_files_t *f)
+{
+    for (size_t i = 0; i < f->cap; i++)
+        f->tab[i].len = 0;
+    f->pending = 0;
 }
 
 void

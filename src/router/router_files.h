@@ -43,8 +43,16 @@ int fb_files_add(fb_files_t *f, const char *key, const char *line, size_t len);
  * what could not be written stays buffered). */
 int fb_files_flush(fb_files_t *f, bool sync, char *err, size_t errlen);
 
+/* 1 with err when key's file is there and is not a regular file (a
+ * symbolic link, a device...): its lines go elsewhere (dead letters);
+ * 0 otherwise. Cheap for a file already open. */
+int fb_files_refused(fb_files_t *f, const char *key, char *err, size_t errlen);
+
 /* Bytes buffered and not yet written. */
 size_t fb_files_pending(const fb_files_t *f);
+
+/* Drop what is buffered and not written (the caller reads it again). */
+void fb_files_discard(fb_files_t *f);
 
 /* Close every descriptor; the next write opens the files again (after an
  * outside rotation). */

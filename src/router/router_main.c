@@ -24,6 +24,7 @@
 
 #include "common/log.h"
 #include "common/proc.h"
+#include "producer/producer.h"
 #include "router/router.h"
 #include "router/router_files.h"
 #include "router/router_line.h"
@@ -53,7 +54,14 @@ typedef struct router {
     char dead_key[32];
     uint64_t last_sync_ms;
     unsigned long dead_letters;
+    /* the batch being written: its offsets are stored once it is */
+    rd_kafka_message_t *ms[BATCH_MAX];
+    size_t n;
+    bool dropped; /* revoked before it could be written: never stored */
+    bool transient; /* the consumer could not start for now */
 } router_t;
+
+static void store(router_t *r);
 
 /* flush_all -- write (and fsync per router.fsync) everything buffered;
  * 0, or -1 after logging the first failure. */
@@ -90,9 +98,18 @@ rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list
         rd_kafka_assign(rk, parts);
         return;
     }
-    /* revoked: what is buffered was not stored; write it if we can, commit
-     * what was stored, and let go */
-    flush_all(r, NULL);
+    /* revoked: write what is buffered and store its offsets if we can;
+     * if not, drop it, so that its next owner alone writes it (read again
+     * from the last commit); then commit and let go */
+    if (flush_all(r, NULL) == 0) {
+        store(r);
+    } else {
+        fb_files_discard(r->files);
+        fb_files_discard(r->dead);
+        fb_log_warnx("router %u: %zu records not written before a rebalance: their next "
+                     "owner reads them again", r->index, r->n);
+    }
+    r->dropped = true; /* the main loop neither writes nor stores the batch again */
     rd_kafka_commit(rk, NULL, 0);
     rd_kafka_assign(rk, NULL);
     fb_log_info("router %u: partitions revoked", r->index);
@@ -130,6 +147,11 @@ take(router_t *r, const rd_kafka_message_t *m)
         dead_letter(r, m, why);
         return;
     }
+    if (fb_files_refused(r->files, line.access_key, why, sizeof(why))) {
+        free(line.text);
+        dead_letter(r, m, why);
+        return;
+    }
     if (r->conf->router_print_events)
         fwrite(line.text, 1, line.len, stdout);
     if (fb_files_add(r->files, line.access_key, line.text, line.len) < 0)
@@ -137,12 +159,44 @@ take(router_t *r, const rd_kafka_message_t *m)
     free(line.text);
 }
 
+/* poll_one -- a polled message into the batch. After a revoke the old
+ * batch is over (written and stored, or dropped) and a new one begins; a
+ * message that does not fit is read again (seek back), never skipped. */
+static void
+poll_one(router_t *r, rd_kafka_message_t *m)
+{
+    if (r->dropped) {
+        for (size_t i = 0; i < r->n; i++)
+            rd_kafka_message_destroy(r->ms[i]);
+        r->n = 0;
+        r->dropped = false;
+    }
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            fb_log_warnx("router %u: %s", r->index, rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        return;
+    }
+    if (r->n == BATCH_MAX) {
+        rd_kafka_seek(m->rkt, m->partition, m->offset, 0);
+        rd_kafka_message_destroy(m);
+        return;
+    }
+    take(r, m);
+    r->ms[r->n++] = m;
+}
+
 /* store -- offsets of the batch, once its lines are written. */
 static void
-store(router_t *r, rd_kafka_message_t **ms, size_t n)
+store(router_t *r)
 {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+    rd_kafka_message_t **ms = r->ms;
+    size_t n = r->n;
+    rd_kafka_topic_partition_list_t *l;
 
+    if (n == 0 || r->dropped)
+        return;
+    l = rd_kafka_topic_partition_list_new((int)n);
     for (size_t i = 0; i < n; i++) {
         rd_kafka_topic_partition_t *p =
             rd_kafka_topic_partition_list_find(l, rd_kafka_topic_name(ms[i]->rkt),
@@ -153,6 +207,8 @@ store(router_t *r, rd_kafka_message_t **ms, size_t n)
         if (ms[i]->offset + 1 > p->offset)
             p->offset = ms[i]->offset + 1;
     }
+    /* a partition revoked meanwhile is refused here, and read again by
+     * its next owner */
     rd_kafka_offsets_store(r->rk, l);
     rd_kafka_topic_partition_list_destroy(l);
 }
@@ -193,6 +249,13 @@ consumer(router_t *r)
         return NULL;
     }
     rd_kafka_poll_set_consumer(rk);
+    /* the topic, created as the producer would if the routers come first
+     * (a subscription to a missing topic waits for a metadata refresh) */
+    if (fb_kafka_topic_ensure(rk, r->conf, 30000) < 0) {
+        rd_kafka_destroy(rk);
+        r->transient = true; /* the broker, not the configuration: restarted */
+        return NULL;
+    }
     topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, r->conf->topic, RD_KAFKA_PARTITION_UA);
     if (rd_kafka_subscribe(rk, topics) != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -238,85 +301,101 @@ fb_router_keydb(void)
     return fb_worker_loaded_keydb(); /* loaded by the master with the workers' keys */
 }
 
+/* backoff_wait -- the partitions paused while a write keeps failing; the
+ * group is still served. A message polled meanwhile joins the batch. */
+static void
+backoff_wait(router_t *r, unsigned ms)
+{
+    rd_kafka_topic_partition_list_t *a = NULL;
+    rd_kafka_message_t *m;
+
+    if (rd_kafka_assignment(r->rk, &a) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        usleep(ms * 1000);
+        return;
+    }
+    rd_kafka_pause_partitions(r->rk, a);
+    m = rd_kafka_consumer_poll(r->rk, (int)ms);
+    if (m != NULL)
+        poll_one(r, m);
+    rd_kafka_resume_partitions(r->rk, a);
+    rd_kafka_topic_partition_list_destroy(a);
+}
+
 int
 fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
 {
-    router_t r = {.conf = conf, .keydb = fb_router_keydb(), .index = index};
-    rd_kafka_message_t *ms[BATCH_MAX];
+    router_t *r = calloc(1, sizeof(*r));
     unsigned backoff = 0;
     int rc = 0;
 
     (void)ring;
+    if (r == NULL) {
+        fb_log_errorx("router %u: out of memory", index);
+        return 1;
+    }
+    r->conf = conf;
+    r->keydb = fb_router_keydb();
+    r->index = index;
     fb_proc_child_signals(on_signal);
     signal(SIGUSR1, on_signal);
-    if (conf->router_decrypt && r.keydb == NULL) {
+    if (conf->router_decrypt && r->keydb == NULL) {
         fb_log_errorx("router %u: no key database loaded to decrypt with", index);
+        free(r);
         return 2;
     }
-    if (open_files(&r) < 0 || (r.rk = consumer(&r)) == NULL) {
-        fb_files_free(r.files);
-        fb_files_free(r.dead);
-        return 2;
+    if (open_files(r) < 0 || (r->rk = consumer(r)) == NULL) {
+        rc = r->transient ? 1 : 2;
+        fb_files_free(r->files);
+        fb_files_free(r->dead);
+        free(r);
+        return rc;
     }
     fb_log_info("router %u consuming %s in group %s into %s", index, conf->topic,
                 conf->router_group, conf->router_dir);
-    r.last_sync_ms = fb_monotonic_ms();
+    r->last_sync_ms = fb_monotonic_ms();
     while (!stop_requested) {
-        size_t n = 0;
         bool logged = false;
 
         if (reopen_requested) {
             reopen_requested = 0;
-            fb_files_reopen(r.files);
-            fb_files_reopen(r.dead);
+            fb_files_reopen(r->files);
+            fb_files_reopen(r->dead);
         }
         /* a batch: what arrives within one poll interval, at most BATCH_MAX */
-        while (n < BATCH_MAX) {
-            rd_kafka_message_t *m = rd_kafka_consumer_poll(r.rk, n ? 0 : POLL_MS);
+        r->n = 0;
+        r->dropped = false;
+        while (r->n < BATCH_MAX) {
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(r->rk, r->n ? 0 : POLL_MS);
             if (m == NULL)
                 break;
-            if (m->err) {
-                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                    fb_log_warnx("router %u: %s", index, rd_kafka_message_errstr(m));
-                rd_kafka_message_destroy(m);
-                continue;
-            }
-            take(&r, m);
-            ms[n++] = m;
+            poll_one(r, m);
         }
         /* written (and synced) first, then the offsets; on failure, pause
          * and retry: the batch stays in memory, nothing is skipped */
-        while (flush_all(&r, &logged) < 0 && !stop_requested) {
-            rd_kafka_topic_partition_list_t *a = NULL;
+        while (!r->dropped && flush_all(r, &logged) < 0 && !stop_requested) {
             backoff = backoff ? (backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2)
                               : 250;
-            if (rd_kafka_assignment(r.rk, &a) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-                rd_kafka_pause_partitions(r.rk, a);
-                rd_kafka_consumer_poll(r.rk, (int)backoff); /* the group, no messages */
-                rd_kafka_resume_partitions(r.rk, a);
-                rd_kafka_topic_partition_list_destroy(a);
-            } else {
-                usleep(backoff * 1000);
-            }
+            backoff_wait(r, backoff);
         }
-        if (logged && !stop_requested)
+        if (logged && !stop_requested && !r->dropped)
             fb_log_notice("router %u: writing again", index);
-        if (fb_files_pending(r.files) == 0 && fb_files_pending(r.dead) == 0) {
+        if (fb_files_pending(r->files) == 0 && fb_files_pending(r->dead) == 0) {
             backoff = 0;
-            if (n > 0)
-                store(&r, ms, n);
+            store(r);
         }
-        for (size_t i = 0; i < n; i++)
-            rd_kafka_message_destroy(ms[i]);
+        for (size_t i = 0; i < r->n; i++)
+            rd_kafka_message_destroy(r->ms[i]);
+        r->n = 0;
     }
     /* stop: what is written is stored; commit it and leave the group */
-    if (flush_all(&r, NULL) < 0)
+    if (flush_all(r, NULL) < 0)
         rc = 1;
-    rd_kafka_commit(r.rk, NULL, 0);
-    rd_kafka_consumer_close(r.rk);
-    rd_kafka_destroy(r.rk);
-    fb_files_free(r.files);
-    fb_files_free(r.dead);
-    fb_log_info("router %u stopped (%lu dead letters)", index, r.dead_letters);
+    rd_kafka_commit(r->rk, NULL, 0);
+    rd_kafka_consumer_close(r->rk);
+    rd_kafka_destroy(r->rk);
+    fb_files_free(r->files);
+    fb_files_free(r->dead);
+    fb_log_info("router %u stopped (%lu dead letters)", index, r->dead_letters);
+    free(r);
     return rc;
 }

@@ -144,6 +144,47 @@ Test(files, refuses_a_symlink_and_a_fifo)
     fb_files_free(f);
 }
 
+Test(files, names_a_symlink_or_a_fifo_before_buffering)
+{
+    fb_files_t *f = files(4, 0, 0);
+    char path[256], err[256] = "";
+
+    snprintf(path, sizeof(path), "%s/evil.log", dir);
+    cr_assert_eq(symlink("/etc/passwd", path), 0);
+    snprintf(path, sizeof(path), "%s/pipe.log", dir);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    cr_assert_eq(fb_files_refused(f, "evil", err, sizeof(err)), 1);
+    cr_assert(strstr(err, "evil.log: is a symbolic link") != NULL, "%s", err);
+    cr_assert_eq(fb_files_refused(f, "pipe", err, sizeof(err)), 1);
+    cr_assert(strstr(err, "pipe.log: not a regular file") != NULL, "%s", err);
+    cr_assert_eq(fb_files_refused(f, "fresh", err, sizeof(err)), 0, "absent: created later");
+    add(f, "plain", 1);
+    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(fb_files_refused(f, "plain", err, sizeof(err)), 0, "open and regular");
+    fb_files_free(f);
+}
+
+Test(files, discard_drops_only_what_is_not_written)
+{
+    fb_files_t *f = files(4, 0, 0);
+    char err[256], *text;
+    size_t len;
+
+    add(f, "k", 0);
+    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0, "%s", err);
+    add(f, "k", 1);
+    cr_assert_gt(fb_files_pending(f), 0);
+    fb_files_discard(f);
+    cr_assert_eq(fb_files_pending(f), 0);
+    add(f, "k", 1);
+    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0, "%s", err);
+    text = slurp("k.log", &len);
+    cr_assert_not_null(text);
+    cr_assert_eq(count_in_order(text, 0), 2, "the discarded line is not written twice");
+    free(text);
+    fb_files_free(f);
+}
+
 Test(files, a_half_line_left_by_a_crash_is_cut_back)
 {
     fb_files_t *f = files(4, 0, 0);
@@ -193,6 +234,32 @@ Test(files, rotation_by_size_splits_no_line)
     cr_assert_eq(next, 40, "the newest line is the last written");
     cr_assert_null(slurp("acme.log.4", &len), "rotate_keep = 3");
     cr_assert_gt(total, 0);
+    fb_files_free(f);
+}
+
+Test(files, one_large_flush_is_split_across_rotated_files)
+{
+    fb_files_t *f = files(4, 100, 20);
+    char err[256], name[32], *text;
+    size_t len;
+    int next = 0;
+
+    for (int i = 0; i < 60; i++) /* ~500 bytes in one flush */
+        add(f, "big", i);
+    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0, "%s", err);
+    for (int n = 20; n >= 0; n--) {
+        if (n > 0)
+            snprintf(name, sizeof(name), "big.log.%d", n);
+        else
+            snprintf(name, sizeof(name), "big.log");
+        text = slurp(name, &len);
+        if (text == NULL)
+            continue;
+        cr_assert_leq(len, 100, "%s: %zu bytes", name, len);
+        next += count_in_order(text, next);
+        free(text);
+    }
+    cr_assert_eq(next, 60, "every line, in order, across the files");
     fb_files_free(f);
 }
 

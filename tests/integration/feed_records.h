@@ -1,0 +1,34 @@
+/*
+ * feed_records.h -- produce fbpipe.v1.Record messages straight into a
+ * Kafka topic, as the ingester writes them, for the router's tests and
+ * router-bench: n events spread round-robin over `keys` access keys, each
+ * key's events numbered in order, plaintext or encrypted. Never used by
+ * fbpiped itself.
+ */
+#ifndef FB_FEED_RECORDS_H
+#define FB_FEED_RECORDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum feed_cipher { FEED_PLAIN, FEED_XCHACHA, FEED_AESGCM } feed_cipher_t;
+
+typedef struct feed_opts {
+    const char *brokers, *topic;
+    const char *prefix;   /* access keys are <prefix><i>, or <prefix> when keys == 1 */
+    unsigned keys;
+    long n;               /* events in all */
+    long start;           /* the first event number of each key */
+    size_t pad;           /* messages padded with 'x' to this many bytes (0: none) */
+    const char *user_id;
+    feed_cipher_t cipher;
+    char key_id[65];
+    uint8_t key[32];
+} feed_opts_t;
+
+/* Event j goes to key j % keys and carries the message
+ * {"k":"<key>","i":<start + j / keys>,"p":"xx..."}. Returns 0 once Kafka
+ * acknowledged every record, or -1 with err. */
+int feed_records(const feed_opts_t *o, char *err, size_t errlen);
+
+#endif /* FB_FEED_RECORDS_H */
