@@ -17,6 +17,8 @@
 
 /* ---- reading ----------------------------------------------------------- */
 
+#define field fb_pb_field
+
 /* varint -- one base-128 varint (at most 10 bytes); -1 if cut or too long. */
 static int
 varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
@@ -35,11 +37,9 @@ varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
     return -1;
 }
 
-/* field -- the next field's number, wire type and, for WT_LEN, its bytes;
- * scalars in *v. -1 when not well-formed. */
-static int
-field(const uint8_t **p, const uint8_t *end, uint32_t *num, unsigned *wt, uint64_t *v,
-      fb_view_t *bytes)
+int
+fb_pb_field(const uint8_t **p, const uint8_t *end, uint32_t *num, unsigned *wt, uint64_t *v,
+            fb_view_t *bytes)
 {
     uint64_t key;
 
@@ -94,9 +94,8 @@ fb_batch_peek(const uint8_t *p, size_t len, uint64_t *seq, size_t *n_records)
     return 0;
 }
 
-/* parse_time -- google.protobuf.Timestamp. */
-static int
-parse_time(fb_view_t m, fb_batch_rec_t *r)
+int
+fb_pb_timestamp(fb_view_t m, int64_t *seconds, int32_t *nanos)
 {
     const uint8_t *p = m.p, *end = m.p + m.len;
     uint32_t num;
@@ -104,20 +103,27 @@ parse_time(fb_view_t m, fb_batch_rec_t *r)
     uint64_t v;
     fb_view_t b;
 
-    r->has_time = true;
-    r->seconds = 0;
-    r->nanos = 0;
     while (p < end) {
         if (field(&p, end, &num, &wt, &v, &b) < 0)
             return -1;
         if ((num == 1 || num == 2) && wt != WT_VARINT)
             return -1;
         if (num == 1)
-            r->seconds = (int64_t)v;
+            *seconds = (int64_t)v;
         else if (num == 2)
-            r->nanos = (int32_t)v;
+            *nanos = (int32_t)v;
     }
     return 0;
+}
+
+/* parse_time -- google.protobuf.Timestamp. */
+static int
+parse_time(fb_view_t m, fb_batch_rec_t *r)
+{
+    r->has_time = true;
+    r->seconds = 0;
+    r->nanos = 0;
+    return fb_pb_timestamp(m, &r->seconds, &r->nanos);
 }
 
 /* parse_rec -- one BatchRecord. */

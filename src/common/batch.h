@@ -41,6 +41,14 @@ typedef struct fb_batch {
     size_t n;
 } fb_batch_t;
 
+/* Protobuf wire reading, shared with the router's Record reader: the next
+ * field's number, wire type and, for length-delimited fields, its bytes;
+ * scalars in *v. 0, or -1 when not well-formed (groups refused). */
+int fb_pb_field(const uint8_t **p, const uint8_t *end, uint32_t *num, unsigned *wt, uint64_t *v,
+                fb_view_t *bytes);
+/* A google.protobuf.Timestamp's fields merged into *seconds, *nanos; 0 or -1. */
+int fb_pb_timestamp(fb_view_t m, int64_t *seconds, int32_t *nanos);
+
 /* The top level only, without parsing records: seq and how many records
  * (to size recs and check the limit). 0, or -1 when not well-formed. */
 int fb_batch_peek(const uint8_t *p, size_t len, uint64_t *seq, size_t *n_records);

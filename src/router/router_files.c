@@ -16,6 +16,7 @@
 
 #define NAME_MAX_LEN 160 /* an access key (128) and ".log.NNNNN" */
 #define TAIL_CHUNK 65536
+#define SYNCFS_MIN 16 /* files written in one flush past which syncfs() is cheaper */
 
 typedef struct entry {
     char *key;
@@ -24,6 +25,7 @@ typedef struct entry {
     uint64_t opened_ms;
     uint64_t used;      /* LRU clock of the last write */
     bool dir_dirty;     /* created or rotated since the folder was synced */
+    size_t done;        /* written, waiting for the file system's sync */
     char *buf;          /* pending lines */
     size_t len, cap;
 } entry_t;
@@ -371,12 +373,21 @@ entry_sync(fb_files_t *f, entry_t *e, char *err, size_t errlen)
     return 0;
 }
 
+/* consume -- n written bytes leave e's buffer. */
+static void
+consume(fb_files_t *f, entry_t *e, size_t n)
+{
+    memmove(e->buf, e->buf + n, e->len - n);
+    e->len -= n;
+    f->pending -= n;
+}
+
 /* entry_flush -- write e's pending bytes, rotating where due, so that no
  * rotated file holds more than rotate_size (but for a single longer
- * line); what is written leaves the buffer, the rest stays. 0, or -1 with
- * err. */
+ * line); what is written leaves the buffer (defer: later, once synced),
+ * the rest stays. 0, or -1 with err. */
 static int
-entry_flush(fb_files_t *f, entry_t *e, bool sync, char *err, size_t errlen)
+entry_flush(fb_files_t *f, entry_t *e, bool sync, bool defer, char *err, size_t errlen)
 {
     size_t off = 0, n;
     int rc = 0;
@@ -413,26 +424,53 @@ entry_flush(fb_files_t *f, entry_t *e, bool sync, char *err, size_t errlen)
      * again (a duplicate, never a loss) */
     if (rc == 0 && sync && entry_sync(f, e, err, errlen) < 0)
         return -1;
-    memmove(e->buf, e->buf + off, e->len - off);
-    e->len -= off;
-    f->pending -= off;
+    if (defer)
+        e->done = off; /* consumed once the whole file system is synced */
+    else
+        consume(f, e, off);
     return rc;
 }
 
 int
 fb_files_flush(fb_files_t *f, bool sync, char *err, size_t errlen)
 {
+    size_t dirty = 0;
+    bool many, dir = false;
     int rc = 0;
 
+    for (size_t i = 0; sync && i < f->cap; i++)
+        dirty += f->tab[i].key != NULL && f->tab[i].len > 0;
+    /* many files: one syncfs() instead of an fsync() each */
+    many = dirty > SYNCFS_MIN;
     for (size_t i = 0; i < f->cap; i++) {
         entry_t *e = &f->tab[i];
         char why[512];
         if (e->key == NULL || e->len == 0)
             continue;
-        if (entry_flush(f, e, sync, why, sizeof(why)) < 0 && rc == 0) {
+        if (entry_flush(f, e, sync && !many, many, why, sizeof(why)) < 0 && rc == 0) {
             snprintf(err, errlen, "%s", why);
             rc = -1;
         }
+        dir |= e->dir_dirty;
+    }
+    if (!many)
+        return rc;
+    int s = syncfs(f->dirfd);
+    if (s == 0 && dir)
+        s = fsync(f->dirfd);
+    if (s < 0 && rc == 0) {
+        snprintf(err, errlen, "%s: syncfs failed: %s", f->o.dir, strerror(errno));
+        rc = -1;
+    }
+    for (size_t i = 0; i < f->cap; i++) {
+        entry_t *e = &f->tab[i];
+        if (e->key == NULL)
+            continue;
+        if (s == 0) { /* synced: written for good; else written again */
+            consume(f, e, e->done);
+            e->dir_dirty = false;
+        }
+        e->done = 0;
     }
     return rc;
 }

@@ -5,7 +5,9 @@
  *
  * Lines are buffered per file and written with one write per file per
  * flush; what a flush could not write stays buffered for the next one, so
- * the caller stores Kafka offsets only after a flush that returned 0. A
+ * the caller stores Kafka offsets only after a flush that returned 0.
+ * With sync, each file written is fsynced, or the whole file system at
+ * once (syncfs) when many were; a failed sync writes the lines again. A
  * file is never left with half a line: on open and after a failed or
  * short write it is cut back to its last newline. Files are opened below
  * the directory's descriptor with O_NOFOLLOW and must be regular files, so

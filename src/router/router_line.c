@@ -1,117 +1,260 @@
 /*
  * router_line.c -- fbpipe.v1.Record into a JSON line (router_line.h).
- * The record is unpacked with a capped allocator; the line is built with
- * jansson, which escapes every string; plaintext is wiped after use.
+ * The record is read in place (common/batch.c's wire reader), strings are
+ * checked as UTF-8, the message is kept as compacted JSON when it is JSON
+ * (router_json.c) and quoted otherwise; the line is built in the liner's
+ * buffer, without allocation once it has grown. Plaintext is wiped after
+ * use.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include <jansson.h>
 #include <sodium.h>
 
+#include "common/batch.h"
 #include "common/cipher.h"
 #include "common/log.h"
-#include "common/pballoc.h"
 #include "fbpipe.pb-c.h"
+#include "router/router_json.h"
 #include "router/router_line.h"
 
 #define SHOW_MAX 64
+#define WT_VARINT 0
+#define WT_LEN 2
+
+struct fb_liner {
+    char *buf;          /* the line */
+    size_t cap;
+    uint8_t *bin;       /* a decoded ciphertext, then its plaintext */
+    size_t bin_cap;
+    int64_t cached_sec; /* "YYYY-MM-DDTHH:MM:SS." of cached_sec */
+    bool cached;
+    char cached_text[80];
+};
+
+/* The fields of a Record the line needs, as views into the record. */
+typedef struct rec {
+    bool has_ts, has_rx;
+    int64_t ts_s, rx_s;
+    int32_t ts_n, rx_n;
+    fb_view_t agent_id, tag, message, user_id, access_key, key_id;
+    uint64_t cipher;
+} rec_t;
+
+fb_liner_t *
+fb_liner_new(void)
+{
+    return calloc(1, sizeof(fb_liner_t));
+}
+
+void
+fb_liner_free(fb_liner_t *l)
+{
+    if (l == NULL)
+        return;
+    if (l->bin != NULL)
+        sodium_memzero(l->bin, l->bin_cap);
+    free(l->bin);
+    free(l->buf);
+    free(l);
+}
+
+/* grow -- *p holds at least n bytes; 0 or -1. */
+static int
+grow(void **p, size_t *cap, size_t n, bool wipe)
+{
+    size_t c = *cap ? *cap : 4096;
+    void *q;
+
+    if (n <= *cap)
+        return 0;
+    while (c < n)
+        c *= 2;
+    q = malloc(c);
+    if (q == NULL)
+        return -1;
+    if (*p != NULL && wipe)
+        sodium_memzero(*p, *cap);
+    free(*p);
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+static bool
+in_range(int64_t seconds, int32_t nanos)
+{
+    /* 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z */
+    return seconds >= INT64_C(-62135596800) && seconds <= INT64_C(253402300799) && nanos >= 0 &&
+           nanos <= 999999999;
+}
+
+/* seconds_text -- "YYYY-MM-DDTHH:MM:SS." (20 bytes and a NUL, for a time
+ * in range); -1 if gmtime fails. */
+static int
+seconds_text(int64_t seconds, char out[80])
+{
+    struct tm tm;
+    time_t t = (time_t)seconds;
+
+    if (gmtime_r(&t, &tm) == NULL)
+        return -1;
+    snprintf(out, 80, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return 0;
+}
+
+/* nanos_text -- nine digits and 'Z' */
+static void
+nanos_text(int32_t nanos, char *out)
+{
+    for (int i = 8; i >= 0; i--) {
+        out[i] = (char)('0' + nanos % 10);
+        nanos /= 10;
+    }
+    out[9] = 'Z';
+}
 
 int
 fb_line_time(int64_t seconds, int32_t nanos, char *out, size_t size)
 {
-    /* 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z */
-    struct tm tm;
-    time_t t;
+    char text[80];
 
-    if (seconds < INT64_C(-62135596800) || seconds > INT64_C(253402300799) || nanos < 0 ||
-        nanos > 999999999 || size < 32)
+    if (!in_range(seconds, nanos) || size < 32 || seconds_text(seconds, text) < 0)
         return -1;
-    t = (time_t)seconds;
-    if (gmtime_r(&t, &tm) == NULL)
-        return -1;
-    snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%09dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)nanos);
+    memcpy(out, text, 20);
+    nanos_text(nanos, out + 20);
+    out[30] = '\0';
     return 0;
 }
 
 /* refuse -- why = before + arg (escaped, when not NULL) + after; err. */
 static fb_line_err_t
-refuse(fb_line_err_t err, char *why, size_t whylen, const char *before, const char *arg,
+refuse(fb_line_err_t err, char *why, size_t whylen, const char *before, const fb_view_t *arg,
        const char *after)
 {
     char shown[SHOW_MAX * 4 + 8];
 
-    fb_log_show(shown, sizeof(shown), arg ? arg : "", arg ? strlen(arg) : 0, SHOW_MAX);
+    fb_log_show(shown, sizeof(shown), arg ? (const char *)arg->p : "", arg ? arg->len : 0,
+                SHOW_MAX);
     snprintf(why, whylen, "%s%s%s", before, arg ? shown : "", after);
     return err;
 }
 
-/* decrypt -- the plaintext of r's message (sodium_free it); NULL on failure. */
-static uint8_t *
-decrypt(const Fbpipe__V1__Record *r, const fb_tenant_t *t, size_t *out_len)
+/* parse -- the Record's fields in place; 0, or -1 when it is not one
+ * (the wire types protobuf would refuse, as it would). */
+static int
+parse(const uint8_t *p, size_t len, rec_t *r)
 {
-    const fb_enc_key_t *k = fb_tenant_enc_key(t, r->key_id);
-    size_t mlen = strlen(r->message), bin_len;
-    uint8_t *bin = NULL, *plain = NULL;
+    const uint8_t *end = p + len;
 
-    if (k == NULL)
-        return NULL;
-    if (r->cipher == FBPIPE__V1__CIPHER__CIPHER_AES256GCM_HEX) {
-        plain = sodium_malloc(mlen / 2 + 1);
-        if (plain != NULL && fb_cipher_open_aesgcm_hex(k->key, r->message, mlen, plain,
-                                                       out_len) == 0)
-            return plain;
-    } else if (r->cipher == FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305) {
-        bin = malloc(mlen / 4 * 3 + 3);
-        if (bin != NULL &&
-            sodium_base642bin(bin, mlen / 4 * 3 + 3, r->message, mlen, NULL, &bin_len, NULL,
-                              sodium_base64_VARIANT_ORIGINAL) == 0 &&
-            bin_len >= FB_XCHACHA_NONCE + FB_XCHACHA_TAG) {
-            plain = sodium_malloc(bin_len);
-            if (plain != NULL && fb_cipher_open_xchacha(k->key, t->access_key, r->key_id, bin,
-                                                        bin_len, plain, out_len) == 0) {
-                free(bin);
-                return plain;
-            }
+    memset(r, 0, sizeof(*r));
+    while (p < end) {
+        uint32_t num;
+        unsigned wt;
+        uint64_t v = 0;
+        fb_view_t b = {0};
+        fb_view_t *s = NULL;
+
+        if (fb_pb_field(&p, end, &num, &wt, &v, &b) < 0)
+            return -1;
+        switch (num) {
+        case 1:
+            r->has_ts = true;
+            if (wt != WT_LEN || fb_pb_timestamp(b, &r->ts_s, &r->ts_n) < 0)
+                return -1;
+            continue;
+        case 20:
+            r->has_rx = true;
+            if (wt != WT_LEN || fb_pb_timestamp(b, &r->rx_s, &r->rx_n) < 0)
+                return -1;
+            continue;
+        case 16:
+            if (wt != WT_VARINT)
+                return -1;
+            r->cipher = v;
+            continue;
+        case 18:
+        case 19:
+            if (wt != WT_VARINT)
+                return -1;
+            continue;
+        case 2: s = &r->agent_id; break;
+        case 3: s = &r->tag; break;
+        case 4: s = &r->message; break;
+        case 5: s = &r->user_id; break;
+        case 6: s = &r->access_key; break;
+        case 17: s = &r->key_id; break;
+        default:
+            continue; /* unknown fields are skipped, as protobuf does */
         }
-        free(bin);
+        if (wt != WT_LEN)
+            return -1;
+        *s = b;
     }
-    if (plain != NULL)
-        sodium_free(plain);
-    return NULL;
+    return 0;
 }
 
-/* message_value -- the message as a JSON value: parsed when it is JSON,
- * else a string; NULL when it is not UTF-8. */
-static json_t *
-message_value(const char *text, size_t len)
+/* decrypt -- r's message decrypted into l->bin (*plain points to it); its
+ * length, or -1 when it does not decrypt with the tenant's key of that id. */
+static long
+decrypt(fb_liner_t *l, const rec_t *r, const fb_tenant_t *t, const uint8_t **plain)
 {
-    json_t *v = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+    char key_id[FB_KEY_ID_MAX + 1];
+    const fb_enc_key_t *k;
+    size_t out_len = 0, bin_len = 0, half = r->message.len + 64;
 
-    return v != NULL ? v : json_stringn(text, len);
+    if (r->key_id.len > FB_KEY_ID_MAX)
+        return -1;
+    memcpy(key_id, r->key_id.p, r->key_id.len);
+    key_id[r->key_id.len] = '\0';
+    k = fb_tenant_enc_key(t, key_id);
+    if (k == NULL || grow((void **)&l->bin, &l->bin_cap, 2 * half, true) < 0)
+        return -1;
+    *plain = l->bin;
+    if (r->cipher == FBPIPE__V1__CIPHER__CIPHER_AES256GCM_HEX) {
+        if (fb_cipher_open_aesgcm_hex(k->key, (const char *)r->message.p, r->message.len,
+                                      l->bin, &out_len) == 0)
+            return (long)out_len;
+    } else if (r->cipher == FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305) {
+        /* decoded into the second half, opened into the first */
+        if (sodium_base642bin(l->bin + half, half, (const char *)r->message.p, r->message.len,
+                              NULL, &bin_len, NULL, sodium_base64_VARIANT_ORIGINAL) == 0 &&
+            bin_len >= FB_XCHACHA_NONCE + FB_XCHACHA_TAG &&
+            fb_cipher_open_xchacha(k->key, t->access_key, key_id, l->bin + half, bin_len,
+                                   l->bin, &out_len) == 0)
+            return (long)out_len;
+    }
+    return -1;
+}
+
+/* put -- append n bytes at *o */
+static char *
+put(char *o, const char *s, size_t n)
+{
+    memcpy(o, s, n);
+    return o + n;
 }
 
 fb_line_err_t
-fb_line_from_record(const uint8_t *value, size_t len, const char *key, size_t key_len,
-                    const fb_keydb_t *db, bool decrypt_it, fb_line_t *out, char *why,
-                    size_t whylen)
+fb_line_build(fb_liner_t *l, const uint8_t *value, size_t len, const char *key, size_t key_len,
+              const fb_keydb_t *db, bool decrypt_it, fb_line_t *out, char *why, size_t whylen)
 {
-    Fbpipe__V1__Record *r;
-    const Google__Protobuf__Timestamp *ts;
-    const fb_tenant_t *t = NULL;
-    json_t *obj = NULL, *msg = NULL;
-    fb_line_err_t err = FB_LINE_OK;
-    uint8_t *plain = NULL;
-    size_t plain_len = 0;
-    char when[40], *text;
-    fb_pballoc_t a;
-    const char *reason;
+    const char *msg, *reason;
+    size_t msg_len, need;
+    bool wipe = false;
+    int64_t sec;
+    int32_t nanos;
+    long compact;
+    rec_t r;
+    char *o;
 
-    memset(out, 0, sizeof(out->access_key));
+    out->access_key[0] = '\0';
     out->text = NULL;
+    out->len = 0;
     if (!fb_access_key_valid(key, key_len, &reason)) {
         char k[SHOW_MAX * 4 + 8];
         fb_log_show(k, sizeof(k), key, key_len, SHOW_MAX);
@@ -120,68 +263,96 @@ fb_line_from_record(const uint8_t *value, size_t len, const char *key, size_t ke
     }
     memcpy(out->access_key, key, key_len);
     out->access_key[key_len] = '\0';
-    fb_pballoc_init(&a, 4 * len + 4096);
-    r = fbpipe__v1__record__unpack(&a.base, len, value);
-    if (r == NULL)
+    if (parse(value, len, &r) < 0)
         return refuse(FB_LINE_UNDECODABLE, why, whylen, "not a fbpipe.v1.Record", NULL, "");
-    if (strcmp(r->accesskey, out->access_key) != 0) {
-        err = refuse(FB_LINE_BAD_KEY, why, whylen, "the record's AccessKey \"", r->accesskey,
-                     "\" is not its Kafka key");
-        goto out;
+    if (r.access_key.len != key_len || memcmp(r.access_key.p, key, key_len) != 0)
+        return refuse(FB_LINE_BAD_KEY, why, whylen, "the record's AccessKey \"", &r.access_key,
+                      "\" is not its Kafka key");
+    if (!fb_utf8_valid((const char *)r.tag.p, r.tag.len) ||
+        !fb_utf8_valid((const char *)r.agent_id.p, r.agent_id.len) ||
+        !fb_utf8_valid((const char *)r.user_id.p, r.user_id.len) ||
+        !fb_utf8_valid((const char *)r.key_id.p, r.key_id.len))
+        return refuse(FB_LINE_UNDECODABLE, why, whylen, "a field is not UTF-8", NULL, "");
+    sec = r.has_ts ? r.ts_s : r.rx_s;
+    nanos = r.has_ts ? r.ts_n : r.rx_n;
+    if ((!r.has_ts && !r.has_rx) || !in_range(sec, nanos))
+        return refuse(FB_LINE_UNDECODABLE, why, whylen, "no time, or one out of range", NULL, "");
+    if (!l->cached || l->cached_sec != sec) {
+        if (seconds_text(sec, l->cached_text) < 0)
+            return refuse(FB_LINE_UNDECODABLE, why, whylen, "a time out of range", NULL, "");
+        l->cached_sec = sec;
+        l->cached = true;
     }
-    ts = r->timestamp != NULL ? r->timestamp : r->received_at;
-    if (ts == NULL || fb_line_time(ts->seconds, ts->nanos, when, sizeof(when)) < 0) {
-        err = refuse(FB_LINE_UNDECODABLE, why, whylen, "no time, or one out of range", NULL, "");
-        goto out;
+    msg = (const char *)r.message.p;
+    msg_len = r.message.len;
+    if (decrypt_it && r.cipher != FBPIPE__V1__CIPHER__CIPHER_NONE) {
+        const fb_tenant_t *t = db != NULL ? fb_keydb_find(db, key, key_len) : NULL;
+        const uint8_t *plain = NULL;
+        long n = t != NULL ? decrypt(l, &r, t, &plain) : -1;
+        if (n < 0)
+            return refuse(FB_LINE_UNDECRYPTABLE, why, whylen, "does not decrypt with key \"",
+                          &r.key_id, "\" of the key database");
+        msg = (const char *)plain;
+        msg_len = (size_t)n;
+        wipe = true;
     }
-    if (decrypt_it && r->cipher != FBPIPE__V1__CIPHER__CIPHER_NONE) {
-        t = db != NULL ? fb_keydb_find(db, out->access_key, key_len) : NULL;
-        plain = t != NULL ? decrypt(r, t, &plain_len) : NULL;
-        if (plain == NULL) {
-            err = refuse(FB_LINE_UNDECRYPTABLE, why, whylen, "does not decrypt with key \"",
-                         r->key_id, "\" of the key database");
-            goto out;
+    if (!fb_utf8_valid(msg, msg_len)) {
+        if (wipe)
+            sodium_memzero(l->bin, msg_len);
+        return refuse(FB_LINE_UNDECODABLE, why, whylen, "message is not UTF-8", NULL, "");
+    }
+    need = 160 + 6 * (r.tag.len + r.agent_id.len + r.user_id.len + key_len + msg_len);
+    if (grow((void **)&l->buf, &l->cap, need, false) < 0) {
+        if (wipe)
+            sodium_memzero(l->bin, msg_len);
+        return refuse(FB_LINE_UNDECODABLE, why, whylen, "out of memory", NULL, "");
+    }
+    o = put(l->buf, "{\"time\":\"", 9);
+    o = put(o, l->cached_text, 20);
+    nanos_text(nanos, o);
+    o += 10;
+    o = put(o, "\",\"tag\":", 8);
+    o += fb_json_quote((const char *)r.tag.p, r.tag.len, o);
+    o = put(o, ",\"agent_id\":", 12);
+    o += fb_json_quote((const char *)r.agent_id.p, r.agent_id.len, o);
+    o = put(o, ",\"user_id\":", 11);
+    o += fb_json_quote((const char *)r.user_id.p, r.user_id.len, o);
+    o = put(o, ",\"access_key\":", 14);
+    o += fb_json_quote(key, key_len, o);
+    o = put(o, ",\"message\":", 11);
+    compact = fb_json_compact(msg, msg_len, o);
+    o += compact >= 0 ? (size_t)compact : fb_json_quote(msg, msg_len, o);
+    o = put(o, "}\n", 2);
+    if (wipe)
+        sodium_memzero(l->bin, msg_len);
+    out->text = l->buf;
+    out->len = (size_t)(o - l->buf);
+    return FB_LINE_OK;
+}
+
+fb_line_err_t
+fb_line_from_record(const uint8_t *value, size_t len, const char *key, size_t key_len,
+                    const fb_keydb_t *db, bool decrypt_it, fb_line_t *out, char *why,
+                    size_t whylen)
+{
+    fb_liner_t *l = fb_liner_new();
+    fb_line_err_t err;
+
+    if (l == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return FB_LINE_UNDECODABLE;
+    }
+    err = fb_line_build(l, value, len, key, key_len, db, decrypt_it, out, why, whylen);
+    if (err == FB_LINE_OK) {
+        out->text = malloc(out->len + 1);
+        if (out->text == NULL) {
+            err = FB_LINE_UNDECODABLE;
+            snprintf(why, whylen, "out of memory");
+        } else {
+            memcpy(out->text, l->buf, out->len);
+            out->text[out->len] = '\0';
         }
-        msg = message_value((const char *)plain, plain_len);
-    } else {
-        msg = message_value(r->message, strlen(r->message));
     }
-    if (msg == NULL) {
-        err = refuse(FB_LINE_UNDECODABLE, why, whylen, "message is not UTF-8", NULL, "");
-        goto out;
-    }
-    obj = json_object();
-    if (obj == NULL || json_object_set_new(obj, "time", json_string(when)) < 0 ||
-        json_object_set_new(obj, "tag", json_string(r->tag)) < 0 ||
-        json_object_set_new(obj, "agent_id", json_string(r->agent_id)) < 0 ||
-        json_object_set_new(obj, "user_id", json_string(r->userid)) < 0 ||
-        json_object_set_new(obj, "access_key", json_string(r->accesskey)) < 0 ||
-        json_object_set_new(obj, "message", msg) < 0) {
-        msg = NULL; /* taken by json_object_set_new even on failure */
-        err = refuse(FB_LINE_UNDECODABLE, why, whylen, "a field is not UTF-8, or out of memory",
-                     NULL, "");
-        goto out;
-    }
-    msg = NULL;
-    text = json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII);
-    if (text == NULL) {
-        err = refuse(FB_LINE_UNDECODABLE, why, whylen, "cannot encode the line", NULL, "");
-        goto out;
-    }
-    out->len = strlen(text);
-    out->text = realloc(text, out->len + 2);
-    if (out->text == NULL) {
-        free(text);
-        err = refuse(FB_LINE_UNDECODABLE, why, whylen, "out of memory", NULL, "");
-        goto out;
-    }
-    out->text[out->len++] = '\n';
-    out->text[out->len] = '\0';
-out:
-    json_decref(msg);
-    json_decref(obj);
-    if (plain != NULL)
-        sodium_free(plain);
-    fbpipe__v1__record__free_unpacked(r, &a.base);
+    fb_liner_free(l);
     return err;
 }

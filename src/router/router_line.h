@@ -28,13 +28,24 @@ typedef enum fb_line_err {
 
 typedef struct fb_line {
     char access_key[FB_ACCESS_KEY_MAX + 1]; /* the file's name, checked */
-    char *text;                             /* the JSON object and "\n" (free()) */
+    char *text;                             /* the JSON object and "\n" */
     size_t len;
 } fb_line_t;
 
+/* A line writer's reusable buffers (the line, a plaintext); one per thread. */
+typedef struct fb_liner fb_liner_t;
+fb_liner_t *fb_liner_new(void);
+void fb_liner_free(fb_liner_t *l);
+
 /* The line for record value[0..len) stored under Kafka key key[0..key_len).
- * db may be NULL when decrypt is false. FB_LINE_OK and *out, or the kind
- * of refusal with why (escaped, for a log or the dead-letter file). */
+ * db may be NULL when decrypt is false. FB_LINE_OK and *out, its text in
+ * l's buffer until the next call; or the kind of refusal with why
+ * (escaped, for a log or the dead-letter file). */
+fb_line_err_t fb_line_build(fb_liner_t *l, const uint8_t *value, size_t len, const char *key,
+                            size_t key_len, const fb_keydb_t *db, bool decrypt, fb_line_t *out,
+                            char *why, size_t whylen);
+
+/* The same with out->text of its own (free()). */
 fb_line_err_t fb_line_from_record(const uint8_t *value, size_t len, const char *key,
                                   size_t key_len, const fb_keydb_t *db, bool decrypt,
                                   fb_line_t *out, char *why, size_t whylen);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,7 +31,11 @@
 #include "router/router_line.h"
 #include "worker/worker.h"
 
-#define BATCH_MAX 10000
+/* a batch: what the consumer has ready, up to this many records or bytes
+ * of lines (one write per file and one sync per batch) */
+#define BATCH_MAX 50000
+#define BATCH_BYTES (32u << 20)
+#define BATCH_WAIT_MS 100
 #define POLL_MS 100
 #define BACKOFF_MAX_MS 30000
 
@@ -51,6 +56,7 @@ typedef struct router {
     unsigned index;
     rd_kafka_t *rk;
     fb_files_t *files, *dead;
+    fb_liner_t *liner;
     char dead_key[32];
     uint64_t last_sync_ms;
     unsigned long dead_letters;
@@ -141,14 +147,13 @@ take(router_t *r, const rd_kafka_message_t *m)
     fb_line_t line;
     char why[512];
 
-    if (fb_line_from_record(m->payload, m->len, m->key ? m->key : "", m->key ? m->key_len : 0,
-                            r->keydb, r->conf->router_decrypt, &line, why,
-                            sizeof(why)) != FB_LINE_OK) {
+    if (fb_line_build(r->liner, m->payload, m->len, m->key ? m->key : "",
+                      m->key ? m->key_len : 0, r->keydb, r->conf->router_decrypt, &line, why,
+                      sizeof(why)) != FB_LINE_OK) {
         dead_letter(r, m, why);
         return;
     }
     if (fb_files_refused(r->files, line.access_key, why, sizeof(why))) {
-        free(line.text);
         dead_letter(r, m, why);
         return;
     }
@@ -156,7 +161,6 @@ take(router_t *r, const rd_kafka_message_t *m)
         fwrite(line.text, 1, line.len, stdout);
     if (fb_files_add(r->files, line.access_key, line.text, line.len) < 0)
         fb_panic("router %u: out of memory buffering a line", r->index);
-    free(line.text);
 }
 
 /* poll_one -- a polled message into the batch. After a revoke the old
@@ -233,6 +237,9 @@ consumer(router_t *r)
         /* a router killed with SIGKILL gives its partitions back after this */
         {"session.timeout.ms", "10000"},
         {"heartbeat.interval.ms", "2000"},
+        /* fetch ahead enough for a whole batch (BATCH_MAX) while one is written */
+        {"max.partition.fetch.bytes", "4194304"},
+        {"queued.min.messages", "200000"},
     };
 
     for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++)
@@ -268,7 +275,8 @@ consumer(router_t *r)
     return rk;
 }
 
-/* open_files -- the output folder and the dead-letter folder. */
+/* open_files -- the output folder and the dead-letter folder, with room
+ * for router.max_open_files descriptors. */
 static int
 open_files(router_t *r)
 {
@@ -276,7 +284,24 @@ open_files(router_t *r)
                          .rotate_size = r->conf->rotate_size,
                          .rotate_age_ms = r->conf->rotate_age_ms,
                          .rotate_keep = (unsigned)r->conf->rotate_keep};
+    struct rlimit rl;
+    rlim_t want = (rlim_t)r->conf->max_open_files + 64;
+
     char dead[4096], err[512];
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {
+        struct rlimit more = rl;
+        more.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &more) == 0)
+            rl = more;
+        if (rl.rlim_cur < want) { /* never more than the process may open */
+            fb_log_warnx("router %u: router.max_open_files = %llu needs %llu descriptors and "
+                         "the limit is %llu: files will be closed and opened more often",
+                         r->index, (unsigned long long)r->conf->max_open_files,
+                         (unsigned long long)want, (unsigned long long)rl.rlim_cur);
+            o.max_open = rl.rlim_cur > 128 ? (size_t)(rl.rlim_cur - 64) : 64;
+        }
+    }
 
     snprintf(dead, sizeof(dead), "%s/.dead-letter", r->conf->router_dir);
     if (mkdir(dead, 0750) < 0 && errno != EEXIST) {
@@ -343,8 +368,10 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         free(r);
         return 2;
     }
-    if (open_files(r) < 0 || (r->rk = consumer(r)) == NULL) {
+    r->liner = fb_liner_new();
+    if (r->liner == NULL || open_files(r) < 0 || (r->rk = consumer(r)) == NULL) {
         rc = r->transient ? 1 : 2;
+        fb_liner_free(r->liner);
         fb_files_free(r->files);
         fb_files_free(r->dead);
         free(r);
@@ -364,10 +391,25 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         /* a batch: what arrives within one poll interval, at most BATCH_MAX */
         r->n = 0;
         r->dropped = false;
-        while (r->n < BATCH_MAX) {
-            rd_kafka_message_t *m = rd_kafka_consumer_poll(r->rk, r->n ? 0 : POLL_MS);
-            if (m == NULL)
-                break;
+        uint64_t first_ms = 0;
+        while (r->n < BATCH_MAX && fb_files_pending(r->files) < BATCH_BYTES) {
+            /* once a record is in, gather what comes within BATCH_WAIT_MS:
+             * one sync for many records */
+            int wait = POLL_MS;
+            if (r->n > 0) {
+                uint64_t age = fb_monotonic_ms() - first_ms;
+                if (age >= BATCH_WAIT_MS)
+                    break;
+                wait = (int)(BATCH_WAIT_MS - age);
+            }
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(r->rk, wait);
+            if (m == NULL) {
+                if (r->n == 0 || r->conf->fsync != FB_FSYNC_BATCH)
+                    break;
+                continue;
+            }
+            if (r->n == 0)
+                first_ms = fb_monotonic_ms();
             poll_one(r, m);
         }
         /* written (and synced) first, then the offsets; on failure, pause
@@ -395,6 +437,7 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     rd_kafka_destroy(r->rk);
     fb_files_free(r->files);
     fb_files_free(r->dead);
+    fb_liner_free(r->liner);
     fb_log_info("router %u stopped (%lu dead letters)", index, r->dead_letters);
     free(r);
     return rc;

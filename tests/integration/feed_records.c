@@ -1,12 +1,14 @@
 /*
  * feed_records.c -- Records straight into Kafka for the router's tests and
  * benchmark (feed_records.h). Acks=all and idempotence, so that every
- * record is in the topic once, in order per key, when it returns 0.
+ * record is in the topic once, in order per key, when it returns 0. The
+ * topic is created (4 partitions) when missing.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -24,6 +26,43 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     (void)opaque;
     if (m->err)
         failed++;
+}
+
+/* create_topic -- the topic with 4 partitions, unless it exists; 0 or -1. */
+static int
+create_topic(rd_kafka_t *rk, const char *topic, char *err, size_t errlen)
+{
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, 4, 1, err, errlen);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_event_t *ev;
+    const rd_kafka_topic_result_t **res;
+    size_t n = 0;
+    int rc = -1;
+
+    if (nt == NULL) {
+        rd_kafka_queue_destroy(q);
+        return -1;
+    }
+    rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+    ev = rd_kafka_queue_poll(q, 30000);
+    if (ev != NULL && !rd_kafka_event_error(ev)) {
+        res = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+        if (n == 1 && (rd_kafka_topic_result_error(res[0]) == RD_KAFKA_RESP_ERR_NO_ERROR ||
+                       rd_kafka_topic_result_error(res[0]) ==
+                           RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS))
+            rc = 0;
+        else
+            snprintf(err, errlen, "creating %s: %s", topic,
+                     n == 1 ? rd_kafka_topic_result_error_string(res[0]) : "no result");
+    } else {
+        snprintf(err, errlen, "creating %s: %s", topic,
+                 ev ? rd_kafka_event_error_string(ev) : "no answer in 30 s");
+    }
+    if (ev != NULL)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_NewTopic_destroy(nt);
+    rd_kafka_queue_destroy(q);
+    return rc;
 }
 
 /* key_name -- the i-th access key. */
@@ -87,6 +126,10 @@ feed_records(const feed_opts_t *o, char *err, size_t errlen)
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, errlen);
     if (rk == NULL)
         return -1;
+    if (create_topic(rk, o->topic, err, errlen) < 0) {
+        rd_kafka_destroy(rk);
+        return -1;
+    }
     clock_gettime(CLOCK_REALTIME, &now);
     for (long j = 0; j < o->n; j++) {
         Fbpipe__V1__Record r = FBPIPE__V1__RECORD__INIT;
@@ -111,12 +154,16 @@ feed_records(const feed_opts_t *o, char *err, size_t errlen)
             r.key_id = (char *)o->key_id;
         }
         plen = fbpipe__v1__record__pack(&r, packed);
+        if (o->each != NULL)
+            o->each(key, packed, plen, o->arg);
         while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(o->topic), RD_KAFKA_V_KEY(key, strlen(key)),
                                  RD_KAFKA_V_VALUE(packed, plen),
                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                  RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rd_kafka_poll(rk, 10);
         rd_kafka_poll(rk, 0);
+        if (o->rate > 0 && j % (o->rate / 100 + 1) == 0) /* paced: 100 steps a second */
+            usleep(10000);
     }
     if (rd_kafka_flush(rk, 120000) != RD_KAFKA_RESP_ERR_NO_ERROR || failed > 0) {
         snprintf(err, errlen, "%ld records not delivered (of %ld)",

@@ -20,10 +20,14 @@ typedef struct feed_opts {
     long n;               /* events in all */
     long start;           /* the first event number of each key */
     size_t pad;           /* messages padded with 'x' to this many bytes (0: none) */
+    long rate;            /* about this many events a second (0: as fast as it goes) */
     const char *user_id;
     feed_cipher_t cipher;
     char key_id[65];
     uint8_t key[32];
+    /* when set, called with each record as produced (router-bench) */
+    void (*each)(const char *key, const uint8_t *rec, size_t len, void *arg);
+    void *arg;
 } feed_opts_t;
 
 /* Event j goes to key j % keys and carries the message

@@ -4,6 +4,7 @@
  *   record_feed BROKERS TOPIC N KEYS PREFIX [START [PLAIN|XCHACHA|AESGCM KEY_ID HEXKEY]]
  *
  * Exit 0 once Kafka acknowledged all N records, 1 otherwise.
+ * FEED_RATE=events/s paces it (for tests that act while records flow).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@ main(int argc, char **argv)
     o.keys = (unsigned)atol(argv[4]);
     o.prefix = argv[5];
     o.start = argc > 6 ? atol(argv[6]) : 0;
+    o.rate = getenv("FEED_RATE") ? atol(getenv("FEED_RATE")) : 0;
     if (o.n < 0 || o.keys == 0 || strlen(o.prefix) > 200) {
         fprintf(stderr, "record_feed: N >= 0, KEYS >= 1, a PREFIX of at most 200 bytes\n");
         return 1;

@@ -119,6 +119,30 @@ Test(files, lines_in_order_per_key_with_more_keys_than_descriptors)
     fb_files_free(f);
 }
 
+Test(files, many_files_synced_at_once)
+{
+    fb_files_t *f = files(8, 0, 0);
+    char err[256], key[16], name[32], *text;
+    size_t len;
+
+    for (int round = 0; round < 2; round++) {
+        for (int k = 0; k < 40; k++) { /* more files than one fsync each */
+            snprintf(key, sizeof(key), "many-%d", k);
+            add(f, key, round);
+        }
+        cr_assert_eq(fb_files_flush(f, true, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(fb_files_pending(f), 0);
+    }
+    for (int k = 0; k < 40; k++) {
+        snprintf(name, sizeof(name), "many-%d.log", k);
+        text = slurp(name, &len);
+        cr_assert_not_null(text);
+        cr_assert_eq(count_in_order(text, 0), 2, "%s", name);
+        free(text);
+    }
+    fb_files_free(f);
+}
+
 Test(files, refuses_a_symlink_and_a_fifo)
 {
     fb_files_t *f = files(4, 0, 0);
