@@ -8,7 +8,7 @@
  *   plain:  one consumer in a fresh group (the routers' fetch settings),
  *           from its first message to its Nth (nothing done with them);
  *   fbpipe: `fbpiped` with [router] only (router.workers from
- *           FBPIPE_BENCH_ROUTERS, default 1; fsync = batch, or
+ *           FBPIPE_BENCH_ROUTERS, default 2 as in fbpipe.conf; fsync = batch, or
  *           FBPIPE_BENCH_FSYNC; max_open_files 16384, or
  *           FBPIPE_BENCH_MAX_OPEN; no rotation), from the first output file seen to every
  *           file holding all its lines (the bench computes the expected
@@ -138,7 +138,7 @@ through_routers(const char *fbpiped, const char *brokers, const char *topic, con
     fprintf(fp, "[ingester]\nenabled = no\n[kafka]\nbrokers = %s\ntopic = %s\n"
                 "[router]\nenabled = yes\nworkers = %s\ngroup = %s-routers\ndir = %s\n"
                 "fsync = %s\nrotate_size = 0\nrotate_age = 0\nmax_open_files = %s\n",
-            brokers, topic, routers ? routers : "1", topic, out, fsync ? fsync : "batch",
+            brokers, topic, routers ? routers : "2", topic, out, fsync ? fsync : "batch",
             max_open ? max_open : "16384");
     fclose(fp);
     pid = fork();
@@ -220,7 +220,7 @@ main(int argc, char **argv)
     printf("router-bench: %ld events of 256-byte messages per round, fsync = %s, %s router(s), "
            "max_open_files = %s\n",
            n, getenv("FBPIPE_BENCH_FSYNC") ? getenv("FBPIPE_BENCH_FSYNC") : "batch",
-           getenv("FBPIPE_BENCH_ROUTERS") ? getenv("FBPIPE_BENCH_ROUTERS") : "1",
+           getenv("FBPIPE_BENCH_ROUTERS") ? getenv("FBPIPE_BENCH_ROUTERS") : "2",
            getenv("FBPIPE_BENCH_MAX_OPEN") ? getenv("FBPIPE_BENCH_MAX_OPEN") : "16384");
     printf("%6s  %22s  %22s  %6s\n", "keys", "plain consumer", "fbpipe routers", "ratio");
     for (size_t r = 0; r < sizeof(rounds) / sizeof(rounds[0]); r++) {

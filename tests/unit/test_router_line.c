@@ -115,6 +115,47 @@ Test(line, json_messages_are_kept_as_json_others_as_strings)
     free(v);
 }
 
+Test(line, a_pretty_printed_message_fits_on_one_line)
+{
+    fb_line_err_t err;
+    char why[256];
+    size_t len;
+    uint8_t *v = record("acme", "{\n  \"log\": \"caf\xc3\xa9\",\n  \"a\": [1, 2]\n}\n", 0, "",
+                        1764331200, &len);
+    json_t *j = line(v, len, "acme", 0, &err, why), *m;
+
+    cr_assert_eq(err, FB_LINE_OK, "%s", why);
+    m = json_object_get(j, "message");
+    cr_assert(json_is_object(m));
+    cr_assert_str_eq(json_string_value(json_object_get(m, "log")), "caf\xc3\xa9");
+    cr_assert_eq(json_array_size(json_object_get(m, "a")), 2);
+    json_decref(j);
+    free(v);
+}
+
+Test(line, unknown_fields_are_skipped_and_wrong_wire_types_refused)
+{
+    fb_line_err_t err;
+    char why[256];
+    size_t len;
+    uint8_t *v = record("acme", "{}", 0, "", 1, &len), *w = malloc(len + 8);
+    json_t *j;
+
+    /* field 99 (varint 7) appended: a newer writer's field */
+    memcpy(w, v, len);
+    w[len] = 0x98; w[len + 1] = 0x06; w[len + 2] = 0x07;
+    j = line(w, len + 3, "acme", 0, &err, why);
+    cr_assert_eq(err, FB_LINE_OK, "%s", why);
+    json_decref(j);
+    /* field 4 (message) as a varint */
+    memcpy(w, v, len);
+    w[len] = 0x20; w[len + 1] = 0x01;
+    cr_assert_null(line(w, len + 2, "acme", 0, &err, why));
+    cr_assert_eq(err, FB_LINE_UNDECODABLE);
+    free(w);
+    free(v);
+}
+
 Test(line, decrypts_both_ciphers_with_current_and_previous_keys)
 {
     static const char msg[] = "{\"secret\":1}";
