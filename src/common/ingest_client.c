@@ -173,7 +173,7 @@ fb_client_t *
 fb_client_new(const fb_client_opts_t *o, char *err, size_t errlen)
 {
     grpc_channel_credentials *creds;
-    grpc_arg args[3];
+    grpc_arg args[5];
     grpc_channel_args cargs = {.num_args = 2, .args = args};
     fb_client_t *c;
 
@@ -229,11 +229,20 @@ fb_client_new(const fb_client_opts_t *o, char *err, size_t errlen)
     args[1].type = GRPC_ARG_INTEGER;
     args[1].key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
     args[1].value.integer = 1;
+    if (o->keepalive_ms > 0) {
+        /* a ping when the connection is idle this long; the server's gRPC
+         * allows one every 5 minutes at most, and only during calls */
+        args[cargs.num_args].type = GRPC_ARG_INTEGER;
+        args[cargs.num_args].key = (char *)GRPC_ARG_KEEPALIVE_TIME_MS;
+        args[cargs.num_args++].value.integer = (int)o->keepalive_ms;
+        args[cargs.num_args].type = GRPC_ARG_INTEGER;
+        args[cargs.num_args].key = (char *)GRPC_ARG_KEEPALIVE_TIMEOUT_MS;
+        args[cargs.num_args++].value.integer = 20000;
+    }
     if (o->server_name != NULL) {
-        args[2].type = GRPC_ARG_STRING;
-        args[2].key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
-        args[2].value.string = (char *)o->server_name;
-        cargs.num_args = 3;
+        args[cargs.num_args].type = GRPC_ARG_STRING;
+        args[cargs.num_args].key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
+        args[cargs.num_args++].value.string = (char *)o->server_name;
     }
     c->channel = grpc_channel_create(o->target, creds, &cargs);
     grpc_channel_credentials_release(creds);
@@ -846,6 +855,28 @@ fb_stream_close(fb_stream_t *s, fb_client_status_t *st)
     if (s->c.status != GRPC_STATUS_OK || s->n_inflight > 0)
         return stream_failed(s, st);
     return status_of(&s->c, st);
+}
+
+static bool
+all_acked(const fb_stream_t *s)
+{
+    return ended(s) || (!s->sending && s->n_inflight == 0);
+}
+
+int
+fb_stream_wait(fb_stream_t *s, fb_client_status_t *st)
+{
+    fb_client_t *c = s->c.client;
+    uint64_t deadline = now_us() + (uint64_t)c->timeout_ms * 1000;
+
+    if (wait_until(s, all_acked, deadline) < 0) {
+        set_status(st, GRPC_STATUS_DEADLINE_EXCEEDED,
+                   "%u batches unacknowledged after %u ms", s->n_inflight, c->timeout_ms);
+        return -1;
+    }
+    if (s->n_inflight > 0 || ended(s))
+        return stream_failed(s, st);
+    return 0;
 }
 
 size_t

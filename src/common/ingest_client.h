@@ -36,6 +36,7 @@ typedef struct fb_client_opts {
     unsigned max_inflight;   /* batches in flight on a stream; 0: 8 */
     unsigned timeout_ms;     /* a unary call, or a wait for room or acks; 0: 30000 */
     size_t max_message_size; /* largest message received; 0: 4 MiB */
+    unsigned keepalive_ms;   /* ping an idle connection this often (>= 300000); 0: never */
 } fb_client_opts_t;
 
 typedef struct fb_client_status {
@@ -89,6 +90,11 @@ int fb_stream_send(fb_stream_t *s, const Fbpipe__V1__Batch *batch, fb_client_sta
 int fb_stream_send_packed(fb_stream_t *s, uint64_t seq, const uint8_t *bytes, size_t len,
                           fb_client_status_t *st);
 int fb_stream_close(fb_stream_t *s, fb_client_status_t *st);
+/* Wait, stream left open, until every batch sent is answered (cb called
+ * for each). 0, or -1 with st when the stream broke or ended (a server
+ * that ends a stream with nothing in flight counts as broken here: the
+ * stream cannot carry more) or opts.timeout_ms passed. */
+int fb_stream_wait(fb_stream_t *s, fb_client_status_t *st);
 size_t fb_stream_unacked(const fb_stream_t *s, uint64_t *seqs, size_t cap);
 /* Cancel if still open, wait for gRPC to let go, free. */
 void fb_stream_free(fb_stream_t *s);

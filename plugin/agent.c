@@ -1,0 +1,813 @@
+/*
+ * agent.c -- the Fluent Bit output plugin's work (agent.h).
+ *
+ * Init reads the properties, connects and exchanges the tenant's config
+ * (a wrong token or key fails init with one line saying which), then
+ * starts the instance's thread, which alone owns the connection. Flush
+ * hands its chunk to that thread and waits for the answer: the thread
+ * decodes the chunk (chunk.c), encrypts each event when the exchange gave
+ * a key, sends batches over one long-lived stream (native API) or
+ * SendEvent calls (compat API), and answers OK only once every batch is
+ * acknowledged; RETRY on a broken connection, a timeout, RETRY acks that
+ * stay, or while reconnecting is backed off; ERROR only for data the
+ * server rejects for good. The config is exchanged again at the refresh
+ * interval and after an authentication error, so a rotated key or new
+ * limits apply to the next batch. Flush never touches the network and
+ * keeps little on its stack (it runs on a 64 KiB coroutine, maybe on
+ * several Fluent Bit workers at once). Logs one line per event to
+ * standard error; never logs a token or a key.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <grpc/status.h>
+#include <jansson.h>
+#include <sodium.h>
+
+#include "common/cipher.h"
+#include "common/ingest_client.h"
+#include "common/keys.h"
+#include "plugin/agent.h"
+#include "plugin/chunk.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define BACKOFF_FIRST_MS 500
+#define BACKOFF_MAX_MS 30000
+#define RETRY_ROUNDS 3
+#define RETRY_AFTER_MAX_MS 5000
+#define EXPIRY_WARN_S (15 * 60) /* warned this long before the token expires */
+
+typedef struct job {
+    const void *data;
+    size_t size;
+    const char *tag;
+    int result;
+    bool done;
+    struct job *next;
+} job_t;
+
+/* One event of a chunk, ready to send. */
+typedef struct ev {
+    int64_t sec;
+    int32_t nanos;
+    uint8_t *payload; /* JSON, or nonce || ciphertext || tag (native), or hex (compat) */
+    size_t len;
+    int code;         /* the ack of its batch: -1 not yet, else Fbpipe__V1__AckCode */
+    uint32_t retry_after_ms;
+} ev_t;
+
+typedef struct agent {
+    /* settings */
+    char target[300], agent_id[256];
+    char *access_key, *token, *ca, *server_name;
+    bool compat;
+    unsigned timeout_ms, batch_records, max_inflight;
+    size_t batch_bytes;
+    /* shared with flush */
+    pthread_mutex_t mu;
+    pthread_cond_t cv_job, cv_done;
+    job_t *head, *tail;
+    bool stop, thread_started;
+    pthread_t thread;
+    /* the thread's (init's before the thread starts) */
+    fb_client_t *client;
+    fb_stream_t *stream;
+    int cipher;
+    char key_id[FB_KEY_ID_MAX + 1], user_id[FB_USER_ID_MAX + 1];
+    uint8_t key[FB_ENC_KEY_LEN];
+    unsigned max_records;
+    uint64_t max_bytes, max_record, version, exchanged_ms, refresh_ms;
+    uint64_t seq, first_seq, retry_at_ms;
+    unsigned backoff_ms;
+    int64_t token_exp;
+    uint64_t warned_ms;
+    /* the chunk being sent */
+    ev_t *evs;
+    size_t n, cap;
+    size_t *batch_first; /* first event of each batch of the chunk */
+    size_t n_batches, batches_cap;
+} agent_t;
+
+/* ---- small things ---------------------------------------------------- */
+
+static void say(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+say(const char *level, const char *fmt, ...)
+{
+    char when[32], msg[1024];
+    time_t t = time(NULL);
+    struct tm tm;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    strftime(when, sizeof(when), "%Y/%m/%d %H:%M:%S", localtime_r(&t, &tm));
+    fprintf(stderr, "[%s] [%5s] [output:fbpipe] %s\n", when, level, msg);
+}
+
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static const char *
+prop(struct flbgo_output_plugin *p, const char *key)
+{
+    const char *v = p->api->output_get_property(key, p->o_ins);
+
+    return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+/* number -- a property as an unsigned in [lo, hi]; -1 (logged) if not. */
+static long
+number(struct flbgo_output_plugin *p, const char *key, long dflt, long lo, long hi)
+{
+    const char *v = prop(p, key);
+    char *end;
+    long n;
+
+    if (v == NULL)
+        return dflt;
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (errno || *end != '\0' || n < lo || n > hi) {
+        say("error", "%s: \"%s\" is not a number from %ld to %ld", key, v, lo, hi);
+        return -1;
+    }
+    return n;
+}
+
+/* token_expiry -- the exp claim of a JWT, 0 when it has none. */
+static int64_t
+token_expiry(const char *token)
+{
+    const char *dot1 = strchr(token, '.'), *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+    unsigned char *bin;
+    size_t len = 0;
+    int64_t exp = 0;
+    json_t *j;
+
+    if (dot2 == NULL)
+        return 0;
+    bin = malloc((size_t)(dot2 - dot1));
+    if (bin == NULL)
+        return 0;
+    if (sodium_base642bin(bin, (size_t)(dot2 - dot1), dot1 + 1, (size_t)(dot2 - dot1 - 1), NULL,
+                          &len, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0 &&
+        (j = json_loadb((const char *)bin, len, 0, NULL)) != NULL) {
+        if (json_is_integer(json_object_get(j, "exp")))
+            exp = json_integer_value(json_object_get(j, "exp"));
+        json_decref(j);
+    }
+    free(bin);
+    return exp;
+}
+
+/* check_expiry -- a warning 15 minutes before the token expires (every 5),
+ * an error once it has. */
+static void
+check_expiry(agent_t *a)
+{
+    int64_t left = a->token_exp - (int64_t)time(NULL);
+
+    if (a->token_exp == 0 || left > EXPIRY_WARN_S ||
+        (a->warned_ms && now_ms() - a->warned_ms < 300 * 1000))
+        return;
+    a->warned_ms = now_ms();
+    if (left <= 0)
+        say("error", "the access token of %s expired %lld s ago: set a new Access_Token",
+            a->access_key, (long long)-left);
+    else
+        say("warn", "the access token of %s expires in %lld h %lld min: set a new one before",
+            a->access_key, (long long)(left / 3600), (long long)(left % 3600 / 60));
+}
+
+static bool
+auth_error(int code)
+{
+    return code == GRPC_STATUS_UNAUTHENTICATED || code == GRPC_STATUS_PERMISSION_DENIED;
+}
+
+/* ---- the exchange ---------------------------------------------------- */
+
+/* exchange -- the tenant's config for this agent; 0, or -1 with st. */
+static int
+exchange(agent_t *a, fb_client_status_t *st)
+{
+    char old_id[sizeof(a->key_id)];
+    int old_cipher = a->cipher;
+
+    memcpy(old_id, a->key_id, sizeof(old_id));
+    if (a->compat) {
+        Api__Config *c = NULL;
+        const char *why = NULL;
+        int have;
+        if (fb_client_exchange_config(a->client, a->access_key, &c, st) < 0)
+            return -1;
+        have = fb_enc_key_decode(c->encryptionkey, strlen(c->encryptionkey), a->key, &why);
+        if (have < 0) {
+            snprintf(st->detail, sizeof(st->detail), "the server's EncryptionKey %s", why);
+            st->code = GRPC_STATUS_INTERNAL;
+            fb_client_free_message(c);
+            return -1;
+        }
+        a->cipher = have ? FBPIPE__V1__CIPHER__CIPHER_AES256GCM_HEX : 0;
+        snprintf(a->user_id, sizeof(a->user_id), "%s", c->userid);
+        a->key_id[0] = '\0';
+        a->max_records = 1000;
+        a->max_bytes = 4 << 20;
+        a->max_record = 1 << 20;
+        a->refresh_ms = 300 * 1000;
+        fb_client_free_message(c);
+    } else {
+        Fbpipe__V1__ExchangeResponse *r = NULL;
+        if (fb_client_exchange(a->client, a->access_key, a->agent_id, &r, st) < 0)
+            return -1;
+        if (r->cipher != 0 && (r->encryption_key.len != FB_ENC_KEY_LEN ||
+                               strlen(r->key_id) > FB_KEY_ID_MAX)) {
+            snprintf(st->detail, sizeof(st->detail), "the server sent a key that is not 32 bytes");
+            st->code = GRPC_STATUS_INTERNAL;
+            fb_client_free_message(r);
+            return -1;
+        }
+        a->cipher = r->cipher;
+        if (r->cipher != 0)
+            memcpy(a->key, r->encryption_key.data, FB_ENC_KEY_LEN);
+        snprintf(a->key_id, sizeof(a->key_id), "%s", r->key_id);
+        snprintf(a->user_id, sizeof(a->user_id), "%s", r->user_id);
+        a->max_records = r->max_batch_records ? r->max_batch_records : 1000;
+        a->max_bytes = r->max_batch_bytes ? r->max_batch_bytes : 4 << 20;
+        a->max_record = r->max_record_bytes ? r->max_record_bytes : 1 << 20;
+        a->refresh_ms = (uint64_t)(r->refresh_interval_s ? r->refresh_interval_s : 300) * 1000;
+        a->version = r->config_version;
+        fb_client_free_message(r);
+    }
+    if (a->exchanged_ms != 0 && (a->cipher != old_cipher || strcmp(old_id, a->key_id) != 0))
+        say("info", "%s: encryption now %s%s%s", a->access_key,
+            a->cipher ? "with key id " : "off", a->key_id, a->cipher && !a->key_id[0] ? "(seed)" : "");
+    a->exchanged_ms = now_ms();
+    return 0;
+}
+
+/* ---- one chunk ------------------------------------------------------- */
+
+static void
+evs_clear(agent_t *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        sodium_memzero(a->evs[i].payload, a->evs[i].len);
+        free(a->evs[i].payload);
+    }
+    a->n = 0;
+    a->n_batches = 0;
+}
+
+/* add_event -- one event of the chunk, encrypted when the tenant does. */
+static int
+add_event(const fb_chunk_event_t *e, void *arg)
+{
+    agent_t *a = arg;
+    ev_t *v;
+
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 1024;
+        ev_t *evs = realloc(a->evs, cap * sizeof(*evs));
+        if (evs == NULL)
+            return -1;
+        a->evs = evs;
+        a->cap = cap;
+    }
+    v = &a->evs[a->n];
+    memset(v, 0, sizeof(*v));
+    v->sec = e->seconds;
+    v->nanos = e->nanos;
+    v->code = -1;
+    if (a->cipher == FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305) {
+        v->len = FB_XCHACHA_NONCE + e->len + FB_XCHACHA_TAG;
+        v->payload = malloc(v->len);
+        if (v->payload != NULL)
+            fb_cipher_seal_xchacha(a->key, a->access_key, a->key_id, (const uint8_t *)e->json,
+                                   e->len, v->payload);
+    } else if (a->cipher == FBPIPE__V1__CIPHER__CIPHER_AES256GCM_HEX) {
+        v->payload = malloc(2 * (28 + e->len) + 1);
+        if (v->payload != NULL &&
+            fb_cipher_seal_aesgcm_hex(a->key, (const uint8_t *)e->json, e->len,
+                                      (char *)v->payload) < 0) {
+            free(v->payload);
+            v->payload = NULL;
+        }
+        v->len = v->payload ? strlen((char *)v->payload) : 0;
+    } else {
+        v->len = e->len;
+        v->payload = malloc(e->len + 1);
+        if (v->payload != NULL) {
+            memcpy(v->payload, e->json, e->len);
+            v->payload[e->len] = '\0';
+        }
+    }
+    if (v->payload == NULL)
+        return -1;
+    a->n++;
+    return 0;
+}
+
+/* split -- the chunk's events into batches within both limits. */
+static int
+split(agent_t *a)
+{
+    size_t recs = a->batch_records < a->max_records ? a->batch_records : a->max_records;
+    uint64_t bytes = a->batch_bytes < a->max_bytes ? a->batch_bytes : a->max_bytes;
+    size_t in = 0;
+    uint64_t size = 0;
+
+    a->n_batches = 0;
+    if (a->n == 0)
+        return 0; /* nothing to send (an empty or wholly refused chunk) */
+    for (size_t i = 0; i < a->n; i++) {
+        if (in == 0 || in == recs || size + a->evs[i].len + 64 > bytes) {
+            if (a->n_batches == a->batches_cap) {
+                size_t cap = a->batches_cap ? a->batches_cap * 2 : 64;
+                size_t *b = realloc(a->batch_first, (cap + 1) * sizeof(*b));
+                if (b == NULL)
+                    return -1;
+                a->batch_first = b;
+                a->batches_cap = cap;
+            }
+            a->batch_first[a->n_batches++] = i;
+            in = 0;
+            size = 0;
+        }
+        in++;
+        size += a->evs[i].len + 64;
+    }
+    a->batch_first[a->n_batches] = a->n;
+    return 0;
+}
+
+/* on_ack -- the code of every event of the acked batch. */
+static void
+on_ack(void *arg, const Fbpipe__V1__Ack *ack, uint64_t latency_us)
+{
+    agent_t *a = arg;
+    size_t b = (size_t)(ack->seq - a->first_seq);
+
+    (void)latency_us;
+    if (ack->seq < a->first_seq || b >= a->n_batches)
+        return;
+    for (size_t i = a->batch_first[b]; i < a->batch_first[b + 1]; i++) {
+        a->evs[i].code = (int)ack->code;
+        a->evs[i].retry_after_ms = ack->retry_after_ms;
+    }
+    if (ack->code == FBPIPE__V1__ACK_CODE__REJECTED)
+        say("error", "%s: a batch of %zu events rejected for good: %s", a->access_key,
+            a->batch_first[b + 1] - a->batch_first[b], ack->detail);
+}
+
+/* send_batch -- batch b of the chunk, with the next seq. */
+static int
+send_batch(agent_t *a, size_t b, const char *tag, fb_client_status_t *st)
+{
+    size_t from = a->batch_first[b], n = a->batch_first[b + 1] - from;
+    Fbpipe__V1__Batch batch = FBPIPE__V1__BATCH__INIT;
+    Fbpipe__V1__BatchRecord *recs = calloc(n, sizeof(*recs)), **ptrs = calloc(n, sizeof(*ptrs));
+    Google__Protobuf__Timestamp *ts = calloc(n, sizeof(*ts));
+    int rc = -1;
+
+    if (recs == NULL || ptrs == NULL || ts == NULL) {
+        st->code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+        snprintf(st->detail, sizeof(st->detail), "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const ev_t *v = &a->evs[from + i];
+        fbpipe__v1__batch_record__init(&recs[i]);
+        google__protobuf__timestamp__init(&ts[i]);
+        ts[i].seconds = v->sec;
+        ts[i].nanos = v->nanos;
+        recs[i].time = &ts[i];
+        recs[i].payload.data = v->payload;
+        recs[i].payload.len = v->len;
+        if (a->cipher == FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305) {
+            recs[i].enc = FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305;
+            recs[i].key_id = a->key_id;
+        }
+        ptrs[i] = &recs[i];
+    }
+    batch.seq = a->first_seq + b;
+    batch.tag = (char *)tag;
+    batch.agent_id = a->agent_id;
+    batch.records = ptrs;
+    batch.n_records = n;
+    rc = fb_stream_send(a->stream, &batch, st);
+out:
+    free(recs);
+    free(ptrs);
+    free(ts);
+    return rc;
+}
+
+/* broken -- the connection is gone: drop the stream, back off. */
+static void
+broken(agent_t *a, const fb_client_status_t *st)
+{
+    a->backoff_ms = a->backoff_ms ? a->backoff_ms * 2 : BACKOFF_FIRST_MS;
+    if (a->backoff_ms > BACKOFF_MAX_MS)
+        a->backoff_ms = BACKOFF_MAX_MS;
+    /* jitter: 75% to 125% */
+    a->retry_at_ms = now_ms() + a->backoff_ms * 3 / 4 + randombytes_uniform(a->backoff_ms / 2 + 1);
+    say("warn", "%s: connection to %s lost (%s, code %d): retrying in about %u ms",
+        a->access_key, a->target, st->detail, st->code, a->backoff_ms);
+    if (a->stream != NULL) {
+        fb_stream_free(a->stream);
+        a->stream = NULL;
+    }
+    if (auth_error(st->code))
+        a->exchanged_ms = 0; /* exchange again before the next stream */
+}
+
+/* native -- a decoded chunk through the stream; an FB_FLB_* code. */
+static int
+native(agent_t *a, const char *tag)
+{
+    fb_client_status_t st = {0};
+    bool rejected = false;
+
+    for (unsigned round = 0; round <= RETRY_ROUNDS; round++) {
+        bool pending = false;
+        uint32_t wait = 0;
+
+        if (a->stream == NULL &&
+            (a->stream = fb_stream_open(a->client, on_ack, a, &st)) == NULL) {
+            broken(a, &st);
+            return FB_FLB_RETRY;
+        }
+        a->first_seq = a->seq;
+        a->seq += a->n_batches;
+        for (size_t b = 0; b < a->n_batches; b++) {
+            int code = a->evs[a->batch_first[b]].code;
+            if (code == FBPIPE__V1__ACK_CODE__OK || code == FBPIPE__V1__ACK_CODE__REJECTED)
+                continue;
+            for (size_t i = a->batch_first[b]; i < a->batch_first[b + 1]; i++)
+                a->evs[i].code = -1;
+            if (send_batch(a, b, tag, &st) < 0) {
+                broken(a, &st);
+                return FB_FLB_RETRY;
+            }
+        }
+        if (fb_stream_wait(a->stream, &st) < 0) {
+            broken(a, &st);
+            return FB_FLB_RETRY;
+        }
+        a->backoff_ms = 0;
+        for (size_t i = 0; i < a->n; i++) {
+            if (a->evs[i].code == FBPIPE__V1__ACK_CODE__REJECTED)
+                rejected = true;
+            else if (a->evs[i].code != FBPIPE__V1__ACK_CODE__OK) {
+                pending = true;
+                if (a->evs[i].retry_after_ms > wait)
+                    wait = a->evs[i].retry_after_ms;
+            }
+        }
+        if (!pending)
+            return rejected ? FB_FLB_ERROR : FB_FLB_OK;
+        if (round == RETRY_ROUNDS)
+            break;
+        usleep((wait > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : wait ? wait : 100) * 1000u);
+    }
+    say("warn", "%s: the ingester asked to retry %u times: the chunk is retried later",
+        a->access_key, RETRY_ROUNDS + 1);
+    return FB_FLB_RETRY;
+}
+
+/* compat -- a decoded chunk through SendEvent calls; an FB_FLB_* code. */
+static int
+compat(agent_t *a, const char *tag)
+{
+    fb_client_status_t st = {0};
+
+    for (size_t b = 0; b < a->n_batches; b++) {
+        size_t from = a->batch_first[b], n = a->batch_first[b + 1] - from;
+        Api__Event *evs = calloc(n, sizeof(*evs)), **ptrs = calloc(n, sizeof(*ptrs));
+        Google__Protobuf__Timestamp *ts = calloc(n, sizeof(*ts));
+        int rc;
+
+        if (evs == NULL || ptrs == NULL || ts == NULL) {
+            free(evs);
+            free(ptrs);
+            free(ts);
+            return FB_FLB_RETRY;
+        }
+        for (size_t i = 0; i < n; i++) {
+            api__event__init(&evs[i]);
+            google__protobuf__timestamp__init(&ts[i]);
+            ts[i].seconds = a->evs[from + i].sec;
+            ts[i].nanos = a->evs[from + i].nanos;
+            evs[i].timestamp = &ts[i];
+            evs[i].agent_id = a->agent_id;
+            evs[i].tag = (char *)tag;
+            evs[i].message = (char *)a->evs[from + i].payload;
+            evs[i].userid = a->user_id;
+            evs[i].accesskey = a->access_key;
+            ptrs[i] = &evs[i];
+        }
+        rc = fb_client_send_events(a->client, ptrs, n, &st);
+        free(evs);
+        free(ptrs);
+        free(ts);
+        if (rc < 0) {
+            if (st.code == GRPC_STATUS_INVALID_ARGUMENT) {
+                say("error", "%s: %zu events rejected for good: %s", a->access_key, n, st.detail);
+                return FB_FLB_ERROR;
+            }
+            broken(a, &st);
+            return FB_FLB_RETRY;
+        }
+    }
+    a->backoff_ms = 0;
+    return FB_FLB_OK;
+}
+
+/* chunk -- one flush's work; an FB_FLB_* code. */
+static int
+chunk(agent_t *a, const job_t *j)
+{
+    fb_client_status_t st = {0};
+    fb_chunk_stats_t cs;
+    size_t max_json;
+    int rc;
+
+    check_expiry(a);
+    if (now_ms() < a->retry_at_ms)
+        return FB_FLB_RETRY; /* backing off: Fluent Bit retries later */
+    if (a->exchanged_ms == 0 || now_ms() - a->exchanged_ms >= a->refresh_ms) {
+        if (exchange(a, &st) < 0) {
+            if (auth_error(st.code)) {
+                say("error", "%s: the ingester refuses the token or the key (code %d): %s",
+                    a->access_key, st.code, st.detail);
+                a->retry_at_ms = now_ms() + BACKOFF_MAX_MS;
+                return FB_FLB_RETRY;
+            }
+            if (a->exchanged_ms == 0) {
+                broken(a, &st);
+                return FB_FLB_RETRY;
+            }
+            /* the old config holds until the next try */
+        }
+    }
+    max_json = a->max_record > 256 ? (size_t)a->max_record - 256 : 256;
+    if (a->cipher)
+        max_json = max_json / 2 - 64; /* hex doubles it */
+    rc = fb_chunk_events(j->data, j->size, max_json, add_event, a, &cs);
+    if (rc != 0 || split(a) < 0) {
+        evs_clear(a);
+        say("error", "out of memory decoding a chunk of %zu bytes", j->size);
+        return FB_FLB_RETRY;
+    }
+    if (cs.refused || cs.bad_bytes)
+        say("warn", "%s: chunk of %zu bytes: %zu records not sent (not a record, nested "
+            "deeper than %d or over %zu bytes), %zu bytes not readable",
+            a->access_key, j->size, cs.refused, FB_CHUNK_MAX_DEPTH, max_json, cs.bad_bytes);
+    rc = a->n == 0 ? FB_FLB_OK : a->compat ? compat(a, j->tag) : native(a, j->tag);
+    evs_clear(a);
+    /* what could not be read is lost for good: Fluent Bit counts an error
+     * (once the rest is acknowledged) */
+    return rc == FB_FLB_OK && (cs.refused || cs.bad_bytes) ? FB_FLB_ERROR : rc;
+}
+
+/* ---- the thread ------------------------------------------------------ */
+
+static void *
+run(void *arg)
+{
+    agent_t *a = arg;
+
+    pthread_mutex_lock(&a->mu);
+    for (;;) {
+        job_t *j;
+        while (a->head == NULL && !a->stop)
+            pthread_cond_wait(&a->cv_job, &a->mu);
+        if (a->head == NULL)
+            break; /* stopping, nothing left */
+        j = a->head;
+        a->head = j->next;
+        if (a->head == NULL)
+            a->tail = NULL;
+        pthread_mutex_unlock(&a->mu);
+        int result = a->stop ? FB_FLB_RETRY : chunk(a, j);
+        pthread_mutex_lock(&a->mu);
+        j->result = result;
+        j->done = true;
+        pthread_cond_broadcast(&a->cv_done);
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (a->stream != NULL) {
+        fb_client_status_t st;
+        if (fb_stream_close(a->stream, &st) < 0)
+            say("warn", "%s: stream closed with %s", a->access_key, st.detail);
+        fb_stream_free(a->stream);
+        a->stream = NULL;
+    }
+    return NULL;
+}
+
+/* ---- the entry points ------------------------------------------------ */
+
+static void
+agent_free(agent_t *a)
+{
+    if (a == NULL)
+        return;
+    evs_clear(a);
+    free(a->evs);
+    free(a->batch_first);
+    if (a->stream != NULL)
+        fb_stream_free(a->stream);
+    fb_client_free(a->client);
+    if (a->token != NULL) {
+        sodium_memzero(a->token, strlen(a->token));
+        free(a->token);
+    }
+    free(a->access_key);
+    free(a->ca);
+    free(a->server_name);
+    sodium_memzero(a->key, sizeof(a->key));
+    pthread_mutex_destroy(&a->mu);
+    pthread_cond_destroy(&a->cv_job);
+    pthread_cond_destroy(&a->cv_done);
+    free(a);
+}
+
+/* settings -- the properties into a; 0, or -1 after logging. */
+static int
+settings(agent_t *a, struct flbgo_output_plugin *p)
+{
+    const char *host = prop(p, "host"), *tls = prop(p, "tls"), *api = prop(p, "api");
+    const char *key = prop(p, "access_key"), *token = prop(p, "access_token");
+    const char *ca = prop(p, "tls_ca"), *name = prop(p, "tls_server_name");
+    const char *id = prop(p, "agent_id");
+    long port = number(p, "port", 7777, 1, 65535);
+    long timeout = number(p, "timeout", 30, 1, 3600);
+    long recs = number(p, "batch_records", 500, 1, 100000);
+    long kb = number(p, "batch_kb", 1024, 1, 65536);
+    long inflight = number(p, "max_inflight", 8, 1, 1024);
+    const char *why = NULL;
+
+    if (port < 0 || timeout < 0 || recs < 0 || kb < 0 || inflight < 0)
+        return -1;
+    key = key ? key : getenv("ACCESS_KEY");
+    token = token ? token : getenv("ACCESS_TOKEN");
+    if (key == NULL || !fb_access_key_valid(key, strlen(key), &why)) {
+        say("error", "Access_Key (or ACCESS_KEY in the environment) %s",
+            key ? why : "is not set");
+        return -1;
+    }
+    if (token == NULL) {
+        say("error", "Access_Token (or ACCESS_TOKEN in the environment) is not set");
+        return -1;
+    }
+    if (api != NULL && strcmp(api, "native") != 0 && strcmp(api, "compat") != 0) {
+        say("error", "API: \"%s\" is neither native nor compat", api);
+        return -1;
+    }
+    if (tls != NULL && strcmp(tls, "on") != 0 && strcmp(tls, "off") != 0 &&
+        strcmp(tls, "true") != 0 && strcmp(tls, "false") != 0) {
+        say("error", "TLS: \"%s\" is neither on nor off", tls);
+        return -1;
+    }
+    a->compat = api != NULL && strcmp(api, "compat") == 0;
+    snprintf(a->target, sizeof(a->target), "%s:%ld", host ? host : "127.0.0.1", port);
+    if (id != NULL)
+        snprintf(a->agent_id, sizeof(a->agent_id), "%s", id);
+    else if (gethostname(a->agent_id, sizeof(a->agent_id) - 1) < 0)
+        snprintf(a->agent_id, sizeof(a->agent_id), "unknown");
+    a->access_key = strdup(key);
+    a->token = strdup(token);
+    bool want_tls = tls != NULL && (strcmp(tls, "on") == 0 || strcmp(tls, "true") == 0);
+    if (want_tls)
+        a->ca = strdup(ca ? ca : "/etc/ssl/certs/ca-certificates.crt");
+    a->server_name = name ? strdup(name) : NULL;
+    a->timeout_ms = (unsigned)timeout * 1000;
+    a->batch_records = (unsigned)recs;
+    a->batch_bytes = (size_t)kb * 1024;
+    a->max_inflight = (unsigned)inflight;
+    a->token_exp = token_expiry(token);
+    if (a->access_key == NULL || a->token == NULL || (want_tls && a->ca == NULL)) {
+        say("error", "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+EXPORT int
+fb_agent_init(struct flbgo_output_plugin *p)
+{
+    agent_t *a = calloc(1, sizeof(*a));
+    fb_client_status_t st = {0};
+    fb_client_opts_t o = {0};
+    char err[512];
+
+    if (a == NULL || fb_cipher_init() < 0) {
+        say("error", "cannot start: out of memory or no randomness");
+        free(a);
+        return FB_FLB_ERROR;
+    }
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv_job, NULL);
+    pthread_cond_init(&a->cv_done, NULL);
+    if (settings(a, p) < 0) {
+        agent_free(a);
+        return FB_FLB_ERROR;
+    }
+    o.target = a->target;
+    o.token = a->token;
+    o.ca_file = a->ca;
+    o.server_name = a->server_name;
+    o.max_inflight = a->max_inflight;
+    o.timeout_ms = a->timeout_ms;
+    o.keepalive_ms = 300000;
+    a->client = fb_client_new(&o, err, sizeof(err));
+    if (a->client == NULL) {
+        say("error", "%s", err);
+        agent_free(a);
+        return FB_FLB_ERROR;
+    }
+    if (exchange(a, &st) < 0) {
+        say("error", "%s: exchange with %s failed: %s%s (code %d)", a->access_key, a->target,
+            st.detail,
+            st.code == GRPC_STATUS_UNAUTHENTICATED ? " -- a wrong or expired Access_Token"
+            : st.code == GRPC_STATUS_PERMISSION_DENIED ? " -- an unknown or disabled Access_Key"
+            : st.code == GRPC_STATUS_UNAVAILABLE ? " -- is fbpiped running there?"
+                                                  : "",
+            st.code);
+        agent_free(a);
+        return FB_FLB_ERROR;
+    }
+    check_expiry(a);
+    if (pthread_create(&a->thread, NULL, run, a) != 0) {
+        say("error", "cannot start the plugin's thread");
+        agent_free(a);
+        return FB_FLB_ERROR;
+    }
+    a->thread_started = true;
+    p->context->remote_context = a;
+    say("info", "%s: connected to %s (%s API), as user %s, %s", a->access_key, a->target,
+        a->compat ? "compat" : "native", a->user_id[0] ? a->user_id : "-",
+        a->cipher ? "encrypting" : "not encrypting");
+    return FB_FLB_OK;
+}
+
+EXPORT int
+fb_agent_flush(void *ctx, const void *data, size_t size, const char *tag)
+{
+    agent_t *a = ctx;
+    job_t j = {.data = data, .size = size, .tag = tag ? tag : ""};
+
+    if (a == NULL)
+        return FB_FLB_ERROR;
+    pthread_mutex_lock(&a->mu);
+    if (a->stop) {
+        pthread_mutex_unlock(&a->mu);
+        return FB_FLB_RETRY;
+    }
+    if (a->tail != NULL)
+        a->tail->next = &j;
+    else
+        a->head = &j;
+    a->tail = &j;
+    pthread_cond_signal(&a->cv_job);
+    while (!j.done)
+        pthread_cond_wait(&a->cv_done, &a->mu);
+    pthread_mutex_unlock(&a->mu);
+    return j.result;
+}
+
+EXPORT int
+fb_agent_exit_ctx(void *ctx)
+{
+    agent_t *a = ctx;
+
+    if (a == NULL)
+        return FB_FLB_OK;
+    pthread_mutex_lock(&a->mu);
+    a->stop = true;
+    pthread_cond_broadcast(&a->cv_job);
+    pthread_mutex_unlock(&a->mu);
+    if (a->thread_started)
+        pthread_join(a->thread, NULL);
+    agent_free(a);
+    return FB_FLB_OK;
+}

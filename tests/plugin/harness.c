@@ -1,0 +1,393 @@
+/*
+ * harness.c -- drives out_fbpipe.so exactly as Fluent Bit does: dlopen,
+ * FLBPluginRegister, FLBPluginInit with properties read through the API
+ * struct, FLBPluginFlushCtx on a 64 KiB stack (ucontext) from several
+ * threads at once with chunks in both record formats, retries as Fluent
+ * Bit makes them, FLBPluginExitCtx, FLBPluginExit, FLBPluginUnregister.
+ *
+ * Like the fluent-bit executable, it exports its own msgpack_*,
+ * protobuf_c_* and ares_* symbols (decoys that abort): a plugin whose
+ * libraries bind to them instead of their own copies crashes here.
+ *
+ *   harness PLUGIN MODE [ARGS] [-- key=value ...]
+ *     init-fail                        Init must fail (exit 0 if it did)
+ *     send THREADS CHUNKS EVENTS RUN   every flush must end OK (after retries)
+ *     hostile                          hostile chunks: no crash; ERROR for what
+ *                                      cannot be read, OK for odd but valid ones
+ *     decoy-check AGENT                the agent opened without DEEPBIND must
+ *                                      hit a decoy (the harness aborts)
+ * Prints what happened; exit 0 on success.
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "plugin/agent.h"
+
+#define STACK_SIZE (64 * 1024) /* Fluent Bit's coroutine stack */
+#define MAX_TRIES 120
+
+/* ---- decoys: what fluent-bit exports, here to catch a leaky plugin ---- */
+
+#define DECOY(name)                                                                 \
+    void name(void);                                                                \
+    __attribute__((visibility("default"))) void name(void)                          \
+    {                                                                               \
+        fprintf(stderr, "harness: DECOY %s called: the plugin is not isolated\n", #name); \
+        abort();                                                                    \
+    }
+DECOY(msgpack_unpack_next)
+DECOY(msgpack_unpacked_destroy)
+DECOY(msgpack_zone_free)
+DECOY(msgpack_sbuffer_write)
+DECOY(msgpack_pack_object)
+DECOY(protobuf_c_message_pack)
+DECOY(protobuf_c_message_unpack)
+DECOY(protobuf_c_message_free_unpacked)
+DECOY(protobuf_c_message_get_packed_size)
+DECOY(protobuf_c_message_init)
+DECOY(ares_init)
+DECOY(ares_init_options)
+DECOY(ares_library_init)
+DECOY(ares_getaddrinfo)
+DECOY(ares_gethostbyname)
+DECOY(ares_destroy)
+
+/* ---- properties --------------------------------------------------------- */
+
+static char **props;
+static int n_props;
+
+static const char *
+get_property(const char *key, void *o_ins)
+{
+    (void)o_ins;
+    for (int i = 0; i < n_props; i++) {
+        const char *eq = strchr(props[i], '=');
+        if (eq && (size_t)(eq - props[i]) == strlen(key) && strncasecmp(props[i], key, strlen(key)) == 0)
+            return eq + 1;
+    }
+    return NULL;
+}
+
+/* ---- msgpack, written by hand (the harness links no msgpack) ----------- */
+
+typedef struct buf {
+    uint8_t *p;
+    size_t len, cap;
+} buf_t;
+
+static void
+put(buf_t *b, const void *s, size_t n)
+{
+    if (b->len + n > b->cap) {
+        b->cap = (b->len + n) * 2 + 64;
+        b->p = realloc(b->p, b->cap);
+        if (b->p == NULL)
+            abort();
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void
+put_be(buf_t *b, uint8_t tag, uint64_t v, unsigned n)
+{
+    uint8_t x[9] = {tag};
+
+    for (unsigned i = 0; i < n; i++)
+        x[1 + i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+    put(b, x, 1 + n);
+}
+
+static void
+mp_array(buf_t *b, uint32_t n)
+{
+    n < 16 ? put_be(b, (uint8_t)(0x90 | n), 0, 0) : put_be(b, 0xdd, n, 4);
+}
+
+static void
+mp_map(buf_t *b, uint32_t n)
+{
+    n < 16 ? put_be(b, (uint8_t)(0x80 | n), 0, 0) : put_be(b, 0xdf, n, 4);
+}
+
+static void
+mp_str(buf_t *b, const char *s)
+{
+    size_t n = strlen(s);
+
+    n < 32 ? put_be(b, (uint8_t)(0xa0 | n), 0, 0) : put_be(b, 0xdb, n, 4);
+    put(b, s, n);
+}
+
+static void
+mp_uint(buf_t *b, uint64_t v)
+{
+    v < 128 ? put_be(b, (uint8_t)v, 0, 0) : put_be(b, 0xcf, v, 8);
+}
+
+static void
+mp_time(buf_t *b, uint32_t sec, uint32_t nsec)
+{
+    uint8_t x[10] = {0xd7, 0x00, /* fixext 8, type 0: EventTime */
+                     (uint8_t)(sec >> 24), (uint8_t)(sec >> 16), (uint8_t)(sec >> 8), (uint8_t)sec,
+                     (uint8_t)(nsec >> 24), (uint8_t)(nsec >> 16), (uint8_t)(nsec >> 8),
+                     (uint8_t)nsec};
+    put(b, x, sizeof(x));
+}
+
+/* event -- one record, v2 or legacy format */
+static void
+event(buf_t *b, bool v2, const char *run, int t, int c, int i)
+{
+    mp_array(b, 2);
+    if (v2) {
+        mp_array(b, 2);
+        mp_time(b, 1764370000u + (uint32_t)i, 123456789u);
+        mp_map(b, 0);
+    } else {
+        mp_uint(b, 1764370000u + (uint64_t)i);
+    }
+    mp_map(b, 5);
+    mp_str(b, "msg");
+    mp_str(b, "harness event with some text to carry");
+    mp_str(b, "r");
+    mp_str(b, run);
+    mp_str(b, "t");
+    mp_uint(b, (uint64_t)t);
+    mp_str(b, "c");
+    mp_uint(b, (uint64_t)c);
+    mp_str(b, "i");
+    mp_uint(b, (uint64_t)i);
+}
+
+/* ---- flushing on a small stack ------------------------------------------ */
+
+static void *lib, *ctx;
+static int (*flush_fn)(void *, const void *, size_t, char *);
+
+typedef struct flush_call {
+    const buf_t *chunk;
+    char *tag;
+    int result;
+    ucontext_t caller, co;
+} flush_call_t;
+
+static __thread flush_call_t *current;
+
+static void
+on_coroutine(void)
+{
+    flush_call_t *f = current;
+
+    f->result = flush_fn(ctx, f->chunk->p, f->chunk->len, f->tag);
+    swapcontext(&f->co, &f->caller);
+}
+
+/* flush -- one FLBPluginFlushCtx on a 64 KiB stack, as a coroutine. */
+static int
+flush(const buf_t *chunk, const char *tag)
+{
+    flush_call_t f = {.chunk = chunk, .tag = strdup(tag)};
+    void *stack = malloc(STACK_SIZE);
+
+    if (stack == NULL || f.tag == NULL || getcontext(&f.co) < 0)
+        abort();
+    f.co.uc_stack.ss_sp = stack;
+    f.co.uc_stack.ss_size = STACK_SIZE;
+    f.co.uc_link = NULL;
+    makecontext(&f.co, on_coroutine, 0);
+    current = &f;
+    swapcontext(&f.caller, &f.co);
+    free(stack);
+    free(f.tag);
+    return f.result;
+}
+
+typedef struct worker {
+    int t, chunks, events;
+    const char *run;
+    long ok, retries, errors;
+} worker_t;
+
+static void *
+send_all(void *arg)
+{
+    worker_t *w = arg;
+
+    for (int c = 0; c < w->chunks; c++) {
+        buf_t b = {0};
+        int tries = 0, r;
+        for (int i = 0; i < w->events; i++)
+            event(&b, (c + i) % 2 == 0, w->run, w->t, c, i);
+        /* Fluent Bit retries a chunk after a pause; with Retry_Limit
+         * no_limits it never gives up */
+        while ((r = flush(&b, "harness.test")) == FB_FLB_RETRY && ++tries < MAX_TRIES) {
+            w->retries++;
+            usleep(500000);
+        }
+        if (r == FB_FLB_OK)
+            w->ok++;
+        else
+            w->errors++;
+        free(b.p);
+    }
+    return NULL;
+}
+
+/* ---- hostile chunks ---------------------------------------------------- */
+
+static int
+hostile(void)
+{
+    buf_t good = {0}, b;
+    int bad = 0;
+
+    event(&good, true, "hostile", 0, 0, 0);
+    event(&good, false, "hostile", 0, 0, 1);
+    /* every truncation of a good chunk */
+    for (size_t n = 0; n <= good.len; n++) {
+        buf_t cut = {.p = good.p, .len = n};
+        int r = flush(&cut, "hostile");
+        bad += r != FB_FLB_OK && r != FB_FLB_ERROR;
+    }
+    /* a map claiming 4 billion pairs; nesting far too deep; keys that are
+     * not strings; binary values; a string that is not UTF-8 */
+    static const uint8_t huge[] = {0x92, 0x01, 0xdf, 0xff, 0xff, 0xff, 0xff};
+    b = (buf_t){.p = (uint8_t *)huge, .len = sizeof(huge)};
+    bad += flush(&b, "hostile") != FB_FLB_ERROR; /* unreadable: lost for good */
+    memset(&b, 0, sizeof(b));
+    mp_array(&b, 2);
+    mp_uint(&b, 1);
+    for (int i = 0; i < 100000; i++)
+        mp_array(&b, 1);
+    mp_uint(&b, 1);
+    bad += flush(&b, "hostile") != FB_FLB_ERROR; /* too deep: refused */
+    free(b.p);
+    memset(&b, 0, sizeof(b));
+    mp_array(&b, 2);
+    mp_uint(&b, 1764370000);
+    mp_map(&b, 3);
+    mp_uint(&b, 42); /* an integer key */
+    mp_str(&b, "integer key");
+    mp_str(&b, "bin");
+    put_be(&b, 0xc4, 3, 1); /* bin 8 */
+    put(&b, "\x00\xff\x01", 3);
+    mp_str(&b, "latin1");
+    put_be(&b, 0xa4, 0, 0); /* fixstr 4, not UTF-8 */
+    put(&b, "caf\xe9", 4);
+    bad += flush(&b, "hostile") != FB_FLB_OK; /* odd, but sent */
+    free(b.p);
+    free(good.p);
+    printf("harness: hostile chunks: %d unexpected results\n", bad);
+    return bad == 0 ? 0 : 1;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct flb_plugin_proxy_def def = {0};
+    struct flb_api_head api = {.output_get_property = get_property};
+    struct flb_plugin_proxy_context pctx = {0};
+    struct flbgo_output_plugin p = {.name = "fbpipe", .api = &api, .o_ins = &p, .context = &pctx};
+    int (*reg)(struct flb_plugin_proxy_def *), (*init)(struct flbgo_output_plugin *);
+    int (*exit_ctx)(void *), (*exit_all)(void), (*unreg)(void *);
+    const char *mode;
+    int rc = 0, sep = argc;
+
+    if (argc < 3) {
+        fprintf(stderr, "usage: harness PLUGIN MODE [ARGS] [-- key=value ...]\n");
+        return 2;
+    }
+    for (int i = 3; i < argc; i++)
+        if (strcmp(argv[i], "--") == 0) {
+            sep = i;
+            props = argv + i + 1;
+            n_props = argc - i - 1;
+            break;
+        }
+    mode = argv[2];
+    if (strcmp(mode, "decoy-check") == 0 && sep > 3) {
+        /* the agent without the shim and without DEEPBIND: its libraries
+         * bind to the decoys */
+        void *agent = dlopen(argv[3], RTLD_NOW | RTLD_GLOBAL);
+        fb_agent_init_fn ai = agent ? (fb_agent_init_fn)dlsym(agent, "fb_agent_init") : NULL;
+        if (ai == NULL) {
+            fprintf(stderr, "harness: %s\n", dlerror());
+            return 2;
+        }
+        ai(&p);
+        fprintf(stderr, "harness: no decoy was called\n");
+        return 1;
+    }
+    lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    if (lib == NULL) {
+        fprintf(stderr, "harness: %s\n", dlerror());
+        return 2;
+    }
+    reg = (int (*)(struct flb_plugin_proxy_def *))dlsym(lib, "FLBPluginRegister");
+    init = (int (*)(struct flbgo_output_plugin *))dlsym(lib, "FLBPluginInit");
+    flush_fn = (int (*)(void *, const void *, size_t, char *))dlsym(lib, "FLBPluginFlushCtx");
+    exit_ctx = (int (*)(void *))dlsym(lib, "FLBPluginExitCtx");
+    exit_all = (int (*)(void))dlsym(lib, "FLBPluginExit");
+    unreg = (int (*)(void *))dlsym(lib, "FLBPluginUnregister");
+    if (!reg || !init || !flush_fn || !exit_ctx || !exit_all || !unreg) {
+        fprintf(stderr, "harness: a FLBPlugin* symbol is missing\n");
+        return 2;
+    }
+    if (reg(&def) != 0 || def.type != 2 || def.proxy != 11 || strcmp(def.name, "fbpipe") != 0) {
+        fprintf(stderr, "harness: FLBPluginRegister failed or filled the wrong values\n");
+        return 1;
+    }
+    if (init(&p) <= 0) {
+        unreg(&def);
+        dlclose(lib);
+        if (strcmp(mode, "init-fail") == 0) {
+            printf("harness: init failed, as expected\n");
+            return 0;
+        }
+        fprintf(stderr, "harness: FLBPluginInit failed\n");
+        return 1;
+    }
+    if (strcmp(mode, "init-fail") == 0) {
+        fprintf(stderr, "harness: FLBPluginInit succeeded, and should not have\n");
+        rc = 1;
+    }
+    ctx = pctx.remote_context;
+    if (strcmp(mode, "send") == 0 && sep > 6) {
+        int threads = atoi(argv[3]), chunks = atoi(argv[4]), events = atoi(argv[5]);
+        worker_t *w = calloc((size_t)threads, sizeof(*w));
+        pthread_t *th = calloc((size_t)threads, sizeof(*th));
+        long ok = 0, retries = 0, errors = 0;
+        for (int t = 0; t < threads; t++) {
+            w[t] = (worker_t){.t = t, .chunks = chunks, .events = events, .run = argv[6]};
+            pthread_create(&th[t], NULL, send_all, &w[t]);
+        }
+        for (int t = 0; t < threads; t++) {
+            pthread_join(th[t], NULL);
+            ok += w[t].ok;
+            retries += w[t].retries;
+            errors += w[t].errors;
+        }
+        printf("harness: %d threads sent %ld of %d chunks of %d events (%ld retries, %ld errors)\n",
+               threads, ok, threads * chunks, events, retries, errors);
+        rc = ok == (long)threads * chunks ? rc : 1;
+        free(w);
+        free(th);
+    } else if (strcmp(mode, "hostile") == 0) {
+        rc = hostile() || rc;
+    }
+    exit_ctx(ctx);
+    exit_all();
+    unreg(&def);
+    dlclose(lib);
+    return rc;
+}
