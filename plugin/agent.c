@@ -4,8 +4,9 @@
  * Init reads the properties, connects and exchanges the tenant's config
  * (a wrong token or key fails init with one line saying which), then
  * starts the instance's thread, which alone owns the connection. Flush
- * hands its chunk to that thread and waits for the answer: the thread
- * decodes the chunk (chunk.c), encrypts each event when the exchange gave
+ * hands its chunk to that thread and waits for the answer; the chunks
+ * that wait meanwhile (several Fluent Bit workers) are sent together and
+ * their acks awaited together. The thread decodes each chunk (chunk.c), encrypts each event when the exchange gave
  * a key, sends batches over one long-lived stream (native API) or
  * SendEvent calls (compat API), and answers OK only once every batch is
  * acknowledged; RETRY on a broken connection, a timeout, RETRY acks that
@@ -43,6 +44,7 @@
 #define BACKOFF_MAX_MS 30000
 #define RETRY_ROUNDS 3
 #define RETRY_AFTER_MAX_MS 5000
+#define GROUP_MAX 16 /* chunks waiting together: sent together, acked together */
 #define EXPIRY_WARN_S (15 * 60) /* warned this long before the token expires */
 
 typedef struct job {
@@ -61,6 +63,7 @@ typedef struct ev {
     uint8_t *payload; /* JSON, or nonce || ciphertext || tag (native), or hex (compat) */
     size_t len;
     int code;         /* the ack of its batch: -1 not yet, else Fbpipe__V1__AckCode */
+    unsigned job;     /* which chunk of the group */
     uint32_t retry_after_ms;
 } ev_t;
 
@@ -86,14 +89,17 @@ typedef struct agent {
     unsigned max_records;
     uint64_t max_bytes, max_record, version, exchanged_ms, refresh_ms;
     uint64_t seq, first_seq, retry_at_ms;
+    bool reopen; /* the config changed: the next batches go on a new stream */
     unsigned backoff_ms;
     int64_t token_exp;
     uint64_t warned_ms;
     /* the chunk being sent */
     ev_t *evs;
     size_t n, cap;
-    size_t *batch_first; /* first event of each batch of the chunk */
+    size_t *batch_first; /* first event of each batch of the group */
     size_t n_batches, batches_cap;
+    job_t *group[GROUP_MAX]; /* the chunks being sent together */
+    unsigned n_group, cur;
 } agent_t;
 
 /* ---- small things ---------------------------------------------------- */
@@ -210,6 +216,7 @@ exchange(agent_t *a, fb_client_status_t *st)
 {
     char old_id[sizeof(a->key_id)];
     int old_cipher = a->cipher;
+    uint64_t old_version = a->version;
 
     memcpy(old_id, a->key_id, sizeof(old_id));
     if (a->compat) {
@@ -256,6 +263,12 @@ exchange(agent_t *a, fb_client_status_t *st)
         a->version = r->config_version;
         fb_client_free_message(r);
     }
+    /* a stream stays with the ingester process that opened it, and after a
+     * reload that process keeps the keys it had: a new config (a rotated
+     * key) goes on a new stream, which reaches a process that has it */
+    if (a->exchanged_ms != 0 && (a->version != old_version || a->cipher != old_cipher ||
+                                 strcmp(old_id, a->key_id) != 0))
+        a->reopen = true;
     if (a->exchanged_ms != 0 && (a->cipher != old_cipher || strcmp(old_id, a->key_id) != 0))
         say("info", "%s: encryption now %s%s%s", a->access_key,
             a->cipher ? "with key id " : "off", a->key_id, a->cipher && !a->key_id[0] ? "(seed)" : "");
@@ -296,6 +309,7 @@ add_event(const fb_chunk_event_t *e, void *arg)
     v->sec = e->seconds;
     v->nanos = e->nanos;
     v->code = -1;
+    v->job = a->cur;
     if (a->cipher == FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305) {
         v->len = FB_XCHACHA_NONCE + e->len + FB_XCHACHA_TAG;
         v->payload = malloc(v->len);
@@ -338,7 +352,8 @@ split(agent_t *a)
     if (a->n == 0)
         return 0; /* nothing to send (an empty or wholly refused chunk) */
     for (size_t i = 0; i < a->n; i++) {
-        if (in == 0 || in == recs || size + a->evs[i].len + 64 > bytes) {
+        if (in == 0 || in == recs || size + a->evs[i].len + 64 > bytes ||
+            a->evs[i].job != a->evs[i - 1].job) { /* a batch carries one chunk's tag */
             if (a->n_batches == a->batches_cap) {
                 size_t cap = a->batches_cap ? a->batches_cap * 2 : 64;
                 size_t *b = realloc(a->batch_first, (cap + 1) * sizeof(*b));
@@ -377,10 +392,11 @@ on_ack(void *arg, const Fbpipe__V1__Ack *ack, uint64_t latency_us)
             a->batch_first[b + 1] - a->batch_first[b], ack->detail);
 }
 
-/* send_batch -- batch b of the chunk, with the next seq. */
+/* send_batch -- batch b of the group, with its seq. */
 static int
-send_batch(agent_t *a, size_t b, const char *tag, fb_client_status_t *st)
+send_batch(agent_t *a, size_t b, fb_client_status_t *st)
 {
+    const char *tag = a->group[a->evs[a->batch_first[b]].job]->tag;
     size_t from = a->batch_first[b], n = a->batch_first[b + 1] - from;
     Fbpipe__V1__Batch batch = FBPIPE__V1__BATCH__INIT;
     Fbpipe__V1__BatchRecord *recs = calloc(n, sizeof(*recs)), **ptrs = calloc(n, sizeof(*ptrs));
@@ -439,13 +455,21 @@ broken(agent_t *a, const fb_client_status_t *st)
         a->exchanged_ms = 0; /* exchange again before the next stream */
 }
 
-/* native -- a decoded chunk through the stream; an FB_FLB_* code. */
+/* native -- the group's events through the stream; -1 when the
+ * connection broke (every chunk is retried), else 0 and each event's code. */
 static int
-native(agent_t *a, const char *tag)
+native(agent_t *a)
 {
     fb_client_status_t st = {0};
-    bool rejected = false;
 
+    if (a->reopen && a->stream != NULL) {
+        if (fb_stream_close(a->stream, &st) < 0)
+            say("warn", "%s: closing the stream for the new config: %s", a->access_key,
+                st.detail);
+        fb_stream_free(a->stream);
+        a->stream = NULL;
+    }
+    a->reopen = false;
     for (unsigned round = 0; round <= RETRY_ROUNDS; round++) {
         bool pending = false;
         uint32_t wait = 0;
@@ -453,7 +477,7 @@ native(agent_t *a, const char *tag)
         if (a->stream == NULL &&
             (a->stream = fb_stream_open(a->client, on_ack, a, &st)) == NULL) {
             broken(a, &st);
-            return FB_FLB_RETRY;
+            return -1;
         }
         a->first_seq = a->seq;
         a->seq += a->n_batches;
@@ -463,40 +487,40 @@ native(agent_t *a, const char *tag)
                 continue;
             for (size_t i = a->batch_first[b]; i < a->batch_first[b + 1]; i++)
                 a->evs[i].code = -1;
-            if (send_batch(a, b, tag, &st) < 0) {
+            if (send_batch(a, b, &st) < 0) {
                 broken(a, &st);
-                return FB_FLB_RETRY;
+                return -1;
             }
         }
         if (fb_stream_wait(a->stream, &st) < 0) {
             broken(a, &st);
-            return FB_FLB_RETRY;
+            return -1;
         }
         a->backoff_ms = 0;
         for (size_t i = 0; i < a->n; i++) {
-            if (a->evs[i].code == FBPIPE__V1__ACK_CODE__REJECTED)
-                rejected = true;
-            else if (a->evs[i].code != FBPIPE__V1__ACK_CODE__OK) {
+            if (a->evs[i].code != FBPIPE__V1__ACK_CODE__OK &&
+                a->evs[i].code != FBPIPE__V1__ACK_CODE__REJECTED) {
                 pending = true;
                 if (a->evs[i].retry_after_ms > wait)
                     wait = a->evs[i].retry_after_ms;
             }
         }
         if (!pending)
-            return rejected ? FB_FLB_ERROR : FB_FLB_OK;
+            return 0;
         if (round == RETRY_ROUNDS)
             break;
         usleep((wait > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : wait ? wait : 100) * 1000u);
     }
-    say("warn", "%s: the ingester asked to retry %u times: the chunk is retried later",
+    say("warn", "%s: the ingester asked to retry %u times: the chunks are retried later",
         a->access_key, RETRY_ROUNDS + 1);
-    return FB_FLB_RETRY;
+    return 0;
 }
 
 /* compat -- a decoded chunk through SendEvent calls; an FB_FLB_* code. */
 static int
-compat(agent_t *a, const char *tag)
+compat(agent_t *a)
 {
+    const char *tag = a->group[0]->tag;
     fb_client_status_t st = {0};
 
     for (size_t b = 0; b < a->n_batches; b++) {
@@ -541,29 +565,31 @@ compat(agent_t *a, const char *tag)
     return FB_FLB_OK;
 }
 
-/* chunk -- one flush's work; an FB_FLB_* code. */
-static int
-chunk(agent_t *a, const job_t *j)
+/* group -- the work of the flushes waiting together: each job's result. */
+static void
+group(agent_t *a)
 {
     fb_client_status_t st = {0};
-    fb_chunk_stats_t cs;
+    bool lost[GROUP_MAX] = {false};
     size_t max_json;
-    int rc;
+    int rc = FB_FLB_OK;
 
+    for (unsigned g = 0; g < a->n_group; g++)
+        a->group[g]->result = FB_FLB_RETRY;
     check_expiry(a);
     if (now_ms() < a->retry_at_ms)
-        return FB_FLB_RETRY; /* backing off: Fluent Bit retries later */
+        return; /* backing off: Fluent Bit retries later */
     if (a->exchanged_ms == 0 || now_ms() - a->exchanged_ms >= a->refresh_ms) {
         if (exchange(a, &st) < 0) {
             if (auth_error(st.code)) {
                 say("error", "%s: the ingester refuses the token or the key (code %d): %s",
                     a->access_key, st.code, st.detail);
                 a->retry_at_ms = now_ms() + BACKOFF_MAX_MS;
-                return FB_FLB_RETRY;
+                return;
             }
             if (a->exchanged_ms == 0) {
                 broken(a, &st);
-                return FB_FLB_RETRY;
+                return;
             }
             /* the old config holds until the next try */
         }
@@ -571,21 +597,42 @@ chunk(agent_t *a, const job_t *j)
     max_json = a->max_record > 256 ? (size_t)a->max_record - 256 : 256;
     if (a->cipher)
         max_json = max_json / 2 - 64; /* hex doubles it */
-    rc = fb_chunk_events(j->data, j->size, max_json, add_event, a, &cs);
-    if (rc != 0 || split(a) < 0) {
-        evs_clear(a);
-        say("error", "out of memory decoding a chunk of %zu bytes", j->size);
-        return FB_FLB_RETRY;
+    for (a->cur = 0; a->cur < a->n_group; a->cur++) {
+        const job_t *j = a->group[a->cur];
+        fb_chunk_stats_t cs;
+        if (fb_chunk_events(j->data, j->size, max_json, add_event, a, &cs) != 0) {
+            evs_clear(a);
+            say("error", "out of memory decoding a chunk of %zu bytes", j->size);
+            return;
+        }
+        if (cs.refused || cs.bad_bytes) {
+            /* lost for good: Fluent Bit counts an error once the rest is acknowledged */
+            lost[a->cur] = true;
+            say("warn", "%s: chunk of %zu bytes: %zu records not sent (not a record, nested "
+                "deeper than %d or over %zu bytes), %zu bytes not readable",
+                a->access_key, j->size, cs.refused, FB_CHUNK_MAX_DEPTH, max_json, cs.bad_bytes);
+        }
     }
-    if (cs.refused || cs.bad_bytes)
-        say("warn", "%s: chunk of %zu bytes: %zu records not sent (not a record, nested "
-            "deeper than %d or over %zu bytes), %zu bytes not readable",
-            a->access_key, j->size, cs.refused, FB_CHUNK_MAX_DEPTH, max_json, cs.bad_bytes);
-    rc = a->n == 0 ? FB_FLB_OK : a->compat ? compat(a, j->tag) : native(a, j->tag);
+    if (split(a) < 0) {
+        evs_clear(a);
+        say("error", "out of memory splitting %zu events into batches", a->n);
+        return;
+    }
+    if (a->n > 0 && a->compat)
+        rc = compat(a);
+    else if (a->n > 0 && native(a) < 0)
+        rc = FB_FLB_RETRY;
+    for (unsigned g = 0; g < a->n_group; g++)
+        a->group[g]->result = rc != FB_FLB_OK ? rc : lost[g] ? FB_FLB_ERROR : FB_FLB_OK;
+    for (size_t i = 0; rc == FB_FLB_OK && !a->compat && i < a->n; i++) {
+        job_t *j = a->group[a->evs[i].job];
+        if (a->evs[i].code == FBPIPE__V1__ACK_CODE__REJECTED && j->result == FB_FLB_OK)
+            j->result = FB_FLB_ERROR;
+        else if (a->evs[i].code != FBPIPE__V1__ACK_CODE__OK &&
+                 a->evs[i].code != FBPIPE__V1__ACK_CODE__REJECTED)
+            j->result = FB_FLB_RETRY;
+    }
     evs_clear(a);
-    /* what could not be read is lost for good: Fluent Bit counts an error
-     * (once the rest is acknowledged) */
-    return rc == FB_FLB_OK && (cs.refused || cs.bad_bytes) ? FB_FLB_ERROR : rc;
 }
 
 /* ---- the thread ------------------------------------------------------ */
@@ -602,15 +649,24 @@ run(void *arg)
             pthread_cond_wait(&a->cv_job, &a->mu);
         if (a->head == NULL)
             break; /* stopping, nothing left */
-        j = a->head;
-        a->head = j->next;
+        /* every chunk waiting (compat: one), sent and acknowledged together */
+        a->n_group = 0;
+        while (a->head != NULL && a->n_group < (a->compat ? 1u : GROUP_MAX)) {
+            j = a->head;
+            a->head = j->next;
+            a->group[a->n_group++] = j;
+        }
         if (a->head == NULL)
             a->tail = NULL;
         pthread_mutex_unlock(&a->mu);
-        int result = a->stop ? FB_FLB_RETRY : chunk(a, j);
+        if (a->stop)
+            for (unsigned g = 0; g < a->n_group; g++)
+                a->group[g]->result = FB_FLB_RETRY;
+        else
+            group(a);
         pthread_mutex_lock(&a->mu);
-        j->result = result;
-        j->done = true;
+        for (unsigned g = 0; g < a->n_group; g++)
+            a->group[g]->done = true;
         pthread_cond_broadcast(&a->cv_done);
     }
     pthread_mutex_unlock(&a->mu);

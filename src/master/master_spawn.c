@@ -356,6 +356,21 @@ fb_master_stop_children(int sig, unsigned grace_ms)
     uint64_t deadline = fb_monotonic_ms() + grace_ms;
 
     stopping = true;
+    /* the workers first: their open batches still get Kafka's acks from
+     * the producer; then the producer, which flushes the ring */
+    for (size_t i = 0; i < MAX_CHILDREN; i++)
+        if (children[i].in_use && children[i].alive && children[i].role != FB_ROLE_PRODUCER)
+            kill(children[i].pid, sig);
+    while (fb_monotonic_ms() < deadline) {
+        bool left = false;
+        fb_master_reap(NULL);
+        for (size_t i = 0; i < MAX_CHILDREN; i++)
+            left |= children[i].in_use && children[i].alive &&
+                    children[i].role != FB_ROLE_PRODUCER;
+        if (!left)
+            break;
+        usleep(20000);
+    }
     fb_master_signal_children(sig);
     while (fb_master_children() > 0 && fb_monotonic_ms() < deadline) {
         fb_master_reap(NULL);

@@ -11,7 +11,8 @@
  *
  *   harness PLUGIN MODE [ARGS] [-- key=value ...]
  *     init-fail                        Init must fail (exit 0 if it did)
- *     send THREADS CHUNKS EVENTS RUN   every flush must end OK (after retries)
+ *     send THREADS CHUNKS EVENTS RUN   every flush must end OK (after retries);
+ *                                      HARNESS_PAUSE_MS=N pauses after each chunk
  *     hostile                          hostile chunks: no crash; ERROR for what
  *                                      cannot be read, OK for odd but valid ones
  *     decoy-check AGENT                the agent opened without DEEPBIND must
@@ -239,6 +240,8 @@ send_all(void *arg)
         else
             w->errors++;
         free(b.p);
+        if (getenv("HARNESS_PAUSE_MS") != NULL) /* chunks spread over time */
+            usleep((useconds_t)atoi(getenv("HARNESS_PAUSE_MS")) * 1000u);
     }
     return NULL;
 }
