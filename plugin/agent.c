@@ -711,11 +711,15 @@ agent_free(agent_t *a)
 static int
 settings(agent_t *a, struct flbgo_output_plugin *p)
 {
-    const char *host = prop(p, "host"), *tls = prop(p, "tls"), *api = prop(p, "api");
+    /* Fluent Bit keeps Host, Port and TLS for itself (they never reach a
+     * proxy plugin, and TLS on is refused for it): Ingester_* carry them */
+    const char *host = prop(p, "ingester_host") ? prop(p, "ingester_host") : prop(p, "host");
+    const char *tls = prop(p, "ingester_tls") ? prop(p, "ingester_tls") : prop(p, "tls");
+    const char *api = prop(p, "api");
     const char *key = prop(p, "access_key"), *token = prop(p, "access_token");
     const char *ca = prop(p, "tls_ca"), *name = prop(p, "tls_server_name");
     const char *id = prop(p, "agent_id");
-    long port = number(p, "port", 7777, 1, 65535);
+    long port = number(p, prop(p, "ingester_port") ? "ingester_port" : "port", 7777, 1, 65535);
     long timeout = number(p, "timeout", 30, 1, 3600);
     long recs = number(p, "batch_records", 500, 1, 100000);
     long kb = number(p, "batch_kb", 1024, 1, 65536);
@@ -741,7 +745,7 @@ settings(agent_t *a, struct flbgo_output_plugin *p)
     }
     if (tls != NULL && strcmp(tls, "on") != 0 && strcmp(tls, "off") != 0 &&
         strcmp(tls, "true") != 0 && strcmp(tls, "false") != 0) {
-        say("error", "TLS: \"%s\" is neither on nor off", tls);
+        say("error", "Ingester_TLS: \"%s\" is neither on nor off", tls);
         return -1;
     }
     a->compat = api != NULL && strcmp(api, "compat") == 0;
