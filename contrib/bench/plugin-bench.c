@@ -1,6 +1,7 @@
 /*
  * plugin-bench.c -- events through out_fbpipe.so, driven as Fluent Bit
- * drives it (FLBPluginInit, FLBPluginFlushCtx from 2 threads), into an
+ * drives it (FLBPluginInit, FLBPluginFlushCtx from 2 threads, or
+ * FBPIPE_BENCH_THREADS, as Fluent Bit's output workers), into an
  * fbpiped it starts itself and on to Kafka: events/s from the first flush
  * to the last acknowledged one, and the CPU time per event spent in this
  * process (the plugin's thread and gRPC's; the flushing threads only
@@ -35,12 +36,13 @@
 #include "plugin/agent.h"
 
 #define CHUNK 1000
-#define THREADS 2
+#define THREADS_MAX 64
 
 static char dir[] = "/tmp/plugin-bench-XXXXXX";
 static pid_t daemon_pid;
 static int (*flush_fn)(void *, const void *, size_t, char *);
 static char **props;
+static int threads = 2; /* Fluent Bit workers flushing at once (FBPIPE_BENCH_THREADS) */
 
 static void
 cleanup(void)
@@ -181,8 +183,8 @@ round_for(void *lib, const char *tenant, const char *token, const char *port,
     struct flb_api_head api = {.output_get_property = get_property};
     struct flb_plugin_proxy_context pctx = {0};
     struct flbgo_output_plugin p = {.name = "fbpipe", .api = &api, .o_ins = &p, .context = &pctx};
-    pthread_t th[THREADS];
-    job_t jobs[THREADS];
+    pthread_t th[THREADS_MAX];
+    job_t jobs[THREADS_MAX];
     double t0, c0, wall, used;
     long retries = 0, errors = 0;
 
@@ -193,13 +195,13 @@ round_for(void *lib, const char *tenant, const char *token, const char *port,
     flush_fn(pctx.remote_context, ch[0].data, ch[0].size, "bench");
     t0 = now();
     c0 = cpu();
-    for (int t = 0; t < THREADS; t++) {
+    for (int t = 0; t < threads; t++) {
         jobs[t] = (job_t){.ctx = pctx.remote_context, .chunks = ch,
-                          .from = n_chunks * (size_t)t / THREADS,
-                          .to = n_chunks * (size_t)(t + 1) / THREADS};
+                          .from = n_chunks * (size_t)t / (size_t)threads,
+                          .to = n_chunks * (size_t)(t + 1) / (size_t)threads};
         pthread_create(&th[t], NULL, flusher, &jobs[t]);
     }
-    for (int t = 0; t < THREADS; t++) {
+    for (int t = 0; t < threads; t++) {
         pthread_join(th[t], NULL);
         retries += jobs[t].retries;
         errors += jobs[t].errors;
@@ -230,6 +232,10 @@ main(int argc, char **argv)
 
     if (brokers == NULL)
         die("set FBPIPE_KAFKA_BROKERS");
+    if (getenv("FBPIPE_BENCH_THREADS") != NULL)
+        threads = atoi(getenv("FBPIPE_BENCH_THREADS"));
+    if (threads < 1 || threads > THREADS_MAX)
+        die("FBPIPE_BENCH_THREADS: 1 to 64");
     if (n < 10 * CHUNK || mkdtemp(dir) == NULL)
         die("at least 10000 events, and a temporary folder");
     atexit(cleanup);
@@ -278,7 +284,7 @@ main(int argc, char **argv)
     free(events);
     printf("plugin-bench: %zu events of %d bytes in chunks of %d, %d flushing threads, "
            "batches of 1000, 8 in flight; fbpiped with 2 workers, lz4, acks=all\n",
-           n_chunks * CHUNK, BENCH_REC, CHUNK, THREADS);
+           n_chunks * CHUNK, BENCH_REC, CHUNK, threads);
     for (int i = 0; i < 2; i++)
         round_for(lib, tenants[i], token[i], port, ch, n_chunks);
     ((int (*)(void))dlsym(lib, "FLBPluginExit"))();
