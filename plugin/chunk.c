@@ -28,7 +28,8 @@ be(const uint8_t *p, unsigned n)
 /* check -- one whole value at *p: 1 when well-formed and at most
  * FB_CHUNK_MAX_DEPTH deep, 2 when well-formed but deeper, 0 when it is
  * malformed or cut; *p moves past it (when well-formed). Iterative: a
- * count of the values still owed at each level. */
+ * count of the values still owed at each level. An empty container counts
+ * as a level too: msgpack-c refuses to open one past its bound as well. */
 static int
 check(const uint8_t **pp, const uint8_t *end)
 {
@@ -41,6 +42,7 @@ check(const uint8_t **pp, const uint8_t *end)
     for (;;) {
         uint64_t len = 0, n = 0; /* bytes to skip; elements it holds */
         unsigned hdr = 1;
+        bool container = false;
         uint8_t c;
 
         while (owed[depth] == 0) {
@@ -57,8 +59,10 @@ check(const uint8_t **pp, const uint8_t *end)
         if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
         } else if (c >= 0x80 && c <= 0x8f) {
             n = 2u * (c & 0x0f);
+            container = true;
         } else if (c >= 0x90 && c <= 0x9f) {
             n = c & 0x0f;
+            container = true;
         } else if (c >= 0xa0 && c <= 0xbf) {
             len = c & 0x1f;
         } else {
@@ -85,6 +89,7 @@ check(const uint8_t **pp, const uint8_t *end)
                 len = t[i].fixed;
             } else {
                 uint64_t v = be(p + 1, t[i].lenbytes);
+                container = t[i].kind == 2 || t[i].kind == 3;
                 if (t[i].kind == 2)
                     n = v;
                 else if (t[i].kind == 3)
@@ -96,13 +101,13 @@ check(const uint8_t **pp, const uint8_t *end)
         if ((uint64_t)(end - p) < hdr + len)
             return 0;
         p += hdr + len;
-        if (n > 0) {
+        if (container) {
             if (n > (uint64_t)(end - p)) /* every element takes a byte at least */
                 return 0;
             if (depth + 1 > FB_CHUNK_MAX_DEPTH) {
                 deep = true;
                 owed[depth] += n; /* deeper levels are only counted */
-            } else {
+            } else if (n > 0) {
                 owed[++depth] = n;
             }
         }
@@ -392,8 +397,10 @@ fb_chunk_events(const void *data, size_t size, size_t max_json, fb_chunk_cb_t cb
         }
         if (msgpack_unpack_next(&u, (const char *)start, (size_t)(p - start), &off) !=
             MSGPACK_UNPACK_SUCCESS) {
-            rc = -1; /* well-formed, so out of memory */
-            break;
+            /* checked, yet msgpack-c will not read it: one record refused,
+             * never the whole chunk retried (it would fail the same way) */
+            st->refused++;
+            continue;
         }
         /* [header, body], header = [time, metadata] or time */
         const msgpack_object *r = &u.data, *t;

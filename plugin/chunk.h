@@ -10,11 +10,12 @@
  * base64 strings, keys that are not strings become the string of their
  * JSON text, floats that are not finite become null. A chunk is checked
  * before msgpack-c reads it: a container may not claim more elements than
- * the bytes left, nor nest deeper than FB_CHUNK_MAX_DEPTH, so a hostile
- * header cannot make memory grow. A record that is not [header, body], is
- * nested too deep or renders larger than the limit is counted as refused,
- * never sent; what follows a malformed or truncated record is counted as
- * lost bytes. Never logs.
+ * the bytes left, nor nest deeper than FB_CHUNK_MAX_DEPTH (an empty array
+ * or map counts as a level), so a hostile header cannot make memory grow.
+ * A record that is not [header, body], is nested too deep, that msgpack-c
+ * will not read or that renders larger than the limit is counted as
+ * refused, never sent, and the walk goes on; what follows a malformed or
+ * truncated record is counted as lost bytes. Never logs.
  */
 #ifndef FB_PLUGIN_CHUNK_H
 #define FB_PLUGIN_CHUNK_H
@@ -34,7 +35,7 @@ typedef struct fb_chunk_event {
 typedef struct fb_chunk_stats {
     size_t events;       /* given to the callback */
     size_t groups;       /* group markers skipped */
-    size_t refused;      /* records not sent: not [header, body], too deep or too large */
+    size_t refused;      /* records not sent: not [header, body], too deep, unreadable or too large */
     size_t bad_bytes;    /* bytes after a malformed or truncated record */
 } fb_chunk_stats_t;
 
@@ -43,7 +44,8 @@ typedef struct fb_chunk_stats {
 typedef int (*fb_chunk_cb_t)(const fb_chunk_event_t *ev, void *arg);
 
 /* Walk data[0..size): each event rendered (at most max_json bytes) to cb.
- * Returns 0, the callback's non-zero value, or -1 when out of memory. */
+ * Returns 0, the callback's non-zero value, or -1 when out of memory
+ * rendering a body. */
 int fb_chunk_events(const void *data, size_t size, size_t max_json, fb_chunk_cb_t cb, void *arg,
                     fb_chunk_stats_t *st);
 

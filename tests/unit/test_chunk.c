@@ -3,8 +3,10 @@
  * group markers skipped, bodies rendered as JSON (keys that are not
  * strings, binary values, bytes that are not UTF-8, floats), and hostile
  * chunks: cut at every byte, a container claiming 4 billion elements,
- * nesting past the bound, a body over the size limit.
+ * nesting past the bound (an empty array or map at the end too), a body
+ * over the size limit.
  */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -256,6 +258,68 @@ Test(chunk, nesting_past_the_bound_is_refused_and_the_walk_goes_on)
     cr_assert_eq(s.n, 4, "the one at the bound and the three after the deep one");
     seen_free(&s);
     msgpack_sbuffer_destroy(&sb);
+}
+
+/* good -- [1, {"ok": i}] */
+static void
+good(msgpack_sbuffer *sb, int i)
+{
+    msgpack_packer pk;
+
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint32(&pk, 1);
+    msgpack_pack_map(&pk, 1);
+    str(&pk, "ok");
+    msgpack_pack_int(&pk, i);
+}
+
+/* nested_empty -- [1, {"d": [[...[E]...]]}]: levels containers in all,
+ * the record and the body among them, the last an empty array or map E */
+static void
+nested_empty(msgpack_sbuffer *sb, int levels, bool map)
+{
+    msgpack_packer pk;
+
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint32(&pk, 1);
+    msgpack_pack_map(&pk, 1);
+    str(&pk, "d");
+    for (int i = 0; i < levels - 3; i++)
+        msgpack_pack_array(&pk, 1);
+    map ? msgpack_pack_map(&pk, 0) : msgpack_pack_array(&pk, 0);
+}
+
+Test(chunk, an_empty_container_past_the_bound_is_refused_not_out_of_memory)
+{
+    for (int map = 0; map <= 1; map++) {
+        msgpack_sbuffer sb;
+        fb_chunk_stats_t st;
+        seen_t s = {0};
+
+        msgpack_sbuffer_init(&sb);
+        good(&sb, 1);
+        nested_empty(&sb, FB_CHUNK_MAX_DEPTH + 1, map); /* msgpack-c will not open it */
+        good(&sb, 2);
+        cr_assert_eq(fb_chunk_events(sb.data, sb.size, 1 << 20, collect, &s, &st), 0,
+                     "an empty %s one level too deep is not out of memory", map ? "map" : "array");
+        cr_assert_eq(s.n, 2);
+        cr_assert_str_eq(s.json[0], "{\"ok\":1}");
+        cr_assert_str_eq(s.json[1], "{\"ok\":2}");
+        cr_assert_eq(st.refused, 1);
+        cr_assert_eq(st.bad_bytes, 0);
+        seen_free(&s);
+        /* at the bound, it is sent */
+        msgpack_sbuffer_clear(&sb);
+        nested_empty(&sb, FB_CHUNK_MAX_DEPTH, map);
+        cr_assert_eq(fb_chunk_events(sb.data, sb.size, 1 << 20, collect, &s, &st), 0);
+        cr_assert_eq(s.n, 1);
+        cr_assert_eq(st.refused, 0);
+        cr_assert_not_null(strstr(s.json[0], map ? "[{}]" : "[[]]"), "%s", s.json[0]);
+        seen_free(&s);
+        msgpack_sbuffer_destroy(&sb);
+    }
 }
 
 Test(chunk, a_body_over_the_limit_is_refused)
