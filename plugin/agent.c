@@ -712,14 +712,15 @@ static int
 settings(agent_t *a, struct flbgo_output_plugin *p)
 {
     /* Fluent Bit keeps Host, Port and TLS for itself (they never reach a
-     * proxy plugin, and TLS on is refused for it): Ingester_* carry them */
-    const char *host = prop(p, "ingester_host") ? prop(p, "ingester_host") : prop(p, "host");
-    const char *tls = prop(p, "ingester_tls") ? prop(p, "ingester_tls") : prop(p, "tls");
+     * proxy plugin, and TLS on is refused for it): Ingester_* carry them,
+     * and the plain names are not read, so a test driver that passed them
+     * cannot hide what Fluent Bit would do */
+    const char *host = prop(p, "ingester_host"), *tls = prop(p, "ingester_tls");
     const char *api = prop(p, "api");
     const char *key = prop(p, "access_key"), *token = prop(p, "access_token");
     const char *ca = prop(p, "tls_ca"), *name = prop(p, "tls_server_name");
     const char *id = prop(p, "agent_id");
-    long port = number(p, prop(p, "ingester_port") ? "ingester_port" : "port", 7777, 1, 65535);
+    long port = number(p, "ingester_port", 7777, 1, 65535);
     long timeout = number(p, "timeout", 30, 1, 3600);
     long recs = number(p, "batch_records", 500, 1, 100000);
     long kb = number(p, "batch_kb", 1024, 1, 65536);
@@ -748,6 +749,13 @@ settings(agent_t *a, struct flbgo_output_plugin *p)
         say("error", "Ingester_TLS: \"%s\" is neither on nor off", tls);
         return -1;
     }
+    bool want_tls = tls != NULL && (strcmp(tls, "on") == 0 || strcmp(tls, "true") == 0);
+    if (!want_tls && (ca != NULL || name != NULL)) {
+        /* plaintext would carry the token: a half-done TLS setup is refused */
+        say("error", "%s is set but Ingester_TLS is off: set Ingester_TLS on, or remove it",
+            ca != NULL ? "TLS_CA" : "TLS_Server_Name");
+        return -1;
+    }
     a->compat = api != NULL && strcmp(api, "compat") == 0;
     snprintf(a->target, sizeof(a->target), "%s:%ld", host ? host : "127.0.0.1", port);
     if (id != NULL)
@@ -756,7 +764,6 @@ settings(agent_t *a, struct flbgo_output_plugin *p)
         snprintf(a->agent_id, sizeof(a->agent_id), "unknown");
     a->access_key = strdup(key);
     a->token = strdup(token);
-    bool want_tls = tls != NULL && (strcmp(tls, "on") == 0 || strcmp(tls, "true") == 0);
     if (want_tls)
         a->ca = strdup(ca ? ca : "/etc/ssl/certs/ca-certificates.crt");
     a->server_name = name ? strdup(name) : NULL;

@@ -178,7 +178,7 @@ round_for(void *lib, const char *tenant, const char *token, const char *port,
     int (*init)(struct flbgo_output_plugin *) =
         (int (*)(struct flbgo_output_plugin *))dlsym(lib, "FLBPluginInit");
     int (*exit_ctx)(void *) = (int (*)(void *))dlsym(lib, "FLBPluginExitCtx");
-    char *kv[] = {"port", (char *)port, "access_key", (char *)tenant, "access_token",
+    char *kv[] = {"ingester_port", (char *)port, "access_key", (char *)tenant, "access_token",
                   (char *)token, "batch_records", "1000", NULL};
     struct flb_api_head api = {.output_get_property = get_property};
     struct flb_plugin_proxy_context pctx = {0};

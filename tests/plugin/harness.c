@@ -5,11 +5,17 @@
  * threads at once with chunks in both record formats, retries as Fluent
  * Bit makes them, FLBPluginExitCtx, FLBPluginExit, FLBPluginUnregister.
  *
+ * Properties are read as Fluent Bit reads them: the keys it keeps for
+ * itself (Host, Port, TLS, Match, Retry_Limit...) read as NULL, and TLS on
+ * is refused before init.
+ *
  * Like the fluent-bit executable, it exports its own msgpack_*,
  * protobuf_c_* and ares_* symbols (decoys that abort): a plugin whose
  * libraries bind to them instead of their own copies crashes here.
  *
  *   harness PLUGIN MODE [ARGS] [-- key=value ...]
+ *     init                             Init, then exit; says whether it succeeded
+ *                                      (exit 0 either way)
  *     init-fail                        Init must fail (exit 0 if it did)
  *     send THREADS CHUNKS EVENTS RUN   every flush must end OK (after retries);
  *                                      HARNESS_PAUSE_MS=N pauses after each chunk
@@ -66,16 +72,41 @@ DECOY(ares_destroy)
 static char **props;
 static int n_props;
 
+/* section -- the value key has in the [OUTPUT] section (the arguments). */
 static const char *
-get_property(const char *key, void *o_ins)
+section(const char *key)
 {
-    (void)o_ins;
     for (int i = 0; i < n_props; i++) {
         const char *eq = strchr(props[i], '=');
         if (eq && (size_t)(eq - props[i]) == strlen(key) && strncasecmp(props[i], key, strlen(key)) == 0)
             return eq + 1;
     }
     return NULL;
+}
+
+/* fluent_bits_own -- a key that Fluent Bit's flb_output_set_property
+ * keeps for itself (5.1.1): it never reaches a proxy plugin. */
+static bool
+fluent_bits_own(const char *key)
+{
+    static const char *const own[] = {
+        "match", "match_regex", "alias", "log_level", "log_suppress_interval", "host", "port",
+        "ipv6", "retry_limit", "tls", "storage.total_limit_size", "workers",
+    };
+
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+        if (strcasecmp(key, own[i]) == 0)
+            return true;
+    return strncasecmp(key, "tls.", 4) == 0 || strncasecmp(key, "net.", 4) == 0;
+}
+
+/* get_property -- output_get_property: what the [OUTPUT] section set, less
+ * what Fluent Bit keeps (Host, Port, TLS... read as NULL there too). */
+static const char *
+get_property(const char *key, void *o_ins)
+{
+    (void)o_ins;
+    return fluent_bits_own(key) ? NULL : section(key);
 }
 
 /* ---- msgpack, written by hand (the harness links no msgpack) ----------- */
@@ -303,7 +334,7 @@ main(int argc, char **argv)
     struct flbgo_output_plugin p = {.name = "fbpipe", .api = &api, .o_ins = &p, .context = &pctx};
     int (*reg)(struct flb_plugin_proxy_def *), (*init)(struct flbgo_output_plugin *);
     int (*exit_ctx)(void *), (*exit_all)(void), (*unreg)(void *);
-    const char *mode;
+    const char *mode, *tls;
     int rc = 0, sep = argc;
 
     if (argc < 3) {
@@ -350,11 +381,21 @@ main(int argc, char **argv)
         fprintf(stderr, "harness: FLBPluginRegister failed or filled the wrong values\n");
         return 1;
     }
+    tls = section("tls");
+    if (tls != NULL && (strcasecmp(tls, "on") == 0 || strcasecmp(tls, "true") == 0 ||
+                        strcasecmp(tls, "yes") == 0)) {
+        /* Fluent Bit refuses TLS on for a plugin without FLB_IO_TLS, as a
+         * proxy plugin is, before init */
+        fprintf(stderr, "harness: [config] fbpipe does not support TLS (as Fluent Bit)\n");
+        unreg(&def);
+        dlclose(lib);
+        return 1;
+    }
     if (init(&p) <= 0) {
         unreg(&def);
         dlclose(lib);
-        if (strcmp(mode, "init-fail") == 0) {
-            printf("harness: init failed, as expected\n");
+        if (strcmp(mode, "init-fail") == 0 || strcmp(mode, "init") == 0) {
+            printf("harness: init failed%s\n", mode[4] ? ", as expected" : "");
             return 0;
         }
         fprintf(stderr, "harness: FLBPluginInit failed\n");
@@ -364,6 +405,8 @@ main(int argc, char **argv)
         fprintf(stderr, "harness: FLBPluginInit succeeded, and should not have\n");
         rc = 1;
     }
+    if (strcmp(mode, "init") == 0)
+        printf("harness: init succeeded\n");
     ctx = pctx.remote_context;
     if (strcmp(mode, "send") == 0 && sep > 6) {
         int threads = atoi(argv[3]), chunks = atoi(argv[4]), events = atoi(argv[5]);
