@@ -2,8 +2,11 @@
  * agent.c -- the Fluent Bit output plugin's work (agent.h).
  *
  * Init reads the properties, connects and exchanges the tenant's config
- * (a wrong token or key fails init with one line saying which), then
- * starts the instance's thread, which alone owns the connection. Flush
+ * (a wrong token or key, bad settings or a config it cannot use fail init
+ * with one line saying which; an ingester that cannot be reached does not:
+ * the thread exchanges before its first send, and flushes are retried
+ * until then), then starts the instance's thread, which alone owns the
+ * connection. Flush
  * hands its chunk to that thread and waits for the answer; the chunks
  * that wait meanwhile (several Fluent Bit workers) are sent together and
  * their acks awaited together. The thread decodes each chunk (chunk.c), encrypts each event when the exchange gave
@@ -36,6 +39,7 @@
 #include "common/cipher.h"
 #include "common/ingest_client.h"
 #include "common/keys.h"
+#include "common/record.h"
 #include "plugin/agent.h"
 #include "plugin/chunk.h"
 
@@ -46,6 +50,11 @@
 #define RETRY_AFTER_MAX_MS 5000
 #define GROUP_MAX 16 /* chunks waiting together: sent together, acked together */
 #define EXPIRY_WARN_S (15 * 60) /* warned this long before the token expires */
+#define COMPAT_MESSAGE_MAX 1000000 /* fbpiped's default kafka.message_max_bytes: the compat
+                                    * API does not tell its limit */
+/* an exchange whose answer cannot be used (a cipher the API does not
+ * have, a key of the wrong size): nothing is sent until it changes */
+#define UNUSABLE GRPC_STATUS_FAILED_PRECONDITION
 
 typedef struct job {
     const void *data;
@@ -88,6 +97,7 @@ typedef struct agent {
     uint8_t key[FB_ENC_KEY_LEN];
     unsigned max_records;
     uint64_t max_bytes, max_record, version, exchanged_ms, refresh_ms;
+    size_t max_json; /* the largest body whose payload fits max_record */
     uint64_t seq, first_seq, retry_at_ms;
     bool reopen; /* the config changed: the next batches go on a new stream */
     unsigned backoff_ms;
@@ -210,7 +220,41 @@ auth_error(int code)
 
 /* ---- the exchange ---------------------------------------------------- */
 
-/* exchange -- the tenant's config for this agent; 0, or -1 with st. */
+/* json_limit -- the largest JSON body whose payload is at most max_record
+ * bytes: as it is, sealed (nonce and tag added) or sealed in hex (twice
+ * nonce, body and tag). */
+static size_t
+json_limit(const agent_t *a)
+{
+    uint64_t m = a->max_record;
+
+    if (a->cipher == FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305)
+        m = m > FB_XCHACHA_NONCE + FB_XCHACHA_TAG ? m - FB_XCHACHA_NONCE - FB_XCHACHA_TAG : 0;
+    else if (a->cipher == FBPIPE__V1__CIPHER__CIPHER_AES256GCM_HEX)
+        m = m / 2 > FB_AESGCM_NONCE + FB_AESGCM_TAG ? m / 2 - FB_AESGCM_NONCE - FB_AESGCM_TAG : 0;
+    return m > SIZE_MAX ? SIZE_MAX : (size_t)m;
+}
+
+static int unusable(fb_client_status_t *st, void *msg, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* unusable -- the exchange's answer msg cannot be used: freed, st says
+ * why, -1. */
+static int
+unusable(fb_client_status_t *st, void *msg, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(st->detail, sizeof(st->detail), fmt, ap);
+    va_end(ap);
+    st->code = UNUSABLE;
+    fb_client_free_message(msg);
+    return -1;
+}
+
+/* exchange -- the tenant's config for this agent; 0, or -1 with st (code
+ * UNUSABLE when the server answered what cannot be used). */
 static int
 exchange(agent_t *a, fb_client_status_t *st)
 {
@@ -226,18 +270,17 @@ exchange(agent_t *a, fb_client_status_t *st)
         if (fb_client_exchange_config(a->client, a->access_key, &c, st) < 0)
             return -1;
         have = fb_enc_key_decode(c->encryptionkey, strlen(c->encryptionkey), a->key, &why);
-        if (have < 0) {
-            snprintf(st->detail, sizeof(st->detail), "the server's EncryptionKey %s", why);
-            st->code = GRPC_STATUS_INTERNAL;
-            fb_client_free_message(c);
-            return -1;
-        }
+        if (have < 0)
+            return unusable(st, c, "the server's EncryptionKey %s", why);
         a->cipher = have ? FBPIPE__V1__CIPHER__CIPHER_AES256GCM_HEX : 0;
         snprintf(a->user_id, sizeof(a->user_id), "%s", c->userid);
         a->key_id[0] = '\0';
         a->max_records = 1000;
         a->max_bytes = 4 << 20;
-        a->max_record = 1 << 20;
+        /* the message must fit as fbpiped counts it: the record around it
+         * as the native Exchange would subtract */
+        a->max_record = COMPAT_MESSAGE_MAX - (64 + 2 * strlen(a->access_key) + strlen(a->user_id) +
+                                              FB_AGENT_ID_MAX + FB_TAG_MAX + FB_KEY_ID_MAX);
         a->refresh_ms = 300 * 1000;
         fb_client_free_message(c);
     } else {
@@ -245,12 +288,9 @@ exchange(agent_t *a, fb_client_status_t *st)
         if (fb_client_exchange(a->client, a->access_key, a->agent_id, &r, st) < 0)
             return -1;
         if (r->cipher != 0 && (r->encryption_key.len != FB_ENC_KEY_LEN ||
-                               strlen(r->key_id) > FB_KEY_ID_MAX)) {
-            snprintf(st->detail, sizeof(st->detail), "the server sent a key that is not 32 bytes");
-            st->code = GRPC_STATUS_INTERNAL;
-            fb_client_free_message(r);
-            return -1;
-        }
+                               strlen(r->key_id) > FB_KEY_ID_MAX))
+            return unusable(st, r, "the server sent a key that is not 32 bytes, or a key id "
+                            "longer than %d", FB_KEY_ID_MAX);
         a->cipher = r->cipher;
         if (r->cipher != 0)
             memcpy(a->key, r->encryption_key.data, FB_ENC_KEY_LEN);
@@ -272,6 +312,12 @@ exchange(agent_t *a, fb_client_status_t *st)
     if (a->exchanged_ms != 0 && (a->cipher != old_cipher || strcmp(old_id, a->key_id) != 0))
         say("info", "%s: encryption now %s%s%s", a->access_key,
             a->cipher ? "with key id " : "off", a->key_id, a->cipher && !a->key_id[0] ? "(seed)" : "");
+    a->max_json = json_limit(a);
+    if (a->exchanged_ms == 0)
+        say("info", "%s: connected to %s (%s API), as user %s, %s, records up to %zu bytes of JSON",
+            a->access_key, a->target, a->compat ? "compat" : "native",
+            a->user_id[0] ? a->user_id : "-", a->cipher ? "encrypting" : "not encrypting",
+            a->max_json);
     a->exchanged_ms = now_ms();
     return 0;
 }
@@ -581,9 +627,12 @@ group(agent_t *a)
         return; /* backing off: Fluent Bit retries later */
     if (a->exchanged_ms == 0 || now_ms() - a->exchanged_ms >= a->refresh_ms) {
         if (exchange(a, &st) < 0) {
-            if (auth_error(st.code)) {
-                say("error", "%s: the ingester refuses the token or the key (code %d): %s",
-                    a->access_key, st.code, st.detail);
+            if (auth_error(st.code) || st.code == UNUSABLE) {
+                /* nothing goes out, on the old config either */
+                say("error", "%s: %s (code %d): %s", a->access_key,
+                    st.code == UNUSABLE ? "the ingester's config cannot be used"
+                                        : "the ingester refuses the token or the key",
+                    st.code, st.detail);
                 a->retry_at_ms = now_ms() + BACKOFF_MAX_MS;
                 return;
             }
@@ -594,9 +643,7 @@ group(agent_t *a)
             /* the old config holds until the next try */
         }
     }
-    max_json = a->max_record > 256 ? (size_t)a->max_record - 256 : 256;
-    if (a->cipher)
-        max_json = max_json / 2 - 64; /* hex doubles it */
+    max_json = a->max_json;
     for (a->cur = 0; a->cur < a->n_group; a->cur++) {
         const job_t *j = a->group[a->cur];
         fb_chunk_stats_t cs;
@@ -812,17 +859,26 @@ fb_agent_init(struct flbgo_output_plugin *p)
         agent_free(a);
         return FB_FLB_ERROR;
     }
-    if (exchange(a, &st) < 0) {
+    if (exchange(a, &st) < 0 && st.code != GRPC_STATUS_UNAVAILABLE &&
+        st.code != GRPC_STATUS_DEADLINE_EXCEEDED) {
+        /* refused or unusable: it would not get better by retrying */
+        int64_t ago = a->token_exp ? (int64_t)time(NULL) - a->token_exp : -1;
+        char expired[64];
+        snprintf(expired, sizeof(expired), " -- the Access_Token expired %lld s ago",
+                 (long long)ago);
         say("error", "%s: exchange with %s failed: %s%s (code %d)", a->access_key, a->target,
             st.detail,
-            st.code == GRPC_STATUS_UNAUTHENTICATED ? " -- a wrong or expired Access_Token"
+            st.code == GRPC_STATUS_UNAUTHENTICATED ? (ago >= 0 ? expired
+                                                               : " -- a wrong or expired Access_Token")
             : st.code == GRPC_STATUS_PERMISSION_DENIED ? " -- an unknown or disabled Access_Key"
-            : st.code == GRPC_STATUS_UNAVAILABLE ? " -- is fbpiped running there?"
-                                                  : "",
+                                                       : "",
             st.code);
         agent_free(a);
         return FB_FLB_ERROR;
     }
+    if (a->exchanged_ms == 0) /* unreachable: Fluent Bit starts, and flushes retry */
+        say("warn", "%s: fbpiped at %s cannot be reached (%s, code %d): starting anyway; chunks "
+            "are retried until it answers", a->access_key, a->target, st.detail, st.code);
     check_expiry(a);
     if (pthread_create(&a->thread, NULL, run, a) != 0) {
         say("error", "cannot start the plugin's thread");
@@ -831,9 +887,6 @@ fb_agent_init(struct flbgo_output_plugin *p)
     }
     a->thread_started = true;
     p->context->remote_context = a;
-    say("info", "%s: connected to %s (%s API), as user %s, %s", a->access_key, a->target,
-        a->compat ? "compat" : "native", a->user_id[0] ? a->user_id : "-",
-        a->cipher ? "encrypting" : "not encrypting");
     return FB_FLB_OK;
 }
 

@@ -19,6 +19,8 @@
  *     init-fail                        Init must fail (exit 0 if it did)
  *     send THREADS CHUNKS EVENTS RUN   every flush must end OK (after retries);
  *                                      HARNESS_PAUSE_MS=N pauses after each chunk
+ *     big BYTES ok|error               one record whose body is BYTES of JSON
+ *                                      must end OK (or ERROR), after retries
  *     hostile                          hostile chunks: no crash; ERROR for what
  *                                      cannot be read, OK for odd but valid ones
  *     decoy-check AGENT                the agent opened without DEEPBIND must
@@ -277,6 +279,44 @@ send_all(void *arg)
     return NULL;
 }
 
+/* ---- one big record ---------------------------------------------------- */
+
+/* big -- {"r":"big","pad":"xx...x"}, bytes of JSON in all, in one chunk:
+ * the flush must end as want says (after retries). */
+static int
+big(long bytes, const char *want)
+{
+    static const char head[] = "{\"r\":\"big\",\"pad\":\"", tail[] = "\"}";
+    long n = bytes - (long)(sizeof(head) - 1 + sizeof(tail) - 1);
+    buf_t b = {0};
+    char *pad;
+    int r, tries = 0;
+
+    if (n < 0 || (pad = malloc((size_t)n + 1)) == NULL)
+        return 1;
+    memset(pad, 'x', (size_t)n);
+    pad[n] = '\0';
+    mp_array(&b, 2);
+    mp_array(&b, 2);
+    mp_time(&b, 1764370000u, 0);
+    mp_map(&b, 0);
+    mp_map(&b, 2);
+    mp_str(&b, "r");
+    mp_str(&b, "big");
+    mp_str(&b, "pad");
+    mp_str(&b, pad);
+    while ((r = flush(&b, "harness.big")) == FB_FLB_RETRY && ++tries < MAX_TRIES)
+        usleep(500000);
+    printf("harness: a record of %ld bytes of JSON: %s\n", bytes,
+           r == FB_FLB_OK ? "OK" : r == FB_FLB_ERROR ? "ERROR" : "RETRY");
+    free(pad);
+    free(b.p);
+    return (r == FB_FLB_OK && strcmp(want, "ok") == 0) ||
+                   (r == FB_FLB_ERROR && strcmp(want, "error") == 0)
+               ? 0
+               : 1;
+}
+
 /* ---- hostile chunks ---------------------------------------------------- */
 
 static int
@@ -430,6 +470,11 @@ main(int argc, char **argv)
         free(th);
     } else if (strcmp(mode, "hostile") == 0) {
         rc = hostile() || rc;
+    } else if (strcmp(mode, "big") == 0 && sep > 4) {
+        rc = big(atol(argv[3]), argv[4]) || rc;
+    } else if (strcmp(mode, "init") != 0 && strcmp(mode, "init-fail") != 0) {
+        fprintf(stderr, "harness: unknown mode %s, or arguments missing\n", mode);
+        rc = 2;
     }
     exit_ctx(ctx);
     exit_all();
