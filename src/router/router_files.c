@@ -1,7 +1,9 @@
 /*
  * router_files.c -- per-key output files (router_files.h): a hash table of
- * keys, each with its pending bytes, its descriptor (or -1) and the size of
- * its file; an LRU clock for closing descriptors.
+ * keys, each with its pending bytes, its descriptor (or -1), the size of
+ * its file and the rotation period of its last write; an LRU clock for
+ * closing descriptors. It never logs and never follows a symbolic link
+ * below its directory.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/ring.h"
@@ -17,17 +20,23 @@
 #define NAME_MAX_LEN 160 /* an access key (128) and ".log.NNNNN" */
 #define TAIL_CHUNK 65536
 #define SYNCFS_MIN 16 /* files written in one flush past which syncfs() is cheaper */
+#define KEPT_BYTES (64u << 20) /* empty buffers kept for reuse, all keys together */
+#define PRUNE_MIN 4096         /* keys remembered before idle ones are forgotten */
+#define EVICT_SHARE 8          /* 1/8 of the descriptors closed at once when full */
 
 typedef struct entry {
     char *key;
     int fd;
     uint64_t size;      /* bytes in the open file */
-    uint64_t opened_ms;
+    uint64_t period;    /* rotate_age period of the file's last write */
     uint64_t used;      /* LRU clock of the last write */
     bool dir_dirty;     /* created or rotated since the folder was synced */
+    bool refusal_new;   /* refused since the caller last asked */
     size_t done;        /* written, waiting for the file system's sync */
     char *buf;          /* pending lines */
     size_t len, cap;
+    char *refused;      /* why its file cannot be written, or NULL */
+    uint64_t refused_ms;
 } entry_t;
 
 struct fb_files {
@@ -38,6 +47,9 @@ struct fb_files {
     size_t n_open;
     uint64_t clock;
     size_t pending;
+    size_t kept;        /* capacity of the buffers, pending or not */
+    size_t prune_at;    /* keys past which idle ones are forgotten */
+    size_t n_refusals;  /* entries with refusal_new */
 };
 
 static void name(char *out, const char *key, unsigned n);
@@ -64,11 +76,16 @@ fb_files_new(const fb_files_opts_t *o, char *err, size_t errlen)
     f->o = *o;
     if (f->o.max_open == 0)
         f->o.max_open = 1;
-    f->dirfd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    f->dirfd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (o->nofollow ? O_NOFOLLOW : 0));
     f->cap = 64;
+    f->prune_at = PRUNE_MIN;
     f->tab = calloc(f->cap, sizeof(*f->tab));
     if (f->dirfd < 0 || f->tab == NULL) {
-        snprintf(err, errlen, "%s: %s", o->dir, f->dirfd < 0 ? strerror(errno) : "out of memory");
+        snprintf(err, errlen, "%s: %s", o->dir,
+                 f->dirfd < 0 ? (errno == ELOOP || errno == ENOTDIR
+                                     ? "not a directory (a symbolic link?): refused"
+                                     : strerror(errno))
+                              : "out of memory");
         if (f->dirfd >= 0)
             close(f->dirfd);
         free(f->tab);
@@ -98,6 +115,7 @@ fb_files_free(fb_files_t *f)
             entry_close(f, &f->tab[i]);
             free(f->tab[i].key);
             free(f->tab[i].buf);
+            free(f->tab[i].refused);
         }
     free(f->tab);
     close(f->dirfd);
@@ -115,22 +133,64 @@ slot(entry_t *tab, size_t cap, const char *key)
     return &tab[i];
 }
 
-/* grow -- double the table (load at most one half). */
-static int
-grow(fb_files_t *f)
+/* idle -- an entry that holds nothing: no descriptor, no bytes, no refusal. */
+static bool
+idle(const entry_t *e)
 {
-    size_t cap = f->cap * 2;
+    return e->fd < 0 && e->len == 0 && e->refused == NULL;
+}
+
+/* rebuild -- the table at cap entries, without the idle ones when prune
+ * is set (they cost memory for every key ever seen); 0 or -1. */
+static int
+rebuild(fb_files_t *f, size_t cap, bool prune)
+{
     entry_t *tab = calloc(cap, sizeof(*tab));
 
     if (tab == NULL)
         return -1;
-    for (size_t i = 0; i < f->cap; i++)
-        if (f->tab[i].key != NULL)
-            *slot(tab, cap, f->tab[i].key) = f->tab[i];
+    for (size_t i = 0; i < f->cap; i++) {
+        entry_t *e = &f->tab[i];
+        if (e->key == NULL)
+            continue;
+        if (prune && idle(e)) {
+            f->kept -= e->cap;
+            free(e->key);
+            free(e->buf);
+            f->n--;
+            continue;
+        }
+        *slot(tab, cap, e->key) = *e;
+    }
     free(f->tab);
     f->tab = tab;
     f->cap = cap;
     return 0;
+}
+
+/* grow -- double the table (load at most one half). */
+static int
+grow(fb_files_t *f)
+{
+    return rebuild(f, f->cap * 2, false);
+}
+
+/* prune -- forget idle keys once there are many; a key seen again is
+ * simply looked up anew. */
+static void
+prune(fb_files_t *f)
+{
+    size_t cap = f->cap;
+
+    if (f->n < f->prune_at)
+        return;
+    if (rebuild(f, cap, true) < 0)
+        return; /* out of memory: keep them, try again later */
+    while (cap > 64 && (f->n + 1) * 4 < cap)
+        cap /= 2;
+    if (cap != f->cap)
+        (void)rebuild(f, cap, false);
+    f->prune_at = f->n * 2 > PRUNE_MIN ? f->n * 2 : PRUNE_MIN;
 }
 
 int
@@ -158,6 +218,7 @@ fb_files_add(fb_files_t *f, const char *key, const char *line, size_t len)
         b = realloc(e->buf, cap);
         if (b == NULL)
             return -1;
+        f->kept += cap - e->cap;
         e->buf = b;
         e->cap = cap;
     }
@@ -171,21 +232,34 @@ int
 fb_files_refused(fb_files_t *f, const char *key, char *err, size_t errlen)
 {
     char file[NAME_MAX_LEN];
-    const entry_t *e;
+    entry_t *e;
     struct stat st;
 
     if (strlen(key) + 12 > NAME_MAX_LEN) {
         snprintf(err, errlen, "access key too long for a file name");
         return 1;
     }
-    e = f->cap ? slot(f->tab, f->cap, key) : NULL;
-    if (e != NULL && e->key != NULL && e->fd >= 0)
+    e = slot(f->tab, f->cap, key);
+    if (e->key != NULL && e->fd >= 0)
         return 0; /* open, and checked when it was opened */
+    if (e->key != NULL && e->refused != NULL) {
+        if (fb_monotonic_ms() - e->refused_ms < FB_FILES_REFUSED_MS) {
+            snprintf(err, errlen, "%s", e->refused);
+            return 1;
+        }
+        if (!e->refusal_new) { /* time to try again */
+            free(e->refused);
+            e->refused = NULL;
+        }
+    }
     name(file, key, 0);
-    if (fstatat(f->dirfd, file, &st, AT_SYMLINK_NOFOLLOW) < 0 || S_ISREG(st.st_mode))
+    if (fstatat(f->dirfd, file, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        (S_ISREG(st.st_mode) && st.st_nlink == 1))
         return 0; /* absent (created at the write), or a plain file */
     snprintf(err, errlen, "%s/%s: %s", f->o.dir, file,
-             S_ISLNK(st.st_mode) ? "is a symbolic link: refused" : "not a regular file: refused");
+             S_ISLNK(st.st_mode)   ? "is a symbolic link: refused"
+             : S_ISREG(st.st_mode) ? "has other hard links: refused"
+                                   : "not a regular file: refused");
     return 1;
 }
 
@@ -229,6 +303,24 @@ cut_back(int fd, uint64_t *size)
     return 0;
 }
 
+/* period -- which rotate_age period the wall-clock time ms falls in,
+ * counted from the Unix epoch (UTC), so that 1d rotates at midnight UTC
+ * whoever opened the file and when; 0 without rotate_age. */
+static uint64_t
+period(const fb_files_t *f, uint64_t ms)
+{
+    return f->o.rotate_age_ms ? ms / f->o.rotate_age_ms : 0;
+}
+
+static uint64_t
+wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 /* name -- "<key>.log" or "<key>.log.<n>". */
 static void
 name(char *out, const char *key, unsigned n)
@@ -239,20 +331,79 @@ name(char *out, const char *key, unsigned n)
         snprintf(out, NAME_MAX_LEN, "%s.log.%u", key, n);
 }
 
-/* evict -- close the least recently used descriptor. */
+static int
+cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* evict -- close the least recently used descriptors: an eighth of them
+ * at once, so that a full table is scanned once per many opens, not at
+ * every one. */
 static void
 evict(fb_files_t *f)
 {
+    size_t want = f->o.max_open / EVICT_SHARE ? f->o.max_open / EVICT_SHARE : 1, n = 0;
+    uint64_t *used = want > 1 ? malloc(f->n_open * sizeof(*used)) : NULL, limit = UINT64_MAX;
     entry_t *lru = NULL;
 
-    for (size_t i = 0; i < f->cap; i++)
-        if (f->tab[i].key != NULL && f->tab[i].fd >= 0 && (lru == NULL || f->tab[i].used < lru->used))
-            lru = &f->tab[i];
-    if (lru != NULL)
-        entry_close(f, lru);
+    for (size_t i = 0; i < f->cap; i++) {
+        entry_t *e = &f->tab[i];
+        if (e->key == NULL || e->fd < 0)
+            continue;
+        if (used != NULL && n < f->n_open)
+            used[n++] = e->used;
+        if (lru == NULL || e->used < lru->used)
+            lru = e;
+    }
+    if (used != NULL && n > want) {
+        qsort(used, n, sizeof(*used), cmp_u64);
+        limit = used[want - 1];
+        for (size_t i = 0; i < f->cap; i++)
+            if (f->tab[i].key != NULL && f->tab[i].fd >= 0 && f->tab[i].used <= limit)
+                entry_close(f, &f->tab[i]);
+    } else if (lru != NULL) {
+        entry_close(f, lru); /* one only (no memory for more, or few open) */
+    }
+    free(used);
 }
 
-/* entry_open -- open (or create) e's file; 0, or -1 with err. */
+/* permanent -- an error opening a key's file that no retry mends: the
+ * file is not one the router may write (a symbolic link, a directory, a
+ * device, permissions). A full disk, an I/O error or running out of
+ * descriptors are retried instead. */
+static bool
+permanent(int err)
+{
+    return err == ELOOP || err == EISDIR || err == EACCES || err == EPERM || err == ENXIO ||
+           err == ETXTBSY || err == ENOTDIR || err == EMLINK;
+}
+
+/* refuse -- e's file cannot be written: its pending lines are dropped
+ * (the caller sends their records elsewhere, fb_files_next_refusal) and
+ * the key is refused for a while. */
+static void
+refuse(fb_files_t *f, entry_t *e, const char *why)
+{
+    char *copy = strdup(why);
+
+    if (copy == NULL)
+        return; /* no memory even for that: retried like any failure */
+    free(e->refused);
+    e->refused = copy;
+    e->refused_ms = fb_monotonic_ms();
+    f->pending -= e->len;
+    e->len = 0;
+    if (!e->refusal_new) {
+        e->refusal_new = true;
+        f->n_refusals++;
+    }
+}
+
+/* entry_open -- open (or create) e's file; 0, or -1 with err (and the
+ * key refused when the failure is permanent). */
 static int
 entry_open(fb_files_t *f, entry_t *e, char *err, size_t errlen)
 {
@@ -267,12 +418,18 @@ entry_open(fb_files_t *f, entry_t *e, char *err, size_t errlen)
     fd = openat(f->dirfd, file, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
                 O_NONBLOCK | O_NOCTTY, 0640);
     if (fd < 0) {
+        int saved = errno;
         snprintf(err, errlen, "%s/%s: %s", f->o.dir, file,
-                 errno == ELOOP ? "is a symbolic link: refused" : strerror(errno));
+                 saved == ELOOP ? "is a symbolic link: refused" : strerror(saved));
+        if (f->o.refusals && permanent(saved))
+            refuse(f, e, err);
         return -1;
     }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s/%s: not a regular file: refused", f->o.dir, file);
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink > 1) {
+        snprintf(err, errlen, "%s/%s: %s: refused", f->o.dir, file,
+                 S_ISREG(st.st_mode) ? "has other hard links" : "not a regular file");
+        if (f->o.refusals)
+            refuse(f, e, err);
         close(fd);
         return -1;
     }
@@ -283,7 +440,10 @@ entry_open(fb_files_t *f, entry_t *e, char *err, size_t errlen)
         return -1;
     }
     e->fd = fd;
-    e->opened_ms = fb_monotonic_ms();
+    /* the period of the file's last write, as its time says: kept across
+     * a close, a reopen or a restart */
+    e->period = period(f, (uint64_t)st.st_mtim.tv_sec * 1000 +
+                              (uint64_t)st.st_mtim.tv_nsec / 1000000);
     e->dir_dirty |= st.st_size == 0; /* new, probably: its name is synced too */
     f->n_open++;
     return 0;
@@ -373,13 +533,20 @@ entry_sync(fb_files_t *f, entry_t *e, char *err, size_t errlen)
     return 0;
 }
 
-/* consume -- n written bytes leave e's buffer. */
+/* consume -- n written bytes leave e's buffer; an empty buffer is given
+ * back when the buffers of all keys hold more than KEPT_BYTES. */
 static void
 consume(fb_files_t *f, entry_t *e, size_t n)
 {
     memmove(e->buf, e->buf + n, e->len - n);
     e->len -= n;
     f->pending -= n;
+    if (e->len == 0 && f->kept > KEPT_BYTES) {
+        f->kept -= e->cap;
+        free(e->buf);
+        e->buf = NULL;
+        e->cap = 0;
+    }
 }
 
 /* entry_flush -- write e's pending bytes, rotating where due, so that no
@@ -389,18 +556,21 @@ consume(fb_files_t *f, entry_t *e, size_t n)
 static int
 entry_flush(fb_files_t *f, entry_t *e, bool sync, bool defer, char *err, size_t errlen)
 {
+    uint64_t now = period(f, wall_ms());
     size_t off = 0, n;
     int rc = 0;
 
     while (off < e->len) {
         if (e->fd < 0 && entry_open(f, e, err, errlen) < 0) {
+            if (e->refused != NULL && e->refusal_new)
+                return -1; /* its lines are dropped: nothing to consume */
             rc = -1;
             break;
         }
         e->used = ++f->clock;
         n = chunk(f, e, off);
-        if (n == 0 || (e->size > 0 && f->o.rotate_age_ms &&
-                       fb_monotonic_ms() - e->opened_ms >= f->o.rotate_age_ms)) {
+        /* by age: the file was last written in an earlier period */
+        if (n == 0 || (e->size > 0 && now > e->period)) {
             /* what the old file holds is synced before it is renamed */
             if (sync && entry_sync(f, e, err, errlen) < 0) {
                 off = 0; /* written again, as below */
@@ -418,6 +588,7 @@ entry_flush(fb_files_t *f, entry_t *e, bool sync, bool defer, char *err, size_t 
             rc = -1;
             break;
         }
+        e->period = now;
         off += n;
     }
     /* the lines may not be on disk when fsync fails: they are written
@@ -447,14 +618,18 @@ fb_files_flush(fb_files_t *f, bool sync, char *err, size_t errlen)
         char why[512];
         if (e->key == NULL || e->len == 0)
             continue;
-        if (entry_flush(f, e, sync && !many, many, why, sizeof(why)) < 0 && rc == 0) {
+        if (entry_flush(f, e, sync && !many, many, why, sizeof(why)) < 0 && rc == 0 &&
+            !e->refusal_new) { /* a refused key's lines went back to the caller */
             snprintf(err, errlen, "%s", why);
             rc = -1;
         }
         dir |= e->dir_dirty;
     }
-    if (!many)
+    if (!many) {
+        if (rc == 0)
+            prune(f);
         return rc;
+    }
     int s = syncfs(f->dirfd);
     if (s == 0 && dir)
         s = fsync(f->dirfd);
@@ -472,7 +647,34 @@ fb_files_flush(fb_files_t *f, bool sync, char *err, size_t errlen)
         }
         e->done = 0;
     }
+    if (rc == 0)
+        prune(f);
     return rc;
+}
+
+const char *
+fb_files_next_refusal(fb_files_t *f, const char **why)
+{
+    for (size_t i = 0; f->n_refusals > 0 && i < f->cap; i++) {
+        entry_t *e = &f->tab[i];
+        if (e->key != NULL && e->refusal_new) {
+            e->refusal_new = false;
+            f->n_refusals--;
+            *why = e->refused;
+            return e->key;
+        }
+    }
+    return NULL;
+}
+
+int
+fb_files_sync(fb_files_t *f, char *err, size_t errlen)
+{
+    if (syncfs(f->dirfd) < 0 || fsync(f->dirfd) < 0) {
+        snprintf(err, errlen, "%s: syncfs failed: %s", f->o.dir, strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 void
@@ -487,6 +689,11 @@ void
 fb_files_reopen(fb_files_t *f)
 {
     for (size_t i = 0; i < f->cap; i++)
-        if (f->tab[i].key != NULL)
+        if (f->tab[i].key != NULL) {
             entry_close(f, &f->tab[i]);
+            if (!f->tab[i].refusal_new) { /* looked at again, too */
+                free(f->tab[i].refused);
+                f->tab[i].refused = NULL;
+            }
+        }
 }

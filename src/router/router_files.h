@@ -1,7 +1,9 @@
 /*
  * router_files.h -- the router's output files: <dir>/<access key>.log,
  * appended in batches, at most max_open descriptors (least recently used
- * closed first), rotated by size and age, reopened on demand (SIGUSR1).
+ * closed first), rotated by size and age, reopened on demand (SIGUSR1 and
+ * whenever the caller loses its partitions: another process may write
+ * and rotate the files meanwhile).
  *
  * Lines are buffered per file and written with one write per file per
  * flush; what a flush could not write stays buffered for the next one, so
@@ -11,8 +13,14 @@
  * file is never left with half a line: on open and after a failed or
  * short write it is cut back to its last newline. Files are opened below
  * the directory's descriptor with O_NOFOLLOW and must be regular files, so
- * a symlink or a device planted in the directory is refused. Keys must be
- * checked access keys (no '/'); this module never logs.
+ * a symlink, a device or a hard link planted in the directory is refused.
+ * With refusals, a key whose file can never be written that way has its
+ * lines handed back (fb_files_next_refusal) instead of stalling every
+ * other key behind it. Rotation by age follows the wall clock: a file is
+ * rotated before the first write in a later period of rotate_age (counted
+ * from the Unix epoch, UTC) than its last write, as its modification time
+ * tells, so the rule holds across closes, reopens and restarts. Keys must
+ * be checked access keys (no '/'); this module never logs.
  */
 #ifndef FB_ROUTER_FILES_H
 #define FB_ROUTER_FILES_H
@@ -21,14 +29,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* how long a refused key stays refused before its file is tried again */
+#define FB_FILES_REFUSED_MS 30000
+
 typedef struct fb_files fb_files_t;
 
 typedef struct fb_files_opts {
     const char *dir;
     size_t max_open;         /* descriptors kept open; at least 1 */
     uint64_t rotate_size;    /* bytes; 0 = never by size */
-    uint64_t rotate_age_ms;  /* since this process opened the file; 0 = never */
+    uint64_t rotate_age_ms;  /* wall-clock periods (see above); 0 = never */
     unsigned rotate_keep;    /* <key>.log.1 .. .N kept; 0 = the old file is removed */
+    bool refusals;           /* a file that can never be written refuses its key
+                              * (else its failure is retried like any other) */
+    bool nofollow;           /* dir itself must not be a symbolic link */
 } fb_files_opts_t;
 
 /* NULL with err when dir cannot be opened as a directory. */
@@ -41,14 +55,26 @@ int fb_files_add(fb_files_t *f, const char *key, const char *line, size_t len);
 
 /* Write what is buffered (one write per file), rotating first where due,
  * and fsync the files written when sync is set. 0 when everything is
- * written; -1 with err naming the first file that failed (the rest of
- * what could not be written stays buffered). */
+ * written (but the lines of keys refused meanwhile, which the caller
+ * takes back with fb_files_next_refusal); -1 with err naming the first
+ * file that failed (the rest of what could not be written stays
+ * buffered). Idle keys are forgotten once there are thousands. */
 int fb_files_flush(fb_files_t *f, bool sync, char *err, size_t errlen);
 
+/* After a flush: the next key refused by it, with *why, whose buffered
+ * lines were dropped (send their records elsewhere); NULL when there is
+ * none left. Both strings live until the next flush or reopen. */
+const char *fb_files_next_refusal(fb_files_t *f, const char **why);
+
 /* 1 with err when key's file is there and is not a regular file (a
- * symbolic link, a device...): its lines go elsewhere (dead letters);
- * 0 otherwise. Cheap for a file already open. */
+ * symbolic link, a device...), or the key was refused less than
+ * FB_FILES_REFUSED_MS ago: its lines go elsewhere (dead letters); 0
+ * otherwise. Cheap for a file already open. */
 int fb_files_refused(fb_files_t *f, const char *key, char *err, size_t errlen);
+
+/* Sync the whole file system of the directory, and the directory (the
+ * files written since the last sync reach the disk). 0, or -1 with err. */
+int fb_files_sync(fb_files_t *f, char *err, size_t errlen);
 
 /* Bytes buffered and not yet written. */
 size_t fb_files_pending(const fb_files_t *f);
@@ -56,8 +82,8 @@ size_t fb_files_pending(const fb_files_t *f);
 /* Drop what is buffered and not written (the caller reads it again). */
 void fb_files_discard(fb_files_t *f);
 
-/* Close every descriptor; the next write opens the files again (after an
- * outside rotation). */
+/* Close every descriptor and forget the refusals; the next write opens
+ * the files again (after an outside rotation, or another process). */
 void fb_files_reopen(fb_files_t *f);
 
 #endif /* FB_ROUTER_FILES_H */

@@ -1,9 +1,11 @@
 /*
  * test_router_files.c -- the router's per-key files: lines in order, more
  * keys than descriptors, a symlink or a FIFO refused, a half line cut
- * back, rotation by size without a line split or lost, reopen after an
- * outside rotation, and a file-size limit hit then lifted: no half line,
- * nothing lost.
+ * back, rotation by size without a line split or lost, rotation by age
+ * from the file's last write, reopen after an outside rotation, a
+ * file-size limit hit then lifted (no half line, nothing lost), a file
+ * that can never be written refusing its key alone, hard links refused,
+ * and thousands of keys through few descriptors.
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -12,6 +14,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -332,5 +335,154 @@ Test(files, a_full_file_leaves_no_half_line_and_loses_nothing)
     text = slurp("acme.log", &len);
     cr_assert_eq(count_in_order(text, 0), i, "every line, once, in order");
     free(text);
+    fb_files_free(f);
+}
+
+static fb_files_t *
+files_refusing(size_t max_open)
+{
+    fb_files_opts_t o = {.dir = dir, .max_open = max_open, .refusals = true};
+    char err[256];
+    fb_files_t *f = fb_files_new(&o, err, sizeof(err));
+
+    cr_assert_not_null(f, "%s", err);
+    return f;
+}
+
+Test(files, a_file_that_can_never_be_written_refuses_its_key_only)
+{
+    fb_files_t *f = files_refusing(4);
+    char path[256], err[256] = "", *text;
+    const char *key, *why = NULL;
+    size_t len;
+
+    add(f, "good", 0);
+    add(f, "bad", 0);
+    add(f, "link", 0);
+    /* planted after the lines were taken (after fb_files_refused) */
+    snprintf(path, sizeof(path), "%s/bad.log", dir);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    snprintf(path, sizeof(path), "%s/link.log", dir);
+    cr_assert_eq(symlink("/etc/passwd", path), 0);
+    cr_assert_eq(fb_files_flush(f, true, err, sizeof(err)), 0, "the others are written: %s", err);
+    cr_assert_eq(fb_files_pending(f), 0, "the refused lines are handed back, not kept");
+    text = slurp("good.log", &len);
+    cr_assert_not_null(text);
+    cr_assert_eq(count_in_order(text, 0), 1);
+    free(text);
+    int seen = 0;
+    while ((key = fb_files_next_refusal(f, &why)) != NULL) {
+        if (strcmp(key, "bad") == 0)
+            cr_assert(strstr(why, "bad.log: Is a directory") != NULL, "%s", why);
+        else if (strcmp(key, "link") == 0)
+            cr_assert(strstr(why, "link.log: is a symbolic link: refused") != NULL, "%s", why);
+        else
+            cr_assert_fail("refused %s", key);
+        seen++;
+    }
+    cr_assert_eq(seen, 2, "each refusal told once");
+    /* refused for a while, without looking at the file again */
+    snprintf(path, sizeof(path), "%s/bad.log", dir);
+    cr_assert_eq(rmdir(path), 0);
+    cr_assert_eq(fb_files_refused(f, "bad", err, sizeof(err)), 1);
+    cr_assert(strstr(err, "Is a directory") != NULL, "%s", err);
+    /* until a reopen, which looks again: mended, written */
+    fb_files_reopen(f);
+    cr_assert_eq(fb_files_refused(f, "bad", err, sizeof(err)), 0, "%s", err);
+    add(f, "bad", 1);
+    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0, "%s", err);
+    cr_assert_null(fb_files_next_refusal(f, &why));
+    text = slurp("bad.log", &len);
+    cr_assert_str_eq(text, "{\"i\":1}\n");
+    free(text);
+    cr_assert_null(slurp("passwd", &len));
+    fb_files_free(f);
+}
+
+Test(files, a_file_with_other_hard_links_is_refused)
+{
+    fb_files_t *f = files_refusing(4);
+    char path[256], other[256], err[256] = "";
+    const char *why = NULL;
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/hard.log", dir);
+    snprintf(other, sizeof(other), "%s/elsewhere", dir);
+    fp = fopen(other, "w");
+    fputs("{\"i\":0}\n", fp);
+    fclose(fp);
+    cr_assert_eq(link(other, path), 0);
+    cr_assert_eq(fb_files_refused(f, "hard", err, sizeof(err)), 1);
+    cr_assert(strstr(err, "hard.log: has other hard links: refused") != NULL, "%s", err);
+    add(f, "hard", 1);
+    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(fb_files_next_refusal(f, &why), "hard");
+    cr_assert(strstr(why, "has other hard links") != NULL, "%s", why);
+    size_t len;
+    char *text = slurp("elsewhere", &len);
+    cr_assert_str_eq(text, "{\"i\":0}\n", "nothing written through the link");
+    free(text);
+    fb_files_free(f);
+}
+
+Test(files, rotation_by_age_follows_the_files_last_write)
+{
+    fb_files_opts_t o = {.dir = dir, .max_open = 4, .rotate_age_ms = 86400000, .rotate_keep = 3};
+    struct timespec old[2];
+    char path[256], err[256], *text;
+    size_t len;
+    fb_files_t *f;
+    FILE *fp;
+
+    /* written two days ago, by another process or before a restart */
+    snprintf(path, sizeof(path), "%s/acme.log", dir);
+    fp = fopen(path, "w");
+    fputs("{\"i\":0}\n", fp);
+    fclose(fp);
+    clock_gettime(CLOCK_REALTIME, &old[0]);
+    old[0].tv_sec -= 2 * 86400;
+    old[1] = old[0];
+    cr_assert_eq(utimensat(AT_FDCWD, path, old, 0), 0);
+    f = fb_files_new(&o, err, sizeof(err));
+    cr_assert_not_null(f, "%s", err);
+    add(f, "acme", 1);
+    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0, "%s", err);
+    text = slurp("acme.log.1", &len);
+    cr_assert_not_null(text, "the old day's file rotated before the first write of today");
+    cr_assert_str_eq(text, "{\"i\":0}\n");
+    free(text);
+    /* written today: no second rotation, even after a close and reopen */
+    fb_files_reopen(f);
+    add(f, "acme", 2);
+    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0, "%s", err);
+    text = slurp("acme.log", &len);
+    cr_assert_eq(count_in_order(text, 1), 2);
+    free(text);
+    cr_assert_null(slurp("acme.log.2", &len));
+    fb_files_free(f);
+}
+
+Test(files, thousands_of_keys_through_few_descriptors)
+{
+    fb_files_t *f = files(64, 0, 0);
+    char err[256], key[16], name[32], *text;
+    size_t len;
+    int keys = 5000; /* more than the keys remembered: idle ones are forgotten */
+
+    for (int round = 0; round < 3; round++) {
+        for (int k = 0; k < keys; k++) {
+            snprintf(key, sizeof(key), "t-%d", k);
+            add(f, key, round);
+        }
+        cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(fb_files_pending(f), 0);
+    }
+    for (int k = 0; k < keys; k++) {
+        snprintf(name, sizeof(name), "t-%d.log", k);
+        text = slurp(name, &len);
+        cr_assert_not_null(text, "%s", name);
+        cr_assert_eq(count_in_order(text, 0), 3, "%s", name);
+        free(text);
+    }
     fb_files_free(f);
 }
