@@ -128,11 +128,13 @@ static const char *const sections[] = {"main", "ingester", "auth", "kafka",
                                        "librdkafka", "router", "metrics"};
 
 /* librdkafka properties that would break the delivery guarantee or that
- * have a key of their own in [kafka]. */
+ * have a key of their own in [kafka] or [router] ([librdkafka] goes to the
+ * producer and to the routers' consumers). */
 static const char *const rdkafka_reserved[] = {
     "acks", "request.required.acks", "enable.idempotence", "bootstrap.servers",
     "metadata.broker.list", "compression.codec", "compression.type", "linger.ms",
-    "queue.buffering.max.ms", "message.max.bytes",
+    "queue.buffering.max.ms", "message.max.bytes", "group.id", "enable.auto.commit",
+    "enable.auto.offset.store", "auto.offset.reset",
 };
 
 typedef struct conf_parse {

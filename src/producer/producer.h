@@ -29,6 +29,9 @@ int fb_producer_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index);
 /* producer_kafka.c */
 bool fb_kafka_err_permanent(rd_kafka_resp_err_t err);
 rd_kafka_conf_t *fb_kafka_producer_conf(const fb_conf_t *conf);
+/* [librdkafka] onto kc (producer or consumer) and fbpipe's log callback;
+ * 0, or -1 after logging the property librdkafka refused. */
+int fb_kafka_conf_passthrough(rd_kafka_conf_t *kc, const fb_conf_t *conf);
 int fb_kafka_topic_ensure(rd_kafka_t *rk, const fb_conf_t *conf, int timeout_ms);
 int fb_kafka_topic_probe(const fb_conf_t *conf, int timeout_ms);
 

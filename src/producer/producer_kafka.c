@@ -33,13 +33,21 @@ fb_kafka_err_permanent(rd_kafka_resp_err_t err)
 }
 
 /* on_rdkafka_log -- librdkafka's own messages into fbpipe's log (called
- * from librdkafka's threads; fb_log writes each line with one write). */
+ * from librdkafka's threads; fb_log writes each line with one write).
+ * [librdkafka] goes to the producer and the router's consumers alike, so
+ * "a producer property, ignored by this consumer" (and the reverse) is
+ * only debug. */
 static void
 on_rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     fb_log_level_t l = level <= 3 ? FB_LOG_ERROR : level == 4 ? FB_LOG_WARNING
                      : level == 5 ? FB_LOG_NOTICE : level == 6 ? FB_LOG_INFO : FB_LOG_DEBUG;
 
+    if (strcmp(fac, "CONFWARN") == 0 && (strstr(buf, "is a producer property and will be "
+                                                     "ignored by this consumer") != NULL ||
+                                         strstr(buf, "is a consumer property and will be "
+                                                     "ignored by this producer") != NULL))
+        l = FB_LOG_DEBUG;
     fb_log_msg(l, 0, "librdkafka %s %s: %s", rk != NULL ? rd_kafka_name(rk) : "", fac, buf);
 }
 
@@ -75,14 +83,25 @@ fb_kafka_producer_conf(const fb_conf_t *conf)
     rc |= set(kc, "message.max.bytes", num);
     /* an outage must never fail a record: no timeout unless configured */
     rc |= set(kc, "message.timeout.ms", "0");
-    for (size_t i = 0; i < conf->n_rdkafka; i++)
-        rc |= set(kc, conf->rdkafka[i].key, conf->rdkafka[i].value);
-    rd_kafka_conf_set_log_cb(kc, on_rdkafka_log);
+    rc |= fb_kafka_conf_passthrough(kc, conf);
     if (rc != 0) {
         rd_kafka_conf_destroy(kc);
         return NULL;
     }
     return kc;
+}
+
+/* fb_kafka_conf_passthrough -- [librdkafka] as it is, and librdkafka's
+ * messages into fbpipe's log; 0, or -1 after logging. */
+int
+fb_kafka_conf_passthrough(rd_kafka_conf_t *kc, const fb_conf_t *conf)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < conf->n_rdkafka; i++)
+        rc |= set(kc, conf->rdkafka[i].key, conf->rdkafka[i].value);
+    rd_kafka_conf_set_log_cb(kc, on_rdkafka_log);
+    return rc;
 }
 
 /* topic_partitions -- the topic's partition count from metadata, -1 if unknown. */

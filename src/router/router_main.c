@@ -5,11 +5,14 @@
  * and only then its offsets stored; offsets are committed periodically by
  * librdkafka and synchronously before partitions are revoked.
  *
- * A record that cannot be decoded, decrypted or named safely goes to
- * <router.dir>/.dead-letter/router-N.log with the reason, topic, partition
- * and offset. A write that fails keeps the batch, pauses the partitions,
- * logs once and retries with back-off: nothing is lost, nothing is
- * skipped. It must never store an offset before its line is written.
+ * A record that cannot be decoded, decrypted or named safely, or whose
+ * file can never be written (a symbolic link, a directory, permissions),
+ * goes to <router.dir>/.dead-letter/router-N.PID.log with the reason,
+ * topic, partition and offset. Any other failed write keeps the batch,
+ * pauses the partitions, logs once and retries with back-off: nothing is
+ * lost, nothing is skipped. Files are closed when partitions are revoked:
+ * their next owner may rotate them. It must never store an offset before
+ * its line is written.
  */
 #include <errno.h>
 #include <signal.h>
@@ -57,8 +60,10 @@ typedef struct router {
     rd_kafka_t *rk;
     fb_files_t *files, *dead;
     fb_liner_t *liner;
-    char dead_key[32];
+    char dead_key[48];
     uint64_t last_sync_ms;
+    bool unsynced; /* fsync = INTERVAL: written since the last sync */
+    bool sync_failing; /* logged once until a sync succeeds */
     unsigned long dead_letters;
     /* the batch being written: its offsets are stored once it is */
     rd_kafka_message_t *ms[BATCH_MAX];
@@ -68,6 +73,45 @@ typedef struct router {
 } router_t;
 
 static void store(router_t *r);
+static void dead_letter(router_t *r, const rd_kafka_message_t *m, const char *why);
+
+/* refusals -- the records of keys whose file can never be written (found
+ * by the flush, which dropped their lines) become dead letters. */
+static void
+refusals(router_t *r)
+{
+    const char *key, *why;
+
+    while ((key = fb_files_next_refusal(r->files, &why)) != NULL) {
+        size_t len = strlen(key), n = 0;
+        for (size_t i = 0; i < r->n; i++) {
+            const rd_kafka_message_t *m = r->ms[i];
+            if (m->key_len == len && memcmp(m->key, key, len) == 0) {
+                dead_letter(r, m, why);
+                n++;
+            }
+        }
+        fb_log_errorx("router %u: %s: %zu records to the dead letters (the key is tried "
+                      "again in %d s or on SIGUSR1)",
+                      r->index, why, n, FB_FILES_REFUSED_MS / 1000);
+    }
+}
+
+/* interval_sync -- fsync = INTERVAL: everything written since the last
+ * sync reaches the disk once the interval has passed; 0, or -1 with err. */
+static int
+interval_sync(router_t *r, char *err, size_t errlen)
+{
+    if (r->conf->fsync != FB_FSYNC_INTERVAL || !r->unsynced ||
+        fb_monotonic_ms() - r->last_sync_ms < r->conf->fsync_interval_ms)
+        return 0;
+    if (fb_files_sync(r->files, err, errlen) < 0 || fb_files_sync(r->dead, err, errlen) < 0)
+        return -1;
+    r->last_sync_ms = fb_monotonic_ms();
+    r->unsynced = false;
+    r->sync_failing = false;
+    return 0;
+}
 
 /* flush_all -- write (and fsync per router.fsync) everything buffered;
  * 0, or -1 after logging the first failure. */
@@ -76,14 +120,14 @@ flush_all(router_t *r, bool *logged)
 {
     char err[512];
     bool sync = r->conf->fsync == FB_FSYNC_BATCH;
+    bool wrote = fb_files_pending(r->files) + fb_files_pending(r->dead) > 0;
+    int rc = fb_files_flush(r->files, sync, err, sizeof(err));
 
-    if (r->conf->fsync == FB_FSYNC_INTERVAL &&
-        fb_monotonic_ms() - r->last_sync_ms >= r->conf->fsync_interval_ms) {
-        sync = true;
-        r->last_sync_ms = fb_monotonic_ms();
-    }
-    if (fb_files_flush(r->files, sync, err, sizeof(err)) == 0 &&
-        fb_files_flush(r->dead, sync, err, sizeof(err)) == 0)
+    refusals(r); /* even when another key failed: their lines are gone */
+    if (rc == 0)
+        rc = fb_files_flush(r->dead, sync, err, sizeof(err));
+    r->unsynced |= wrote;
+    if (rc == 0 && interval_sync(r, err, sizeof(err)) == 0)
         return 0;
     if (logged == NULL || !*logged)
         fb_log_errorx("router %u: %s; offsets not stored, retrying", r->index, err);
@@ -100,7 +144,12 @@ rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list
     router_t *r = opaque;
 
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        fb_log_info("router %u: %d partitions assigned", r->index, parts->cnt);
+        char list[256] = "";
+        size_t at = 0;
+        for (int i = 0; i < parts->cnt && at < sizeof(list) - 16; i++)
+            at += (size_t)snprintf(list + at, sizeof(list) - at, "%s%d", i ? "," : "",
+                                   (int)parts->elems[i].partition);
+        fb_log_info("router %u: %d partitions assigned (%s)", r->index, parts->cnt, list);
         rd_kafka_assign(rk, parts);
         return;
     }
@@ -117,11 +166,16 @@ rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list
     }
     r->dropped = true; /* the main loop neither writes nor stores the batch again */
     rd_kafka_commit(rk, NULL, 0);
+    /* the next owner of these keys may write and rotate their files: a
+     * descriptor kept would write into a rotated (or removed) file and a
+     * stale size, when the partitions come back */
+    fb_files_reopen(r->files);
     rd_kafka_assign(rk, NULL);
     fb_log_info("router %u: partitions revoked", r->index);
 }
 
-/* dead_letter -- one refused record, with where it was. */
+/* dead_letter -- one refused record, with where it was. Out of memory
+ * aborts: the records are read again from the last commit, never lost. */
 static void
 dead_letter(router_t *r, const rd_kafka_message_t *m, const char *why)
 {
@@ -129,13 +183,16 @@ dead_letter(router_t *r, const rd_kafka_message_t *m, const char *why)
                           rd_kafka_topic_name(m->rkt), "partition", (int)m->partition,
                           "offset", (json_int_t)m->offset);
     char *text = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    size_t len = text ? strlen(text) : 0;
 
-    if (text != NULL) {
-        size_t len = strlen(text);
-        text[len] = '\n';
-        fb_files_add(r->dead, r->dead_key, text, len + 1);
-        r->dead_letters++;
-    }
+    if (text == NULL)
+        fb_panic("router %u: cannot write the dead letter of %s [%d] at %lld (%s)", r->index,
+                 rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset,
+                 o ? "out of memory" : "not valid UTF-8");
+    text[len] = '\n';
+    if (fb_files_add(r->dead, r->dead_key, text, len + 1) < 0)
+        fb_panic("router %u: out of memory buffering a dead letter", r->index);
+    r->dead_letters++;
     free(text);
     json_decref(o);
 }
@@ -242,6 +299,12 @@ consumer(router_t *r)
         {"queued.min.messages", "200000"},
     };
 
+    /* [librdkafka] (security, tuning) first, so that these win: conf.c
+     * refuses the ones they set */
+    if (fb_kafka_conf_passthrough(kc, r->conf) < 0) {
+        rd_kafka_conf_destroy(kc);
+        return NULL;
+    }
     for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++)
         if (rd_kafka_conf_set(kc, set[i].k, set[i].v, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
             fb_log_errorx("router %u: %s: %s", r->index, set[i].k, err);
@@ -283,7 +346,8 @@ open_files(router_t *r)
     fb_files_opts_t o = {.dir = r->conf->router_dir, .max_open = r->conf->max_open_files,
                          .rotate_size = r->conf->rotate_size,
                          .rotate_age_ms = r->conf->rotate_age_ms,
-                         .rotate_keep = (unsigned)r->conf->rotate_keep};
+                         .rotate_keep = (unsigned)r->conf->rotate_keep,
+                         .refusals = true};
     struct rlimit rl;
     rlim_t want = (rlim_t)r->conf->max_open_files + 64;
 
@@ -309,14 +373,20 @@ open_files(router_t *r)
         return -1;
     }
     r->files = fb_files_new(&o, err, sizeof(err));
+    /* the dead letters are fbpipe's own: never through a planted link,
+     * never refused (a failure there is retried, nothing is dropped) */
     o.dir = dead;
     o.max_open = 1;
+    o.refusals = false;
+    o.nofollow = true;
     r->dead = r->files ? fb_files_new(&o, err, sizeof(err)) : NULL;
     if (r->dead == NULL) {
         fb_log_errorx("router %u: %s", r->index, err);
         return -1;
     }
-    snprintf(r->dead_key, sizeof(r->dead_key), "router-%u", r->index);
+    /* one file per process: during a reload the old and the new router N
+     * run side by side, and each file has a single writer */
+    snprintf(r->dead_key, sizeof(r->dead_key), "router-%u.%ld", r->index, (long)getpid());
     return 0;
 }
 
@@ -326,22 +396,43 @@ fb_router_keydb(void)
     return fb_worker_loaded_keydb(); /* loaded by the master with the workers' keys */
 }
 
+/* reopen_if_asked -- SIGUSR1: every file opened again at its next write
+ * (what is buffered stays, and goes to the new files). */
+static void
+reopen_if_asked(router_t *r)
+{
+    if (!reopen_requested)
+        return;
+    reopen_requested = 0;
+    fb_files_reopen(r->files);
+    fb_files_reopen(r->dead);
+    fb_log_info("router %u: files reopened (SIGUSR1)", r->index);
+}
+
 /* backoff_wait -- the partitions paused while a write keeps failing; the
- * group is still served. A message polled meanwhile joins the batch. */
+ * group is still served. A message polled meanwhile joins the batch. A
+ * signal (stop, reopen) ends the wait within POLL_MS. */
 static void
 backoff_wait(router_t *r, unsigned ms)
 {
     rd_kafka_topic_partition_list_t *a = NULL;
-    rd_kafka_message_t *m;
+    uint64_t until = fb_monotonic_ms() + ms;
 
     if (rd_kafka_assignment(r->rk, &a) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        usleep(ms * 1000);
+        while (!stop_requested && !reopen_requested && fb_monotonic_ms() < until)
+            usleep(POLL_MS * 1000);
         return;
     }
     rd_kafka_pause_partitions(r->rk, a);
-    m = rd_kafka_consumer_poll(r->rk, (int)ms);
-    if (m != NULL)
-        poll_one(r, m);
+    while (!stop_requested && !reopen_requested && !r->dropped) {
+        uint64_t now = fb_monotonic_ms();
+        if (now >= until)
+            break;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(r->rk, (int)(until - now < POLL_MS
+                                                                       ? until - now : POLL_MS));
+        if (m != NULL)
+            poll_one(r, m);
+    }
     rd_kafka_resume_partitions(r->rk, a);
     rd_kafka_topic_partition_list_destroy(a);
 }
@@ -351,6 +442,7 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
 {
     router_t *r = calloc(1, sizeof(*r));
     unsigned backoff = 0;
+    char err[512];
     int rc = 0;
 
     (void)ring;
@@ -383,11 +475,7 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     while (!stop_requested) {
         bool logged = false;
 
-        if (reopen_requested) {
-            reopen_requested = 0;
-            fb_files_reopen(r->files);
-            fb_files_reopen(r->dead);
-        }
+        reopen_if_asked(r);
         /* a batch: what arrives within one poll interval, at most BATCH_MAX */
         r->n = 0;
         r->dropped = false;
@@ -418,12 +506,17 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
             backoff = backoff ? (backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2)
                               : 250;
             backoff_wait(r, backoff);
+            reopen_if_asked(r); /* logrotate may have made room */
         }
         if (logged && !stop_requested && !r->dropped)
             fb_log_notice("router %u: writing again", index);
         if (fb_files_pending(r->files) == 0 && fb_files_pending(r->dead) == 0) {
             backoff = 0;
             store(r);
+        }
+        if (r->n == 0 && interval_sync(r, err, sizeof(err)) < 0 && !r->sync_failing) {
+            fb_log_errorx("router %u: %s; retrying", index, err); /* idle, not synced */
+            r->sync_failing = true;
         }
         for (size_t i = 0; i < r->n; i++)
             rd_kafka_message_destroy(r->ms[i]);
