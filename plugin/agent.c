@@ -254,7 +254,9 @@ unusable(fb_client_status_t *st, void *msg, const char *fmt, ...)
 }
 
 /* exchange -- the tenant's config for this agent; 0, or -1 with st (code
- * UNUSABLE when the server answered what cannot be used). */
+ * UNUSABLE when the server answered what cannot be used). Each API gets
+ * only its own cipher or none: anything else is refused, never sent as
+ * plaintext or under a cipher the records do not name. */
 static int
 exchange(agent_t *a, fb_client_status_t *st)
 {
@@ -287,6 +289,10 @@ exchange(agent_t *a, fb_client_status_t *st)
         Fbpipe__V1__ExchangeResponse *r = NULL;
         if (fb_client_exchange(a->client, a->access_key, a->agent_id, &r, st) < 0)
             return -1;
+        if (r->cipher != FBPIPE__V1__CIPHER__CIPHER_NONE &&
+            r->cipher != FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305)
+            return unusable(st, r, "the server asks for cipher %d, which the native API does not "
+                            "support: nothing is sent", (int)r->cipher);
         if (r->cipher != 0 && (r->encryption_key.len != FB_ENC_KEY_LEN ||
                                strlen(r->key_id) > FB_KEY_ID_MAX))
             return unusable(st, r, "the server sent a key that is not 32 bytes, or a key id "

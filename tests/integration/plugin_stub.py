@@ -1,0 +1,70 @@
+"""plugin_stub.py -- a stand-in for fbpiped's native API (fbpipe.v1.Ingest,
+plaintext, tokens not checked) that answers in one precise way fbpiped
+never does, for test-plugin.
+
+usage: plugin_stub.py PORT MODE LOG
+  cipher=N       Exchange answers cipher N, with a 32-byte key and a key id;
+                 Stream acknowledges every batch
+  end-after-ack  Exchange answers no cipher; Stream acknowledges each batch
+                 OK, then ends the stream with UNAUTHENTICATED, as fbpiped
+                 ends the stream of a token that expired once every batch
+                 it holds is acknowledged
+LOG gets one line per call and per batch: "exchange", "stream",
+"batch SEQ RECORDS FIRST-PAYLOAD". Prints "listening" once it serves;
+runs until killed.
+"""
+import sys
+import time
+from concurrent import futures
+
+import grpc
+
+import pyproto  # tests/integration/pyproto.py, beside this script
+
+port, mode, log_path = sys.argv[1:4]
+pyproto.stubs("fbpipe.proto")
+import fbpipe_pb2 as pb  # noqa: E402
+
+log = open(log_path, "a", buffering=1)
+
+
+def exchange(req, ctx):
+    log.write("exchange\n")
+    r = pb.ExchangeResponse(access_key=req.access_key, user_id="u-stub", max_batch_records=1000,
+                            max_batch_bytes=1 << 20, max_record_bytes=100000,
+                            config_version=1, refresh_interval_s=300)
+    if mode.startswith("cipher="):
+        r.cipher = int(mode.split("=", 1)[1])
+        r.key_id = "stub"
+        r.encryption_key = b"k" * 32
+    return r
+
+
+def stream(batches, ctx):
+    log.write("stream\n")
+    for b in batches:
+        first = b.records[0].payload.decode("utf-8", "replace") if b.records else ""
+        log.write("batch %d %d %s\n" % (b.seq, len(b.records), first))
+        yield pb.Ack(seq=b.seq, code=pb.OK)
+        if mode == "end-after-ack":
+            # every batch read is acknowledged: the end follows the ack
+            time.sleep(0.1)
+            ctx.set_code(grpc.StatusCode.UNAUTHENTICATED)
+            ctx.set_details("token expired: open a new stream with a fresh token")
+            return
+
+
+handlers = grpc.method_handlers_generic_handler("fbpipe.v1.Ingest", {
+    "Exchange": grpc.unary_unary_rpc_method_handler(
+        exchange, request_deserializer=pb.ExchangeRequest.FromString,
+        response_serializer=pb.ExchangeResponse.SerializeToString),
+    "Stream": grpc.stream_stream_rpc_method_handler(
+        stream, request_deserializer=pb.Batch.FromString,
+        response_serializer=pb.Ack.SerializeToString),
+})
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+server.add_generic_rpc_handlers((handlers,))
+server.add_insecure_port("127.0.0.1:" + port)
+server.start()
+print("listening", flush=True)
+server.wait_for_termination()
