@@ -526,6 +526,12 @@ native(agent_t *a)
         bool pending = false;
         uint32_t wait = 0;
 
+        if (a->stream != NULL && fb_stream_ended(a->stream)) {
+            /* the server ended it after answering every batch (an expired
+             * token, a worker stopping): nothing lost, and no backoff */
+            fb_stream_free(a->stream);
+            a->stream = NULL;
+        }
         if (a->stream == NULL &&
             (a->stream = fb_stream_open(a->client, on_ack, a, &st)) == NULL) {
             broken(a, &st);

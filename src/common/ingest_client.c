@@ -852,9 +852,9 @@ fb_stream_close(fb_stream_t *s, fb_client_status_t *st)
                    s->n_inflight);
         return -1;
     }
-    if (s->c.status != GRPC_STATUS_OK || s->n_inflight > 0)
+    if (s->n_inflight > 0)
         return stream_failed(s, st);
-    return status_of(&s->c, st);
+    return 0; /* every batch answered: a final error (an expired token) failed none */
 }
 
 static bool
@@ -874,9 +874,17 @@ fb_stream_wait(fb_stream_t *s, fb_client_status_t *st)
                    "%u batches unacknowledged after %u ms", s->n_inflight, c->timeout_ms);
         return -1;
     }
-    if (s->n_inflight > 0 || ended(s))
+    if (s->n_inflight > 0)
         return stream_failed(s, st);
-    return 0;
+    return 0; /* every batch answered, even if the stream ended since */
+}
+
+bool
+fb_stream_ended(fb_stream_t *s)
+{
+    while (pump(s, 0) == 0)
+        ;
+    return ended(s);
 }
 
 size_t

@@ -18,6 +18,7 @@
 #ifndef FB_INGEST_CLIENT_H
 #define FB_INGEST_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -82,7 +83,9 @@ int fb_client_send_events(fb_client_t *c, Api__Event *const *events, size_t n,
  * flight twice. send and close return 0, or -1 with st when the stream
  * broke or a wait passed opts.timeout_ms: then fb_stream_unacked lists the
  * seqs sent and not acknowledged (it returns their number; at most cap
- * are copied), and the stream can only be freed. */
+ * are copied), and the stream can only be freed. A stream that ends
+ * after every batch sent on it was answered did not fail those batches:
+ * close (and wait) return 0, whatever the final status. */
 fb_stream_t *fb_stream_open(fb_client_t *c, fb_ack_cb_t cb, void *arg, fb_client_status_t *st);
 int fb_stream_send(fb_stream_t *s, const Fbpipe__V1__Batch *batch, fb_client_status_t *st);
 /* The same for a batch already packed (bytes of fbpipe.v1.Batch whose seq
@@ -91,10 +94,14 @@ int fb_stream_send_packed(fb_stream_t *s, uint64_t seq, const uint8_t *bytes, si
                           fb_client_status_t *st);
 int fb_stream_close(fb_stream_t *s, fb_client_status_t *st);
 /* Wait, stream left open, until every batch sent is answered (cb called
- * for each). 0, or -1 with st when the stream broke or ended (a server
- * that ends a stream with nothing in flight counts as broken here: the
- * stream cannot carry more) or opts.timeout_ms passed. */
+ * for each). 0, or -1 with st when the stream broke or ended with batches
+ * unanswered, or opts.timeout_ms passed. The stream may have ended since
+ * the last answer: see fb_stream_ended before sending more. */
 int fb_stream_wait(fb_stream_t *s, fb_client_status_t *st);
+/* Take what already arrived, without waiting (cb called for acks); true
+ * once the server has ended the stream, which can carry no more (free it
+ * and open another). */
+bool fb_stream_ended(fb_stream_t *s);
 size_t fb_stream_unacked(const fb_stream_t *s, uint64_t *seqs, size_t cap);
 /* Cancel if still open, wait for gRPC to let go, free. */
 void fb_stream_free(fb_stream_t *s);

@@ -64,7 +64,8 @@ handlers = grpc.method_handlers_generic_handler("fbpipe.v1.Ingest", {
 })
 server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
 server.add_generic_rpc_handlers((handlers,))
-server.add_insecure_port("127.0.0.1:" + port)
+if server.add_insecure_port("127.0.0.1:" + port) == 0:
+    sys.exit("plugin_stub.py: cannot listen on 127.0.0.1:" + port)
 server.start()
 print("listening", flush=True)
 server.wait_for_termination()
