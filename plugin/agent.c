@@ -83,10 +83,11 @@ typedef struct agent {
     bool compat;
     unsigned timeout_ms, batch_records, max_inflight;
     size_t batch_bytes;
-    /* shared with flush */
+    /* shared with flush, under mu */
     pthread_mutex_t mu;
-    pthread_cond_t cv_job, cv_done;
+    pthread_cond_t cv_job, cv_done, cv_idle;
     job_t *head, *tail;
+    unsigned flushing; /* flush callers inside: exit frees nothing before it is 0 */
     bool stop, thread_started;
     pthread_t thread;
     /* the thread's (init's before the thread starts) */
@@ -704,10 +705,12 @@ run(void *arg)
     pthread_mutex_lock(&a->mu);
     for (;;) {
         job_t *j;
+        bool stopping;
         while (a->head == NULL && !a->stop)
             pthread_cond_wait(&a->cv_job, &a->mu);
         if (a->head == NULL)
             break; /* stopping, nothing left */
+        stopping = a->stop;
         /* every chunk waiting (compat: one), sent and acknowledged together */
         a->n_group = 0;
         while (a->head != NULL && a->n_group < (a->compat ? 1u : GROUP_MAX)) {
@@ -718,7 +721,7 @@ run(void *arg)
         if (a->head == NULL)
             a->tail = NULL;
         pthread_mutex_unlock(&a->mu);
-        if (a->stop)
+        if (stopping)
             for (unsigned g = 0; g < a->n_group; g++)
                 a->group[g]->result = FB_FLB_RETRY;
         else
@@ -763,6 +766,7 @@ agent_free(agent_t *a)
     pthread_mutex_destroy(&a->mu);
     pthread_cond_destroy(&a->cv_job);
     pthread_cond_destroy(&a->cv_done);
+    pthread_cond_destroy(&a->cv_idle);
     free(a);
 }
 
@@ -854,6 +858,7 @@ fb_agent_init(struct flbgo_output_plugin *p)
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->cv_job, NULL);
     pthread_cond_init(&a->cv_done, NULL);
+    pthread_cond_init(&a->cv_idle, NULL);
     if (settings(a, p) < 0) {
         agent_free(a);
         return FB_FLB_ERROR;
@@ -911,18 +916,21 @@ fb_agent_flush(void *ctx, const void *data, size_t size, const char *tag)
     if (a == NULL)
         return FB_FLB_ERROR;
     pthread_mutex_lock(&a->mu);
+    a->flushing++;
     if (a->stop) {
-        pthread_mutex_unlock(&a->mu);
-        return FB_FLB_RETRY;
+        j.result = FB_FLB_RETRY;
+    } else {
+        if (a->tail != NULL)
+            a->tail->next = &j;
+        else
+            a->head = &j;
+        a->tail = &j;
+        pthread_cond_signal(&a->cv_job);
+        while (!j.done)
+            pthread_cond_wait(&a->cv_done, &a->mu);
     }
-    if (a->tail != NULL)
-        a->tail->next = &j;
-    else
-        a->head = &j;
-    a->tail = &j;
-    pthread_cond_signal(&a->cv_job);
-    while (!j.done)
-        pthread_cond_wait(&a->cv_done, &a->mu);
+    if (--a->flushing == 0 && a->stop)
+        pthread_cond_signal(&a->cv_idle); /* exit may free the agent now */
     pthread_mutex_unlock(&a->mu);
     return j.result;
 }
@@ -940,6 +948,12 @@ fb_agent_exit_ctx(void *ctx)
     pthread_mutex_unlock(&a->mu);
     if (a->thread_started)
         pthread_join(a->thread, NULL);
+    /* the thread answered every chunk, but the flushes it woke may not be
+     * out yet (still in pthread_cond_wait, or about to unlock) */
+    pthread_mutex_lock(&a->mu);
+    while (a->flushing > 0)
+        pthread_cond_wait(&a->cv_idle, &a->mu);
+    pthread_mutex_unlock(&a->mu);
     agent_free(a);
     return FB_FLB_OK;
 }

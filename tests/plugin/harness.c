@@ -21,20 +21,31 @@
  *                                      HARNESS_PAUSE_MS=N pauses after each chunk
  *     big BYTES ok|error               one record whose body is BYTES of JSON
  *                                      must end OK (or ERROR), after retries
+ *     exit-race THREADS                THREADS flushes wait in the plugin when
+ *                                      FLBPluginExitCtx runs (the ingester is a
+ *                                      socket of the harness that never answers):
+ *                                      each must end RETRY
  *     hostile                          hostile chunks: no crash; ERROR for what
  *                                      cannot be read, OK for odd but valid ones
  *     decoy-check AGENT                the agent opened without DEEPBIND must
  *                                      hit a decoy (the harness aborts)
  * Prints what happened; exit 0 on success.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_setaffinity, SCHED_IDLE */
+#endif
+#include <arpa/inet.h>
 #include <dlfcn.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -73,11 +84,14 @@ DECOY(ares_destroy)
 
 static char **props;
 static int n_props;
+static char own_port[16]; /* Ingester_Port, when the harness listens itself */
 
 /* section -- the value key has in the [OUTPUT] section (the arguments). */
 static const char *
 section(const char *key)
 {
+    if (own_port[0] && strcasecmp(key, "ingester_port") == 0)
+        return own_port;
     for (int i = 0; i < n_props; i++) {
         const char *eq = strchr(props[i], '=');
         if (eq && (size_t)(eq - props[i]) == strlen(key) && strncasecmp(props[i], key, strlen(key)) == 0)
@@ -317,6 +331,83 @@ big(long bytes, const char *want)
                : 1;
 }
 
+/* ---- exit while flushes wait -------------------------------------------- */
+
+/* black_hole -- a listening socket on 127.0.0.1 that never accepts: the
+ * kernel completes connections, nothing ever answers. Its port into
+ * own_port; the socket, or -1. */
+static int
+black_hole(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 64) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+        return -1;
+    snprintf(own_port, sizeof(own_port), "%u", ntohs(a.sin_port));
+    return fd;
+}
+
+static int entered, results[64];
+static pthread_mutex_t entered_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void *
+flush_once(void *arg)
+{
+    int t = (int)(intptr_t)arg;
+    struct sched_param sp = {0};
+    buf_t b = {0};
+
+    /* last in line for the CPU: once exit lets the flushes go, main runs
+     * on, into what exit frees, before they touch the plugin again */
+    pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    event(&b, true, "exit-race", t, 0, 0);
+    pthread_mutex_lock(&entered_mu);
+    entered++;
+    pthread_mutex_unlock(&entered_mu);
+    results[t] = flush(&b, "harness.exit");
+    free(b.p);
+    return NULL;
+}
+
+/* exit_race -- threads flushes, one each, all waiting in the plugin (its
+ * thread held by an exchange that never gets an answer) when exit runs:
+ * exit must let each of them out, RETRY, before it frees what they use. */
+static int
+exit_race(int threads, int (*exit_ctx)(void *))
+{
+    pthread_t th[64];
+    int retry = 0;
+
+    cpu_set_t one;
+
+    if (threads < 1 || threads > 64)
+        return 1;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, &one);
+    sched_setaffinity(0, sizeof(one), &one); /* main and the flushes take turns */
+    for (int t = 0; t < threads; t++)
+        pthread_create(&th[t], NULL, flush_once, (void *)(intptr_t)t);
+    for (;;) {
+        pthread_mutex_lock(&entered_mu);
+        int n = entered;
+        pthread_mutex_unlock(&entered_mu);
+        if (n == threads)
+            break;
+        usleep(10000);
+    }
+    usleep(300000); /* all in the plugin, waiting */
+    exit_ctx(ctx);
+    for (int t = 0; t < threads; t++) {
+        pthread_join(th[t], NULL);
+        retry += results[t] == FB_FLB_RETRY;
+    }
+    printf("harness: exit with %d flushes waiting: %d RETRY\n", threads, retry);
+    return retry == threads ? 0 : 1;
+}
+
 /* ---- hostile chunks ---------------------------------------------------- */
 
 static int
@@ -389,6 +480,10 @@ main(int argc, char **argv)
             break;
         }
     mode = argv[2];
+    if (strcmp(mode, "exit-race") == 0 && black_hole() < 0) {
+        perror("harness: a listening socket");
+        return 2;
+    }
     if (strcmp(mode, "decoy-check") == 0 && sep > 3) {
         /* the agent without the shim and without DEEPBIND: its libraries
          * bind to the decoys */
@@ -470,6 +565,9 @@ main(int argc, char **argv)
         free(th);
     } else if (strcmp(mode, "hostile") == 0) {
         rc = hostile() || rc;
+    } else if (strcmp(mode, "exit-race") == 0 && sep > 3) {
+        rc = exit_race(atoi(argv[3]), exit_ctx) || rc;
+        ctx = NULL; /* exited */
     } else if (strcmp(mode, "big") == 0 && sep > 4) {
         rc = big(atol(argv[3]), argv[4]) || rc;
     } else if (strcmp(mode, "init") != 0 && strcmp(mode, "init-fail") != 0) {
