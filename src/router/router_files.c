@@ -19,7 +19,8 @@
 
 #define NAME_MAX_LEN 160 /* an access key (128) and ".log.NNNNN" */
 #define TAIL_CHUNK 65536
-#define SYNCFS_MIN 16 /* files written in one flush past which syncfs() is cheaper */
+#define SYNC_MANY 16    /* files written in one flush past which their syncs overlap */
+#define SYNC_WHOLE 1024 /* past which one syncfs() of the file system is cheaper */
 #define KEPT_BYTES (64u << 20) /* empty buffers kept for reuse, all keys together */
 #define PRUNE_MIN 4096         /* keys remembered before idle ones are forgotten */
 #define EVICT_SHARE 8          /* 1/8 of the descriptors closed at once when full */
@@ -32,7 +33,8 @@ typedef struct entry {
     uint64_t used;      /* LRU clock of the last write */
     bool dir_dirty;     /* created or rotated since the folder was synced */
     bool refusal_new;   /* refused since the caller last asked */
-    size_t done;        /* written, waiting for the file system's sync */
+    size_t done;        /* written, waiting for the sync of the many */
+    bool moved;         /* rotated or closed with done bytes: its fd is not theirs */
     char *buf;          /* pending lines */
     size_t len, cap;
     char *refused;      /* why its file cannot be written, or NULL */
@@ -98,6 +100,7 @@ fb_files_new(const fb_files_opts_t *o, char *err, size_t errlen)
 static void
 entry_close(fb_files_t *f, entry_t *e)
 {
+    e->moved |= e->done > 0;
     if (e->fd >= 0) {
         close(e->fd);
         e->fd = -1;
@@ -519,8 +522,9 @@ entry_write(fb_files_t *f, entry_t *e, size_t off, size_t n, char *err, size_t e
 static int
 entry_sync(fb_files_t *f, entry_t *e, char *err, size_t errlen)
 {
-    if (fsync(e->fd) < 0) {
-        snprintf(err, errlen, "%s/%s.log: fsync failed: %s", f->o.dir, e->key, strerror(errno));
+    if (fdatasync(e->fd) < 0) { /* an append's new size is data for this */
+        snprintf(err, errlen, "%s/%s.log: fdatasync failed: %s", f->o.dir, e->key,
+                 strerror(errno));
         return -1;
     }
     if (e->dir_dirty) {
@@ -577,6 +581,7 @@ entry_flush(fb_files_t *f, entry_t *e, bool sync, bool defer, char *err, size_t 
                 rc = -1;
                 break;
             }
+            e->moved |= defer && off > 0; /* written to the file renamed now */
             if (rotate(f, e, err, errlen) < 0) {
                 rc = -1;
                 break;
@@ -602,6 +607,44 @@ entry_flush(fb_files_t *f, entry_t *e, bool sync, bool defer, char *err, size_t 
     return rc;
 }
 
+/* sync_many -- the files written by a flush of many: every one's
+ * writeback started at once, then each waited for (the first journal
+ * commit serves the rest); the whole file system at once when there are
+ * more than SYNC_WHOLE, or when a file written was rotated or closed
+ * meanwhile. 0, or -1 with err. */
+static int
+sync_many(fb_files_t *f, size_t files, bool dir, char *err, size_t errlen)
+{
+    bool whole = files > SYNC_WHOLE;
+
+    for (size_t i = 0; i < f->cap; i++) {
+        entry_t *e = &f->tab[i];
+        if (e->key == NULL || (e->done == 0 && !e->moved))
+            continue;
+        if (e->moved || e->fd < 0)
+            whole = true;
+        else if (!whole)
+            (void)sync_file_range(e->fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* a hint */
+    }
+    if (whole && syncfs(f->dirfd) < 0) {
+        snprintf(err, errlen, "%s: syncfs failed: %s", f->o.dir, strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; !whole && i < f->cap; i++) {
+        entry_t *e = &f->tab[i];
+        if (e->key != NULL && e->done > 0 && fdatasync(e->fd) < 0) {
+            snprintf(err, errlen, "%s/%s.log: fdatasync failed: %s", f->o.dir, e->key,
+                     strerror(errno));
+            return -1;
+        }
+    }
+    if (dir && fsync(f->dirfd) < 0) {
+        snprintf(err, errlen, "%s: fsync failed: %s", f->o.dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int
 fb_files_flush(fb_files_t *f, bool sync, char *err, size_t errlen)
 {
@@ -611,8 +654,8 @@ fb_files_flush(fb_files_t *f, bool sync, char *err, size_t errlen)
 
     for (size_t i = 0; sync && i < f->cap; i++)
         dirty += f->tab[i].key != NULL && f->tab[i].len > 0;
-    /* many files: one syncfs() instead of an fsync() each */
-    many = dirty > SYNCFS_MIN;
+    /* many files: their syncs overlap (sync_many) instead of one after another */
+    many = dirty > SYNC_MANY;
     for (size_t i = 0; i < f->cap; i++) {
         entry_t *e = &f->tab[i];
         char why[512];
@@ -630,11 +673,10 @@ fb_files_flush(fb_files_t *f, bool sync, char *err, size_t errlen)
             prune(f);
         return rc;
     }
-    int s = syncfs(f->dirfd);
-    if (s == 0 && dir)
-        s = fsync(f->dirfd);
+    char why[512];
+    int s = sync_many(f, dirty, dir, why, sizeof(why));
     if (s < 0 && rc == 0) {
-        snprintf(err, errlen, "%s: syncfs failed: %s", f->o.dir, strerror(errno));
+        snprintf(err, errlen, "%s", why);
         rc = -1;
     }
     for (size_t i = 0; i < f->cap; i++) {
@@ -646,6 +688,7 @@ fb_files_flush(fb_files_t *f, bool sync, char *err, size_t errlen)
             e->dir_dirty = false;
         }
         e->done = 0;
+        e->moved = false;
     }
     if (rc == 0)
         prune(f);

@@ -36,7 +36,7 @@
 
 /* a batch: what the consumer has ready, up to this many records or bytes
  * of lines (one write per file and one sync per batch) */
-#define BATCH_MAX 50000
+#define BATCH_MAX 100000
 #define BATCH_BYTES (32u << 20)
 #define BATCH_WAIT_MS 100
 #define POLL_MS 100
