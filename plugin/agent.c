@@ -6,8 +6,8 @@
  * with one line saying which; an ingester that cannot be reached does not:
  * the thread exchanges before its first send, and flushes are retried
  * until then), then starts the instance's thread, which alone owns the
- * connection. Flush
- * hands its chunk to that thread and waits for the answer; the chunks
+ * connection. Flush hands its chunk to that thread and waits for the
+ * answer (exit frees nothing before the last flush is out); the chunks
  * that wait meanwhile (several Fluent Bit workers) are sent together and
  * their acks awaited together. The thread decodes each chunk (chunk.c), encrypts each event when the exchange gave
  * a key, sends batches over one long-lived stream (native API) or
