@@ -97,52 +97,56 @@ count_in_order(const char *text, int from)
     return n;
 }
 
+/* fill -- rounds of per_round lines for each key "<prefix><k>", numbered
+ * from 0, flushed after each round (synced when sync is -1 or the round). */
+static void
+fill(fb_files_t *f, const char *prefix, int keys, int rounds, int per_round, int sync)
+{
+    char err[256], key[32];
+
+    for (int round = 0; round < rounds; round++) {
+        for (int k = 0; k < keys; k++)
+            for (int i = 0; i < per_round; i++) {
+                snprintf(key, sizeof(key), "%s%d", prefix, k);
+                add(f, key, round * per_round + i);
+            }
+        cr_assert_eq(fb_files_flush(f, sync < 0 || sync == round, err, sizeof(err)), 0, "%s",
+                     err);
+        cr_assert_eq(fb_files_pending(f), 0);
+    }
+}
+
+/* expect_keys -- every "<prefix><k>.log" holds lines 0..lines-1, in order. */
+static void
+expect_keys(const char *prefix, int keys, int lines)
+{
+    char name[48], *text;
+    size_t len;
+
+    for (int k = 0; k < keys; k++) {
+        snprintf(name, sizeof(name), "%s%d.log", prefix, k);
+        text = slurp(name, &len);
+        cr_assert_not_null(text, "%s", name);
+        cr_assert_eq(count_in_order(text, 0), lines, "%s", name);
+        free(text);
+    }
+}
+
 Test(files, lines_in_order_per_key_with_more_keys_than_descriptors)
 {
     fb_files_t *f = files(2, 0, 0);
-    char err[256], key[16], name[32], *text;
-    size_t len;
 
-    for (int round = 0; round < 3; round++) {
-        for (int k = 0; k < 5; k++)
-            for (int i = 0; i < 10; i++) {
-                snprintf(key, sizeof(key), "key-%d", k);
-                add(f, key, round * 10 + i);
-            }
-        cr_assert_eq(fb_files_flush(f, true, err, sizeof(err)), 0, "%s", err);
-        cr_assert_eq(fb_files_pending(f), 0);
-    }
-    for (int k = 0; k < 5; k++) {
-        snprintf(name, sizeof(name), "key-%d.log", k);
-        text = slurp(name, &len);
-        cr_assert_not_null(text);
-        cr_assert_eq(count_in_order(text, 0), 30);
-        free(text);
-    }
+    fill(f, "key-", 5, 3, 10, -1);
+    expect_keys("key-", 5, 30);
     fb_files_free(f);
 }
 
 Test(files, many_files_synced_at_once)
 {
     fb_files_t *f = files(8, 0, 0);
-    char err[256], key[16], name[32], *text;
-    size_t len;
 
-    for (int round = 0; round < 2; round++) {
-        for (int k = 0; k < 40; k++) { /* more files than one fsync each */
-            snprintf(key, sizeof(key), "many-%d", k);
-            add(f, key, round);
-        }
-        cr_assert_eq(fb_files_flush(f, true, err, sizeof(err)), 0, "%s", err);
-        cr_assert_eq(fb_files_pending(f), 0);
-    }
-    for (int k = 0; k < 40; k++) {
-        snprintf(name, sizeof(name), "many-%d.log", k);
-        text = slurp(name, &len);
-        cr_assert_not_null(text);
-        cr_assert_eq(count_in_order(text, 0), 2, "%s", name);
-        free(text);
-    }
+    fill(f, "many-", 40, 2, 1, -1); /* more files than one fdatasync after another */
+    expect_keys("many-", 40, 2);
     fb_files_free(f);
 }
 
@@ -465,26 +469,11 @@ Test(files, rotation_by_age_follows_the_files_last_write)
 Test(files, thousands_of_keys_through_few_descriptors)
 {
     fb_files_t *f = files(64, 0, 0);
-    char err[256], key[16], name[32], *text;
-    size_t len;
-    int keys = 5000; /* more than the keys remembered: idle ones are forgotten */
 
-    for (int round = 0; round < 3; round++) {
-        for (int k = 0; k < keys; k++) {
-            snprintf(key, sizeof(key), "t-%d", k);
-            add(f, key, round);
-        }
-        /* synced once: more files than one fdatasync each is worth */
-        cr_assert_eq(fb_files_flush(f, round == 1, err, sizeof(err)), 0, "%s", err);
-        cr_assert_eq(fb_files_pending(f), 0);
-    }
-    for (int k = 0; k < keys; k++) {
-        snprintf(name, sizeof(name), "t-%d.log", k);
-        text = slurp(name, &len);
-        cr_assert_not_null(text, "%s", name);
-        cr_assert_eq(count_in_order(text, 0), 3, "%s", name);
-        free(text);
-    }
+    /* more than the keys remembered (idle ones are forgotten); synced once,
+     * more files than one fdatasync each is worth */
+    fill(f, "t-", 5000, 3, 1, 1);
+    expect_keys("t-", 5000, 3);
     fb_files_free(f);
 }
 
