@@ -15,6 +15,7 @@
  * its line is written.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,10 @@ typedef struct router {
     uint64_t last_sync_ms;
     bool unsynced; /* fsync = INTERVAL: written since the last sync */
     bool sync_failing; /* logged once until a sync succeeds */
+    /* print_events: the batch's lines, written to stdout once it is written */
+    char *print;
+    size_t print_len, print_cap;
+    bool print_failed;
     unsigned long dead_letters;
     /* the batch being written: its offsets are stored once it is */
     rd_kafka_message_t *ms[BATCH_MAX];
@@ -73,6 +78,7 @@ typedef struct router {
 } router_t;
 
 static void store(router_t *r);
+static void print_flush(router_t *r);
 static void dead_letter(router_t *r, const rd_kafka_message_t *m, const char *why);
 
 /* refusals -- the records of keys whose file can never be written (found
@@ -158,9 +164,11 @@ rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list
      * from the last commit); then commit and let go */
     if (flush_all(r, NULL) == 0) {
         store(r);
+        print_flush(r);
     } else {
         fb_files_discard(r->files);
         fb_files_discard(r->dead);
+        r->print_len = 0; /* not written: not printed */
         fb_log_warnx("router %u: %zu records not written before a rebalance: their next "
                      "owner reads them again", r->index, r->n);
     }
@@ -197,6 +205,58 @@ dead_letter(router_t *r, const rd_kafka_message_t *m, const char *why)
     json_decref(o);
 }
 
+/* print_add -- a written line, for standard output. */
+static void
+print_add(router_t *r, const char *text, size_t len)
+{
+    if (r->print_len + len > r->print_cap) {
+        size_t cap = r->print_cap ? r->print_cap : 65536;
+        char *b;
+        while (cap < r->print_len + len)
+            cap *= 2;
+        if ((b = realloc(r->print, cap)) == NULL)
+            fb_panic("router %u: out of memory buffering printed lines", r->index);
+        r->print = b;
+        r->print_cap = cap;
+    }
+    memcpy(r->print + r->print_len, text, len);
+    r->print_len += len;
+}
+
+/* print_flush -- the batch's lines to standard output, shared with the
+ * other processes: whole lines per write, at most PIPE_BUF bytes unless a
+ * line is longer, so that no line is cut by another's (a pipe keeps such
+ * writes whole). A failed write is logged once and printing goes on. */
+static void
+print_flush(router_t *r)
+{
+    size_t at = 0;
+
+    while (at < r->print_len) {
+        size_t n = 0;
+        for (;;) { /* whole lines up to PIPE_BUF, or the one longer line */
+            const char *nl = memchr(r->print + at + n, '\n', r->print_len - at - n);
+            size_t line = nl ? (size_t)(nl - (r->print + at + n)) + 1 : r->print_len - at - n;
+            if (n > 0 && n + line > PIPE_BUF)
+                break;
+            n += line;
+            if (n >= PIPE_BUF || at + n == r->print_len)
+                break;
+        }
+        ssize_t w = write(STDOUT_FILENO, r->print + at, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (!r->print_failed)
+                fb_log_warn("router %u: write(stdout) of printed events failed", r->index);
+            r->print_failed = true;
+            break;
+        }
+        at += (size_t)w;
+    }
+    r->print_len = 0;
+}
+
 /* take -- one record into its file's buffer, or the dead letters. */
 static void
 take(router_t *r, const rd_kafka_message_t *m)
@@ -215,7 +275,7 @@ take(router_t *r, const rd_kafka_message_t *m)
         return;
     }
     if (r->conf->router_print_events)
-        fwrite(line.text, 1, line.len, stdout);
+        print_add(r, line.text, line.len);
     if (fb_files_add(r->files, line.access_key, line.text, line.len) < 0)
         fb_panic("router %u: out of memory buffering a line", r->index);
 }
@@ -510,6 +570,8 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         }
         if (logged && !stop_requested && !r->dropped)
             fb_log_notice("router %u: writing again", index);
+        if (!r->dropped)
+            print_flush(r); /* what is written, as it is written */
         if (fb_files_pending(r->files) == 0 && fb_files_pending(r->dead) == 0) {
             backoff = 0;
             store(r);
@@ -525,6 +587,7 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     /* stop: what is written is stored; commit it and leave the group */
     if (flush_all(r, NULL) < 0)
         rc = 1;
+    print_flush(r);
     rd_kafka_commit(r->rk, NULL, 0);
     rd_kafka_consumer_close(r->rk);
     rd_kafka_destroy(r->rk);
@@ -532,6 +595,7 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     fb_files_free(r->dead);
     fb_liner_free(r->liner);
     fb_log_info("router %u stopped (%lu dead letters)", index, r->dead_letters);
+    free(r->print);
     free(r);
     return rc;
 }
