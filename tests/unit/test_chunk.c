@@ -227,17 +227,24 @@ Test(chunk, a_huge_claim_is_refused_without_allocating)
     cr_assert_eq(s.n, 0);
 }
 
+/* record_of -- the start of [1, {key: ...}] into sb: its one value follows */
+static void
+record_of(msgpack_packer *pk, msgpack_sbuffer *sb, const char *key)
+{
+    msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_uint32(pk, 1);
+    msgpack_pack_map(pk, 1);
+    str(pk, key);
+}
+
 /* nested -- [1, {"d": [[[...]]]}] with depth arrays in the body */
 static void
 nested(msgpack_sbuffer *sb, int depth)
 {
     msgpack_packer pk;
 
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 2);
-    msgpack_pack_uint32(&pk, 1);
-    msgpack_pack_map(&pk, 1);
-    str(&pk, "d");
+    record_of(&pk, sb, "d");
     for (int i = 0; i < depth; i++)
         msgpack_pack_array(&pk, 1);
     msgpack_pack_nil(&pk);
@@ -266,11 +273,7 @@ good(msgpack_sbuffer *sb, int i)
 {
     msgpack_packer pk;
 
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 2);
-    msgpack_pack_uint32(&pk, 1);
-    msgpack_pack_map(&pk, 1);
-    str(&pk, "ok");
+    record_of(&pk, sb, "ok");
     msgpack_pack_int(&pk, i);
 }
 
@@ -281,11 +284,7 @@ nested_empty(msgpack_sbuffer *sb, int levels, bool map)
 {
     msgpack_packer pk;
 
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 2);
-    msgpack_pack_uint32(&pk, 1);
-    msgpack_pack_map(&pk, 1);
-    str(&pk, "d");
+    record_of(&pk, sb, "d");
     for (int i = 0; i < levels - 3; i++)
         msgpack_pack_array(&pk, 1);
     map ? msgpack_pack_map(&pk, 0) : msgpack_pack_array(&pk, 0);
