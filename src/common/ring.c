@@ -193,6 +193,16 @@ fb_monotonic_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* fb_wall_ns -- CLOCK_REALTIME in ns: event times, token checks, rotation by age. */
+int64_t
+fb_wall_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* fb_ring_max_record -- the largest record a lane takes (half a lane). */
 size_t
 fb_ring_max_record(const fb_ring_t *r)

@@ -151,7 +151,6 @@ int fb_wcall_read(fb_wcall_t *c, fb_wcall_step_t next);
 uint8_t *fb_wcall_message(fb_wcall_t *c, size_t *len);
 int fb_wcall_slice(fb_wcall_t *c, grpc_slice *out);
 
-int64_t fb_worker_now_ns(void);
 void fb_worker_stream_list(fb_wcall_t *c);
 void fb_worker_stream_unlist(fb_wcall_t *c);
 void fb_worker_count_refusal(fb_worker_t *w, fb_auth_err_t err);

@@ -426,7 +426,7 @@ static int
 take_batch(fb_wcall_t *c, const fb_batch_t *b, const fb_tenant_t *t)
 {
     fb_worker_t *w = c->w;
-    int64_t now = fb_worker_now_ns();
+    int64_t now = fb_wall_ns();
     uint64_t lane_bytes = 0;
     size_t key_len = strlen(t->access_key);
     char why[256], detail[300];

@@ -71,7 +71,7 @@ fb_worker_authenticate(fb_wcall_t *c)
     const grpc_slice *v = authorization(c);
 
     fb_auth_verify(c->w->auth, c->w->keydb, v ? (const char *)GRPC_SLICE_START_PTR(*v) : NULL,
-                   v ? GRPC_SLICE_LENGTH(*v) : 0, fb_worker_now_ns() / 1000000000, &c->auth);
+                   v ? GRPC_SLICE_LENGTH(*v) : 0, fb_wall_ns() / 1000000000, &c->auth);
     if (c->auth.err != FB_AUTH_OK) {
         fb_worker_refuse(c, &c->auth);
         return -1;
@@ -253,7 +253,7 @@ on_event(fb_wcall_t *c, int ok)
         invalid(c, GRPC_STATUS_PERMISSION_DENIED, "unknown access key");
         return;
     }
-    switch (fb_record_from_event(ev, t, fb_worker_now_ns(), w->conf->message_max_bytes, &rec, why,
+    switch (fb_record_from_event(ev, t, fb_wall_ns(), w->conf->message_max_bytes, &rec, why,
                                  sizeof(why))) {
     case FB_RECORD_OK:
         break;

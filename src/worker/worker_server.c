@@ -224,16 +224,6 @@ peer_leave(fb_wcall_t *c)
     c->peer = NULL;
 }
 
-/* fb_worker_now_ns -- wall-clock time in ns (received_at, token checks). */
-int64_t
-fb_worker_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* fb_worker_stream_list -- watch an event stream (expiry, backpressure). */
 void
 fb_worker_stream_list(fb_wcall_t *c)
