@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/ring.h"
@@ -136,6 +135,17 @@ slot(entry_t *tab, size_t cap, const char *key)
     return &tab[i];
 }
 
+/* forget_refusal -- e's file is looked at again at its next write (unless
+ * the caller has not taken the refusal yet). */
+static void
+forget_refusal(entry_t *e)
+{
+    if (!e->refusal_new) {
+        free(e->refused);
+        e->refused = NULL;
+    }
+}
+
 /* idle -- an entry that holds nothing: no descriptor, no bytes, no refusal. */
 static bool
 idle(const entry_t *e)
@@ -183,16 +193,16 @@ grow(fb_files_t *f)
 static void
 prune(fb_files_t *f)
 {
-    size_t cap = f->cap;
+    size_t keep = 0, cap = 64;
 
     if (f->n < f->prune_at)
         return;
+    for (size_t i = 0; i < f->cap; i++)
+        keep += f->tab[i].key != NULL && !idle(&f->tab[i]);
+    while ((keep + 1) * 2 > cap) /* the load grow() keeps */
+        cap *= 2;
     if (rebuild(f, cap, true) < 0)
         return; /* out of memory: keep them, try again later */
-    while (cap > 64 && (f->n + 1) * 4 < cap)
-        cap /= 2;
-    if (cap != f->cap)
-        (void)rebuild(f, cap, false);
     f->prune_at = f->n * 2 > PRUNE_MIN ? f->n * 2 : PRUNE_MIN;
 }
 
@@ -250,10 +260,7 @@ fb_files_refused(fb_files_t *f, const char *key, char *err, size_t errlen)
             snprintf(err, errlen, "%s", e->refused);
             return 1;
         }
-        if (!e->refusal_new) { /* time to try again */
-            free(e->refused);
-            e->refused = NULL;
-        }
+        forget_refusal(e); /* time to try again */
     }
     name(file, key, 0);
     if (fstatat(f->dirfd, file, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
@@ -313,15 +320,6 @@ static uint64_t
 period(const fb_files_t *f, uint64_t ms)
 {
     return f->o.rotate_age_ms ? ms / f->o.rotate_age_ms : 0;
-}
-
-static uint64_t
-wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* name -- "<key>.log" or "<key>.log.<n>". */
@@ -553,14 +551,15 @@ consume(fb_files_t *f, entry_t *e, size_t n)
     }
 }
 
-/* entry_flush -- write e's pending bytes, rotating where due, so that no
- * rotated file holds more than rotate_size (but for a single longer
- * line); what is written leaves the buffer (defer: later, once synced),
- * the rest stays. 0, or -1 with err. */
+/* entry_flush -- write e's pending bytes, rotating where due (by size, so
+ * that no rotated file holds more than rotate_size but for a single longer
+ * line; by age, when now is a later period than its last write); what is
+ * written leaves the buffer (defer: later, once synced), the rest stays.
+ * 0, or -1 with err. */
 static int
-entry_flush(fb_files_t *f, entry_t *e, bool sync, bool defer, char *err, size_t errlen)
+entry_flush(fb_files_t *f, entry_t *e, uint64_t now, bool sync, bool defer, char *err,
+            size_t errlen)
 {
-    uint64_t now = period(f, wall_ms());
     size_t off = 0, n;
     int rc = 0;
 
@@ -607,6 +606,22 @@ entry_flush(fb_files_t *f, entry_t *e, bool sync, bool defer, char *err, size_t 
     return rc;
 }
 
+/* sync_whole -- the whole file system of the directory, and the directory
+ * itself when dir is set; 0, or -1 with err. */
+static int
+sync_whole(fb_files_t *f, bool dir, char *err, size_t errlen)
+{
+    if (syncfs(f->dirfd) < 0) {
+        snprintf(err, errlen, "%s: syncfs failed: %s", f->o.dir, strerror(errno));
+        return -1;
+    }
+    if (dir && fsync(f->dirfd) < 0) {
+        snprintf(err, errlen, "%s: fsync failed: %s", f->o.dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 /* sync_many -- the files written by a flush of many: every one's
  * writeback started at once, then each waited for (the first journal
  * commit serves the rest); the whole file system at once when there are
@@ -626,11 +641,9 @@ sync_many(fb_files_t *f, size_t files, bool dir, char *err, size_t errlen)
         else if (!whole)
             (void)sync_file_range(e->fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* a hint */
     }
-    if (whole && syncfs(f->dirfd) < 0) {
-        snprintf(err, errlen, "%s: syncfs failed: %s", f->o.dir, strerror(errno));
-        return -1;
-    }
-    for (size_t i = 0; !whole && i < f->cap; i++) {
+    if (whole)
+        return sync_whole(f, dir, err, errlen);
+    for (size_t i = 0; i < f->cap; i++) {
         entry_t *e = &f->tab[i];
         if (e->key != NULL && e->done > 0 && fdatasync(e->fd) < 0) {
             snprintf(err, errlen, "%s/%s.log: fdatasync failed: %s", f->o.dir, e->key,
@@ -656,12 +669,13 @@ fb_files_flush(fb_files_t *f, bool sync, char *err, size_t errlen)
         dirty += f->tab[i].key != NULL && f->tab[i].len > 0;
     /* many files: their syncs overlap (sync_many) instead of one after another */
     many = dirty > SYNC_MANY;
+    uint64_t now = period(f, (uint64_t)(fb_wall_ns() / 1000000)); /* once for all */
     for (size_t i = 0; i < f->cap; i++) {
         entry_t *e = &f->tab[i];
         char why[512];
         if (e->key == NULL || e->len == 0)
             continue;
-        if (entry_flush(f, e, sync && !many, many, why, sizeof(why)) < 0 && rc == 0 &&
+        if (entry_flush(f, e, now, sync && !many, many, why, sizeof(why)) < 0 && rc == 0 &&
             !e->refusal_new) { /* a refused key's lines went back to the caller */
             snprintf(err, errlen, "%s", why);
             rc = -1;
@@ -713,11 +727,7 @@ fb_files_next_refusal(fb_files_t *f, const char **why)
 int
 fb_files_sync(fb_files_t *f, char *err, size_t errlen)
 {
-    if (syncfs(f->dirfd) < 0 || fsync(f->dirfd) < 0) {
-        snprintf(err, errlen, "%s: syncfs failed: %s", f->o.dir, strerror(errno));
-        return -1;
-    }
-    return 0;
+    return sync_whole(f, true, err, errlen);
 }
 
 void
@@ -734,9 +744,6 @@ fb_files_reopen(fb_files_t *f)
     for (size_t i = 0; i < f->cap; i++)
         if (f->tab[i].key != NULL) {
             entry_close(f, &f->tab[i]);
-            if (!f->tab[i].refusal_new) { /* looked at again, too */
-                free(f->tab[i].refused);
-                f->tab[i].refused = NULL;
-            }
+            forget_refusal(&f->tab[i]);
         }
 }
