@@ -233,17 +233,15 @@ print_flush(router_t *r)
     size_t at = 0;
 
     while (at < r->print_len) {
-        size_t n = 0;
-        for (;;) { /* whole lines up to PIPE_BUF, or the one longer line */
-            const char *nl = memchr(r->print + at + n, '\n', r->print_len - at - n);
-            size_t line = nl ? (size_t)(nl - (r->print + at + n)) + 1 : r->print_len - at - n;
-            if (n > 0 && n + line > PIPE_BUF)
-                break;
-            n += line;
-            if (n >= PIPE_BUF || at + n == r->print_len)
-                break;
+        const char *p = r->print + at, *nl;
+        size_t n = r->print_len - at;
+        if (n > PIPE_BUF) { /* the whole lines within PIPE_BUF, or the one longer line */
+            nl = memrchr(p, '\n', PIPE_BUF);
+            if (nl == NULL)
+                nl = memchr(p + PIPE_BUF, '\n', n - PIPE_BUF);
+            n = nl ? (size_t)(nl - p) + 1 : n;
         }
-        ssize_t w = write(STDOUT_FILENO, r->print + at, n);
+        ssize_t w = write(STDOUT_FILENO, p, n);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
