@@ -97,6 +97,52 @@ count_in_order(const char *text, int from)
     return n;
 }
 
+/* flushed -- a flush that must write everything (synced when sync is set). */
+static void
+flushed(fb_files_t *f, bool sync)
+{
+    char err[256];
+
+    cr_assert_eq(fb_files_flush(f, sync, err, sizeof(err)), 0, "%s", err);
+}
+
+/* expect_lines -- file holds exactly n lines {"i":from}.. in order. */
+static void
+expect_lines(const char *file, int from, int n)
+{
+    size_t len;
+    char *text = slurp(file, &len);
+
+    cr_assert_not_null(text, "%s", file);
+    cr_assert_eq(count_in_order(text, from), n, "%s", file);
+    free(text);
+}
+
+/* rotated_lines -- the lines of key's files, oldest (.keep) to newest
+ * (.log), which must follow each other in order from 0, each file at most
+ * max bytes; how many. */
+static int
+rotated_lines(const char *key, int keep, size_t max)
+{
+    char name[64], *text;
+    size_t len;
+    int next = 0;
+
+    for (int n = keep; n >= 0; n--) {
+        if (n > 0)
+            snprintf(name, sizeof(name), "%s.log.%d", key, n);
+        else
+            snprintf(name, sizeof(name), "%s.log", key);
+        text = slurp(name, &len);
+        if (text == NULL)
+            continue;
+        cr_assert_leq(len, max, "%s: %zu bytes", name, len);
+        next += count_in_order(text, next);
+        free(text);
+    }
+    return next;
+}
+
 /* fill -- rounds of per_round lines for each key "<prefix><k>", numbered
  * from 0, flushed after each round (synced when sync is -1 or the round). */
 static void
@@ -190,7 +236,7 @@ Test(files, names_a_symlink_or_a_fifo_before_buffering)
     cr_assert(strstr(err, "pipe.log: not a regular file") != NULL, "%s", err);
     cr_assert_eq(fb_files_refused(f, "fresh", err, sizeof(err)), 0, "absent: created later");
     add(f, "plain", 1);
-    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0, "%s", err);
+    flushed(f, false);
     cr_assert_eq(fb_files_refused(f, "plain", err, sizeof(err)), 0, "open and regular");
     fb_files_free(f);
 }
@@ -198,17 +244,17 @@ Test(files, names_a_symlink_or_a_fifo_before_buffering)
 Test(files, discard_drops_only_what_is_not_written)
 {
     fb_files_t *f = files(4, 0, 0);
-    char err[256], *text;
+    char *text;
     size_t len;
 
     add(f, "k", 0);
-    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0, "%s", err);
+    flushed(f, false);
     add(f, "k", 1);
     cr_assert_gt(fb_files_pending(f), 0);
     fb_files_discard(f);
     cr_assert_eq(fb_files_pending(f), 0);
     add(f, "k", 1);
-    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0, "%s", err);
+    flushed(f, false);
     text = slurp("k.log", &len);
     cr_assert_not_null(text);
     cr_assert_eq(count_in_order(text, 0), 2, "the discarded line is not written twice");
@@ -219,8 +265,7 @@ Test(files, discard_drops_only_what_is_not_written)
 Test(files, a_half_line_left_by_a_crash_is_cut_back)
 {
     fb_files_t *f = files(4, 0, 0);
-    char path[256], err[256], *text;
-    size_t len;
+    char path[256];
     FILE *fp;
 
     snprintf(path, sizeof(path), "%s/acme.log", dir);
@@ -228,23 +273,21 @@ Test(files, a_half_line_left_by_a_crash_is_cut_back)
     fputs("{\"i\":0}\n{\"i\":1}\n{\"i\":2", fp); /* the crash came mid-line */
     fclose(fp);
     add(f, "acme", 2);
-    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0, "%s", err);
-    text = slurp("acme.log", &len);
-    cr_assert_eq(count_in_order(text, 0), 3);
-    free(text);
+    flushed(f, false);
+    expect_lines("acme.log", 0, 3);
     fb_files_free(f);
 }
 
 Test(files, rotation_by_size_splits_no_line)
 {
     fb_files_t *f = files(4, 100, 3);
-    char err[256], name[32], *text;
+    char name[32], *text;
     size_t len;
     int total = 0, next = 0;
 
     for (int i = 0; i < 40; i++) {
         add(f, "acme", i);
-        cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0, "%s", err);
+        flushed(f, false);
     }
     /* oldest to newest: .3 .2 .1 then .log; each whole, in order, <= 100 bytes */
     for (int n = 3; n >= 0; n--) {
@@ -271,26 +314,11 @@ Test(files, rotation_by_size_splits_no_line)
 Test(files, one_large_flush_is_split_across_rotated_files)
 {
     fb_files_t *f = files(4, 100, 20);
-    char err[256], name[32], *text;
-    size_t len;
-    int next = 0;
 
     for (int i = 0; i < 60; i++) /* ~500 bytes in one flush */
         add(f, "big", i);
-    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0, "%s", err);
-    for (int n = 20; n >= 0; n--) {
-        if (n > 0)
-            snprintf(name, sizeof(name), "big.log.%d", n);
-        else
-            snprintf(name, sizeof(name), "big.log");
-        text = slurp(name, &len);
-        if (text == NULL)
-            continue;
-        cr_assert_leq(len, 100, "%s: %zu bytes", name, len);
-        next += count_in_order(text, next);
-        free(text);
-    }
-    cr_assert_eq(next, 60, "every line, in order, across the files");
+    flushed(f, false);
+    cr_assert_eq(rotated_lines("big", 20, 100), 60, "every line, in order, across the files");
     fb_files_free(f);
 }
 
@@ -335,7 +363,7 @@ Test(files, a_full_file_leaves_no_half_line_and_loses_nothing)
     free(text);
     rl.rlim_cur = RLIM_INFINITY;
     cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
-    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0, "%s", err);
+    flushed(f, false);
     text = slurp("acme.log", &len);
     cr_assert_eq(count_in_order(text, 0), i, "every line, once, in order");
     free(text);
@@ -370,10 +398,7 @@ Test(files, a_file_that_can_never_be_written_refuses_its_key_only)
     cr_assert_eq(symlink("/etc/passwd", path), 0);
     cr_assert_eq(fb_files_flush(f, true, err, sizeof(err)), 0, "the others are written: %s", err);
     cr_assert_eq(fb_files_pending(f), 0, "the refused lines are handed back, not kept");
-    text = slurp("good.log", &len);
-    cr_assert_not_null(text);
-    cr_assert_eq(count_in_order(text, 0), 1);
-    free(text);
+    expect_lines("good.log", 0, 1);
     int seen = 0;
     while ((key = fb_files_next_refusal(f, &why)) != NULL) {
         if (strcmp(key, "bad") == 0)
@@ -394,7 +419,7 @@ Test(files, a_file_that_can_never_be_written_refuses_its_key_only)
     fb_files_reopen(f);
     cr_assert_eq(fb_files_refused(f, "bad", err, sizeof(err)), 0, "%s", err);
     add(f, "bad", 1);
-    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0, "%s", err);
+    flushed(f, false);
     cr_assert_null(fb_files_next_refusal(f, &why));
     text = slurp("bad.log", &len);
     cr_assert_str_eq(text, "{\"i\":1}\n");
@@ -419,7 +444,7 @@ Test(files, a_file_with_other_hard_links_is_refused)
     cr_assert_eq(fb_files_refused(f, "hard", err, sizeof(err)), 1);
     cr_assert(strstr(err, "hard.log: has other hard links: refused") != NULL, "%s", err);
     add(f, "hard", 1);
-    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0, "%s", err);
+    flushed(f, false);
     cr_assert_str_eq(fb_files_next_refusal(f, &why), "hard");
     cr_assert(strstr(why, "has other hard links") != NULL, "%s", why);
     size_t len;
@@ -450,7 +475,7 @@ Test(files, rotation_by_age_follows_the_files_last_write)
     f = fb_files_new(&o, err, sizeof(err));
     cr_assert_not_null(f, "%s", err);
     add(f, "acme", 1);
-    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0, "%s", err);
+    flushed(f, false);
     text = slurp("acme.log.1", &len);
     cr_assert_not_null(text, "the old day's file rotated before the first write of today");
     cr_assert_str_eq(text, "{\"i\":0}\n");
@@ -458,10 +483,8 @@ Test(files, rotation_by_age_follows_the_files_last_write)
     /* written today: no second rotation, even after a close and reopen */
     fb_files_reopen(f);
     add(f, "acme", 2);
-    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0, "%s", err);
-    text = slurp("acme.log", &len);
-    cr_assert_eq(count_in_order(text, 1), 2);
-    free(text);
+    flushed(f, false);
+    expect_lines("acme.log", 1, 2);
     cr_assert_null(slurp("acme.log.2", &len));
     fb_files_free(f);
 }
@@ -480,31 +503,18 @@ Test(files, thousands_of_keys_through_few_descriptors)
 Test(files, many_files_synced_while_rotating)
 {
     fb_files_t *f = files(8, 100, 50);
-    char err[256], key[16], name[32], *text;
-    size_t len;
+    char key[16];
 
     for (int k = 0; k < 40; k++) /* more files than descriptors, each rotated */
         for (int i = 0; i < 30; i++) {
             snprintf(key, sizeof(key), "rot-%d", k);
             add(f, key, i);
         }
-    cr_assert_eq(fb_files_flush(f, true, err, sizeof(err)), 0, "%s", err);
+    flushed(f, true);
     cr_assert_eq(fb_files_pending(f), 0);
     for (int k = 0; k < 40; k++) {
-        int next = 0;
-        for (int n = 50; n >= 0; n--) {
-            if (n > 0)
-                snprintf(name, sizeof(name), "rot-%d.log.%d", k, n);
-            else
-                snprintf(name, sizeof(name), "rot-%d.log", k);
-            text = slurp(name, &len);
-            if (text == NULL)
-                continue;
-            cr_assert_leq(len, 100, "%s: %zu bytes", name, len);
-            next += count_in_order(text, next);
-            free(text);
-        }
-        cr_assert_eq(next, 30, "rot-%d: every line, in order", k);
+        snprintf(key, sizeof(key), "rot-%d", k);
+        cr_assert_eq(rotated_lines(key, 50, 100), 30, "%s: every line, in order", key);
     }
     fb_files_free(f);
 }
