@@ -1,12 +1,21 @@
 /*
  * produce-bench.c -- the same events through fbpipe's ring and producer
- * into Kafka, and through a plain librdkafka producer directly, in one run.
+ * into Kafka, and through a plain librdkafka producer directly, in
+ * alternating rounds (plain, fbpipe, plain, fbpipe...; FBPIPE_BENCH_ROUNDS,
+ * default 3).
  *
- * Fixed settings for both: 256-byte JSON-like records that lz4 cannot
- * shrink much, 1,000 keys, lz4, linger.ms=5, acks=all, idempotence on,
- * 4 partitions. The plain producer hands librdkafka pointers without
- * copying, as the ring does. Prints both rates and their ratio; asserts
- * nothing. Needs FBPIPE_KAFKA_BROKERS.
+ * The same for both: 256-byte JSON-like records that lz4 cannot shrink
+ * much, 1,000 keys interleaved (record i has key i % 1000), lz4,
+ * linger.ms=5, acks=all, idempotence on, 4 partitions, one topic per side
+ * kept over the rounds, a producer made afresh each round and one untimed
+ * warm-up record ("warm" -> "{}") through it before the clock starts; an
+ * untimed first round of a tenth of the events meets the cold broker.
+ * What is not equal: the plain producer hands librdkafka pointers into
+ * the events without copying, and fbpipe copies each into the ring from
+ * this process (its writer) for its producer process to hand on. Prints
+ * min and median rates and per-round ratios, CPU per million events of
+ * each process (bench_rounds.h) and the load average; asserts nothing.
+ * Needs FBPIPE_KAFKA_BROKERS.
  *
  * usage: produce-bench [EVENTS]   (default 1000000; FBPIPE_BENCH_RECORDS)
  */
@@ -21,6 +30,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "bench_events.h"
+#include "bench_rounds.h"
 #include "common/conf.h"
 #include "common/log.h"
 #include "common/ring.h"
@@ -43,9 +53,10 @@ on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     delivered++;
 }
 
-/* direct -- the plain librdkafka producer; returns seconds. */
+/* direct -- the plain librdkafka producer; returns seconds, and the CPU
+ * this process used while timed. */
 static double
-direct(const fb_conf_t *conf, const char *events, long n)
+direct(const fb_conf_t *conf, const char *events, long n, double *cpu)
 {
     rd_kafka_conf_t *kc = fb_kafka_producer_conf(conf);
     char err[512], key[16];
@@ -58,6 +69,14 @@ direct(const fb_conf_t *conf, const char *events, long n)
     if (rk == NULL || fb_kafka_topic_ensure(rk, conf, 30000) < 0)
         exit(1);
     rkt = rd_kafka_topic_new(rk, conf->topic, NULL);
+    /* warm up as the ring side does: one record through, before timing */
+    delivered = 0;
+    rd_kafka_producev(rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_KEY("warm", 4),
+                      RD_KAFKA_V_VALUE("{}", 2), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                      RD_KAFKA_V_END);
+    rd_kafka_flush(rk, -1);
+    delivered = 0;
+    *cpu = bench_cpu_self();
     t0 = bench_now();
     for (long i = 0; i < n; i++) {
         int kl = snprintf(key, sizeof(key), "tenant-%03ld", i % KEYS);
@@ -70,6 +89,7 @@ direct(const fb_conf_t *conf, const char *events, long n)
     }
     rd_kafka_flush(rk, -1);
     t0 = bench_now() - t0;
+    *cpu = bench_cpu_self() - *cpu;
     if (delivered != n)
         exit(1);
     rd_kafka_topic_destroy(rkt);
@@ -77,9 +97,10 @@ direct(const fb_conf_t *conf, const char *events, long n)
     return t0;
 }
 
-/* through_fbpipe -- a writer fills lane 0, the daemon's producer drains it. */
+/* through_fbpipe -- a writer fills lane 0, the daemon's producer drains it;
+ * returns seconds, and the CPU of the writer and the producer while timed. */
 static double
-through_fbpipe(const fb_conf_t *conf, const char *events, long n)
+through_fbpipe(const fb_conf_t *conf, const char *events, long n, double *cw, double *cp)
 {
     fb_ring_t *ring = fb_ring_create(conf->ring_size, 2);
     fb_lane_t l;
@@ -103,6 +124,8 @@ through_fbpipe(const fb_conf_t *conf, const char *events, long n)
         fb_lane_publish(&l);
         fb_lane_wait_acked(&l, fb_lane_reserved(&l), -1);
     }
+    *cw = bench_cpu_self();
+    *cp = bench_cpu_pid(prod);
     t0 = bench_now();
     for (long i = 0; i < n; i++) {
         int kl = snprintf(key, sizeof(key), "tenant-%03ld", i % KEYS);
@@ -119,6 +142,8 @@ through_fbpipe(const fb_conf_t *conf, const char *events, long n)
     fb_lane_publish(&l);
     fb_lane_wait_acked(&l, fb_lane_reserved(&l), -1);
     t0 = bench_now() - t0;
+    *cw = bench_cpu_self() - *cw;
+    *cp = bench_cpu_pid(prod) - *cp;
     kill(prod, SIGTERM);
     waitpid(prod, &st, 0);
     fb_ring_destroy(ring);
@@ -132,10 +157,11 @@ main(int argc, char **argv)
     long n = argc > 1 ? atol(argv[1]) : env ? atol(env) : 1000000;
     char path[] = "/tmp/produce-bench-XXXXXX", file[300], topic[64];
     fb_conf_t *conf;
+    static const char *const names[] = {"plain-librdkafka", "fbpipe-ring+producer"};
+    int rounds = bench_rounds(), stamp;
+    bench_run_t run;
     FILE *fp;
     char *events;
-    double td, tf;
-    int fd;
 
     if (brokers == NULL) {
         fprintf(stderr, "produce-bench: set FBPIPE_KAFKA_BROKERS\n");
@@ -157,22 +183,38 @@ main(int argc, char **argv)
         return 1;
     srandom(1);
     events = bench_make_events(n);
-    fd = (int)time(NULL);
-
-    snprintf(topic, sizeof(topic), "bench-direct-%d", fd);
-    free(conf->topic);
-    conf->topic = strdup(topic);
-    td = direct(conf, events, n);
-    snprintf(topic, sizeof(topic), "bench-fbpipe-%d", fd);
-    free(conf->topic);
-    conf->topic = strdup(topic);
-    tf = through_fbpipe(conf, events, n);
-
-    printf("produce-bench: %ld events of %d bytes, %d keys, lz4, linger.ms=5, acks=all, "
-           "idempotent, 4 partitions\n", n, REC, KEYS);
-    printf("  plain librdkafka      %10.0f events/s  %7.1f MB/s\n", n / td, n * REC / td / 1e6);
-    printf("  fbpipe ring+producer  %10.0f events/s  %7.1f MB/s\n", n / tf, n * REC / tf / 1e6);
-    printf("  ratio fbpipe/plain    %10.2f\n", td / tf);
+    stamp = (int)time(NULL);
+    printf("produce-bench: %ld events of %d bytes, %d keys interleaved, lz4, linger.ms=5, "
+           "acks=all, idempotent, 4 partitions; %d rounds, sides alternating\n",
+           n, REC, KEYS, rounds);
+    bench_print_load("produce-bench", "before");
+    bench_run_init(&run, "produce-bench", "keys=1000", 2, names);
+    /* round -1 is untimed, a tenth of the events: the broker's first
+     * contact with both topics, before either side is measured */
+    for (int k = -1; k < rounds; k++) {
+        long m = k < 0 ? n / 10 : n;
+        double t, cw, cp;
+        snprintf(topic, sizeof(topic), "bench-direct-%d", stamp);
+        free(conf->topic);
+        conf->topic = strdup(topic);
+        t = direct(conf, events, m, &cw);
+        if (k >= 0) {
+            bench_run_add(&run, 0, (double)n, t);
+            bench_run_cpu(&run, 0, "bench+librdkafka", cw);
+        }
+        snprintf(topic, sizeof(topic), "bench-fbpipe-%d", stamp);
+        free(conf->topic);
+        conf->topic = strdup(topic);
+        t = through_fbpipe(conf, events, m, &cw, &cp);
+        if (k >= 0) {
+            bench_run_add(&run, 1, (double)n, t);
+            bench_run_cpu(&run, 1, "writer", cw);
+            bench_run_cpu(&run, 1, "producer", cp);
+        }
+    }
+    bench_run_print(&run);
+    printf("ratio = fbpipe's events/s / plain librdkafka's in the same round\n");
+    bench_print_load("produce-bench", "after");
     free(events);
     fb_conf_free(conf);
     return 0;
