@@ -1,26 +1,45 @@
 /*
  * ingest-bench.c -- events through fbpiped's native API (Stream) and its
  * seed API (SendEvent), next to a plain librdkafka producer sending the
- * same events straight to the same broker, in one run.
+ * same events straight to the same broker, in alternating rounds (plain,
+ * native, seed, plain, native, seed...; FBPIPE_BENCH_ROUNDS, default 3).
  *
- * Fixed settings: 256-byte events, lz4, linger.ms=5, acks=all, idempotence,
- * 4 partitions; 512 records per batch, 8 concurrent streams (threads, one
- * client each), 8 batches in flight per stream. A native stream is bound
- * to one tenant, so the 8 streams carry 8 keys; the plain producer uses the
- * same 8 keys, so that both sides batch alike in Kafka (1,000 keys would
- * need 1,000 streams, or at least 1,000 batches of 512: 512,000 events and
- * a stream opened per batch, which measures stream set-up, not ingest).
- * The plain producer sends fbpipe.v1.Record values of the same size as
- * fbpiped writes, with at most as many records in flight as the streams
- * have (8 x 8 x 512), so that its latency is an ack's, not a queue's.
- * Native batches are packed before the clock starts, as the plain
- * producer's values are; SendEvent calls pack their events as they go.
- * Prints events/s and the ack latency (p50/p99/p999: a batch's send to its
- * Ack; a SendEvent call of 512 events to its answer; a plain record to its
- * delivery report), the ratios to the plain producer, and the native
- * API's p99 at half its peak rate. Asserts nothing.
+ * The same for every side: 256-byte events, lz4, linger.ms=5, acks=all,
+ * idempotence, 4 partitions; S threads (FBPIPE_BENCH_STREAMS, default 8),
+ * thread i sending its slice of the events under key tenant-i, all at
+ * once, so the keys interleave in Kafka as they come; batches of 512
+ * records (FBPIPE_BENCH_BATCH), 8 batches in flight per thread. A native
+ * thread has a client and one stream; a seed thread a client making
+ * SendEvent calls of a batch each; a plain thread produces a batch's
+ * records one by one into one librdkafka producer shared by the threads
+ * (as fbpiped's one producer is shared by its workers), then waits while
+ * 8 of its batches are not wholly delivered. Payloads are packed before
+ * the clock starts on both sides: native batches as fbpipe.v1.Batch,
+ * plain values as the fbpipe.v1.Record fbpiped writes (same size; the
+ * tenant in a value is that of the full run's thread, which a shorter
+ * run's slice may not match); seed calls pack their events as they go
+ * (that is the seed API's cost). Every thread has its client and stream, or
+ * the producer, ready before the clock starts (a barrier). Warm-up, once
+ * for each side before the rounds: one batch per thread through fbpiped,
+ * one batch per thread through the plain producer; both fbpiped and the
+ * plain producer then live over all rounds. What is not equal: the plain
+ * producer writes to a topic of its own (same partitions), and its values
+ * never cross a socket or the ring.
  *
- * usage: ingest-bench [EVENTS]    (default 400000; FBPIPE_BENCH_RECORDS)
+ * Latency (p50/p99/p999): a native batch's send to its Ack; a SendEvent
+ * call to its answer; a plain batch's first record handed to librdkafka
+ * to its last delivery report. After the rounds, when FBPIPE_BENCH_LOADS
+ * lists fractions (default "0.5"; "" for none), plain and native run
+ * paced at each fraction of native's median peak rate, half the events
+ * each, to show latency against offered load.
+ *
+ * Prints min/median rates and per-round ratios to the plain producer,
+ * CPU per million events of this process and of each of fbpiped's
+ * processes (bench_rounds.h), latencies and the load average, and row:
+ * lines; asserts nothing.
+ *
+ * usage: ingest-bench [EVENTS]    (default 400000; FBPIPE_BENCH_RECORDS;
+ * rounded down to whole batches per thread, at least one)
  * Needs FBPIPE_KAFKA_BROKERS; runs the fbpiped named by FBPIPED (default
  * ./fbpiped) with a configuration of its own in a temporary folder (kept,
  * with fbpiped.log, when FBPIPE_BENCH_KEEP is set), never a server that
@@ -31,6 +50,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,39 +64,67 @@
 #include <librdkafka/rdkafka.h>
 
 #include "bench_events.h"
+#include "bench_rounds.h"
 #include "common/conf.h"
 #include "common/ingest_client.h"
 #include "common/log.h"
 #include "producer/producer.h"
 
-#define STREAMS 8
-#define PER_BATCH 512
 #define WINDOW 8
-#define DIRECT_INFLIGHT (STREAMS * WINDOW * PER_BATCH) /* records, as the streams */
+#define STREAMS_MAX 4096
+
+enum { SIDE_PLAIN, SIDE_NATIVE, SIDE_SEED };
 
 typedef struct lat {
     uint64_t *us;
     size_t n, cap;
 } lat_t;
 
+/* a plain batch in flight: its records' delivery reports count it down */
+typedef struct pbatch {
+    struct worker *w;
+    uint64_t t0_us;
+    int left;
+} pbatch_t;
+
 typedef struct worker {
     int index;
     const char *target;
     char token[1024];
+    char key[24];
     const char *events;
     long first, count;      /* events[first .. first+count) */
     double pace_s;          /* seconds between batches; 0 = as fast as allowed */
-    int seed;               /* SendEvent instead of Stream */
+    int side;
     lat_t lat;
     long acked;
     int failed;
+    pthread_barrier_t *go;  /* everyone ready, then the clock starts */
     uint8_t **packed;       /* the native batches, packed before the clock starts */
     size_t *packed_len;
     long n_packed;
+    /* plain */
+    rd_kafka_t *rk;
+    const uint8_t *vals;    /* the Record values of all events, vlen each */
+    size_t vlen;
+    pbatch_t *pb;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    long delivered_batches; /* under mu */
 } worker_t;
 
 static char dir[] = "/tmp/ingest-bench-XXXXXX";
 static pid_t daemon_pid;
+static int streams = 8, per_batch = 512;
+static char log_path[300];
+
+static uint64_t
+now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
 
 static void
 lat_add(lat_t *l, uint64_t us)
@@ -95,9 +143,9 @@ cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* pct -- the p-th percentile (0..1) of all latencies, in ms. */
+/* pct -- the p-th percentile (0..1) of sorted latencies, in ms. */
 static double
-pct(lat_t *all, double p)
+pct(const lat_t *all, double p)
 {
     size_t i;
 
@@ -107,10 +155,10 @@ pct(lat_t *all, double p)
     return (double)all->us[i] / 1000.0;
 }
 
+/* lat_merge -- the workers' latencies appended to all, sorted. */
 static void
 lat_merge(lat_t *all, worker_t *w, int n)
 {
-    all->n = 0;
     for (int i = 0; i < n; i++)
         for (size_t j = 0; j < w[i].lat.n; j++)
             lat_add(all, w[i].lat.us[j]);
@@ -129,17 +177,18 @@ on_ack(void *arg, const Fbpipe__V1__Ack *ack, uint64_t latency_us)
         return;
     }
     lat_add(&w->lat, latency_us);
-    w->acked += PER_BATCH;
+    w->acked += per_batch;
 }
 
-/* pack_all -- this worker's events as packed batches of PER_BATCH, seq 1..
+/* pack_all -- this worker's events as packed batches, seq 1..
  * (before the clock starts, as the plain producer's values are). */
 static void
 pack_all(worker_t *w)
 {
-    static Fbpipe__V1__BatchRecord rec[PER_BATCH], *recs[PER_BATCH];
+    Fbpipe__V1__BatchRecord *rec = calloc((size_t)per_batch, sizeof(*rec));
+    Fbpipe__V1__BatchRecord **recs = calloc((size_t)per_batch, sizeof(*recs));
     Fbpipe__V1__Batch b = FBPIPE__V1__BATCH__INIT;
-    long nb = (w->count + PER_BATCH - 1) / PER_BATCH;
+    long nb = (w->count + per_batch - 1) / per_batch;
 
     w->packed = calloc((size_t)nb, sizeof(*w->packed));
     w->packed_len = calloc((size_t)nb, sizeof(*w->packed_len));
@@ -147,9 +196,9 @@ pack_all(worker_t *w)
     b.tag = "bench";
     b.agent_id = "ingest-bench";
     b.records = recs;
-    for (long i = 0, j = 0; i < w->count; i += PER_BATCH, j++) {
+    for (long i = 0, j = 0; i < w->count; i += per_batch, j++) {
         size_t k = 0;
-        for (; k < PER_BATCH && i + (long)k < w->count; k++) {
+        for (; k < (size_t)per_batch && i + (long)k < w->count; k++) {
             fbpipe__v1__batch_record__init(&rec[k]);
             rec[k].payload.data =
                 (uint8_t *)(w->events + (size_t)(w->first + i + (long)k) * BENCH_REC);
@@ -162,6 +211,8 @@ pack_all(worker_t *w)
         w->packed[j] = malloc(w->packed_len[j]);
         fbpipe__v1__batch__pack(&b, w->packed[j]);
     }
+    free(rec);
+    free(recs);
 }
 
 static void
@@ -176,26 +227,38 @@ unpack_all(worker_t *w)
     w->n_packed = 0;
 }
 
+/* pace -- sleep until the next batch is due. */
+static void
+pace(const worker_t *w, double *next)
+{
+    double now;
+
+    if (w->pace_s <= 0)
+        return;
+    now = bench_now();
+    if (*next > now)
+        usleep((useconds_t)((*next - now) * 1e6));
+    *next += w->pace_s;
+}
+
 /* native -- one stream: this worker's packed batches. */
 static void
 native(worker_t *w, fb_client_t *c)
 {
     fb_client_status_t st;
     fb_stream_t *s = fb_stream_open(c, on_ack, w, &st);
-    double next = bench_now();
+    double next;
 
     if (s == NULL) {
         fprintf(stderr, "ingest-bench: stream: %s\n", st.detail);
         w->failed = 1;
-        return;
     }
+    pthread_barrier_wait(w->go);
+    if (s == NULL)
+        return;
+    next = bench_now();
     for (long j = 0; j < w->n_packed; j++) {
-        if (w->pace_s > 0) {
-            double now = bench_now();
-            if (next > now)
-                usleep((useconds_t)((next - now) * 1e6));
-            next += w->pace_s;
-        }
+        pace(w, &next);
         if (fb_stream_send_packed(s, (uint64_t)(j + 1), w->packed[j], w->packed_len[j],
                                   &st) < 0) {
             fprintf(stderr, "ingest-bench: send: %s\n", st.detail);
@@ -210,22 +273,25 @@ native(worker_t *w, fb_client_t *c)
     fb_stream_free(s);
 }
 
-/* seed -- SendEvent calls of PER_BATCH events each. */
+/* seed -- SendEvent calls of a batch of events each. */
 static void
 seed(worker_t *w, fb_client_t *c)
 {
-    static __thread Api__Event ev[PER_BATCH], *pev[PER_BATCH];
-    static __thread char text[PER_BATCH][BENCH_REC + 1];
+    Api__Event *ev = calloc((size_t)per_batch, sizeof(*ev)), **pev = calloc((size_t)per_batch,
+                                                                              sizeof(*pev));
+    char *text = malloc((size_t)per_batch * (BENCH_REC + 1));
     fb_client_status_t st;
 
-    for (long i = 0; i < w->count; i += PER_BATCH) {
+    pthread_barrier_wait(w->go);
+    for (long i = 0; i < w->count; i += per_batch) {
         size_t k = 0;
         double t0;
-        for (; k < PER_BATCH && i + (long)k < w->count; k++) {
+        for (; k < (size_t)per_batch && i + (long)k < w->count; k++) {
+            char *t = text + k * (BENCH_REC + 1);
             api__event__init(&ev[k]);
-            memcpy(text[k], w->events + (size_t)(w->first + i + (long)k) * BENCH_REC, BENCH_REC);
-            text[k][BENCH_REC] = '\0';
-            ev[k].message = text[k];
+            memcpy(t, w->events + (size_t)(w->first + i + (long)k) * BENCH_REC, BENCH_REC);
+            t[BENCH_REC] = '\0';
+            ev[k].message = t;
             ev[k].tag = "bench";
             ev[k].agent_id = "ingest-bench";
             pev[k] = &ev[k];
@@ -234,11 +300,99 @@ seed(worker_t *w, fb_client_t *c)
         if (fb_client_send_events(c, pev, k, &st) < 0) {
             fprintf(stderr, "ingest-bench: SendEvent: %d %s\n", st.code, st.detail);
             w->failed = 1;
-            return;
+            break;
         }
         lat_add(&w->lat, (uint64_t)((bench_now() - t0) * 1e6));
         w->acked += (long)k;
     }
+    free(ev);
+    free(pev);
+    free(text);
+}
+
+/* plain -- this worker's events, a batch at a time, into the shared
+ * producer; at most WINDOW batches not wholly delivered. */
+static void
+plain(worker_t *w, const char *topic)
+{
+    long nb = (w->count + per_batch - 1) / per_batch;
+    double next;
+
+    w->pb = calloc((size_t)nb, sizeof(*w->pb));
+    w->delivered_batches = 0;
+    pthread_barrier_wait(w->go);
+    next = bench_now();
+    for (long j = 0; j < nb && !w->failed; j++) {
+        long from = j * per_batch, to = from + per_batch > w->count ? w->count : from + per_batch;
+        pbatch_t *b = &w->pb[j];
+
+        pace(w, &next);
+        pthread_mutex_lock(&w->mu);
+        while (j - w->delivered_batches >= WINDOW)
+            pthread_cond_wait(&w->cv, &w->mu);
+        pthread_mutex_unlock(&w->mu);
+        b->w = w;
+        b->left = (int)(to - from);
+        b->t0_us = now_us();
+        for (long i = from; i < to; i++) {
+            const uint8_t *v = w->vals + (size_t)(w->first + i) * w->vlen;
+            rd_kafka_resp_err_t e;
+            while ((e = rd_kafka_producev(w->rk, RD_KAFKA_V_TOPIC(topic),
+                                          RD_KAFKA_V_KEY(w->key, strlen(w->key)),
+                                          RD_KAFKA_V_VALUE((void *)v, w->vlen),
+                                          RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_OPAQUE(b),
+                                          RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                usleep(1000); /* the poll thread makes room */
+            if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                fprintf(stderr, "ingest-bench: produce: %s\n", rd_kafka_err2str(e));
+                w->failed = 1;
+                break;
+            }
+        }
+    }
+    pthread_mutex_lock(&w->mu);
+    while (!w->failed && w->delivered_batches < nb)
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    free(w->pb);
+    w->pb = NULL;
+}
+
+/* on_dr -- in the poll thread: a record delivered; its batch's last one
+ * gives the batch's latency and frees a place in its worker's window. */
+static void
+on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    pbatch_t *b = m->_private;
+    worker_t *w = b->w;
+
+    (void)rk;
+    (void)opaque;
+    if (m->err) {
+        fprintf(stderr, "ingest-bench: delivery failed: %s\n", rd_kafka_err2str(m->err));
+        exit(1);
+    }
+    w->acked++;
+    if (--b->left > 0)
+        return;
+    lat_add(&w->lat, now_us() - b->t0_us);
+    pthread_mutex_lock(&w->mu);
+    w->delivered_batches++;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static const char *plain_topic;
+static atomic_int polling;
+
+static void *
+poller(void *arg)
+{
+    rd_kafka_t *rk = arg;
+
+    while (atomic_load(&polling))
+        rd_kafka_poll(rk, 5);
+    return NULL;
 }
 
 static void *
@@ -248,14 +402,20 @@ run(void *arg)
     fb_client_opts_t o = {.target = w->target, .token = w->token, .max_inflight = WINDOW,
                           .timeout_ms = 120000};
     char err[256];
-    fb_client_t *c = fb_client_new(&o, err, sizeof(err));
+    fb_client_t *c;
 
+    if (w->side == SIDE_PLAIN) {
+        plain(w, plain_topic);
+        return NULL;
+    }
+    c = fb_client_new(&o, err, sizeof(err));
     if (c == NULL) {
         fprintf(stderr, "ingest-bench: client: %s\n", err);
         w->failed = 1;
+        pthread_barrier_wait(w->go);
         return NULL;
     }
-    if (w->seed)
+    if (w->side == SIDE_SEED)
         seed(w, c);
     else
         native(w, c);
@@ -263,31 +423,41 @@ run(void *arg)
     return NULL;
 }
 
-/* through -- STREAMS threads over the events; returns seconds. */
+/* through -- the streams' threads over n events on a side; returns
+ * seconds from all threads ready to the last answer or report. */
 static double
-through(worker_t *w, const char *events, long n, int use_seed, double rate)
+through(worker_t *w, const char *events, long n, int side, double rate)
 {
-    pthread_t t[STREAMS];
+    pthread_t *t = calloc((size_t)streams, sizeof(*t));
+    pthread_barrier_t go;
     double t0;
 
-    for (int i = 0; i < STREAMS; i++) {
+    pthread_barrier_init(&go, NULL, (unsigned)streams + 1);
+    for (int i = 0; i < streams; i++) {
         w[i].events = events;
-        w[i].first = n / STREAMS * i;
-        w[i].count = n / STREAMS;
-        w[i].seed = use_seed;
+        w[i].first = n / streams * i;
+        w[i].count = n / streams;
+        w[i].side = side;
         w[i].lat.n = 0;
         w[i].acked = 0;
-        w[i].pace_s = rate > 0 ? PER_BATCH / (rate / STREAMS) : 0;
-        if (!use_seed)
+        w[i].go = &go;
+        w[i].pace_s = rate > 0 ? per_batch / (rate / streams) : 0;
+        if (side == SIDE_NATIVE)
             pack_all(&w[i]);
     }
+    for (int i = 0; i < streams; i++)
+        if (pthread_create(&t[i], NULL, run, &w[i]) != 0) {
+            fprintf(stderr, "ingest-bench: pthread_create failed\n");
+            exit(1);
+        }
+    pthread_barrier_wait(&go);
     t0 = bench_now();
-    for (int i = 0; i < STREAMS; i++)
-        pthread_create(&t[i], NULL, run, &w[i]);
-    for (int i = 0; i < STREAMS; i++)
+    for (int i = 0; i < streams; i++)
         pthread_join(t[i], NULL);
     t0 = bench_now() - t0;
-    for (int i = 0; i < STREAMS; i++) {
+    pthread_barrier_destroy(&go);
+    free(t);
+    for (int i = 0; i < streams; i++) {
         unpack_all(&w[i]);
         if (w[i].failed)
             exit(1);
@@ -297,42 +467,20 @@ through(worker_t *w, const char *events, long n, int use_seed, double rate)
 
 /* ---- the plain producer ------------------------------------------------- */
 
-static lat_t direct_lat;
-static long delivered;
-
-static void
-on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+/* plain_values -- every event as the Record fbpiped writes for it, under
+ * its thread's tenant (the same size: tenant-NNN); vlen each. */
+static uint8_t *
+plain_values(const char *events, long n, size_t *vlen)
 {
-    struct timespec ts;
-    (void)rk;
-    (void)opaque;
-    if (m->err) {
-        fprintf(stderr, "ingest-bench: delivery failed: %s\n", rd_kafka_err2str(m->err));
-        exit(1);
-    }
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    lat_add(&direct_lat, (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000 -
-                             (uint64_t)(uintptr_t)m->_private);
-    delivered++;
-}
-
-/* direct -- the same events as Record values, straight to Kafka. */
-static double
-direct(const fb_conf_t *conf, const char *events, long n)
-{
-    rd_kafka_conf_t *kc = fb_kafka_producer_conf(conf);
     Fbpipe__V1__Record r = FBPIPE__V1__RECORD__INIT;
     Google__Protobuf__Timestamp t1 = GOOGLE__PROTOBUF__TIMESTAMP__INIT, t2 = t1;
-    char err[512], key[16], text[BENCH_REC + 1];
-    size_t vlen = 0;
+    char text[BENCH_REC + 1], user[40], key[32];
     uint8_t *vals;
-    rd_kafka_t *rk;
-    double t0;
 
     r.agent_id = "ingest-bench";
     r.tag = "bench";
-    r.userid = "u-tenant-000";
-    r.accesskey = "tenant-000";
+    r.userid = user;
+    r.accesskey = key;
     r.message = text;
     t1.seconds = t2.seconds = time(NULL);
     t1.nanos = t2.nanos = 123456789;
@@ -342,47 +490,40 @@ direct(const fb_conf_t *conf, const char *events, long n)
     r.agent_seq = 500;
     memset(text, 'x', BENCH_REC);
     text[BENCH_REC] = '\0';
-    vlen = fbpipe__v1__record__get_packed_size(&r); /* as fbpiped writes it */
-    vals = malloc((size_t)n * vlen);
-    for (long i = 0; i < n; i++) {
-        memcpy(text, events + (size_t)i * BENCH_REC, BENCH_REC);
-        fbpipe__v1__record__pack(&r, vals + (size_t)i * vlen);
+    snprintf(user, sizeof(user), "u-tenant-000");
+    snprintf(key, sizeof(key), "tenant-000");
+    *vlen = fbpipe__v1__record__get_packed_size(&r); /* as fbpiped writes it */
+    vals = malloc((size_t)n * *vlen);
+    if (vals == NULL) {
+        fprintf(stderr, "ingest-bench: no memory for %ld values\n", n);
+        exit(1);
     }
+    for (long i = 0; i < n; i++) {
+        long t = i / (n / streams);
+        snprintf(user, sizeof(user), "u-tenant-%03ld", t);
+        snprintf(key, sizeof(key), "tenant-%03ld", t);
+        memcpy(text, events + (size_t)i * BENCH_REC, BENCH_REC);
+        memset(vals + (size_t)i * *vlen, 0, *vlen);
+        fbpipe__v1__record__pack(&r, vals + (size_t)i * *vlen);
+    }
+    return vals;
+}
+
+/* plain_producer -- one producer for all plain threads, its topic made. */
+static rd_kafka_t *
+plain_producer(const fb_conf_t *conf)
+{
+    rd_kafka_conf_t *kc = fb_kafka_producer_conf(conf);
+    char err[512];
+    rd_kafka_t *rk;
+
     rd_kafka_conf_set_dr_msg_cb(kc, on_dr);
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err));
-    if (rk == NULL || fb_kafka_topic_ensure(rk, conf, 30000) < 0)
+    if (rk == NULL || fb_kafka_topic_ensure(rk, conf, 30000) < 0) {
+        fprintf(stderr, "ingest-bench: plain producer: %s\n", rk ? "topic" : err);
         exit(1);
-    /* warm up: the producer id and the partition leaders, before timing */
-    rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(conf->topic), RD_KAFKA_V_VALUE(vals, vlen),
-                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(NULL),
-                      RD_KAFKA_V_END);
-    rd_kafka_flush(rk, -1);
-    delivered = 0;
-    direct_lat.n = 0;
-    t0 = bench_now();
-    for (long i = 0; i < n; i++) {
-        struct timespec ts;
-        int kl = snprintf(key, sizeof(key), "tenant-%03ld", i / (n / STREAMS) % STREAMS);
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        while (rd_kafka_producev(
-                   rk, RD_KAFKA_V_TOPIC(conf->topic), RD_KAFKA_V_KEY(key, (size_t)kl),
-                   RD_KAFKA_V_VALUE(vals + (size_t)i * vlen, vlen), RD_KAFKA_V_MSGFLAGS(0),
-                   RD_KAFKA_V_OPAQUE((void *)(uintptr_t)((uint64_t)ts.tv_sec * 1000000 +
-                                                         (uint64_t)ts.tv_nsec / 1000)),
-                   RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            rd_kafka_poll(rk, 1);
-        rd_kafka_poll(rk, 0);
-        while (i + 1 - delivered >= DIRECT_INFLIGHT) /* on_dr runs in poll */
-            rd_kafka_poll(rk, 1);
     }
-    rd_kafka_flush(rk, -1);
-    t0 = bench_now() - t0;
-    if (delivered != n)
-        exit(1);
-    rd_kafka_destroy(rk);
-    free(vals);
-    qsort(direct_lat.us, direct_lat.n, sizeof(*direct_lat.us), cmp_u64);
-    return t0;
+    return rk;
 }
 
 /* ---- the daemon -------------------------------------------------------- */
@@ -446,26 +587,79 @@ write_file(const char *name, mode_t mode, const char *text)
     }
 }
 
+/* timed -- one round of a side, its rate and CPU into run, its latencies
+ * into all. */
+static void
+timed(bench_run_t *run, lat_t *all, worker_t *w, const char *events, long n, int side,
+      double rate, double *secs)
+{
+    bench_procs_t before, after;
+
+    bench_procs_sample(side == SIDE_PLAIN ? 0 : daemon_pid, log_path,
+                       side == SIDE_PLAIN ? "bench+librdkafka" : "bench-clients", &before);
+    *secs = through(w, events, n, side, rate);
+    bench_procs_sample(side == SIDE_PLAIN ? 0 : daemon_pid, log_path,
+                       side == SIDE_PLAIN ? "bench+librdkafka" : "bench-clients", &after);
+    if (run != NULL) {
+        bench_run_add(run, side, (double)n, *secs);
+        bench_run_cpu_diff(run, side, &before, &after);
+    }
+    lat_merge(all, w, streams);
+}
+
+static void
+print_lat(const char *config, const char *side, double offered, double achieved, const lat_t *l,
+          const char *what)
+{
+    printf("  %-22s offered %9.0f/s  got %9.0f/s  p50 %8.2f  p99 %8.2f  p999 %8.2f ms  (%s)\n",
+           side, offered, achieved, pct(l, 0.5), pct(l, 0.99), pct(l, 0.999), what);
+    printf("row:\tlat\tingest-bench\t%s\t%s\t%.0f\t%.0f\t%.3f\t%.3f\t%.3f\n", config, side,
+           offered, achieved, pct(l, 0.5), pct(l, 0.99), pct(l, 0.999));
+}
+
 int
 main(int argc, char **argv)
 {
+    static const char *const names[] = {"plain-librdkafka", "native-Stream", "seed-SendEvent"};
+    static const char *const what[] = {"a batch's first record to its last delivery report",
+                                       "a batch's send to its Ack",
+                                       "a SendEvent call to its answer"};
     const char *env = getenv("FBPIPE_BENCH_RECORDS"), *brokers = getenv("FBPIPE_KAFKA_BROKERS");
     const char *fbpiped = getenv("FBPIPED") ? getenv("FBPIPED") : "./fbpiped";
+    const char *loads = getenv("FBPIPE_BENCH_LOADS") ? getenv("FBPIPE_BENCH_LOADS") : "0.5";
     long n = argc > 1 ? atol(argv[1]) : env ? atol(env) : 400000;
-    char conf_path[300], text[1024], target[64], secret[65];
-    worker_t w[STREAMS];
-    lat_t all = {0};
+    int rounds = bench_rounds(), sides, stamp = (int)time(NULL);
+    char conf_path[300], *text, target[64], secret[65], config[64], topic[96];
+    worker_t *w;
+    lat_t all[3] = {{0}};
     fb_conf_t *conf;
-    double td, tn, ts, th, rate = 0;
-    int port, stamp = (int)time(NULL);
+    bench_run_t run;
+    pthread_t poll_thread;
+    rd_kafka_t *rk;
+    size_t vlen, cap;
+    uint8_t *vals;
+    double secs, peak;
+    int port;
     pid_t parent;
 
     if (brokers == NULL) {
         fprintf(stderr, "ingest-bench: set FBPIPE_KAFKA_BROKERS\n");
         return 2;
     }
-    n = n / (STREAMS * PER_BATCH) * (STREAMS * PER_BATCH);
-    if (n <= 0 || mkdtemp(dir) == NULL)
+    if (getenv("FBPIPE_BENCH_STREAMS"))
+        streams = atoi(getenv("FBPIPE_BENCH_STREAMS"));
+    if (getenv("FBPIPE_BENCH_BATCH"))
+        per_batch = atoi(getenv("FBPIPE_BENCH_BATCH"));
+    if (streams < 1 || streams > STREAMS_MAX || per_batch < 1 || per_batch > 100000) {
+        fprintf(stderr, "ingest-bench: FBPIPE_BENCH_STREAMS 1..%d, FBPIPE_BENCH_BATCH "
+                        "1..100000\n", STREAMS_MAX);
+        return 2;
+    }
+    sides = getenv("FBPIPE_BENCH_SEED") && atoi(getenv("FBPIPE_BENCH_SEED")) == 0 ? 2 : 3;
+    n = n / ((long)streams * per_batch) * ((long)streams * per_batch);
+    if (n <= 0)
+        n = (long)streams * per_batch; /* one batch per thread at least */
+    if (mkdtemp(dir) == NULL)
         return 2;
     atexit(cleanup);
     fb_log_init("ingest-bench", 0);
@@ -475,23 +669,26 @@ main(int argc, char **argv)
         secret[i] = "0123456789abcdef"[random() % 16];
     secret[64] = '\0';
     write_file("jwt.secret", 0600, secret);
+    cap = (size_t)streams * 64 + 1024;
+    text = malloc(cap);
     {
         size_t off = 0;
-        off += (size_t)snprintf(text + off, sizeof(text) - off, "{");
-        for (int i = 0; i < STREAMS; i++)
-            off += (size_t)snprintf(text + off, sizeof(text) - off,
+        off += (size_t)snprintf(text + off, cap - off, "{");
+        for (int i = 0; i < streams; i++)
+            off += (size_t)snprintf(text + off, cap - off,
                                     "%s\"tenant-%03d\": {\"UserID\": \"u-tenant-%03d\"}",
                                     i ? ", " : "", i, i);
-        snprintf(text + off, sizeof(text) - off, "}\n");
+        snprintf(text + off, cap - off, "}\n");
     }
     write_file("keys.json", 0600, text);
     port = free_port();
-    snprintf(text, sizeof(text),
+    snprintf(text, cap,
              "[ingester]\nlisten = 127.0.0.1:%d\nworkers = 2\n[kafka]\nbrokers = %s\n"
              "topic = ingest-bench-%d\npartitions = 4\ncompression = lz4\nlinger = 5ms\n",
              port, brokers, stamp);
     write_file("fbpipe.conf", 0644, text);
     snprintf(conf_path, sizeof(conf_path), "%s/fbpipe.conf", dir);
+    snprintf(log_path, sizeof(log_path), "%s/fbpiped.log", dir);
     conf = fb_conf_load(conf_path);
     if (conf == NULL)
         return 1;
@@ -500,8 +697,7 @@ main(int argc, char **argv)
     parent = getpid();
     daemon_pid = fork();
     if (daemon_pid == 0) {
-        snprintf(text, sizeof(text), "%s/fbpiped.log", dir);
-        if (freopen(text, "w", stderr) == NULL || dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
+        if (freopen(log_path, "w", stderr) == NULL || dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
             _exit(127);
         prctl(PR_SET_PDEATHSIG, SIGTERM); /* a bench killed leaves no daemon */
         if (getppid() != parent)
@@ -513,12 +709,15 @@ main(int argc, char **argv)
     for (int i = 0; i < 100 && !port_open(port); i++)
         usleep(100000);
     snprintf(target, sizeof(target), "127.0.0.1:%d", port);
-    for (int i = 0; i < STREAMS; i++) {
+    w = calloc((size_t)streams, sizeof(*w));
+    for (int i = 0; i < streams; i++) {
         FILE *p;
-        memset(&w[i], 0, sizeof(w[i]));
         w[i].index = i;
         w[i].target = target;
-        snprintf(text, sizeof(text), "'%s' token --access-key tenant-%03d -c '%s'", fbpiped, i,
+        snprintf(w[i].key, sizeof(w[i].key), "tenant-%03d", i);
+        pthread_mutex_init(&w[i].mu, NULL);
+        pthread_cond_init(&w[i].cv, NULL);
+        snprintf(text, cap, "'%s' token --access-key tenant-%03d -c '%s'", fbpiped, i,
                  conf_path);
         p = popen(text, "r");
         if (p == NULL || fgets(w[i].token, sizeof(w[i].token), p) == NULL) {
@@ -528,42 +727,70 @@ main(int argc, char **argv)
         pclose(p);
         w[i].token[strcspn(w[i].token, "\n")] = '\0';
     }
-    /* warm up: connections, the producer's first contact with Kafka */
-    through(w, events, STREAMS * PER_BATCH, 0, 0);
 
-    printf("ingest-bench: %ld events of %d bytes, %d streams, %d records per batch, %d in "
-           "flight; lz4, linger.ms=5, acks=all, idempotent, 4 partitions, %d keys\n",
-           n, BENCH_REC, STREAMS, PER_BATCH, WINDOW, STREAMS);
-    printf("  %-26s %10s  %8s %8s %8s  (ms)\n", "", "events/s", "p50", "p99", "p999");
-    /* two rounds, alternating, so that neither side alone meets a cold
-     * broker; the plain producer writes to a topic of its own */
-    for (int round = 1; round <= 2; round++) {
-        free(conf->topic);
-        snprintf(text, sizeof(text), "ingest-bench-direct-%d-%d", stamp, round);
-        conf->topic = strdup(text);
-        td = direct(conf, events, n);
-        printf("  %-26s %10.0f  %8.2f %8.2f %8.2f  (record to delivery report)\n",
-               round == 1 ? "plain librdkafka" : "plain librdkafka, again", n / td,
-               pct(&direct_lat, 0.5), pct(&direct_lat, 0.99), pct(&direct_lat, 0.999));
-        tn = through(w, events, n, 0, 0);
-        lat_merge(&all, w, STREAMS);
-        printf("  %-26s %10.0f  %8.2f %8.2f %8.2f  (batch to Ack)   ratio %.2f\n",
-               round == 1 ? "native Stream" : "native Stream, again", n / tn, pct(&all, 0.5),
-               pct(&all, 0.99), pct(&all, 0.999), td / tn);
-        if (n / tn > rate)
-            rate = n / tn;
-        ts = through(w, events, n, 1, 0);
-        lat_merge(&all, w, STREAMS);
-        printf("  %-26s %10.0f  %8.2f %8.2f %8.2f  (512 events to the answer)   ratio %.2f\n",
-               round == 1 ? "seed SendEvent" : "seed SendEvent, again", n / ts, pct(&all, 0.5),
-               pct(&all, 0.99), pct(&all, 0.999), td / ts);
+    /* the plain producer: its topic, its values, its poll thread */
+    snprintf(topic, sizeof(topic), "ingest-bench-direct-%d", stamp);
+    free(conf->topic);
+    conf->topic = strdup(topic);
+    plain_topic = conf->topic;
+    vals = plain_values(events, n, &vlen);
+    rk = plain_producer(conf);
+    atomic_store(&polling, 1);
+    pthread_create(&poll_thread, NULL, poller, rk);
+    for (int i = 0; i < streams; i++) {
+        w[i].rk = rk;
+        w[i].vals = vals;
+        w[i].vlen = vlen;
     }
-    th = through(w, events, n / 2, 0, rate / 2);
-    lat_merge(&all, w, STREAMS);
-    printf("  %-26s %10.0f  %8.2f %8.2f %8.2f  (batch to Ack, paced at %.0f/s)\n",
-           "native at half its peak", (n / 2) / th, pct(&all, 0.5), pct(&all, 0.99),
-           pct(&all, 0.999), rate / 2);
+
+    /* warm up, both once: a batch per thread */
+    through(w, events, (long)streams * per_batch, SIDE_NATIVE, 0);
+    through(w, events, (long)streams * per_batch, SIDE_PLAIN, 0);
+
+    snprintf(config, sizeof(config), "streams=%d,batch=%d", streams, per_batch);
+    printf("ingest-bench: %ld events of %d bytes, %d streams (threads), %d records per batch, "
+           "%d batches in flight per thread; lz4, linger.ms=5, acks=all, idempotent, "
+           "4 partitions, %d keys interleaved; %d rounds, sides alternating\n",
+           n, BENCH_REC, streams, per_batch, WINDOW, streams, rounds);
+    bench_print_load("ingest-bench", "before");
+    bench_run_init(&run, "ingest-bench", config, sides, names);
+    for (int k = 0; k < rounds; k++)
+        for (int side = 0; side < sides; side++)
+            timed(&run, &all[side], w, events, n, side, 0, &secs);
+    bench_run_print(&run);
+    printf("ratio = a side's events/s / plain librdkafka's in the same round\n");
+    printf("  latency over all rounds, unpaced:\n");
+    for (int side = 0; side < sides; side++)
+        print_lat(config, names[side], 0, bench_median(run.side[side].rate, rounds), &all[side],
+                  what[side]);
+    peak = bench_median(run.side[SIDE_NATIVE].rate, run.side[SIDE_NATIVE].rounds);
+    if (*loads != '\0')
+        printf("  paced at fractions of native's median rate (%.0f/s), %ld events each:\n", peak,
+               n / 2);
+    for (const char *l = loads; *l != '\0';) {
+        char *end;
+        double f = strtod(l, &end);
+        if (end == l)
+            break;
+        l = *end == ',' ? end + 1 : end;
+        for (int side = SIDE_PLAIN; side <= SIDE_NATIVE; side++) {
+            lat_t one = {0};
+            long m = n / 2 / ((long)streams * per_batch) * ((long)streams * per_batch);
+            if (m <= 0)
+                m = (long)streams * per_batch;
+            timed(NULL, &one, w, events, m, side, peak * f, &secs);
+            print_lat(config, names[side], peak * f, (double)m / secs, &one, what[side]);
+            free(one.us);
+        }
+    }
+    bench_print_load("ingest-bench", "after");
+    atomic_store(&polling, 0);
+    pthread_join(poll_thread, NULL);
+    rd_kafka_flush(rk, -1);
+    rd_kafka_destroy(rk);
+    free(vals);
     free(events);
+    free(text);
     fb_conf_free(conf);
     return 0;
 }
