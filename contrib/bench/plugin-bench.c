@@ -3,13 +3,18 @@
  * drives it (FLBPluginInit, FLBPluginFlushCtx from 2 threads, or
  * FBPIPE_BENCH_THREADS, as Fluent Bit's output workers), into an
  * fbpiped it starts itself and on to Kafka: events/s from the first flush
- * to the last acknowledged one, and the CPU time per event spent in this
- * process (the plugin's thread and gRPC's; the flushing threads only
- * wait). Once for a tenant in plaintext, once for one whose events are
- * encrypted (XChaCha20-Poly1305). Chunks of 1,000 events with 256-byte
- * messages are packed before the clock starts. Prints figures; asserts
- * nothing. Needs FBPIPE_KAFKA_BROKERS; FBPIPED names the daemon (default
- * ./fbpiped), FBPIPE_PLUGIN the plugin (default ./.libs/out_fbpipe.so).
+ * to the last acknowledged one, and the CPU time per event of every
+ * process: this one (the plugin's thread and gRPC's; the flushing threads
+ * only wait) and fbpiped's master, workers and producer (/proc). For a
+ * tenant in plaintext and one whose events are encrypted
+ * (XChaCha20-Poly1305), alternating (plain, sealed, plain, sealed...;
+ * FBPIPE_BENCH_ROUNDS, default 3); each round inits the plugin afresh and
+ * flushes one untimed chunk first. Chunks of 1,000 events with 256-byte
+ * messages are packed before the clock starts. Prints min/median rates,
+ * per-round ratios (sealed / plain), CPU per million events per process
+ * (bench_rounds.h) and the load average; asserts nothing. Needs
+ * FBPIPE_KAFKA_BROKERS; FBPIPED names the daemon (default ./fbpiped),
+ * FBPIPE_PLUGIN the plugin (default ./.libs/out_fbpipe.so).
  *
  * usage: plugin-bench [EVENTS]   (default 200000; FBPIPE_BENCH_RECORDS)
  */
@@ -33,12 +38,14 @@
 #include <msgpack.h>
 
 #include "bench_events.h"
+#include "bench_rounds.h"
 #include "plugin/agent.h"
 
 #define CHUNK 1000
 #define THREADS_MAX 64
 
 static char dir[] = "/tmp/plugin-bench-XXXXXX";
+static char log_path[300];
 static pid_t daemon_pid;
 static int (*flush_fn)(void *, const void *, size_t, char *);
 static char **props;
@@ -160,20 +167,10 @@ now(void)
     return bench_now();
 }
 
-static double
-cpu(void)
-{
-    struct rusage ru;
-
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-           ru.ru_stime.tv_usec / 1e6;
-}
-
-/* round -- one tenant's run; prints its figures. */
+/* round_for -- one tenant's round, its figures into side of run. */
 static void
 round_for(void *lib, const char *tenant, const char *token, const char *port,
-          msgpack_sbuffer *ch, size_t n_chunks)
+          msgpack_sbuffer *ch, size_t n_chunks, bench_run_t *run, int side)
 {
     int (*init)(struct flbgo_output_plugin *) =
         (int (*)(struct flbgo_output_plugin *))dlsym(lib, "FLBPluginInit");
@@ -185,7 +182,8 @@ round_for(void *lib, const char *tenant, const char *token, const char *port,
     struct flbgo_output_plugin p = {.name = "fbpipe", .api = &api, .o_ins = &p, .context = &pctx};
     pthread_t th[THREADS_MAX];
     job_t jobs[THREADS_MAX];
-    double t0, c0, wall, used;
+    bench_procs_t before, after;
+    double t0, wall;
     long retries = 0, errors = 0;
 
     props = kv;
@@ -193,8 +191,8 @@ round_for(void *lib, const char *tenant, const char *token, const char *port,
         die("FLBPluginInit failed");
     /* warm up: the stream and the producer's first records */
     flush_fn(pctx.remote_context, ch[0].data, ch[0].size, "bench");
+    bench_procs_sample(daemon_pid, log_path, "bench+plugin", &before);
     t0 = now();
-    c0 = cpu();
     for (int t = 0; t < threads; t++) {
         jobs[t] = (job_t){.ctx = pctx.remote_context, .chunks = ch,
                           .from = n_chunks * (size_t)t / (size_t)threads,
@@ -207,11 +205,11 @@ round_for(void *lib, const char *tenant, const char *token, const char *port,
         errors += jobs[t].errors;
     }
     wall = now() - t0;
-    used = cpu() - c0;
-    printf("  %-10s %10.0f events/s  %6.2f us CPU per event in the plugin's process  "
-           "(%ld retries, %ld errors)\n",
-           tenant, (double)(n_chunks * CHUNK) / wall, used * 1e6 / (double)(n_chunks * CHUNK),
-           retries, errors);
+    bench_procs_sample(daemon_pid, log_path, "bench+plugin", &after);
+    bench_run_add(run, side, (double)(n_chunks * CHUNK), wall);
+    bench_run_cpu_diff(run, side, &before, &after);
+    if (retries > 0 || errors > 0)
+        printf("  %s: %ld retries, %ld errors\n", tenant, retries, errors);
     exit_ctx(pctx.remote_context);
 }
 
@@ -223,7 +221,8 @@ main(int argc, char **argv)
     const char *plugin = getenv("FBPIPE_PLUGIN") ? getenv("FBPIPE_PLUGIN") : "./.libs/out_fbpipe.so";
     long n = argc > 1 ? atol(argv[1]) : env ? atol(env) : 200000;
     char text[1024], conf_path[300], port[16], token[2][1024];
-    const char *tenants[2] = {"plain", "sealed"};
+    static const char *const tenants[2] = {"plain", "sealed"};
+    bench_run_t run;
     struct flb_plugin_proxy_def def = {0};
     msgpack_sbuffer *ch;
     size_t n_chunks;
@@ -251,10 +250,10 @@ main(int argc, char **argv)
              port, brokers, (long)time(NULL));
     write_file("fbpipe.conf", text);
     snprintf(conf_path, sizeof(conf_path), "%s/fbpipe.conf", dir);
+    snprintf(log_path, sizeof(log_path), "%s/fbpiped.log", dir);
     daemon_pid = fork();
     if (daemon_pid == 0) {
-        snprintf(text, sizeof(text), "%s/fbpiped.log", dir);
-        if (freopen(text, "w", stderr) == NULL || dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
+        if (freopen(log_path, "w", stderr) == NULL || dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
             _exit(127);
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != parent)
@@ -283,10 +282,18 @@ main(int argc, char **argv)
     ch = chunks(n, events, &n_chunks);
     free(events);
     printf("plugin-bench: %zu events of %d bytes in chunks of %d, %d flushing threads, "
-           "batches of 1000, 8 in flight; fbpiped with 2 workers, lz4, acks=all\n",
-           n_chunks * CHUNK, BENCH_REC, CHUNK, threads);
-    for (int i = 0; i < 2; i++)
-        round_for(lib, tenants[i], token[i], port, ch, n_chunks);
+           "batches of 1000, 8 in flight; fbpiped with 2 workers, lz4, acks=all; %d rounds, "
+           "tenants alternating\n",
+           n_chunks * CHUNK, BENCH_REC, CHUNK, threads, bench_rounds());
+    bench_print_load("plugin-bench", "before");
+    snprintf(text, sizeof(text), "threads=%d", threads);
+    bench_run_init(&run, "plugin-bench", text, 2, tenants);
+    for (int k = 0; k < bench_rounds(); k++)
+        for (int i = 0; i < 2; i++)
+            round_for(lib, tenants[i], token[i], port, ch, n_chunks, &run, i);
+    bench_run_print(&run);
+    printf("ratio = sealed's events/s / plain's in the same round\n");
+    bench_print_load("plugin-bench", "after");
     ((int (*)(void))dlsym(lib, "FLBPluginExit"))();
     ((int (*)(void *))dlsym(lib, "FLBPluginUnregister"))(&def);
     for (size_t c = 0; c < n_chunks; c++)
