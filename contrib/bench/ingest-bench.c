@@ -24,7 +24,8 @@
  * one batch per thread through the plain producer; both fbpiped and the
  * plain producer then live over all rounds. What is not equal: the plain
  * producer writes to a topic of its own (same partitions), and its values
- * never cross a socket or the ring.
+ * never cross a socket or the ring. All streams come from one address,
+ * so fbpiped's max_calls_per_peer is raised to the streams above 64.
  *
  * Latency (p50/p99/p999): a native batch's send to its Ack; a SendEvent
  * call to its answer; a plain batch's first record handed to librdkafka
@@ -683,9 +684,10 @@ main(int argc, char **argv)
     write_file("keys.json", 0600, text);
     port = free_port();
     snprintf(text, cap,
-             "[ingester]\nlisten = 127.0.0.1:%d\nworkers = 2\n[kafka]\nbrokers = %s\n"
-             "topic = ingest-bench-%d\npartitions = 4\ncompression = lz4\nlinger = 5ms\n",
-             port, brokers, stamp);
+             "[ingester]\nlisten = 127.0.0.1:%d\nworkers = 2\nmax_calls_per_peer = %d\n"
+             "[kafka]\nbrokers = %s\ntopic = ingest-bench-%d\npartitions = 4\n"
+             "compression = lz4\nlinger = 5ms\n",
+             port, streams > 64 ? streams : 64, brokers, stamp);
     write_file("fbpipe.conf", 0644, text);
     snprintf(conf_path, sizeof(conf_path), "%s/fbpipe.conf", dir);
     snprintf(log_path, sizeof(log_path), "%s/fbpiped.log", dir);
