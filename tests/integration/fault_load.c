@@ -7,7 +7,9 @@
  * acknowledged was lost.
  *
  * usage: fault_load PORT RATE DIR AGENT...
- *   AGENT = API,ACCESS_KEY,AGENT_ID,TOKEN with API native or seed
+ *   AGENT = API,ACCESS_KEY,AGENT_ID,TOKEN[,HOST] with API native or seed;
+ *   HOST (default 127.0.0.1) is the address it connects to: agents on
+ *   addresses of their own can be told apart in the server's sockets
  * RATE is events per second over all agents. Each agent is a thread with
  * a connection of its own; its events carry the payload
  * {"a":"AGENT_ID","s":SEQ}, SEQ from 1 up. Native batches hold 100
@@ -51,7 +53,7 @@ typedef struct batch {
 enum { B_FREE, B_WAITING, B_INFLIGHT };
 
 typedef struct agent {
-    const char *api, *key, *id, *token;
+    const char *api, *key, *id, *token, *host;
     const char *port;
     double rate; /* events per second */
     FILE *acked, *refused;
@@ -261,7 +263,9 @@ run_native(agent_t *a, fb_client_t *c, double t0)
             if (rc == 0)
                 backoff = 200;
         }
-        if (rc == 0 && !fb_stream_ended(s))
+        if (rc == 0 && fb_stream_ended(s) && !finished(a))
+            say(a, "stream ended by the server", NULL);
+        else if (rc == 0)
             rc = fb_stream_close(s, &st);
         if (rc != 0)
             say(a, "stream broke", &st);
@@ -328,7 +332,7 @@ agent_main(void *arg)
     fb_client_t *c;
     FILE *f;
 
-    snprintf(target, sizeof(target), "127.0.0.1:%s", a->port);
+    snprintf(target, sizeof(target), "%s:%s", a->host, a->port);
     o.target = target;
     o.token = a->token;
     c = fb_client_new(&o, err, sizeof(err));
@@ -381,7 +385,7 @@ main(int argc, char **argv)
     sigset_t set;
 
     if (argc < 5) {
-        fprintf(stderr, "usage: fault_load PORT RATE DIR API,KEY,AGENT_ID,TOKEN...\n");
+        fprintf(stderr, "usage: fault_load PORT RATE DIR API,KEY,AGENT_ID,TOKEN[,HOST]...\n");
         return 64;
     }
     if (drain != NULL)
@@ -397,8 +401,11 @@ main(int argc, char **argv)
         a->key = strtok(NULL, ",");
         a->id = strtok(NULL, ",");
         a->token = strtok(NULL, ",");
+        a->host = strtok(NULL, ",");
+        if (a->host == NULL)
+            a->host = "127.0.0.1";
         if (a->token == NULL || (strcmp(a->api, "native") != 0 && strcmp(a->api, "seed") != 0)) {
-            fprintf(stderr, "fault_load: agent %d: want native|seed,KEY,AGENT_ID,TOKEN\n", i + 1);
+            fprintf(stderr, "fault_load: agent %d: want native|seed,KEY,AGENT_ID,TOKEN[,HOST]\n", i + 1);
             return 64;
         }
         a->port = argv[1];
