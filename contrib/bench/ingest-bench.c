@@ -13,7 +13,9 @@
  * SendEvent calls of a batch each; a plain thread produces a batch's
  * records one by one into one librdkafka producer shared by the threads
  * (as fbpiped's one producer is shared by its workers), then waits while
- * 8 of its batches are not wholly delivered. Payloads are packed before
+ * 8 of its batches are not wholly delivered (a full librdkafka queue
+ * blocks it: RD_KAFKA_MSG_F_BLOCK, while a poll thread serves the
+ * delivery reports). Payloads are packed before
  * the clock starts on both sides: native batches as fbpipe.v1.Batch,
  * plain values as the fbpipe.v1.Record fbpiped writes (same size; the
  * tenant in a value is that of the full run's thread, which a shorter
@@ -337,13 +339,11 @@ plain(worker_t *w, const char *topic)
         b->t0_us = now_us();
         for (long i = from; i < to; i++) {
             const uint8_t *v = w->vals + (size_t)(w->first + i) * w->vlen;
-            rd_kafka_resp_err_t e;
-            while ((e = rd_kafka_producev(w->rk, RD_KAFKA_V_TOPIC(topic),
-                                          RD_KAFKA_V_KEY(w->key, strlen(w->key)),
-                                          RD_KAFKA_V_VALUE((void *)v, w->vlen),
-                                          RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_OPAQUE(b),
-                                          RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                usleep(1000); /* the poll thread makes room */
+            /* a full queue blocks the thread until the poll thread makes room */
+            rd_kafka_resp_err_t e = rd_kafka_producev(
+                w->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(w->key, strlen(w->key)),
+                RD_KAFKA_V_VALUE((void *)v, w->vlen), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_BLOCK),
+                RD_KAFKA_V_OPAQUE(b), RD_KAFKA_V_END);
             if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
                 fprintf(stderr, "ingest-bench: produce: %s\n", rd_kafka_err2str(e));
                 w->failed = 1;
