@@ -142,6 +142,14 @@ bench_run_print(const bench_run_t *r)
                bench_median(s->rate, s->rounds));
         if (i > 0)
             printf("  %.2f, %.2f", bench_min(q[i], nq[i]), bench_median(q[i], nq[i]));
+        printf("\n  %-26s   ev/s per round:", "");
+        for (int k = 0; k < s->rounds; k++)
+            printf(" %.0f", s->rate[k]);
+        if (i > 0) {
+            printf("; ratio per round:");
+            for (int k = 0; k < nq[i]; k++)
+                printf(" %.2f", q[i][k]);
+        }
         printf("\n");
         for (int p = 0; p < s->nproc && s->events > 0; p++)
             printf("  %-26s   CPU %-16s %8.2f s per million events\n", "", s->proc[p],
