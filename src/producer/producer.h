@@ -28,6 +28,8 @@ int fb_producer_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index);
 
 /* producer_kafka.c */
 bool fb_kafka_err_permanent(rd_kafka_resp_err_t err);
+bool fb_kafka_err_auth(rd_kafka_resp_err_t err);
+const char *fb_kafka_principal(const fb_conf_t *conf, char *buf, size_t len);
 rd_kafka_conf_t *fb_kafka_producer_conf(const fb_conf_t *conf);
 /* [librdkafka] onto kc (producer or consumer) and fbpipe's log callback;
  * 0, or -1 after logging the property librdkafka refused. */

@@ -14,7 +14,9 @@
 #include "common/log.h"
 #include "producer/producer.h"
 
-/* fb_kafka_err_permanent -- record too large, invalid record, not authorised. */
+/* fb_kafka_err_permanent -- what is wrong with the record itself: too
+ * large, invalid. Everything else, authorisation failures included (an
+ * operator's ACL slip), is retried from the ring. */
 bool
 fb_kafka_err_permanent(rd_kafka_resp_err_t err)
 {
@@ -24,12 +26,43 @@ fb_kafka_err_permanent(rd_kafka_resp_err_t err)
     case RD_KAFKA_RESP_ERR_INVALID_MSG:
     case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
     case RD_KAFKA_RESP_ERR_INVALID_RECORD:
-    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
-    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
         return true;
     default:
         return false;
     }
+}
+
+/* fb_kafka_err_auth -- the cluster refuses this client's principal. */
+bool
+fb_kafka_err_auth(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+           err == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED ||
+           err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
+           err == RD_KAFKA_RESP_ERR__AUTHENTICATION;
+}
+
+/* fb_kafka_principal -- the principal Kafka sees, as far as the settings
+ * tell: "User:NAME" of sasl.username, the client certificate, or
+ * User:ANONYMOUS. */
+const char *
+fb_kafka_principal(const fb_conf_t *conf, char *buf, size_t len)
+{
+    const char *user = NULL;
+    bool cert = false;
+
+    for (size_t i = 0; i < conf->n_rdkafka; i++) {
+        if (strcmp(conf->rdkafka[i].key, "sasl.username") == 0)
+            user = conf->rdkafka[i].value;
+        else if (strcmp(conf->rdkafka[i].key, "ssl.certificate.location") == 0 ||
+                 strcmp(conf->rdkafka[i].key, "ssl.certificate.pem") == 0)
+            cert = true;
+    }
+    if (user != NULL)
+        snprintf(buf, len, "User:%s", user);
+    else
+        snprintf(buf, len, "%s", cert ? "the subject of ssl.certificate" : "User:ANONYMOUS");
+    return buf;
 }
 
 /* on_rdkafka_log -- librdkafka's own messages into fbpipe's log (called

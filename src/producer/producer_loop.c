@@ -5,9 +5,14 @@
  * Records are handed to librdkafka as pointers into the ring (no copy):
  * their space is freed only when acked passes them, after the delivery
  * report. A record that failed transiently is produced again; one that
- * failed permanently is marked failed with its error before acked passes
- * it. Sleeps in poll() on the ring's doorbell and librdkafka's queue, never
- * spins. It must never write into a record except its state and error.
+ * failed permanently (only what is wrong with the record itself) is
+ * marked failed with its error before acked passes it. Authorisation
+ * failures are an operator's slip: produced again every second, alarmed
+ * every 30 s with the principal and topic. A fatal idempotent-producer
+ * error (one started without its ACLs) gets a new client instance, with
+ * back-off, that resumes from acked as a restarted producer would. Sleeps
+ * in poll() on the ring's doorbell and librdkafka's queue, never spins.
+ * It must never write into a record except its state and error.
  */
 #include <errno.h>
 #include <poll.h>
@@ -26,6 +31,9 @@
 
 #define PRODUCE_BUDGET 4096   /* records per lane per turn: fairness */
 #define TOPIC_RETRY_MS 30000
+#define AUTH_RETRY_MS 1000    /* produce again while Kafka refuses the principal */
+#define ALARM_INTERVAL_MS 30000
+#define FATAL_BACKOFF_MAX_MS 30000
 
 typedef struct prod {
     const fb_conf_t *conf;
@@ -38,10 +46,13 @@ typedef struct prod {
     fb_rec_t **retry;  /* transiently failed records to produce again */
     size_t n_retry, cap_retry;
     uint64_t retry_at; /* monotonic ms: no hot loop while Kafka refuses */
+    uint64_t hold_until; /* monotonic ms: no new records while Kafka refuses the principal */
     uint64_t produced, delivered, failed, retried;
+    uint64_t auth_refused, alarm_at; /* refusals since the last alarm; next alarm */
     int dr_fd;         /* eventfd librdkafka writes when its queue fills */
     pthread_t watcher;
     bool watcher_started;
+    volatile sig_atomic_t watch_stop;
     volatile sig_atomic_t *stop;
 } prod_t;
 
@@ -55,7 +66,7 @@ kafka_watch(void *arg)
 {
     prod_t *p = arg;
 
-    while (!*p->stop) {
+    while (!*p->stop && !p->watch_stop) {
         const struct rd_kafka_metadata *md;
         if (rd_kafka_metadata(p->rk, 0, p->rkt, &md, WATCH_INTERVAL_MS) ==
             RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -63,10 +74,28 @@ kafka_watch(void *arg)
                                   memory_order_relaxed);
             rd_kafka_metadata_destroy(md);
         }
-        for (int i = 0; i < WATCH_INTERVAL_MS / 100 && !*p->stop; i++)
+        for (int i = 0; i < WATCH_INTERVAL_MS / 100 && !*p->stop && !p->watch_stop; i++)
             usleep(100000);
     }
     return NULL;
+}
+
+/* alarm_auth -- Kafka refuses the principal: one error line per
+ * ALARM_INTERVAL_MS, with the principal, topic and count. */
+static void
+alarm_auth(prod_t *p, rd_kafka_resp_err_t err)
+{
+    uint64_t now = fb_monotonic_ms();
+    char who[160];
+
+    p->auth_refused++;
+    if (now < p->alarm_at)
+        return;
+    p->alarm_at = now + ALARM_INTERVAL_MS;
+    fb_log_errorx("Kafka refuses %s on topic %s: %s (%llu refusals); the records wait in the "
+                  "ring and are produced again every %d ms until the ACL is granted",
+                  fb_kafka_principal(p->conf, who, sizeof(who)), p->conf->topic,
+                  rd_kafka_err2str(err), (unsigned long long)p->auth_refused, AUTH_RETRY_MS);
 }
 
 /* mark -- the producer's verdict on a record; acked passes it later. */
@@ -74,6 +103,12 @@ static void
 mark(prod_t *p, fb_rec_t *rec, rd_kafka_resp_err_t err)
 {
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (p->auth_refused > 0) {
+            fb_log_notice("Kafka accepts records on topic %s again, after %llu refusals",
+                          p->conf->topic, (unsigned long long)p->auth_refused);
+            p->auth_refused = 0;
+            p->alarm_at = 0;
+        }
         atomic_store_explicit(&rec->state, FB_REC_S_DONE, memory_order_relaxed);
         if (p->delivered++ % 1024 == 0)
             atomic_store_explicit(&p->ring->sh->kafka_ok_ms, fb_monotonic_ms(),
@@ -110,7 +145,14 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         p->cap_retry = cap;
     }
     p->retry[p->n_retry++] = rec;
+    if (fb_kafka_err_auth(m->err)) {
+        alarm_auth(p, m->err);
+        p->retry_at = fb_monotonic_ms() + AUTH_RETRY_MS;
+        return;
+    }
     p->retry_at = fb_monotonic_ms() + 250;
+    if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+        return; /* a client given up after a fatal error: said already */
     if (p->retried++ % 10000 == 0)
         fb_log_warnx("delivery failed, producing again from the ring: %s",
                      rd_kafka_err2str(m->err));
@@ -134,6 +176,11 @@ produce(prod_t *p, fb_rec_t *rec)
     }
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         return -EAGAIN;
+    if (fb_kafka_err_auth(err)) { /* WRITE and DESCRIBE revoked: refused at once */
+        alarm_auth(p, err);
+        p->hold_until = fb_monotonic_ms() + AUTH_RETRY_MS;
+        return -EAGAIN;
+    }
     if (fb_kafka_err_permanent(err)) {
         mark(p, rec, err); /* e.g. larger than message.max.bytes */
         return 0;
@@ -149,6 +196,10 @@ drain(prod_t *p, bool *full)
     size_t total = 0;
 
     *full = false;
+    if (fb_monotonic_ms() < p->hold_until) {
+        *full = true; /* poll librdkafka in short naps until then */
+        return 0;
+    }
     if (p->n_retry > 0 && fb_monotonic_ms() >= p->retry_at) {
         size_t done = 0;
         while (done < p->n_retry && produce(p, p->retry[done]) == 0)
@@ -266,16 +317,98 @@ shutdown_flush(prod_t *p)
         fb_log_notice("stopped: everything in the ring is in Kafka");
 }
 
+/* client_open -- a librdkafka producer, its topic handle and health
+ * watcher; FB_PRODUCER_EXIT_CONFIG or _FATAL after logging, 0 when up. */
+static int
+client_open(prod_t *p)
+{
+    static const uint64_t one = 1;
+    rd_kafka_conf_t *kc;
+    rd_kafka_queue_t *mq;
+    char err[512];
+
+    kc = fb_kafka_producer_conf(p->conf);
+    if (kc == NULL)
+        return FB_PRODUCER_EXIT_CONFIG;
+    rd_kafka_conf_set_dr_msg_cb(kc, on_delivery);
+    rd_kafka_conf_set_opaque(kc, p);
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err));
+    if (p->rk == NULL) {
+        /* librdkafka refuses combinations of settings here (fbpiped -t
+         * makes the same client): a configuration error, not a crash */
+        fb_log_errorx("rd_kafka_new(producer) failed: %s", err);
+        rd_kafka_conf_destroy(kc);
+        return FB_PRODUCER_EXIT_CONFIG;
+    }
+    p->rkt = rd_kafka_topic_new(p->rk, p->conf->topic, NULL);
+    if (p->rkt == NULL) {
+        fb_log_errorx("rd_kafka_topic_new(%s) failed: %s", p->conf->topic,
+                      rd_kafka_err2str(rd_kafka_last_error()));
+        return FB_PRODUCER_EXIT_FATAL;
+    }
+    mq = rd_kafka_queue_get_main(p->rk);
+    rd_kafka_queue_io_event_enable(mq, p->dr_fd, &one, sizeof(one));
+    rd_kafka_queue_destroy(mq);
+    p->watch_stop = 0;
+    if (pthread_create(&p->watcher, NULL, kafka_watch, p) != 0)
+        fb_log_warnx("pthread_create(kafka watcher) failed: health checks will say "
+                     "NOT_SERVING after kafka_unavailable_after");
+    else
+        p->watcher_started = true;
+    return 0;
+}
+
+/* client_close -- stop the watcher; destroy the client, dropping what it
+ * still holds when not clean (those records are still in the ring). */
+static void
+client_close(prod_t *p, bool clean)
+{
+    if (p->watcher_started) {
+        p->watch_stop = 1;
+        pthread_join(p->watcher, NULL);
+        p->watcher_started = false;
+    }
+    if (p->rkt != NULL)
+        rd_kafka_topic_destroy(p->rkt);
+    p->rkt = NULL;
+    if (p->rk != NULL) {
+        if (!clean)
+            rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_destroy_flags(p->rk, clean ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    }
+    p->rk = NULL;
+}
+
+/* client_renew -- after a fatal error: a new client that resumes from
+ * acked, as a restarted producer would (a record already settled is not
+ * sent again), after backoff_ms; 0, or an exit code. */
+static int
+client_renew(prod_t *p, const char *why, unsigned backoff_ms)
+{
+    char who[160];
+
+    fb_log_errorx("fatal idempotent-producer error as %s: %s; a new Kafka client resumes "
+                  "from acked in %u ms", fb_kafka_principal(p->conf, who, sizeof(who)), why,
+                  backoff_ms);
+    client_close(p, false);
+    p->n_retry = 0; /* the ring still holds them all, from acked on */
+    p->retry_at = p->hold_until = 0;
+    for (unsigned i = 0; i < p->n_lanes; i++)
+        p->read[i] = fb_lane_acked(&p->lanes[i]);
+    for (unsigned waited = 0; waited < backoff_ms && !*p->stop; waited += 100)
+        usleep(100000);
+    return client_open(p);
+}
+
 /* fb_producer_run -- the producer process's work, until *stop. */
 int
 fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *stop)
 {
     prod_t p = {.conf = conf, .ring = ring, .dr_fd = -1, .stop = stop};
-    rd_kafka_conf_t *kc;
-    char err[512], fatal[512];
-    uint64_t topic_ok_at = 0, last_topic_try = 0;
+    char fatal[512];
+    uint64_t topic_ok_at = 0, last_topic_try = 0, delivered_then = 0;
+    unsigned backoff_ms = 1000;
     int rc = FB_PRODUCER_EXIT_FATAL;
-    static const uint64_t one = 1;
 
     p.n_lanes = ring->sh->n_lanes;
     p.lanes = calloc(p.n_lanes, sizeof(*p.lanes));
@@ -289,39 +422,14 @@ fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *s
         p.read[i] = fb_lane_acked(&p.lanes[i]); /* resume: nothing below acked is pending */
     }
     atomic_store(&ring->sh->producer_pid, (int32_t)getpid());
-
-    kc = fb_kafka_producer_conf(conf);
-    if (kc == NULL) {
-        rc = FB_PRODUCER_EXIT_CONFIG;
-        goto out;
-    }
-    rd_kafka_conf_set_dr_msg_cb(kc, on_delivery);
-    rd_kafka_conf_set_opaque(kc, &p);
-    p.rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err));
-    if (p.rk == NULL) {
-        /* librdkafka refuses combinations of settings here (fbpiped -t
-         * makes the same client): a configuration error, not a crash */
-        fb_log_errorx("rd_kafka_new(producer) failed: %s", err);
-        rd_kafka_conf_destroy(kc);
-        rc = FB_PRODUCER_EXIT_CONFIG;
-        goto out;
-    }
-    p.rkt = rd_kafka_topic_new(p.rk, conf->topic, NULL);
     p.dr_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (p.rkt == NULL || p.dr_fd < 0) {
-        fb_log_error("rd_kafka_topic_new(%s) or eventfd() failed", conf->topic);
+    if (p.dr_fd < 0) {
+        fb_log_error("eventfd() failed");
         goto out;
     }
-    {
-        rd_kafka_queue_t *mq = rd_kafka_queue_get_main(p.rk);
-        rd_kafka_queue_io_event_enable(mq, p.dr_fd, &one, sizeof(one));
-        rd_kafka_queue_destroy(mq);
-    }
-    if (pthread_create(&p.watcher, NULL, kafka_watch, &p) != 0)
-        fb_log_warnx("pthread_create(kafka watcher) failed: health checks will say "
-                     "NOT_SERVING after kafka_unavailable_after");
-    else
-        p.watcher_started = true;
+    if ((rc = client_open(&p)) != 0)
+        goto out;
+    rc = FB_PRODUCER_EXIT_FATAL;
     fb_log_info("producing to %s on %s (%u lanes, resuming from acked)", conf->topic,
                 conf->brokers, p.n_lanes);
 
@@ -339,10 +447,17 @@ fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *s
         }
         n = drain(&p, &full);
         settle(&p, full ? 10 : 0);
+        if (p.delivered > delivered_then) {
+            delivered_then = p.delivered;
+            backoff_ms = 1000; /* this client works: the next fatal error starts afresh */
+        }
         if (rd_kafka_fatal_error(p.rk, fatal, sizeof(fatal)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            fb_log_errorx("fatal idempotent-producer error: %s; exiting so that a new producer "
-                          "resumes from acked", fatal);
-            goto out;
+            if ((rc = client_renew(&p, fatal, backoff_ms)) != 0)
+                goto out;
+            rc = FB_PRODUCER_EXIT_FATAL;
+            backoff_ms = backoff_ms * 2 > FATAL_BACKOFF_MAX_MS ? FATAL_BACKOFF_MAX_MS
+                                                                : backoff_ms * 2;
+            continue;
         }
         if (n == 0 && !full)
             sleep_until_work(&p, 100);
@@ -350,17 +465,7 @@ fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *s
     shutdown_flush(&p);
     rc = FB_PRODUCER_EXIT_OK;
 out:
-    if (p.watcher_started) {
-        *stop = 1;
-        pthread_join(p.watcher, NULL);
-    }
-    if (p.rkt != NULL)
-        rd_kafka_topic_destroy(p.rkt);
-    if (p.rk != NULL) {
-        if (rc != FB_PRODUCER_EXIT_OK)
-            rd_kafka_purge(p.rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        rd_kafka_destroy_flags(p.rk, rc == FB_PRODUCER_EXIT_OK ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-    }
+    client_close(&p, rc == FB_PRODUCER_EXIT_OK);
     if (p.dr_fd >= 0)
         close(p.dr_fd);
     free(p.retry);
