@@ -118,6 +118,7 @@ static const conf_key_t conf_keys[] = {
     {"router", "rotate_size", T_SIZE, O(rotate_size), "100M", 0, U64MAX},
     {"router", "rotate_age", T_DURATION, O(rotate_age_ms), "1d", 0, U64MAX},
     {"router", "rotate_keep", T_UINT, O(rotate_keep), "7", 0, 1000},
+    {"router", "spool_max", T_SIZE, O(spool_max), "1G", 0, U64MAX},
 
     {"metrics", "listen", T_ADDR_OPT, O(metrics_listen), "", 0, 0},
 };

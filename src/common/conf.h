@@ -110,6 +110,7 @@ typedef struct fb_conf {
     uint64_t rotate_size;
     uint64_t rotate_age_ms;
     uint64_t rotate_keep;
+    uint64_t spool_max;
 
     /* [metrics] */
     char *metrics_listen; /* "" = off */

@@ -38,11 +38,13 @@ typedef struct entry {
     size_t len, cap;
     char *refused;      /* why its file cannot be written, or NULL */
     uint64_t refused_ms;
+    bool refused_env;   /* by the environment (permissions): spooled, not dead */
 } entry_t;
 
 struct fb_files {
-    fb_files_opts_t o;
+    fb_files_opts_t o;  /* o.dir and o.spool_dir are copies of the caller's */
     int dirfd;
+    int spool_dirfd;    /* o.spool_dir, or -1 */
     entry_t *tab;       /* open addressing; key NULL = free */
     size_t cap, n;
     size_t n_open;
@@ -75,25 +77,44 @@ fb_files_new(const fb_files_opts_t *o, char *err, size_t errlen)
         return NULL;
     }
     f->o = *o;
+    f->spool_dirfd = -1;
     if (f->o.max_open == 0)
         f->o.max_open = 1;
+    /* the caller's strings may not outlive this call */
+    f->o.dir = strdup(o->dir);
+    f->o.spool_dir = o->spool_dir ? strdup(o->spool_dir) : NULL;
     f->dirfd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (o->nofollow ? O_NOFOLLOW : 0));
     f->cap = 64;
     f->prune_at = PRUNE_MIN;
     f->tab = calloc(f->cap, sizeof(*f->tab));
-    if (f->dirfd < 0 || f->tab == NULL) {
+    if (f->dirfd < 0 || f->tab == NULL || f->o.dir == NULL ||
+        (o->spool_dir != NULL && f->o.spool_dir == NULL)) {
         snprintf(err, errlen, "%s: %s", o->dir,
                  f->dirfd < 0 ? (errno == ELOOP || errno == ENOTDIR
                                      ? "not a directory (a symbolic link?): refused"
                                      : strerror(errno))
                               : "out of memory");
-        if (f->dirfd >= 0)
-            close(f->dirfd);
-        free(f->tab);
-        free(f);
-        return NULL;
+        goto fail;
+    }
+    if (o->spool_dir != NULL) {
+        f->spool_dirfd = open(o->spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (f->spool_dirfd < 0) {
+            snprintf(err, errlen, "%s: %s", o->spool_dir,
+                     errno == ELOOP || errno == ENOTDIR
+                         ? "not a directory (a symbolic link?): refused"
+                         : strerror(errno));
+            goto fail;
+        }
     }
     return f;
+fail:
+    if (f->dirfd >= 0)
+        close(f->dirfd);
+    free((char *)f->o.dir);
+    free((char *)f->o.spool_dir);
+    free(f->tab);
+    free(f);
+    return NULL;
 }
 
 static void
@@ -121,6 +142,10 @@ fb_files_free(fb_files_t *f)
         }
     free(f->tab);
     close(f->dirfd);
+    if (f->spool_dirfd >= 0)
+        close(f->spool_dirfd);
+    free((char *)f->o.dir);
+    free((char *)f->o.spool_dir);
     free(f);
 }
 
@@ -250,7 +275,7 @@ fb_files_refused(fb_files_t *f, const char *key, char *err, size_t errlen)
 
     if (strlen(key) + 12 > NAME_MAX_LEN) {
         snprintf(err, errlen, "access key too long for a file name");
-        return 1;
+        return FB_FILES_DEAD;
     }
     e = slot(f->tab, f->cap, key);
     if (e->key != NULL && e->fd >= 0)
@@ -258,7 +283,7 @@ fb_files_refused(fb_files_t *f, const char *key, char *err, size_t errlen)
     if (e->key != NULL && e->refused != NULL) {
         if (fb_monotonic_ms() - e->refused_ms < FB_FILES_REFUSED_MS) {
             snprintf(err, errlen, "%s", e->refused);
-            return 1;
+            return e->refused_env ? FB_FILES_SPOOL : FB_FILES_DEAD;
         }
         forget_refusal(e); /* time to try again */
     }
@@ -270,7 +295,7 @@ fb_files_refused(fb_files_t *f, const char *key, char *err, size_t errlen)
              S_ISLNK(st.st_mode)   ? "is a symbolic link: refused"
              : S_ISREG(st.st_mode) ? "has other hard links: refused"
                                    : "not a regular file: refused");
-    return 1;
+    return FB_FILES_DEAD;
 }
 
 size_t
@@ -371,22 +396,101 @@ evict(fb_files_t *f)
     free(used);
 }
 
-/* permanent -- an error opening a key's file that no retry mends: the
- * file is not one the router may write (a symbolic link, a directory, a
- * device, permissions). A full disk, an I/O error or running out of
- * descriptors are retried instead. */
+/* permanent -- an error opening a key's file that no retry mends, for
+ * what is at its name is not a file the router may write (a symbolic
+ * link, a directory, a device). */
 static bool
 permanent(int err)
 {
-    return err == ELOOP || err == EISDIR || err == EACCES || err == EPERM || err == ENXIO ||
-           err == ETXTBSY || err == ENOTDIR || err == EMLINK;
+    return err == ELOOP || err == EISDIR || err == ENXIO || err == ETXTBSY || err == ENOTDIR ||
+           err == EMLINK;
+}
+
+/* environmental -- permissions: an operator's or a tool's doing (a
+ * logrotate creating the file as root, a relabel), mended from outside.
+ * Spooled when there is a spool with room; retried otherwise, as a full
+ * disk, an I/O error or running out of descriptors are. */
+static bool
+environmental(int err)
+{
+    return err == EACCES || err == EPERM;
+}
+
+/* spool_room -- the spool of file has room for more (under spool_max). */
+static bool
+spool_room(fb_files_t *f, const char *file)
+{
+    struct stat st;
+
+    if (f->spool_dirfd < 0)
+        return false;
+    if (fstatat(f->spool_dirfd, file, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno == ENOENT;
+    return S_ISREG(st.st_mode) && (uint64_t)st.st_size < f->o.spool_max;
+}
+
+/* drain_spool -- the lines spooled while e's file could not be written
+ * go into it first, whole lines only, synced; then the spool file is
+ * removed (a crash in between writes them again: duplicates, never a
+ * loss). 0, or -1 with errno. */
+static int
+drain_spool(fb_files_t *f, entry_t *e, int fd, const char *file)
+{
+    char buf[TAIL_CHUNK];
+    uint64_t copied = 0, whole;
+    struct stat st;
+    int sfd;
+
+    if (f->spool_dirfd < 0)
+        return 0;
+    /* read and write: a half line at its end (a crash) is cut off first */
+    sfd = openat(f->spool_dirfd, file, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (sfd < 0)
+        return errno == ENOENT ? 0 : -1;
+    if (fstat(sfd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(sfd);
+        errno = EINVAL;
+        return -1;
+    }
+    if (cut_back(sfd, &whole) < 0) {
+        close(sfd);
+        return -1;
+    }
+    while (copied < whole) {
+        size_t want = whole - copied < sizeof(buf) ? (size_t)(whole - copied) : sizeof(buf);
+        ssize_t got = pread(sfd, buf, want, (off_t)copied);
+        if (got <= 0) {
+            close(sfd);
+            errno = got < 0 ? errno : EIO;
+            return -1;
+        }
+        for (ssize_t at = 0; at < got;) {
+            ssize_t w = write(fd, buf + at, (size_t)(got - at));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                close(sfd);
+                errno = w < 0 ? errno : ENOSPC;
+                return -1;
+            }
+            at += w;
+        }
+        copied += (uint64_t)got;
+    }
+    close(sfd);
+    if (copied > 0 && fdatasync(fd) < 0)
+        return -1;
+    if (unlinkat(f->spool_dirfd, file, 0) < 0 && errno != ENOENT)
+        return -1;
+    e->size += copied;
+    return 0;
 }
 
 /* refuse -- e's file cannot be written: its pending lines are dropped
  * (the caller sends their records elsewhere, fb_files_next_refusal) and
  * the key is refused for a while. */
 static void
-refuse(fb_files_t *f, entry_t *e, const char *why)
+refuse(fb_files_t *f, entry_t *e, const char *why, bool env)
 {
     char *copy = strdup(why);
 
@@ -394,6 +498,7 @@ refuse(fb_files_t *f, entry_t *e, const char *why)
         return; /* no memory even for that: retried like any failure */
     free(e->refused);
     e->refused = copy;
+    e->refused_env = env;
     e->refused_ms = fb_monotonic_ms();
     f->pending -= e->len;
     e->len = 0;
@@ -423,20 +528,28 @@ entry_open(fb_files_t *f, entry_t *e, char *err, size_t errlen)
         snprintf(err, errlen, "%s/%s: %s", f->o.dir, file,
                  saved == ELOOP ? "is a symbolic link: refused" : strerror(saved));
         if (f->o.refusals && permanent(saved))
-            refuse(f, e, err);
+            refuse(f, e, err, false);
+        else if (f->o.refusals && environmental(saved) && spool_room(f, file))
+            refuse(f, e, err, true);
         return -1;
     }
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink > 1) {
         snprintf(err, errlen, "%s/%s: %s: refused", f->o.dir, file,
                  S_ISREG(st.st_mode) ? "has other hard links" : "not a regular file");
         if (f->o.refusals)
-            refuse(f, e, err);
+            refuse(f, e, err, false);
         close(fd);
         return -1;
     }
     if (cut_back(fd, &e->size) < 0) {
         snprintf(err, errlen, "%s/%s: cannot cut back a half line: %s", f->o.dir, file,
                  strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (drain_spool(f, e, fd, file) < 0) {
+        snprintf(err, errlen, "%s/%s: cannot move its spooled lines (%s/%s) into it: %s",
+                 f->o.dir, file, f->o.spool_dir, file, strerror(errno));
         close(fd);
         return -1;
     }
@@ -710,7 +823,7 @@ fb_files_flush(fb_files_t *f, bool sync, char *err, size_t errlen)
 }
 
 const char *
-fb_files_next_refusal(fb_files_t *f, const char **why)
+fb_files_next_refusal(fb_files_t *f, const char **why, bool *spool)
 {
     for (size_t i = 0; f->n_refusals > 0 && i < f->cap; i++) {
         entry_t *e = &f->tab[i];
@@ -718,6 +831,7 @@ fb_files_next_refusal(fb_files_t *f, const char **why)
             e->refusal_new = false;
             f->n_refusals--;
             *why = e->refused;
+            *spool = e->refused_env;
             return e->key;
         }
     }

@@ -16,7 +16,12 @@
  * a symlink, a device or a hard link planted in the directory is refused.
  * With refusals, a key whose file can never be written that way has its
  * lines handed back (fb_files_next_refusal) instead of stalling every
- * other key behind it. Rotation by age follows the wall clock: a file is
+ * other key behind it: for dead letters when the name is at fault (a
+ * symbolic link, a directory...), for the spool when permissions are
+ * (EACCES, EPERM: the environment's doing) and spool_dir has room for
+ * the key (under spool_max); without room, permissions are retried like
+ * any failure. Whenever a key's file is opened, the lines spooled for it
+ * in spool_dir/<key>.log are moved into it first, in order. Rotation by age follows the wall clock: a file is
  * rotated before the first write in a later period of rotate_age (counted
  * from the Unix epoch, UTC) than its last write, as its modification time
  * tells, so the rule holds across closes, reopens and restarts. Keys must
@@ -32,6 +37,10 @@
 /* how long a refused key stays refused before its file is tried again */
 #define FB_FILES_REFUSED_MS 30000
 
+/* fb_files_refused: where a refused key's lines go */
+#define FB_FILES_DEAD 1  /* the dead letters: its name is at fault */
+#define FB_FILES_SPOOL 2 /* the spool: its file's permissions are */
+
 typedef struct fb_files fb_files_t;
 
 typedef struct fb_files_opts {
@@ -43,6 +52,10 @@ typedef struct fb_files_opts {
     bool refusals;           /* a file that can never be written refuses its key
                               * (else its failure is retried like any other) */
     bool nofollow;           /* dir itself must not be a symbolic link */
+    const char *spool_dir;   /* with refusals: where a key refused for its
+                              * permissions is spooled (see above), or NULL */
+    uint64_t spool_max;      /* bytes spooled per key before permissions are
+                              * retried instead */
 } fb_files_opts_t;
 
 /* NULL with err when dir cannot be opened as a directory. */
@@ -61,15 +74,17 @@ int fb_files_add(fb_files_t *f, const char *key, const char *line, size_t len);
  * buffered). Idle keys are forgotten once there are thousands. */
 int fb_files_flush(fb_files_t *f, bool sync, char *err, size_t errlen);
 
-/* After a flush: the next key refused by it, with *why, whose buffered
- * lines were dropped (send their records elsewhere); NULL when there is
- * none left. Both strings live until the next flush or reopen. */
-const char *fb_files_next_refusal(fb_files_t *f, const char **why);
+/* After a flush: the next key refused by it, with *why and *spool (true:
+ * its permissions, false: its name), whose buffered lines were dropped
+ * (send their records to the spool or the dead letters); NULL when there
+ * is none left. Both strings live until the next flush or reopen. */
+const char *fb_files_next_refusal(fb_files_t *f, const char **why, bool *spool);
 
-/* 1 with err when key's file is there and is not a regular file (a
- * symbolic link, a device...), or the key was refused less than
- * FB_FILES_REFUSED_MS ago: its lines go elsewhere (dead letters); 0
- * otherwise. Cheap for a file already open. */
+/* FB_FILES_DEAD with err when key's file is there and is not a regular
+ * file (a symbolic link, a device...) or the key was refused for its name
+ * less than FB_FILES_REFUSED_MS ago; FB_FILES_SPOOL with err when it was
+ * refused for its permissions that recently; 0 otherwise. Cheap for a
+ * file already open. */
 int fb_files_refused(fb_files_t *f, const char *key, char *err, size_t errlen);
 
 /* Sync the whole file system of the directory, and the directory (the

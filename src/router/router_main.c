@@ -6,9 +6,12 @@
  * librdkafka and synchronously before partitions are revoked.
  *
  * A record that cannot be decoded, decrypted or named safely, or whose
- * file can never be written (a symbolic link, a directory, permissions),
- * goes to <router.dir>/.dead-letter/router-N.PID.log with the reason,
- * topic, partition and offset. Any other failed write keeps the batch,
+ * file can never be written (a symbolic link, a directory), goes to
+ * <router.dir>/.dead-letter/router-N.PID.log with the reason, topic,
+ * partition and offset. A key whose file the router may not open
+ * (permissions: the environment) is spooled in <router.dir>/.spool/<key>.log
+ * and moved into its file when it opens again, so that the other keys of
+ * its partitions keep flowing. Any other failed write keeps the batch,
  * pauses the partitions, logs once and retries with back-off: nothing is
  * lost, nothing is skipped. Files are closed when partitions are revoked:
  * their next owner may rotate them. It must never store an offset before
@@ -59,7 +62,7 @@ typedef struct router {
     const fb_keydb_t *keydb;
     unsigned index;
     rd_kafka_t *rk;
-    fb_files_t *files, *dead;
+    fb_files_t *files, *dead, *spool;
     fb_liner_t *liner;
     char dead_key[48];
     uint64_t last_sync_ms;
@@ -80,26 +83,37 @@ typedef struct router {
 static void store(router_t *r);
 static void print_flush(router_t *r);
 static void dead_letter(router_t *r, const rd_kafka_message_t *m, const char *why);
+static void spool(router_t *r, const rd_kafka_message_t *m);
 
-/* refusals -- the records of keys whose file can never be written (found
- * by the flush, which dropped their lines) become dead letters. */
+/* refusals -- the records of keys whose file cannot be written (found by
+ * the flush, which dropped their lines): to the spool when permissions
+ * are at fault, to the dead letters when the name is. */
 static void
 refusals(router_t *r)
 {
     const char *key, *why;
+    bool to_spool;
 
-    while ((key = fb_files_next_refusal(r->files, &why)) != NULL) {
+    while ((key = fb_files_next_refusal(r->files, &why, &to_spool)) != NULL) {
         size_t len = strlen(key), n = 0;
         for (size_t i = 0; i < r->n; i++) {
             const rd_kafka_message_t *m = r->ms[i];
             if (m->key_len == len && memcmp(m->key, key, len) == 0) {
-                dead_letter(r, m, why);
+                if (to_spool)
+                    spool(r, m);
+                else
+                    dead_letter(r, m, why);
                 n++;
             }
         }
-        fb_log_errorx("router %u: %s: %zu records to the dead letters (the key is tried "
-                      "again in %d s or on SIGUSR1)",
-                      r->index, why, n, FB_FILES_REFUSED_MS / 1000);
+        if (to_spool)
+            fb_log_errorx("router %u: %s: %zu records spooled in %s/.spool, the other keys "
+                          "flow on (the file is tried again in %d s or on SIGUSR1)",
+                          r->index, why, n, r->conf->router_dir, FB_FILES_REFUSED_MS / 1000);
+        else
+            fb_log_errorx("router %u: %s: %zu records to the dead letters (the key is tried "
+                          "again in %d s or on SIGUSR1)",
+                          r->index, why, n, FB_FILES_REFUSED_MS / 1000);
     }
 }
 
@@ -111,7 +125,8 @@ interval_sync(router_t *r, char *err, size_t errlen)
     if (r->conf->fsync != FB_FSYNC_INTERVAL || !r->unsynced ||
         fb_monotonic_ms() - r->last_sync_ms < r->conf->fsync_interval_ms)
         return 0;
-    if (fb_files_sync(r->files, err, errlen) < 0 || fb_files_sync(r->dead, err, errlen) < 0)
+    if (fb_files_sync(r->files, err, errlen) < 0 || fb_files_sync(r->dead, err, errlen) < 0 ||
+        fb_files_sync(r->spool, err, errlen) < 0)
         return -1;
     r->last_sync_ms = fb_monotonic_ms();
     r->unsynced = false;
@@ -126,12 +141,22 @@ flush_all(router_t *r, bool *logged)
 {
     char err[512];
     bool sync = r->conf->fsync == FB_FSYNC_BATCH;
-    bool wrote = fb_files_pending(r->files) + fb_files_pending(r->dead) > 0;
-    int rc = fb_files_flush(r->files, sync, err, sizeof(err));
+    bool wrote = fb_files_pending(r->files) + fb_files_pending(r->dead) +
+                     fb_files_pending(r->spool) > 0;
+    /* the spool first: a key's file, when it opens, takes in what its
+     * spool holds before its new lines */
+    int rc = fb_files_flush(r->spool, sync, err, sizeof(err));
 
+    if (rc == 0)
+        rc = fb_files_flush(r->files, sync, err, sizeof(err));
     refusals(r); /* even when another key failed: their lines are gone */
     if (rc == 0)
+        rc = fb_files_flush(r->spool, sync, err, sizeof(err));
+    if (rc == 0)
         rc = fb_files_flush(r->dead, sync, err, sizeof(err));
+    /* a spool file moved into its key's file is removed: never append to
+     * it through a descriptor kept open */
+    fb_files_reopen(r->spool);
     r->unsynced |= wrote;
     if (rc == 0 && interval_sync(r, err, sizeof(err)) == 0)
         return 0;
@@ -168,6 +193,7 @@ rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list
     } else {
         fb_files_discard(r->files);
         fb_files_discard(r->dead);
+        fb_files_discard(r->spool);
         r->print_len = 0; /* not written: not printed */
         fb_log_warnx("router %u: %zu records not written before a rebalance: their next "
                      "owner reads them again", r->index, r->n);
@@ -203,6 +229,24 @@ dead_letter(router_t *r, const rd_kafka_message_t *m, const char *why)
     r->dead_letters++;
     free(text);
     json_decref(o);
+}
+
+/* spool -- one record whose key's file may not be opened, as its line,
+ * into <router.dir>/.spool/<key>.log. Out of memory aborts (read again). */
+static void
+spool(router_t *r, const rd_kafka_message_t *m)
+{
+    fb_line_t line;
+    char why[512];
+
+    if (fb_line_build(r->liner, m->payload, m->len, m->key ? m->key : "",
+                      m->key ? m->key_len : 0, r->keydb, r->conf->router_decrypt, &line, why,
+                      sizeof(why)) != FB_LINE_OK) {
+        dead_letter(r, m, why); /* not reached: it was built once already */
+        return;
+    }
+    if (fb_files_add(r->spool, line.access_key, line.text, line.len) < 0)
+        fb_panic("router %u: out of memory buffering a spooled line", r->index);
 }
 
 /* print_add -- a written line, for standard output. */
@@ -268,14 +312,20 @@ take(router_t *r, const rd_kafka_message_t *m)
         dead_letter(r, m, why);
         return;
     }
-    if (fb_files_refused(r->files, line.access_key, why, sizeof(why))) {
+    switch (fb_files_refused(r->files, line.access_key, why, sizeof(why))) {
+    case FB_FILES_DEAD:
         dead_letter(r, m, why);
         return;
+    case FB_FILES_SPOOL:
+        if (fb_files_add(r->spool, line.access_key, line.text, line.len) < 0)
+            fb_panic("router %u: out of memory buffering a spooled line", r->index);
+        break;
+    default:
+        if (fb_files_add(r->files, line.access_key, line.text, line.len) < 0)
+            fb_panic("router %u: out of memory buffering a line", r->index);
     }
     if (r->conf->router_print_events)
         print_add(r, line.text, line.len);
-    if (fb_files_add(r->files, line.access_key, line.text, line.len) < 0)
-        fb_panic("router %u: out of memory buffering a line", r->index);
 }
 
 /* poll_one -- a polled message into the batch. After a revoke the old
@@ -396,8 +446,8 @@ consumer(router_t *r)
     return rk;
 }
 
-/* open_files -- the output folder and the dead-letter folder, with room
- * for router.max_open_files descriptors. */
+/* open_files -- the output folder, the dead-letter and spool folders,
+ * with room for router.max_open_files descriptors. */
 static int
 open_files(router_t *r)
 {
@@ -409,7 +459,7 @@ open_files(router_t *r)
     struct rlimit rl;
     rlim_t want = (rlim_t)r->conf->max_open_files + 64;
 
-    char dead[4096], err[512];
+    char dead[4096], spooldir[4096], err[512];
 
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {
         struct rlimit more = rl;
@@ -426,9 +476,18 @@ open_files(router_t *r)
     }
 
     snprintf(dead, sizeof(dead), "%s/.dead-letter", r->conf->router_dir);
+    snprintf(spooldir, sizeof(spooldir), "%s/.spool", r->conf->router_dir);
     if (mkdir(dead, 0750) < 0 && errno != EEXIST) {
         fb_log_error("router %u: mkdir(%s) failed", r->index, dead);
         return -1;
+    }
+    if (mkdir(spooldir, 0750) < 0 && errno != EEXIST) {
+        fb_log_error("router %u: mkdir(%s) failed", r->index, spooldir);
+        return -1;
+    }
+    if (r->conf->spool_max > 0) {
+        o.spool_dir = spooldir;
+        o.spool_max = r->conf->spool_max;
     }
     r->files = fb_files_new(&o, err, sizeof(err));
     /* the dead letters are fbpipe's own: never through a planted link,
@@ -437,8 +496,15 @@ open_files(router_t *r)
     o.max_open = 1;
     o.refusals = false;
     o.nofollow = true;
+    o.spool_dir = NULL;
     r->dead = r->files ? fb_files_new(&o, err, sizeof(err)) : NULL;
-    if (r->dead == NULL) {
+    /* the spool: fbpipe's own as well, one file per key, never rotated */
+    o.dir = spooldir;
+    o.max_open = 16;
+    o.rotate_size = 0;
+    o.rotate_age_ms = 0;
+    r->spool = r->dead ? fb_files_new(&o, err, sizeof(err)) : NULL;
+    if (r->spool == NULL) {
         fb_log_errorx("router %u: %s", r->index, err);
         return -1;
     }
@@ -524,6 +590,7 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         fb_liner_free(r->liner);
         fb_files_free(r->files);
         fb_files_free(r->dead);
+        fb_files_free(r->spool);
         free(r);
         return rc;
     }
@@ -570,7 +637,8 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
             fb_log_notice("router %u: writing again", index);
         if (!r->dropped)
             print_flush(r); /* what is written, as it is written */
-        if (fb_files_pending(r->files) == 0 && fb_files_pending(r->dead) == 0) {
+        if (fb_files_pending(r->files) == 0 && fb_files_pending(r->dead) == 0 &&
+            fb_files_pending(r->spool) == 0) {
             backoff = 0;
             store(r);
         }
@@ -591,6 +659,7 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     rd_kafka_destroy(r->rk);
     fb_files_free(r->files);
     fb_files_free(r->dead);
+    fb_files_free(r->spool);
     fb_liner_free(r->liner);
     fb_log_info("router %u stopped (%lu dead letters)", index, r->dead_letters);
     free(r->print);

@@ -387,6 +387,7 @@ Test(files, a_file_that_can_never_be_written_refuses_its_key_only)
     char path[256], err[256] = "", *text;
     const char *key, *why = NULL;
     size_t len;
+    bool sp;
 
     add(f, "good", 0);
     add(f, "bad", 0);
@@ -400,7 +401,8 @@ Test(files, a_file_that_can_never_be_written_refuses_its_key_only)
     cr_assert_eq(fb_files_pending(f), 0, "the refused lines are handed back, not kept");
     expect_lines("good.log", 0, 1);
     int seen = 0;
-    while ((key = fb_files_next_refusal(f, &why)) != NULL) {
+    while ((key = fb_files_next_refusal(f, &why, &sp)) != NULL) {
+        cr_assert(!sp, "a name's fault is for the dead letters");
         if (strcmp(key, "bad") == 0)
             cr_assert(strstr(why, "bad.log: Is a directory") != NULL, "%s", why);
         else if (strcmp(key, "link") == 0)
@@ -420,7 +422,7 @@ Test(files, a_file_that_can_never_be_written_refuses_its_key_only)
     cr_assert_eq(fb_files_refused(f, "bad", err, sizeof(err)), 0, "%s", err);
     add(f, "bad", 1);
     flushed(f, false);
-    cr_assert_null(fb_files_next_refusal(f, &why));
+    cr_assert_null(fb_files_next_refusal(f, &why, &sp));
     text = slurp("bad.log", &len);
     cr_assert_str_eq(text, "{\"i\":1}\n");
     free(text);
@@ -445,13 +447,116 @@ Test(files, a_file_with_other_hard_links_is_refused)
     cr_assert(strstr(err, "hard.log: has other hard links: refused") != NULL, "%s", err);
     add(f, "hard", 1);
     flushed(f, false);
-    cr_assert_str_eq(fb_files_next_refusal(f, &why), "hard");
+    bool sp;
+    cr_assert_str_eq(fb_files_next_refusal(f, &why, &sp), "hard");
+    cr_assert(!sp);
     cr_assert(strstr(why, "has other hard links") != NULL, "%s", why);
     size_t len;
     char *text = slurp("elsewhere", &len);
     cr_assert_str_eq(text, "{\"i\":0}\n", "nothing written through the link");
     free(text);
     fb_files_free(f);
+}
+
+/* as_nobody -- root opens any file: become a user permissions bind, in
+ * this test's own process, owning dir */
+static void
+as_nobody(void)
+{
+    if (geteuid() != 0)
+        return;
+    cr_assert_eq(chown(dir, 65534, 65534), 0); /* and the teardown may remove it */
+    cr_assert_eq(setgid(65534), 0);
+    cr_assert_eq(setuid(65534), 0);
+}
+
+/* files_spooling -- refusals, with a spool in dir/.spool of max bytes per key. */
+static fb_files_t *
+files_spooling(uint64_t max, fb_files_t **spool)
+{
+    char sdir[256], err[256];
+    fb_files_opts_t o = {.dir = dir, .max_open = 4, .refusals = true, .spool_dir = sdir,
+                         .spool_max = max};
+    fb_files_opts_t so = {.dir = sdir, .max_open = 4, .nofollow = true};
+    fb_files_t *f;
+
+    snprintf(sdir, sizeof(sdir), "%s/.spool", dir);
+    cr_assert_eq(mkdir(sdir, 0750), 0);
+    f = fb_files_new(&o, err, sizeof(err));
+    cr_assert_not_null(f, "%s", err);
+    *spool = fb_files_new(&so, err, sizeof(err));
+    cr_assert_not_null(*spool, "%s", err);
+    return f;
+}
+
+Test(files, a_file_it_may_not_open_is_spooled_then_moved_in_order)
+{
+    fb_files_t *spool, *f;
+    const char *why = NULL;
+    char path[256], err[256];
+    bool sp = false;
+    size_t len;
+    int fd;
+
+    as_nobody();
+    f = files_spooling(1 << 20, &spool);
+    snprintf(path, sizeof(path), "%s/locked.log", dir);
+    fd = open(path, O_CREAT | O_WRONLY, 0);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    add(f, "good", 0);
+    add(f, "locked", 0);
+    flushed(f, true);
+    expect_lines("good.log", 0, 1);
+    cr_assert_str_eq(fb_files_next_refusal(f, &why, &sp), "locked");
+    cr_assert(sp, "permissions are the environment's: spooled");
+    cr_assert(strstr(why, "locked.log: Permission denied") != NULL, "%s", why);
+    cr_assert_eq(fb_files_refused(f, "locked", err, sizeof(err)), FB_FILES_SPOOL, "%s", err);
+    /* the caller spools what was handed back, and what comes meanwhile */
+    add(spool, "locked", 0);
+    add(spool, "locked", 1);
+    flushed(spool, true);
+    expect_lines(".spool/locked.log", 0, 2);
+    /* mended: at its next open the file takes in the spool first, then
+     * the new lines; the spool file is gone */
+    cr_assert_eq(chmod(path, 0640), 0);
+    fb_files_reopen(f);
+    cr_assert_eq(fb_files_refused(f, "locked", err, sizeof(err)), 0, "%s", err);
+    add(f, "locked", 2);
+    flushed(f, true);
+    expect_lines("locked.log", 0, 3);
+    cr_assert_null(slurp(".spool/locked.log", &len), "the spool file is removed");
+    fb_files_free(f);
+    fb_files_free(spool);
+}
+
+Test(files, a_full_spool_retries_instead_and_keeps_the_lines)
+{
+    fb_files_t *spool, *f;
+    const char *why = NULL;
+    char path[256], err[256];
+    bool sp;
+    int fd;
+
+    as_nobody();
+    f = files_spooling(8, &spool); /* one line fills it */
+    snprintf(path, sizeof(path), "%s/.spool/locked.log", dir);
+    fd = open(path, O_CREAT | O_WRONLY, 0640);
+    cr_assert_eq(write(fd, "{\"i\":0}\n", 8), 8);
+    close(fd);
+    snprintf(path, sizeof(path), "%s/locked.log", dir);
+    fd = open(path, O_CREAT | O_WRONLY, 0);
+    close(fd);
+    add(f, "locked", 1);
+    cr_assert_eq(fb_files_flush(f, true, err, sizeof(err)), -1, "retried, not refused");
+    cr_assert(strstr(err, "Permission denied") != NULL, "%s", err);
+    cr_assert_null(fb_files_next_refusal(f, &why, &sp));
+    cr_assert_gt(fb_files_pending(f), 0, "the line stays buffered");
+    cr_assert_eq(chmod(path, 0640), 0);
+    flushed(f, true);
+    expect_lines("locked.log", 0, 2);
+    fb_files_free(f);
+    fb_files_free(spool);
 }
 
 Test(files, rotation_by_age_follows_the_files_last_write)
