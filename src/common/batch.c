@@ -257,6 +257,13 @@ fb_batch_record_check(const fb_batch_t *b, size_t i, const fb_tenant_t *t, int64
                  r->payload.len, max_bytes);
         return FB_RECORD_TOO_LARGE;
     }
+    if (r->has_time) { /* as it will be written */
+        int64_t sec = r->seconds;
+        int32_t ns = r->nanos;
+        fb_ts_normalize(&sec, &ns);
+        if (fb_ts_check(sec, ns, why, whylen) < 0)
+            return FB_RECORD_INVALID;
+    }
     switch (r->enc) {
     case 0: /* CIPHER_NONE */
         if (t->n_enc_keys > 0) {

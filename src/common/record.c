@@ -80,6 +80,26 @@ fb_ts_normalize(int64_t *seconds, int32_t *nanos)
         *nanos = 0;
 }
 
+/* fb_ts_in_range -- a normalised time that can be stored and written:
+ * year 1 to year 9999, nanos within the second. The ingesters refuse
+ * what the router could not write. */
+bool
+fb_ts_in_range(int64_t seconds, int32_t nanos)
+{
+    return seconds >= FB_TS_FIRST && seconds <= FB_TS_LAST && nanos >= 0 && nanos <= 999999999;
+}
+
+/* fb_ts_check -- 0, or -1 with why naming the time refused. */
+int
+fb_ts_check(int64_t seconds, int32_t nanos, char *why, size_t whylen)
+{
+    if (fb_ts_in_range(seconds, nanos))
+        return 0;
+    snprintf(why, whylen, "timestamp: %lld s is out of range (0001-01-01T00:00:00Z to "
+             "9999-12-31T23:59:59Z)", (long long)seconds);
+    return -1;
+}
+
 /* check_string -- UTF-8 and at most max bytes; names the field on failure. */
 static int
 check_string(const char *s, size_t max, const char *field, char *why, size_t whylen)
@@ -122,6 +142,8 @@ fb_record_from_event(const Api__Event *ev, const fb_tenant_t *t, int64_t now_ns,
         out->ts.seconds = ev->timestamp->seconds;
         out->ts.nanos = ev->timestamp->nanos;
         fb_ts_normalize(&out->ts.seconds, &out->ts.nanos);
+        if (fb_ts_check(out->ts.seconds, out->ts.nanos, why, whylen) < 0)
+            return FB_RECORD_INVALID;
     } else {
         out->ts.seconds = now_ns / 1000000000;
         out->ts.nanos = (int32_t)(now_ns % 1000000000);

@@ -7,6 +7,7 @@
 #ifndef FB_RECORD_H
 #define FB_RECORD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +19,10 @@
 #define FB_TAG_MAX 1024
 /* seconds beyond this (year 5138) are nanoseconds sent by an old agent */
 #define FB_TS_SECONDS_MAX INT64_C(100000000000)
+/* the times a record may carry: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z
+ * (RFC 3339, and what the router can write) */
+#define FB_TS_FIRST INT64_C(-62135596800)
+#define FB_TS_LAST INT64_C(253402300799)
 
 /* A record ready to pack: the message and the storage it points into. */
 typedef struct fb_record {
@@ -36,6 +41,8 @@ typedef enum fb_record_err {
 
 int fb_utf8_valid(const char *s, size_t len);
 void fb_ts_normalize(int64_t *seconds, int32_t *nanos);
+bool fb_ts_in_range(int64_t seconds, int32_t nanos);
+int fb_ts_check(int64_t seconds, int32_t nanos, char *why, size_t whylen);
 fb_record_err_t fb_record_from_event(const Api__Event *ev, const fb_tenant_t *t, int64_t now_ns,
                                      size_t max_bytes, fb_record_t *out, char *why,
                                      size_t whylen);

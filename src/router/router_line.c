@@ -84,14 +84,6 @@ grow(void **p, size_t *cap, size_t n, bool wipe)
     return 0;
 }
 
-static bool
-in_range(int64_t seconds, int32_t nanos)
-{
-    /* 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z */
-    return seconds >= INT64_C(-62135596800) && seconds <= INT64_C(253402300799) && nanos >= 0 &&
-           nanos <= 999999999;
-}
-
 /* seconds_text -- "YYYY-MM-DDTHH:MM:SS." (20 bytes and a NUL, for a time
  * in range); -1 if gmtime fails. */
 static int
@@ -123,7 +115,7 @@ fb_line_time(int64_t seconds, int32_t nanos, char *out, size_t size)
 {
     char text[80];
 
-    if (!in_range(seconds, nanos) || size < 32 || seconds_text(seconds, text) < 0)
+    if (!fb_ts_in_range(seconds, nanos) || size < 32 || seconds_text(seconds, text) < 0)
         return -1;
     memcpy(out, text, 20);
     nanos_text(nanos, out + 20);
@@ -275,7 +267,7 @@ fb_line_build(fb_liner_t *l, const uint8_t *value, size_t len, const char *key, 
         return refuse(FB_LINE_UNDECODABLE, why, whylen, "a field is not UTF-8", NULL, "");
     sec = r.has_ts ? r.ts_s : r.rx_s;
     nanos = r.has_ts ? r.ts_n : r.rx_n;
-    if ((!r.has_ts && !r.has_rx) || !in_range(sec, nanos))
+    if ((!r.has_ts && !r.has_rx) || !fb_ts_in_range(sec, nanos))
         return refuse(FB_LINE_UNDECODABLE, why, whylen, "no time, or one out of range", NULL, "");
     if (!l->cached || l->cached_sec != sec) {
         if (seconds_text(sec, l->cached_text) < 0)

@@ -57,6 +57,21 @@ for name, meta, gen, code in [
         fails.append(name + ": accepted")
     except grpc.RpcError as e:
         expect(name, e.code(), code)
+# what is acknowledged is exactly what is written (#8): an event that
+# cannot be stored unchanged is refused
+bad_events = [
+    ("a time before year 1", [api_pb2.Event(agent_id="py", tag="t", message="{}",
+                                            timestamp={"seconds": -62135596801})],
+     "timestamp: -62135596801 s is out of range"),
+]
+for name, evs, detail in bad_events:
+    try:
+        r = send(iter(evs), metadata=md, timeout=10)
+        fails.append("%s: answered %s" % (name, api_pb2.EventCode.Name(r.status)))
+    except grpc.RpcError as e:
+        expect(name, e.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        if detail not in (e.details() or ""):
+            fails.append("%s: detail %r, want %r" % (name, e.details(), detail))
 try:
     xc(api_pb2.AccessKey(AccessKey="zeta"), metadata=md, timeout=10)
     fails.append("ExchangeConfig for another key: accepted")

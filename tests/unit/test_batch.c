@@ -314,3 +314,31 @@ Test(batch, base64_matches_libsodium)
         cr_assert_eq(memcmp(ours, theirs, n), 0, "bytes at %zu", len);
     }
 }
+
+/* what is acknowledged is what will be written (#8): a time the router
+ * could not write is refused at ingest */
+Test(batch, refuses_times_the_router_cannot_write)
+{
+    static const int64_t bad[] = {INT64_C(-62135596801), INT64_C(-62135596800) - 86400,
+                                  INT64_C(-9223372036854775807)};
+    static const int64_t good[] = {INT64_C(-62135596800), INT64_C(253402300799), 0,
+                                   INT64_C(1700000000123456789)};
+    char why[256];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]) + sizeof(good) / sizeof(good[0]); i++) {
+        int is_bad = i < sizeof(bad) / sizeof(bad[0]);
+        int64_t sec = is_bad ? bad[i] : good[i - sizeof(bad) / sizeof(bad[0])];
+        size_t blen, size;
+        uint8_t *p = packed(42, "app", 1, "{}", 2, 0, "", 1, sec, &blen);
+        fb_batch_t b;
+
+        cr_assert_eq(parse(p, blen, &b), 0);
+        cr_assert_eq(fb_batch_record_check(&b, 0, &plain, NOW_NS, 1000000, &size, why, 256),
+                     is_bad ? FB_RECORD_INVALID : FB_RECORD_OK, "%lld: %s", (long long)sec,
+                     is_bad ? "accepted" : why);
+        if (is_bad)
+            cr_assert(strstr(why, "timestamp:") && strstr(why, "out of range"), "%s", why);
+        free(b.recs);
+        free(p);
+    }
+}

@@ -233,3 +233,34 @@ Test(utf8, fast_path_agrees_with_the_careful_way)
     cr_assert_not(fb_utf8_valid(buf, 18));
     cr_assert(fb_utf8_valid(buf, 16));
 }
+
+/* what is acknowledged is what will be written (#8) */
+Test(record, times_the_router_cannot_write_are_refused)
+{
+    static const int64_t bad[] = {INT64_C(-62135596801), INT64_C(-62135596800) - 86400,
+                                  INT64_C(-9223372036854775807)};
+    Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    Api__Event ev = event("", "{}");
+    fb_record_t r;
+    char why[200];
+
+    ev.timestamp = &ts;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ts.seconds = bad[i];
+        cr_assert_eq(fb_record_from_event(&ev, &plain, NOW_NS, 1000000, &r, why, sizeof(why)),
+                     FB_RECORD_INVALID, "%lld accepted", (long long)bad[i]);
+        cr_assert(strstr(why, "timestamp:") && strstr(why, "out of range"), "%s", why);
+    }
+    ts.seconds = INT64_C(-62135596800);
+    cr_assert_eq(fb_record_from_event(&ev, &plain, NOW_NS, 1000000, &r, why, sizeof(why)),
+                 FB_RECORD_OK, "%s", why);
+    ts.seconds = INT64_C(253402300799);
+    ts.nanos = 999999999;
+    cr_assert_eq(fb_record_from_event(&ev, &plain, NOW_NS, 1000000, &r, why, sizeof(why)),
+                 FB_RECORD_OK, "%s", why);
+    cr_assert(fb_ts_in_range(INT64_C(-62135596800), 0));
+    cr_assert(fb_ts_in_range(INT64_C(253402300799), 999999999));
+    cr_assert_not(fb_ts_in_range(INT64_C(253402300800), 0), "year 10000");
+    cr_assert_not(fb_ts_in_range(INT64_C(-62135596801), 0));
+    cr_assert_not(fb_ts_in_range(0, 1000000000));
+}
