@@ -217,6 +217,10 @@ check_view(fb_view_t s, size_t max, const char *field_name, char *why, size_t wh
         snprintf(why, whylen, "%s: %zu bytes, at most %zu", field_name, s.len, max);
         return -1;
     }
+    if (memchr(s.p, 0, s.len) != NULL) {
+        snprintf(why, whylen, "%s: contains a NUL byte", field_name);
+        return -1;
+    }
     if (!fb_utf8_valid((const char *)s.p, s.len)) {
         snprintf(why, whylen, "%s: not valid UTF-8", field_name);
         return -1;
@@ -275,10 +279,8 @@ fb_batch_record_check(const fb_batch_t *b, size_t i, const fb_tenant_t *t, int64
             snprintf(why, whylen, "key_id set on a plaintext record");
             return FB_RECORD_INVALID;
         }
-        if (!fb_utf8_valid((const char *)r->payload.p, r->payload.len)) {
-            snprintf(why, whylen, "payload: not valid UTF-8");
+        if (check_view(r->payload, max_bytes, "payload", why, whylen) < 0)
             return FB_RECORD_INVALID;
-        }
         break;
     case 2: /* CIPHER_XCHACHA20POLY1305 */
         if (t->n_enc_keys == 0) {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/batch.h"
 #include "common/record.h"
 
 /* fb_utf8_valid -- well-formed UTF-8 without NUL, overlongs or surrogates. */
@@ -98,6 +99,35 @@ fb_ts_check(int64_t seconds, int32_t nanos, char *why, size_t whylen)
     snprintf(why, whylen, "timestamp: %lld s is out of range (0001-01-01T00:00:00Z to "
              "9999-12-31T23:59:59Z)", (long long)seconds);
     return -1;
+}
+
+/* fb_event_check_nul -- the string fields of a packed api.Event, read on
+ * the wire: protobuf-c hands them over NUL-terminated, so a NUL byte inside
+ * one would silently cut the text after it. 0, or -1 with why naming the
+ * field (-1 too for what is not protobuf: the caller has unpacked it). */
+int
+fb_event_check_nul(const uint8_t *msg, size_t len, char *why, size_t whylen)
+{
+    static const char *const names[] = {NULL, NULL, "agent_id", "tag", "message", "UserID",
+                                        "AccessKey"};
+    const uint8_t *p = msg, *end = msg + len;
+
+    while (p < end) {
+        uint32_t num;
+        unsigned wt;
+        uint64_t v;
+        fb_view_t bytes = {0};
+
+        if (fb_pb_field(&p, end, &num, &wt, &v, &bytes) < 0) {
+            snprintf(why, whylen, "malformed api.Event");
+            return -1;
+        }
+        if (wt == 2 && num >= 2 && num <= 6 && memchr(bytes.p, 0, bytes.len) != NULL) {
+            snprintf(why, whylen, "%s: contains a NUL byte", names[num]);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* check_string -- UTF-8 and at most max bytes; names the field on failure. */

@@ -43,6 +43,7 @@ int fb_utf8_valid(const char *s, size_t len);
 void fb_ts_normalize(int64_t *seconds, int32_t *nanos);
 bool fb_ts_in_range(int64_t seconds, int32_t nanos);
 int fb_ts_check(int64_t seconds, int32_t nanos, char *why, size_t whylen);
+int fb_event_check_nul(const uint8_t *msg, size_t len, char *why, size_t whylen);
 fb_record_err_t fb_record_from_event(const Api__Event *ev, const fb_tenant_t *t, int64_t now_ns,
                                      size_t max_bytes, fb_record_t *out, char *why,
                                      size_t whylen);

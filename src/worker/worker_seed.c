@@ -236,11 +236,19 @@ on_event(fb_wcall_t *c, int ok)
     }
     fb_pballoc_init(&a, 4 * len + 4096);
     ev = api__event__unpack(&a.base, len, msg);
-    free(msg);
     if (ev == NULL) {
+        free(msg);
         invalid(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed api.Event");
         return;
     }
+    /* refused, not cut: the unpacked strings end at their first NUL */
+    if (fb_event_check_nul(msg, len, why, sizeof(why)) < 0) {
+        free(msg);
+        api__event__free_unpacked(ev, &a.base);
+        invalid(c, GRPC_STATUS_INVALID_ARGUMENT, why);
+        return;
+    }
+    free(msg);
     key = ev->accesskey[0] ? ev->accesskey : c->auth.access_key;
     if (fb_auth_check_tenant(&c->auth, w->keydb, key, strlen(key), &r) != FB_AUTH_OK) {
         api__event__free_unpacked(ev, &a.base);

@@ -60,6 +60,11 @@ for name, meta, gen, code in [
 # what is acknowledged is exactly what is written (#8): an event that
 # cannot be stored unchanged is refused
 bad_events = [
+    ("a NUL byte in the message", [api_pb2.Event(agent_id="py", tag="t",
+                                                 message="before\0after")],
+     "message: contains a NUL byte"),
+    ("a NUL byte in the tag", [api_pb2.Event(agent_id="py", tag="t\0u", message="{}")],
+     "tag: contains a NUL byte"),
     ("a time before year 1", [api_pb2.Event(agent_id="py", tag="t", message="{}",
                                             timestamp={"seconds": -62135596801})],
      "timestamp: -62135596801 s is out of range"),

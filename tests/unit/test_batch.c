@@ -342,3 +342,21 @@ Test(batch, refuses_times_the_router_cannot_write)
         free(p);
     }
 }
+/* what is acknowledged is what will be written (#8): a NUL byte is
+ * refused by name, as on the seed API */
+Test(batch, refuses_nul_bytes_by_name)
+{
+    static const uint8_t with_nul[] = {'b', 'e', 'f', 'o', 'r', 'e', 0, 'a', 'f', 't', 'e', 'r'};
+    /* Batch{seq: 1, tag: "t\0u"} written by hand: protobuf-c would cut it */
+    static const uint8_t tag_nul[] = {0x08, 0x01, 0x12, 0x03, 't', 0, 'u'};
+    fb_batch_t b;
+    char why[256];
+
+    cr_assert_eq(check1(&plain, "app", with_nul, sizeof(with_nul), 0, "", why),
+                 FB_RECORD_INVALID);
+    cr_assert_str_eq(why, "payload: contains a NUL byte");
+    cr_assert_eq(parse(tag_nul, sizeof(tag_nul), &b), 0);
+    cr_assert_eq(fb_batch_check(&b, why, sizeof(why)), FB_RECORD_INVALID);
+    cr_assert_str_eq(why, "tag: contains a NUL byte");
+    free(b.recs);
+}

@@ -264,3 +264,25 @@ Test(record, times_the_router_cannot_write_are_refused)
     cr_assert_not(fb_ts_in_range(INT64_C(-62135596801), 0));
     cr_assert_not(fb_ts_in_range(0, 1000000000));
 }
+
+Test(record, nul_bytes_on_the_wire_are_refused_by_field)
+{
+    /* api.Event{message: "before\0after"} and {tag: "t\0u"}, by hand:
+     * protobuf-c packs C strings and would cut them */
+    static const uint8_t in_message[] = {0x22, 12, 'b', 'e', 'f', 'o', 'r', 'e', 0,
+                                         'a',  'f', 't', 'e', 'r'};
+    static const uint8_t in_tag[] = {0x12, 2, 'p', 'y', 0x1a, 3, 't', 0, 'u'};
+    static const uint8_t clean[] = {0x12, 2, 'p', 'y', 0x22, 2, '{', '}'};
+    Api__Event *ev;
+    char why[200];
+
+    ev = api__event__unpack(NULL, sizeof(in_message), in_message);
+    cr_assert_not_null(ev);
+    cr_assert_str_eq(ev->message, "before", "protobuf-c cuts at the NUL (why the check exists)");
+    api__event__free_unpacked(ev, NULL);
+    cr_assert_eq(fb_event_check_nul(in_message, sizeof(in_message), why, sizeof(why)), -1);
+    cr_assert_str_eq(why, "message: contains a NUL byte");
+    cr_assert_eq(fb_event_check_nul(in_tag, sizeof(in_tag), why, sizeof(why)), -1);
+    cr_assert_str_eq(why, "tag: contains a NUL byte");
+    cr_assert_eq(fb_event_check_nul(clean, sizeof(clean), why, sizeof(why)), 0);
+}
