@@ -50,6 +50,9 @@
 #define RETRY_AFTER_MAX_MS 5000
 #define GROUP_MAX 16 /* chunks waiting together: sent together, acked together */
 #define EXPIRY_WARN_S (15 * 60) /* warned this long before the token expires */
+#define COMPAT_TRIES 4 /* a SendEvent answered FAILURE is sent this many times in all */
+#define COMPAT_PAUSE_MS 200 /* before the second, doubled before each next */
+#define BAD_SAY_MS 10000 /* events rejected for good are logged at most this often */
 #define COMPAT_MESSAGE_MAX 1000000 /* fbpiped's default kafka.message_max_bytes: the compat
                                     * API does not tell its limit */
 /* an exchange whose answer cannot be used (a cipher the API does not
@@ -104,6 +107,8 @@ typedef struct agent {
     unsigned backoff_ms;
     int64_t token_exp;
     uint64_t warned_ms;
+    uint64_t bad_said_ms; /* events rejected for good: when last logged */
+    size_t bad_unsaid;    /* and how many since, not logged */
     /* the chunk being sent */
     ev_t *evs;
     size_t n, cap;
@@ -575,53 +580,136 @@ native(agent_t *a)
     return 0;
 }
 
-/* compat -- a decoded chunk through SendEvent calls; an FB_FLB_* code. */
+/* compat_send -- events [from, from + n) of the chunk in one SendEvent
+ * call: 0 when the server answered SUCCESS, else -1 and st (FAILURE is
+ * code 0, see failure()). */
+static int
+compat_send(agent_t *a, size_t from, size_t n, fb_client_status_t *st)
+{
+    const char *tag = a->group[0]->tag;
+    Api__Event *evs = calloc(n, sizeof(*evs)), **ptrs = calloc(n, sizeof(*ptrs));
+    Google__Protobuf__Timestamp *ts = calloc(n, sizeof(*ts));
+    int rc = -1;
+
+    if (evs == NULL || ptrs == NULL || ts == NULL) {
+        st->code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+        snprintf(st->detail, sizeof(st->detail), "out of memory for a call of %zu events", n);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        api__event__init(&evs[i]);
+        google__protobuf__timestamp__init(&ts[i]);
+        ts[i].seconds = a->evs[from + i].sec;
+        ts[i].nanos = a->evs[from + i].nanos;
+        evs[i].timestamp = &ts[i];
+        evs[i].agent_id = a->agent_id;
+        evs[i].tag = (char *)tag;
+        evs[i].message = (char *)a->evs[from + i].payload;
+        evs[i].userid = a->user_id;
+        evs[i].accesskey = a->access_key;
+        ptrs[i] = &evs[i];
+    }
+    rc = fb_client_send_events(a->client, ptrs, n, st);
+out:
+    free(evs);
+    free(ptrs);
+    free(ts);
+    return rc;
+}
+
+/* failure -- st is the answer FAILURE: the original ingester's transient
+ * failure (fbpiped's when Kafka did not take every event), worth sending
+ * again. */
+static bool
+failure(const fb_client_status_t *st)
+{
+    return st->code == 0 && strcmp(st->detail, "FAILURE") == 0;
+}
+
+/* compat_range -- events [from, from + n) through SendEvent: a FAILURE
+ * answer is sent again (COMPAT_TRIES in all, pausing between); a call
+ * refused with INVALID_ARGUMENT is halved, and the halves sent, until the
+ * events refused are alone: those are dropped, counted in *bad (the
+ * first reason into why). FB_FLB_OK, or FB_FLB_RETRY with st. */
+static int
+compat_range(agent_t *a, size_t from, size_t n, size_t *bad, char *why, size_t whylen,
+             fb_client_status_t *st)
+{
+    int rc;
+
+    for (unsigned t = 1; compat_send(a, from, n, st) < 0; t++) {
+        if (!failure(st) || t == COMPAT_TRIES)
+            break;
+        usleep((useconds_t)(COMPAT_PAUSE_MS << (t - 1)) * 1000u);
+    }
+    if (st->code == GRPC_STATUS_OK && !failure(st))
+        return FB_FLB_OK;
+    if (st->code != GRPC_STATUS_INVALID_ARGUMENT)
+        return FB_FLB_RETRY;
+    if (n == 1) {
+        /* refused alone: this event is the bad one */
+        if ((*bad)++ == 0)
+            snprintf(why, whylen, "%s", st->detail);
+        return FB_FLB_OK;
+    }
+    rc = compat_range(a, from, n / 2, bad, why, whylen, st);
+    if (rc == FB_FLB_OK)
+        rc = compat_range(a, from + n / 2, n - n / 2, bad, why, whylen, st);
+    return rc;
+}
+
+/* say_bad -- n of the of events of a chunk were rejected for good and
+ * dropped: said at most once every BAD_SAY_MS, with what was not said
+ * since; at exit (n 0), what was not said. */
+static void
+say_bad(agent_t *a, size_t n, size_t of, const char *why)
+{
+    uint64_t now = now_ms();
+    unsigned long long ago = (unsigned long long)((now - a->bad_said_ms) / 1000);
+
+    if (n > 0 && a->bad_said_ms != 0 && now - a->bad_said_ms < BAD_SAY_MS) {
+        a->bad_unsaid += n;
+        return;
+    }
+    if (n == 0)
+        say("error", "%s: %zu events rejected for good by the ingester and dropped in the last "
+            "%llu s, not logged one by one", a->access_key, a->bad_unsaid, ago);
+    else if (a->bad_unsaid > 0)
+        say("error", "%s: %zu of %zu events rejected for good by the ingester (%s): dropped, "
+            "the other events sent (and %zu more dropped in the last %llu s)", a->access_key, n,
+            of, why, a->bad_unsaid, ago);
+    else
+        say("error", "%s: %zu of %zu events rejected for good by the ingester (%s): dropped, "
+            "the other events sent", a->access_key, n, of, why);
+    a->bad_unsaid = 0;
+    a->bad_said_ms = now;
+}
+
+/* compat -- a decoded chunk through SendEvent calls; an FB_FLB_* code:
+ * ERROR when events were rejected for good (and the others sent). */
 static int
 compat(agent_t *a)
 {
-    const char *tag = a->group[0]->tag;
     fb_client_status_t st = {0};
+    char why[FB_CLIENT_DETAIL_MAX] = "";
+    size_t bad = 0;
 
     for (size_t b = 0; b < a->n_batches; b++) {
         size_t from = a->batch_first[b], n = a->batch_first[b + 1] - from;
-        Api__Event *evs = calloc(n, sizeof(*evs)), **ptrs = calloc(n, sizeof(*ptrs));
-        Google__Protobuf__Timestamp *ts = calloc(n, sizeof(*ts));
-        int rc;
-
-        if (evs == NULL || ptrs == NULL || ts == NULL) {
-            free(evs);
-            free(ptrs);
-            free(ts);
-            return FB_FLB_RETRY;
-        }
-        for (size_t i = 0; i < n; i++) {
-            api__event__init(&evs[i]);
-            google__protobuf__timestamp__init(&ts[i]);
-            ts[i].seconds = a->evs[from + i].sec;
-            ts[i].nanos = a->evs[from + i].nanos;
-            evs[i].timestamp = &ts[i];
-            evs[i].agent_id = a->agent_id;
-            evs[i].tag = (char *)tag;
-            evs[i].message = (char *)a->evs[from + i].payload;
-            evs[i].userid = a->user_id;
-            evs[i].accesskey = a->access_key;
-            ptrs[i] = &evs[i];
-        }
-        rc = fb_client_send_events(a->client, ptrs, n, &st);
-        free(evs);
-        free(ptrs);
-        free(ts);
-        if (rc < 0) {
-            if (st.code == GRPC_STATUS_INVALID_ARGUMENT) {
-                say("error", "%s: %zu events rejected for good: %s", a->access_key, n, st.detail);
-                return FB_FLB_ERROR;
-            }
-            broken(a, &st);
-            return FB_FLB_RETRY;
+        if (compat_range(a, from, n, &bad, why, sizeof(why), &st) != FB_FLB_OK) {
+            if (failure(&st))
+                say("warn", "%s: the ingester answered FAILURE %d times: the chunk is retried "
+                    "later", a->access_key, COMPAT_TRIES);
+            else
+                broken(a, &st);
+            return FB_FLB_RETRY; /* the bad events are found again then */
         }
     }
     a->backoff_ms = 0;
-    return FB_FLB_OK;
+    if (bad == 0)
+        return FB_FLB_OK;
+    say_bad(a, bad, a->n, why);
+    return FB_FLB_ERROR;
 }
 
 /* group -- the work of the flushes waiting together: each job's result. */
@@ -732,6 +820,8 @@ run(void *arg)
         pthread_cond_broadcast(&a->cv_done);
     }
     pthread_mutex_unlock(&a->mu);
+    if (a->bad_unsaid > 0)
+        say_bad(a, 0, 0, NULL);
     if (a->stream != NULL) {
         fb_client_status_t st;
         if (fb_stream_close(a->stream, &st) < 0)

@@ -9,8 +9,18 @@ usage: plugin_stub.py PORT MODE LOG
                  OK, then ends the stream with UNAUTHENTICATED, as fbpiped
                  ends the stream of a token that expired once every batch
                  it holds is acknowledged
+  refuse-marked  ExchangeConfig answers no EncryptionKey; a SendEvent stream
+                 holding an event whose message contains BAD is refused
+                 whole with INVALID_ARGUMENT (nothing of it is written, as
+                 fbpiped refuses a stream with an invalid event); any other
+                 is answered SUCCESS
+  fail-first=N   ExchangeConfig answers no EncryptionKey; the first N
+                 SendEvent calls are answered FAILURE (the transient
+                 failure of the original ingester), the others SUCCESS
 LOG gets one line per call and per batch: "exchange", "stream",
-"batch SEQ RECORDS FIRST-PAYLOAD". Prints "listening" once it serves;
+"batch SEQ RECORDS FIRST-PAYLOAD"; for the compat API "config",
+"sendevent EVENTS refused|failure|ok" and, for each event written,
+"event MESSAGE". Prints "listening" once it serves;
 runs until killed.
 """
 import sys
@@ -22,10 +32,12 @@ import grpc
 import pyproto  # tests/integration/pyproto.py, beside this script
 
 port, mode, log_path = sys.argv[1:4]
-pyproto.stubs("fbpipe.proto")
+pyproto.stubs("fbpipe.proto", "api.proto")
+import api_pb2 as api  # noqa: E402
 import fbpipe_pb2 as pb  # noqa: E402
 
 log = open(log_path, "a", buffering=1)
+send_calls = 0
 
 
 def exchange(req, ctx):
@@ -54,6 +66,35 @@ def stream(batches, ctx):
             return
 
 
+def exchange_config(req, ctx):
+    log.write("config\n")
+    return api.Config(AccessKey=req.AccessKey, UserID="u-stub")
+
+
+def send_event(events, ctx):
+    global send_calls
+    send_calls += 1
+    got = list(events)
+    if mode == "refuse-marked" and any("BAD" in e.message for e in got):
+        log.write("sendevent %d refused\n" % len(got))
+        ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, "event has a BAD message")
+    if mode.startswith("fail-first=") and send_calls <= int(mode.split("=", 1)[1]):
+        log.write("sendevent %d failure\n" % len(got))
+        return api.EResponse(status=api.FAILURE)
+    log.write("sendevent %d ok\n" % len(got))
+    for e in got:
+        log.write("event %s\n" % e.message)
+    return api.EResponse(status=api.SUCCESS)
+
+
+compat = grpc.method_handlers_generic_handler("api.EventService", {
+    "ExchangeConfig": grpc.unary_unary_rpc_method_handler(
+        exchange_config, request_deserializer=api.AccessKey.FromString,
+        response_serializer=api.Config.SerializeToString),
+    "SendEvent": grpc.stream_unary_rpc_method_handler(
+        send_event, request_deserializer=api.Event.FromString,
+        response_serializer=api.EResponse.SerializeToString),
+})
 handlers = grpc.method_handlers_generic_handler("fbpipe.v1.Ingest", {
     "Exchange": grpc.unary_unary_rpc_method_handler(
         exchange, request_deserializer=pb.ExchangeRequest.FromString,
@@ -63,7 +104,7 @@ handlers = grpc.method_handlers_generic_handler("fbpipe.v1.Ingest", {
         response_serializer=pb.Ack.SerializeToString),
 })
 server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-server.add_generic_rpc_handlers((handlers,))
+server.add_generic_rpc_handlers((handlers, compat))
 if server.add_insecure_port("127.0.0.1:" + port) == 0:
     sys.exit("plugin_stub.py: cannot listen on 127.0.0.1:" + port)
 server.start()

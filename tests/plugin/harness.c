@@ -21,6 +21,9 @@
  *                                      HARNESS_PAUSE_MS=N pauses after each chunk
  *     big BYTES ok|error               one record whose body is BYTES of JSON
  *                                      must end OK (or ERROR), after retries
+ *     marked EVENTS STEP ok|error      one chunk of EVENTS events, run "marked",
+ *                                      every STEP-th of run "BAD": must end OK
+ *                                      (or ERROR), after retries
  *     exit-race THREADS                THREADS flushes wait in the plugin when
  *                                      FLBPluginExitCtx runs (the ingester is a
  *                                      socket of the harness that never answers):
@@ -331,6 +334,33 @@ big(long bytes, const char *want)
                : 1;
 }
 
+/* ---- a chunk with marked events ---------------------------------------- */
+
+/* marked -- one chunk of events events, every step-th of run "BAD" (the
+ * stub refuses a call holding one): the flush must end as want says
+ * (after retries). */
+static int
+marked(int events, int step, const char *want)
+{
+    buf_t b = {0};
+    int r, tries = 0;
+
+    if (events < 1 || step < 1)
+        return 1;
+    for (int i = 0; i < events; i++)
+        event(&b, i % 2 == 0, (i + 1) % step == 0 ? "BAD" : "marked", 0, 0, i);
+    while ((r = flush(&b, "harness.marked")) == FB_FLB_RETRY && ++tries < MAX_TRIES)
+        usleep(500000);
+    printf("harness: a chunk of %d events, %d marked: %s (%d retries)\n", events,
+           events / step, r == FB_FLB_OK ? "OK" : r == FB_FLB_ERROR ? "ERROR" : "RETRY",
+           tries);
+    free(b.p);
+    return (r == FB_FLB_OK && strcmp(want, "ok") == 0) ||
+                   (r == FB_FLB_ERROR && strcmp(want, "error") == 0)
+               ? 0
+               : 1;
+}
+
 /* ---- exit while flushes wait -------------------------------------------- */
 
 /* black_hole -- a listening socket on 127.0.0.1 that never accepts: the
@@ -570,6 +600,8 @@ main(int argc, char **argv)
         ctx = NULL; /* exited */
     } else if (strcmp(mode, "big") == 0 && sep > 4) {
         rc = big(atol(argv[3]), argv[4]) || rc;
+    } else if (strcmp(mode, "marked") == 0 && sep > 5) {
+        rc = marked(atoi(argv[3]), atoi(argv[4]), argv[5]) || rc;
     } else if (strcmp(mode, "init") != 0 && strcmp(mode, "init-fail") != 0) {
         fprintf(stderr, "harness: unknown mode %s, or arguments missing\n", mode);
         rc = 2;
