@@ -29,6 +29,7 @@
 #include "common/conf.h"
 #include "common/keys.h"
 #include "common/log.h"
+#include "common/ring.h"
 #include "common/secret.h"
 #include "common/units.h"
 
@@ -468,6 +469,19 @@ topic_ok(const char *t)
     return strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
 }
 
+/* ring_size_for -- the smallest ring_size, in whole MiB, whose lanes
+ * take a record of need bytes. */
+static unsigned long long
+ring_size_for(size_t need, unsigned n_lanes)
+{
+    unsigned long long mib = 1ULL << 20;
+    unsigned long long size = ((unsigned long long)need * 2 * n_lanes + mib - 1) / mib * mib;
+
+    while (fb_ring_lane_size((size_t)size, n_lanes) / 2 / FB_REC_ALIGN * FB_REC_ALIGN < need)
+        size += mib;
+    return size;
+}
+
 /* conf_check_values -- rules across keys that need no file or network. */
 static int
 conf_check_values(fb_conf_t *conf)
@@ -488,13 +502,24 @@ conf_check_values(fb_conf_t *conf)
                  (unsigned long long)conf->max_workers, (unsigned long long)conf->workers);
         errors++;
     }
-    if (conf->ring_size / conf->max_workers < conf->message_max_bytes + 4096) {
-        conf_err(conf, LINE("ingester", "ring_size"), "ingester",
-                 "ring_size: %llu bytes over %llu lanes leaves less than one record of "
-                 "kafka.message_max_bytes (%llu) per lane",
-                 (unsigned long long)conf->ring_size, (unsigned long long)conf->max_workers,
-                 (unsigned long long)conf->message_max_bytes);
-        errors++;
+    /* a lane takes records up to half its size (fb_lane_reserve); the
+     * largest record Kafka takes (key and value) must be one of them */
+    if (conf->max_workers >= conf->workers) {
+        size_t lane = fb_ring_lane_size(conf->ring_size, (unsigned)conf->max_workers);
+        size_t max_rec = lane / 2 / FB_REC_ALIGN * FB_REC_ALIGN;
+        size_t need = fb_rec_size(0, conf->message_max_bytes);
+
+        if (need > max_rec) {
+            conf_err(conf, LINE("ingester", "ring_size"), "ingester",
+                     "ring_size: %llu bytes over %llu lanes (ingester.max_workers) makes lanes "
+                     "of %zu bytes, which take records of at most %zu bytes (half a lane); a "
+                     "record of kafka.message_max_bytes (%llu) needs %zu: raise ring_size to "
+                     "%llu or lower max_workers or message_max_bytes",
+                     (unsigned long long)conf->ring_size, (unsigned long long)conf->max_workers,
+                     lane, max_rec, (unsigned long long)conf->message_max_bytes, need,
+                     (unsigned long long)ring_size_for(need, (unsigned)conf->max_workers));
+            errors++;
+        }
     }
     for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++)
         ok |= strcmp(conf->jwt_algorithm, algs[i]) == 0;

@@ -41,6 +41,19 @@ futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *ts)
     return syscall(SYS_futex, (uint32_t *)word, op, val, ts, NULL, 0);
 }
 
+/* fb_ring_lane_size -- the size of each lane of a segment of seg_size
+ * bytes cut into n_lanes (as fb_ring_format lays it out); 0 if none fits. */
+size_t
+fb_ring_lane_size(size_t seg_size, unsigned n_lanes)
+{
+    uint64_t lanes_off = align_up(sizeof(fb_ring_sh_t), FB_CACHELINE);
+    uint64_t data_off = align_up(lanes_off + (uint64_t)n_lanes * sizeof(fb_lane_sh_t), PAGE);
+
+    if (n_lanes == 0 || seg_size <= data_off)
+        return 0;
+    return (size_t)((seg_size - data_off) / n_lanes / PAGE * PAGE);
+}
+
 /* fb_ring_format -- lay out the header and lanes of a zeroed segment. */
 int
 fb_ring_format(void *base, size_t seg_size, unsigned n_lanes, const char **why)
@@ -58,7 +71,7 @@ fb_ring_format(void *base, size_t seg_size, unsigned n_lanes, const char **why)
         *why = "segment too small";
         return -1;
     }
-    lane_size = (seg_size - data_off) / n_lanes / PAGE * PAGE;
+    lane_size = fb_ring_lane_size(seg_size, n_lanes);
     if (lane_size < LANE_MIN) {
         *why = "segment too small for that many lanes (64 KiB each at least)";
         return -1;

@@ -116,6 +116,7 @@ typedef struct fb_lane {
 /* master / tests: the segment */
 fb_ring_t *fb_ring_create(size_t seg_size, unsigned n_lanes);
 void fb_ring_destroy(fb_ring_t *r);
+size_t fb_ring_lane_size(size_t seg_size, unsigned n_lanes);
 int fb_ring_format(void *base, size_t seg_size, unsigned n_lanes, const char **why);
 int fb_ring_check(const void *base, size_t seg_size, const char **why);
 void fb_ring_lane(fb_ring_t *r, unsigned index, fb_lane_t *out);

@@ -180,7 +180,7 @@ Test(conf, cross_key_rules)
     expect_error("[ingester]\nlisten = 127.0.0.1:1\n[kafka]\ncompression = brotli\n",
                  "compression: \"brotli\" is not one of");
     expect_error("[ingester]\nlisten = 127.0.0.1:1\nring_size = 2M\n",
-                 "leaves less than one record");
+                 "take records of at most");
     expect_error("[librdkafka]\nacks = 1\n",
                  ":2: [librdkafka] acks: set by fbpipe itself (see [kafka]) and not overridable");
     expect_error("[librdkafka]\nenable.idempotence = false\n", "not overridable");
