@@ -2,8 +2,9 @@
  * agent.c -- the Fluent Bit output plugin's work (agent.h).
  *
  * Init reads the properties, connects and exchanges the tenant's config
- * (a wrong token or key, bad settings or a config it cannot use fail init
- * with one line saying which; an ingester that cannot be reached does not:
+ * (a wrong token or key, bad settings, a config it cannot use or a TLS
+ * handshake that fails verification fail init with one line saying which;
+ * an ingester that cannot be reached does not:
  * the thread exchanges before its first send, and flushes are retried
  * until then), then starts the instance's thread, which alone owns the
  * connection. Flush hands its chunk to that thread and waits for the
@@ -222,6 +223,28 @@ static bool
 auth_error(int code)
 {
     return code == GRPC_STATUS_UNAUTHENTICATED || code == GRPC_STATUS_PERMISSION_DENIED;
+}
+
+/* tls_refused -- the TLS handshake's reason in the status of a call that
+ * failed UNAVAILABLE, or NULL when it is not a TLS failure (a refused
+ * connection, a timeout). gRPC 1.51 puts the last connection error into
+ * the detail, "failed to connect to all addresses; last error: UNKNOWN:
+ * ipv4:ADDR: Ssl handshake failed: SSL_ERROR_SSL: error:...:SSL
+ * routines::certificate verify failed" (OpenSSL's words), or "...: Peer
+ * name NAME is not in peer certificate" (its own check of the name). */
+static const char *
+tls_refused(const agent_t *a, const fb_client_status_t *st)
+{
+    static const char *const marks[] = {"Ssl handshake failed", "Handshake failed",
+                                        "Peer name ", "certificate"};
+    const char *p;
+
+    if (a->ca == NULL || st->code != GRPC_STATUS_UNAVAILABLE)
+        return NULL;
+    for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++)
+        if ((p = strstr(st->detail, marks[i])) != NULL)
+            return i == 3 ? st->detail : p;
+    return NULL;
 }
 
 /* ---- the exchange ---------------------------------------------------- */
@@ -980,6 +1003,17 @@ fb_agent_init(struct flbgo_output_plugin *p)
             : st.code == GRPC_STATUS_PERMISSION_DENIED ? " -- an unknown or disabled Access_Key"
                                                        : "",
             st.code);
+        agent_free(a);
+        return FB_FLB_ERROR;
+    }
+    if (a->exchanged_ms == 0 && tls_refused(a, &st) != NULL) {
+        /* reached, but not trusted: it would not get better by retrying */
+        const char *colon = strrchr(a->target, ':');
+        say("error", "%s: TLS with %s failed: %s -- check that TLS_CA (%s) holds the CA of "
+            "fbpiped's certificate and that the certificate names %.*s", a->access_key,
+            a->target, tls_refused(a, &st), a->ca,
+            a->server_name ? (int)strlen(a->server_name) : (int)(colon - a->target),
+            a->server_name ? a->server_name : a->target);
         agent_free(a);
         return FB_FLB_ERROR;
     }

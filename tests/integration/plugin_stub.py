@@ -2,7 +2,8 @@
 plaintext, tokens not checked) that answers in one precise way fbpiped
 never does, for test-plugin.
 
-usage: plugin_stub.py PORT MODE LOG
+usage: plugin_stub.py PORT MODE LOG [CERT KEY]
+  (with CERT and KEY, PEM files: TLS with that certificate)
   cipher=N       Exchange answers cipher N, with a 32-byte key and a key id;
                  Stream acknowledges every batch
   end-after-ack  Exchange answers no cipher; Stream acknowledges each batch
@@ -14,6 +15,7 @@ usage: plugin_stub.py PORT MODE LOG
                  whole with INVALID_ARGUMENT (nothing of it is written, as
                  fbpiped refuses a stream with an invalid event); any other
                  is answered SUCCESS
+  ok             Exchange answers no cipher; every call succeeds
   fail-first=N   ExchangeConfig answers no EncryptionKey; the first N
                  SendEvent calls are answered FAILURE (the transient
                  failure of the original ingester), the others SUCCESS
@@ -32,6 +34,7 @@ import grpc
 import pyproto  # tests/integration/pyproto.py, beside this script
 
 port, mode, log_path = sys.argv[1:4]
+tls = sys.argv[4:6]
 pyproto.stubs("fbpipe.proto", "api.proto")
 import api_pb2 as api  # noqa: E402
 import fbpipe_pb2 as pb  # noqa: E402
@@ -105,7 +108,12 @@ handlers = grpc.method_handlers_generic_handler("fbpipe.v1.Ingest", {
 })
 server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
 server.add_generic_rpc_handlers((handlers, compat))
-if server.add_insecure_port("127.0.0.1:" + port) == 0:
+if tls:
+    pair = (open(tls[1], "rb").read(), open(tls[0], "rb").read())
+    bound = server.add_secure_port("127.0.0.1:" + port, grpc.ssl_server_credentials([pair]))
+else:
+    bound = server.add_insecure_port("127.0.0.1:" + port)
+if bound == 0:
     sys.exit("plugin_stub.py: cannot listen on 127.0.0.1:" + port)
 server.start()
 print("listening", flush=True)
