@@ -434,18 +434,22 @@ rec_at(fb_lane_t *l, uint64_t *pos)
 }
 
 /* fb_lane_first_failure -- after acked passed [from, to): 1 and the error
- * of the first failed record, 0 if none failed, -EBADMSG if corrupt.
+ * of the first failed record, 0 if none failed (*err = 0), -EBADMSG if a
+ * header is corrupt (*err = FB_REC_ERR_UNREADABLE): *err is always set.
  * Call it before reserving again: the space below acked is reused. */
 int
 fb_lane_first_failure(fb_lane_t *l, uint64_t from, uint64_t to, int32_t *err)
 {
     uint64_t pos = from;
 
+    *err = 0;
     while (pos < to) {
         fb_rec_t *rec = rec_at(l, &pos);
 
-        if (rec == NULL)
+        if (rec == NULL) {
+            *err = FB_REC_ERR_UNREADABLE;
             return -EBADMSG;
+        }
         /* acquire: the producer's state and err writes come before acked */
         if (atomic_load_explicit(&rec->state, memory_order_acquire) == FB_REC_S_FAILED) {
             *err = rec->err;

@@ -30,6 +30,9 @@
 #define FB_REC_S_PENDING 0u
 #define FB_REC_S_DONE 1u   /* Kafka acknowledged it */
 #define FB_REC_S_FAILED 2u /* permanently refused; err says why */
+/* fb_lane_first_failure's err when a header cannot be read: the records
+ * are not known to be in Kafka (no librdkafka error is this negative) */
+#define FB_REC_ERR_UNREADABLE INT32_MIN
 
 #define FB_REC_F_WRAP (1u << 0) /* filler: the next record starts at offset 0 */
 

@@ -206,8 +206,13 @@ fb_worker_acks_kicked(fb_wcall_t *kicked)
 
         if (ch->to > acked)
             break;
-        if (fb_lane_first_failure(&w->lane, ch->from, ch->to, &err) == 0)
-            err = 0;
+        /* err is 0, the first failure's, or FB_REC_ERR_UNREADABLE: records
+         * that cannot be read back are not known to be in Kafka, so they
+         * are never answered OK */
+        if (fb_lane_first_failure(&w->lane, ch->from, ch->to, &err) < 0)
+            fb_log_errorx("lane %u: a record header in [%llu, %llu) is corrupt after "
+                          "the acknowledgement: the call is answered as not stored",
+                          w->index, (unsigned long long)ch->from, (unsigned long long)ch->to);
         if (ch->c->native) {
             fb_worker_native_acked(ch->c, ch->seq, err);
         } else if (err != 0 && !ch->c->failed) {

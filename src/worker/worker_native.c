@@ -380,6 +380,11 @@ fb_worker_native_acked(fb_wcall_t *c, uint64_t seq, int32_t err)
         queue_ack(c, seq, FBPIPE__V1__ACK_CODE__OK, 0, NULL);
         return;
     }
+    if (err == FB_REC_ERR_UNREADABLE) {
+        queue_ack(c, seq, FBPIPE__V1__ACK_CODE__RETRY, (uint32_t)c->w->conf->retry_after_ms,
+                  "the ingester could not confirm that the batch was stored: send it again");
+        return;
+    }
     snprintf(detail, sizeof(detail), "a record was refused by Kafka: %s",
              rd_kafka_err2name((rd_kafka_resp_err_t)err));
     refuse_batch(c, seq, detail);

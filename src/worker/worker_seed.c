@@ -88,8 +88,12 @@ answer(fb_wcall_t *c)
     c->replied = true;
     if (c->failed) {
         char *p = peer(c);
-        fb_log_warnx("%s: stream of %llu events answered FAILURE: a record was refused by "
-                     "Kafka (error %d)", p, (unsigned long long)c->events, (int)c->fail_err);
+        if (c->fail_err == FB_REC_ERR_UNREADABLE)
+            fb_log_warnx("%s: stream of %llu events answered FAILURE: its records could not "
+                         "be confirmed as stored", p, (unsigned long long)c->events);
+        else
+            fb_log_warnx("%s: stream of %llu events answered FAILURE: a record was refused by "
+                         "Kafka (error %d)", p, (unsigned long long)c->events, (int)c->fail_err);
         gpr_free(p);
     }
     resp.status = c->failed ? API__EVENT_CODE__FAILURE : API__EVENT_CODE__SUCCESS;

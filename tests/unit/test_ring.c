@@ -198,7 +198,7 @@ Test(ring, corrupted_header_is_detected)
     fb_lane_t l;
     fb_rec_t *rec;
     uint64_t read = 0;
-    int32_t err;
+    int32_t err = 12345;
 
     fb_ring_lane(ring, 0, &l);
     cr_assert_eq(put(&l, "a", "xyz", 3), 0);
@@ -208,6 +208,11 @@ Test(ring, corrupted_header_is_detected)
     cr_assert_eq(fb_lane_next(&l, &read, fb_lane_head(&l), &rec), 0);
     cr_assert_eq(fb_lane_next(&l, &read, fb_lane_head(&l), &rec), -EBADMSG);
     cr_assert_eq(fb_lane_first_failure(&l, 0, fb_lane_head(&l), &err), -EBADMSG);
+    /* the worker answers its calls from err: never left unset (#8) */
+    cr_assert_eq(err, FB_REC_ERR_UNREADABLE, "err left at %d", (int)err);
+    err = 12345;
+    cr_assert_eq(fb_lane_first_failure(&l, 0, fb_rec_size(1, 3), &err), 0);
+    cr_assert_eq(err, 0, "no failure: err is 0, not left at %d", (int)err);
 
     fb_lane_rec_at(&l, fb_rec_size(1, 3))->magic = FB_REC_MAGIC;
     fb_lane_rec_at(&l, fb_rec_size(1, 3))->size = 1u << 30; /* beyond the lane */
