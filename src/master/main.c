@@ -3,7 +3,8 @@
  *
  * Parses the command line, loads and verifies the configuration, and
  * either reports the verdict (-t) or becomes the master; `fbpiped token`
- * is handed to master_token.c before any of that. It must never
+ * is handed to master_token.c and `fbpiped replay` to router_replay.c
+ * before any of that. It must never
  * initialise gRPC or librdkafka: the processes that use them are forked.
  */
 #include <getopt.h>
@@ -17,6 +18,7 @@
 #include "common/log.h"
 #include "master/master.h"
 #include "producer/producer.h"
+#include "router/router.h"
 
 static void
 usage(FILE *fp)
@@ -25,6 +27,7 @@ usage(FILE *fp)
             "usage: fbpiped [-f] [-t] [-v] [-c FILE] [-p PIDFILE] [--print-events]\n"
             "               [--decrypt-events]\n"
             "       fbpiped token --access-key KEY [--expiry SECONDS] [--kid ID] [-c FILE]\n"
+            "       fbpiped replay [--dry-run] [-c FILE] DEAD-LETTER-FILE...\n"
             "  -c FILE            configuration file (default %s/fbpipe.conf)\n"
             "  -f                 stay in the foreground, log to stderr\n"
             "  -t                 test the configuration and everything it names, then exit\n"
@@ -57,6 +60,8 @@ main(int argc, char **argv)
     /* a subcommand, not a daemon option: it parses its own options */
     if (argc > 1 && strcmp(argv[1], "token") == 0)
         return fb_token_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "replay") == 0)
+        return fb_replay_main(argc - 1, argv + 1);
     while ((c = getopt_long(argc, argv, "c:fhp:tvV", longopts, NULL)) != -1) {
         switch (c) {
         case 'c': conf_path = optarg; break;

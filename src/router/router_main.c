@@ -25,10 +25,12 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
+#include <sodium.h>
 
 #include "common/log.h"
 #include "common/proc.h"
@@ -208,21 +210,81 @@ rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list
     fb_log_info("router %u: partitions revoked", r->index);
 }
 
-/* dead_letter -- one refused record, with where it was. Out of memory
+/* b64 -- base64 (standard, padded) of len bytes as a JSON string, or
+ * JSON null for no bytes at all (NULL); NULL when out of memory. */
+static json_t *
+b64(const void *p, size_t len)
+{
+    size_t cap;
+    char *text;
+    json_t *j;
+
+    if (p == NULL)
+        return json_null();
+    cap = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
+    if ((text = malloc(cap)) == NULL)
+        return NULL;
+    sodium_bin2base64(text, cap, p, len, sodium_base64_VARIANT_ORIGINAL);
+    j = json_string(text);
+    free(text);
+    return j;
+}
+
+/* letter_headers -- the record's headers as [{"name", "value"}], base64
+ * values (null for a header without one); NULL when out of memory. */
+static json_t *
+letter_headers(const rd_kafka_message_t *m)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    json_t *a = json_array();
+    const char *name;
+    const void *val;
+    size_t len;
+
+    if (a == NULL || rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return a;
+    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &len) ==
+                       RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
+        json_t *h = json_pack("{s:s%, s:o}", "name", name, strlen(name), "value", b64(val, len));
+        if (h == NULL || json_array_append_new(a, h) < 0) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+/* dead_letter -- one refused record, whole (key, value, headers, topic,
+ * partition, offset, timestamp), with the reason and when: enough for
+ * `fbpiped replay` to put it back once the cause is fixed. Out of memory
  * aborts: the records are read again from the last commit, never lost. */
 static void
 dead_letter(router_t *r, const rd_kafka_message_t *m, const char *why)
 {
-    json_t *o = json_pack("{s:s, s:s, s:i, s:I}", "reason", why, "topic",
-                          rd_kafka_topic_name(m->rkt), "partition", (int)m->partition,
-                          "offset", (json_int_t)m->offset);
+    char now[40];
+    int64_t ns = fb_wall_ns();
+    time_t sec = (time_t)(ns / 1000000000);
+    struct tm tm;
+    rd_kafka_timestamp_type_t tstype;
+    int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+
+    gmtime_r(&sec, &tm);
+    strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(now + strlen(now), sizeof(now) - strlen(now), ".%09lldZ",
+             (long long)(ns % 1000000000));
+    json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I, s:o, s:o, s:o}", "reason", why,
+                          "time", now, "topic", rd_kafka_topic_name(m->rkt), "partition",
+                          (int)m->partition, "offset", (json_int_t)m->offset, "timestamp",
+                          (json_int_t)ts, "key", b64(m->key, m->key_len), "value",
+                          b64(m->payload ? m->payload : "", m->len), "headers",
+                          letter_headers(m));
     char *text = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
     size_t len = text ? strlen(text) : 0;
 
     if (text == NULL)
         fb_panic("router %u: cannot write the dead letter of %s [%d] at %lld (%s)", r->index,
                  rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset,
-                 o ? "out of memory" : "not valid UTF-8");
+                 o ? "out of memory" : "out of memory, or a reason not valid UTF-8");
     text[len] = '\n';
     if (fb_files_add(r->dead, r->dead_key, text, len + 1) < 0)
         fb_panic("router %u: out of memory buffering a dead letter", r->index);
