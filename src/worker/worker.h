@@ -114,6 +114,7 @@ struct fb_wcall {
     bool failed;         /* a record was refused for good */
     int32_t fail_err;
     uint64_t events;
+    size_t stream_bytes; /* seed: lane bytes of the stream buffered so far */
     char *peer;          /* counted in w->peers while set */
     fb_wcall_t *next_stream, *prev_stream; /* in w->streams while listed */
     bool listed;
@@ -163,6 +164,8 @@ void fb_worker_health_start(fb_wcall_t *c);
 int fb_worker_acks_start(fb_worker_t *w);
 void fb_worker_acks_stop(fb_worker_t *w);
 int fb_worker_chunk_flush(fb_wcall_t *c);
+int fb_worker_chunk_put(fb_wcall_t *c);
+void fb_worker_unblock(fb_wcall_t *c);
 void fb_worker_acks_kicked(fb_wcall_t *c);
 int fb_wcall_buffer(fb_wcall_t *c, const char *key, size_t key_len, size_t val_len,
                     uint8_t **val);

@@ -172,6 +172,52 @@ fb_worker_chunk_flush(fb_wcall_t *c)
     return 0;
 }
 
+/* fb_worker_unblock -- take c off the list of calls waiting for room. */
+void
+fb_worker_unblock(fb_wcall_t *c)
+{
+    fb_worker_t *w = c->w;
+
+    for (size_t i = 0; c->on_blocked && i < w->n_blocked; i++)
+        if (w->blocked[i] == c) {
+            memmove(w->blocked + i, w->blocked + i + 1,
+                    (w->n_blocked - i - 1) * sizeof(*w->blocked));
+            w->n_blocked--;
+            break;
+        }
+    c->on_blocked = false;
+    c->blocked_since_ms = 0;
+}
+
+/* fb_worker_chunk_put -- the buffered chunk into the lane, or c listed to
+ * be resumed after the next acknowledgement (blocked_since_ms says since
+ * when it waits). 0, or -EAGAIN (nothing of it written). */
+int
+fb_worker_chunk_put(fb_wcall_t *c)
+{
+    fb_worker_t *w = c->w;
+
+    if (fb_worker_chunk_flush(c) == 0) {
+        fb_worker_unblock(c);
+        return 0;
+    }
+    if (c->blocked_since_ms == 0)
+        c->blocked_since_ms = fb_monotonic_ms();
+    if (!c->on_blocked) {
+        if (w->n_blocked == w->cap_blocked) {
+            size_t cap = w->cap_blocked ? w->cap_blocked * 2 : 64;
+            fb_wcall_t **b = realloc(w->blocked, cap * sizeof(*b));
+            if (b == NULL)
+                fb_panic("realloc(blocked calls) failed");
+            w->blocked = b;
+            w->cap_blocked = cap;
+        }
+        w->blocked[w->n_blocked++] = c; /* resumed after the next acknowledgement */
+        c->on_blocked = true;
+    }
+    return -EAGAIN;
+}
+
 /* settle_call -- a call whose chunks may all be acknowledged now. */
 static void
 settle_call(fb_wcall_t *c)

@@ -203,60 +203,16 @@ refuse_batch(fb_wcall_t *c, uint64_t seq, const char *why)
     queue_ack(c, seq, FBPIPE__V1__ACK_CODE__REJECTED, 0, why);
 }
 
-/* unblock -- take c off the list of calls waiting for room. */
-static void
-unblock(fb_wcall_t *c)
-{
-    fb_worker_t *w = c->w;
-
-    for (size_t i = 0; c->on_blocked && i < w->n_blocked; i++)
-        if (w->blocked[i] == c) {
-            memmove(w->blocked + i, w->blocked + i + 1,
-                    (w->n_blocked - i - 1) * sizeof(*w->blocked));
-            w->n_blocked--;
-            break;
-        }
-    c->on_blocked = false;
-    c->blocked_since_ms = 0;
-}
-
 /* drop_buffered -- the batch waiting for room is not written: RETRY. */
 static void
 drop_buffered(fb_wcall_t *c, const char *why)
 {
     if (c->buf_records == 0)
         return;
-    unblock(c);
+    fb_worker_unblock(c);
     c->buf_len = c->buf_records = 0;
     queue_ack(c, c->buf_seq, FBPIPE__V1__ACK_CODE__RETRY, (uint32_t)c->w->conf->retry_after_ms,
               why);
-}
-
-/* flush_batch -- the buffered batch into the lane as one chunk, or wait. */
-static int
-flush_batch(fb_wcall_t *c)
-{
-    fb_worker_t *w = c->w;
-
-    if (fb_worker_chunk_flush(c) == 0) {
-        unblock(c);
-        return 0;
-    }
-    if (c->blocked_since_ms == 0)
-        c->blocked_since_ms = fb_monotonic_ms();
-    if (!c->on_blocked) {
-        if (w->n_blocked == w->cap_blocked) {
-            size_t cap = w->cap_blocked ? w->cap_blocked * 2 : 64;
-            fb_wcall_t **b = realloc(w->blocked, cap * sizeof(*b));
-            if (b == NULL)
-                fb_panic("realloc(blocked calls) failed");
-            w->blocked = b;
-            w->cap_blocked = cap;
-        }
-        w->blocked[w->n_blocked++] = c;
-        c->on_blocked = true;
-    }
-    return -EAGAIN;
 }
 
 /* send_ack -- the oldest queued Ack, if no write is in flight. */
@@ -328,12 +284,12 @@ fb_worker_native_settled(fb_wcall_t *c)
     if (c->replied)
         return;
     if (c->gone && c->buf_records > 0) { /* nobody to answer */
-        unblock(c);
+        fb_worker_unblock(c);
         c->buf_len = c->buf_records = 0;
     }
     if (c->ending && c->buf_records > 0)
         drop_buffered(c, "stream closing: send the batch again on a new stream");
-    if (c->buf_records > 0 && flush_batch(c) < 0) {
+    if (c->buf_records > 0 && fb_worker_chunk_put(c) < 0) {
         /* still no room; acks of earlier batches still go out */
     }
     if (!c->writing && c->n_acks > 0 && !c->gone)
@@ -576,7 +532,7 @@ on_batch(fb_wcall_t *c, int ok)
     if (b.n == 0)
         queue_ack(c, seq, FBPIPE__V1__ACK_CODE__OK, 0, "empty batch");
     else if (take_batch(c, &b, t) == 0)
-        flush_batch(c);
+        fb_worker_chunk_put(c);
     grpc_slice_unref(slice);
     fb_worker_native_settled(c);
 }

@@ -5,8 +5,11 @@
  *
  * The token is verified on every call; every event is checked against
  * the token's tenant, and AccessKey and UserID in the record come from the
- * key database, never from the client. A full lane stops the reading of a
- * stream (HTTP/2 flow control pushes back); nothing is dropped.
+ * key database, never from the client. A stream is stored whole or not at
+ * all: its events are checked and buffered as they come (at most half a
+ * lane) and written as one chunk once the client half-closed; an invalid
+ * event refuses the stream with nothing of it written. A full lane holds
+ * the answer back; nothing is dropped.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,8 +29,6 @@
 #include "common/record.h"
 #include "worker/worker.h"
 
-#define CHUNK_RECORDS 512
-#define CHUNK_BYTES (1u << 20)
 #define PRINT_MAX 2000 /* bytes of an event printed */
 
 static void on_event(fb_wcall_t *c, int ok);
@@ -114,27 +115,24 @@ read_next(fb_wcall_t *c)
     c->reading = true;
 }
 
-/* flush -- the buffered chunk into the lane, or wait for room. */
-static int
-flush(fb_wcall_t *c)
+/* max_stream_bytes -- the most a SendEvent stream may take in the lane.
+ * The stream is written only once it is complete and valid, as one chunk
+ * (the original API answers once for all of it, so it is refused or
+ * stored whole); a chunk takes at most half a lane, as a native batch,
+ * so that it always fits beside the others. */
+static size_t
+max_stream_bytes(const fb_worker_t *w)
 {
-    fb_worker_t *w = c->w;
+    return (size_t)(w->lane.size / 2);
+}
 
-    if (fb_worker_chunk_flush(c) == 0)
-        return 0;
-    if (c->on_blocked)
-        return -EAGAIN; /* listed already: resumed once */
-    if (w->n_blocked == w->cap_blocked) {
-        size_t cap = w->cap_blocked ? w->cap_blocked * 2 : 64;
-        fb_wcall_t **b = realloc(w->blocked, cap * sizeof(*b));
-        if (b == NULL)
-            fb_panic("realloc(blocked calls) failed");
-        w->blocked = b;
-        w->cap_blocked = cap;
-    }
-    w->blocked[w->n_blocked++] = c; /* resumed after the next acknowledgement */
-    c->on_blocked = true;
-    return -EAGAIN;
+/* drop_stream -- what the stream buffered is not written. */
+static void
+drop_stream(fb_wcall_t *c)
+{
+    fb_worker_unblock(c);
+    c->buf_len = c->buf_records = 0;
+    c->stream_bytes = 0;
 }
 
 /* fb_worker_seed_settled -- a stream with nothing in flight: resume it
@@ -144,7 +142,9 @@ fb_worker_seed_settled(fb_wcall_t *c)
 {
     if (c->replied || c->on_blocked)
         return; /* answered, or resumed from the blocked list */
-    if (c->buf_records > 0 && flush(c) < 0)
+    if (c->gone && c->buf_records > 0)
+        drop_stream(c); /* not complete: nobody was told it is stored */
+    if (c->eof && c->buf_records > 0 && fb_worker_chunk_put(c) < 0)
         return; /* still no room */
     if (!c->eof) {
         read_next(c);
@@ -169,7 +169,7 @@ invalid(fb_wcall_t *c, grpc_status_code status, const char *why)
     fb_log_notice("%s: event refused: %s", p, why);
     gpr_free(p);
     c->replied = true;
-    c->buf_len = c->buf_records = 0; /* nothing of it was acknowledged */
+    drop_stream(c); /* nothing of the stream is written */
     fb_wcall_reply(c, NULL, status, why, NULL);
 }
 
@@ -228,9 +228,7 @@ on_event(fb_wcall_t *c, int ok)
     if (!ok || c->recv == NULL) { /* half-close, or the client is gone */
         c->eof = true;
         c->gone = !ok;
-        if (c->buf_records > 0 && flush(c) < 0)
-            return;
-        fb_worker_seed_settled(c);
+        fb_worker_seed_settled(c); /* writes the stream, complete and valid */
         return;
     }
     msg = fb_wcall_message(c, &len);
@@ -278,6 +276,15 @@ on_event(fb_wcall_t *c, int ok)
         invalid(c, GRPC_STATUS_INVALID_ARGUMENT, why);
         return;
     }
+    c->stream_bytes += fb_rec_size(strlen(t->access_key), rec.size);
+    if (c->stream_bytes > max_stream_bytes(w)) {
+        api__event__free_unpacked(ev, &a.base);
+        snprintf(why, sizeof(why), "stream larger than %zu bytes in the ring (event %llu): "
+                 "send fewer events per stream; nothing of it was stored",
+                 max_stream_bytes(w), (unsigned long long)c->events + 1);
+        invalid(c, GRPC_STATUS_RESOURCE_EXHAUSTED, why);
+        return;
+    }
     if (fb_wcall_buffer(c, t->access_key, strlen(t->access_key), rec.size, &val) < 0) {
         api__event__free_unpacked(ev, &a.base);
         invalid(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -288,9 +295,7 @@ on_event(fb_wcall_t *c, int ok)
         print_event(w, t, ev->message);
     api__event__free_unpacked(ev, &a.base);
     c->events++;
-    if ((c->buf_records >= CHUNK_RECORDS || c->buf_len >= CHUNK_BYTES) && flush(c) < 0)
-        return; /* resumed when room comes back */
-    read_next(c);
+    read_next(c); /* written once complete: see max_stream_bytes */
 }
 
 /* fb_worker_send_event_start -- SendEvent: authenticate, then read events. */
@@ -319,7 +324,7 @@ fb_worker_seed_tick(fb_wcall_t *c, int64_t now_s)
     gpr_free(p);
     fb_worker_count_refusal(c->w, FB_AUTH_ERR_EXPIRED);
     fb_worker_stream_unlist(c);
-    c->buf_len = c->buf_records = 0; /* not in the lane: never acknowledged */
+    drop_stream(c); /* not in the lane: never acknowledged */
     grpc_call_cancel_with_status(c->call, GRPC_STATUS_UNAUTHENTICATED,
                                  "token expired: open a new stream with a fresh token", NULL);
 }

@@ -294,6 +294,7 @@ tick(fb_worker_t *w)
 void
 fb_wcall_release(fb_wcall_t *c)
 {
+    fb_worker_unblock(c); /* never resumed once freed */
     fb_worker_stream_unlist(c);
     peer_leave(c);
     free(c->inflight);

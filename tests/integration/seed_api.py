@@ -77,6 +77,41 @@ for name, evs, detail in bad_events:
         expect(name, e.code(), grpc.StatusCode.INVALID_ARGUMENT)
         if detail not in (e.details() or ""):
             fails.append("%s: detail %r, want %r" % (name, e.details(), detail))
+# a stream is stored whole or not at all: 5,000 good events then a bad
+# one, on a token for zeta, leave nothing in Kafka (test-seed-api counts
+# zeta's records)
+zeta_token = jwt.encode({"access_key": "zeta", "exp": now + 600, "iat": now}, secret,
+                        algorithm="HS256")
+
+
+def good_then_bad():
+    yield from events(5000)
+    yield api_pb2.Event(agent_id="py", tag="t" * 1025, message="{}")
+
+
+try:
+    r = send(good_then_bad(), metadata=[("authorization", "Bearer " + zeta_token)],
+             timeout=60)
+    fails.append("a stream with a bad last event: answered %s" % api_pb2.EventCode.Name(r.status))
+except grpc.RpcError as e:
+    expect("a stream with a bad last event", e.code(), grpc.StatusCode.INVALID_ARGUMENT)
+# ... and one larger than half a lane (1 MB lanes here) cannot be written
+# as one chunk: refused, also with nothing of it written (zeta again)
+
+
+def too_big():
+    for i in range(6):
+        yield api_pb2.Event(agent_id="py", tag="t", message='"%s"' % ("x" * 90000))
+
+
+try:
+    r = send(too_big(), metadata=[("authorization", "Bearer " + zeta_token)], timeout=60)
+    fails.append("a stream larger than half a lane: answered %s"
+                 % api_pb2.EventCode.Name(r.status))
+except grpc.RpcError as e:
+    expect("a stream larger than half a lane", e.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+    if "send fewer events per stream" not in (e.details() or ""):
+        fails.append("stream size detail: %r" % e.details())
 try:
     xc(api_pb2.AccessKey(AccessKey="zeta"), metadata=md, timeout=10)
     fails.append("ExchangeConfig for another key: accepted")
