@@ -69,6 +69,9 @@ typedef struct router {
     char dead_key[48];
     uint64_t last_sync_ms;
     bool unsynced; /* fsync = INTERVAL: written since the last sync */
+    /* fsync = INTERVAL: offsets of lines written and not yet synced, stored
+     * only after the sync that covers them */
+    rd_kafka_topic_partition_list_t *held;
     bool sync_failing; /* logged once until a sync succeeds */
     /* print_events: the batch's lines, written to stdout once it is written */
     char *print;
@@ -119,21 +122,61 @@ refusals(router_t *r)
     }
 }
 
-/* interval_sync -- fsync = INTERVAL: everything written since the last
- * sync reaches the disk once the interval has passed; 0, or -1 with err. */
-static int
-interval_sync(router_t *r, char *err, size_t errlen)
+/* release_held -- fsync = INTERVAL: the offsets whose lines a sync
+ * covered are stored now (a partition revoked meanwhile is refused). */
+static void
+release_held(router_t *r)
 {
-    if (r->conf->fsync != FB_FSYNC_INTERVAL || !r->unsynced ||
-        fb_monotonic_ms() - r->last_sync_ms < r->conf->fsync_interval_ms)
-        return 0;
-    if (fb_files_sync(r->files, err, errlen) < 0 || fb_files_sync(r->dead, err, errlen) < 0 ||
-        fb_files_sync(r->spool, err, errlen) < 0)
+    if (r->held == NULL)
+        return;
+    rd_kafka_offsets_store(r->rk, r->held);
+    rd_kafka_topic_partition_list_destroy(r->held);
+    r->held = NULL;
+}
+
+/* sync_now -- fsync = INTERVAL: sync what was written and store the
+ * offsets it covers; 0, or -1 with err (the offsets stay held). */
+static int
+sync_now(router_t *r, char *err, size_t errlen)
+{
+    if (r->unsynced &&
+        (fb_files_sync(r->files, err, errlen) < 0 || fb_files_sync(r->dead, err, errlen) < 0 ||
+         fb_files_sync(r->spool, err, errlen) < 0))
         return -1;
     r->last_sync_ms = fb_monotonic_ms();
     r->unsynced = false;
     r->sync_failing = false;
+    release_held(r);
     return 0;
+}
+
+/* interval_sync -- fsync = INTERVAL: everything written since the last
+ * sync reaches the disk once the interval has passed, and only then are
+ * its offsets stored; 0, or -1 with err. */
+static int
+interval_sync(router_t *r, char *err, size_t errlen)
+{
+    if (r->conf->fsync != FB_FSYNC_INTERVAL)
+        return 0;
+    if (r->unsynced && fb_monotonic_ms() - r->last_sync_ms < r->conf->fsync_interval_ms)
+        return 0;
+    return sync_now(r, err, errlen);
+}
+
+/* sync_before_commit -- a revoke or a stop: with fsync = INTERVAL, what
+ * was written is synced and its offsets stored now, or they are dropped
+ * (read again by the partitions' next owner). */
+static void
+sync_before_commit(router_t *r)
+{
+    char err[512];
+
+    if (r->conf->fsync != FB_FSYNC_INTERVAL || sync_now(r, err, sizeof(err)) == 0)
+        return;
+    fb_log_errorx("router %u: %s; offsets not stored: the records are read again", r->index,
+                  err);
+    rd_kafka_topic_partition_list_destroy(r->held);
+    r->held = NULL;
 }
 
 /* flush_all -- write (and fsync per router.fsync) everything buffered;
@@ -191,6 +234,7 @@ rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list
      * from the last commit); then commit and let go */
     if (flush_all(r, NULL) == 0) {
         store(r);
+        sync_before_commit(r);
         print_flush(r);
     } else {
         fb_files_discard(r->files);
@@ -437,6 +481,23 @@ store(router_t *r)
                                                   ms[i]->partition);
         if (ms[i]->offset + 1 > p->offset)
             p->offset = ms[i]->offset + 1;
+    }
+    if (r->conf->fsync == FB_FSYNC_INTERVAL) { /* stored after the next sync */
+        if (r->held == NULL) {
+            r->held = l;
+            return;
+        }
+        for (int i = 0; i < l->cnt; i++) {
+            rd_kafka_topic_partition_t *h = rd_kafka_topic_partition_list_find(
+                r->held, l->elems[i].topic, l->elems[i].partition);
+            if (h == NULL)
+                h = rd_kafka_topic_partition_list_add(r->held, l->elems[i].topic,
+                                                      l->elems[i].partition);
+            if (l->elems[i].offset > h->offset)
+                h->offset = l->elems[i].offset;
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+        return;
     }
     /* a partition revoked meanwhile is refused here, and read again by
      * its next owner */
@@ -715,6 +776,7 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     /* stop: what is written is stored; commit it and leave the group */
     if (flush_all(r, NULL) < 0)
         rc = 1;
+    sync_before_commit(r);
     print_flush(r);
     rd_kafka_commit(r->rk, NULL, 0);
     rd_kafka_consumer_close(r->rk);
