@@ -180,7 +180,7 @@ void fb_worker_native_tick(fb_wcall_t *c, uint64_t now_ms, int64_t now_s);
 
 /* worker_seed.c */
 void fb_worker_send_event_start(fb_wcall_t *c);
-void fb_worker_seed_tick(fb_wcall_t *c, int64_t now_s);
+void fb_worker_seed_tick(fb_wcall_t *c, uint64_t now_ms, int64_t now_s);
 void fb_worker_exchange_config_start(fb_wcall_t *c);
 void fb_worker_seed_settled(fb_wcall_t *c);
 int fb_worker_authenticate(fb_wcall_t *c);

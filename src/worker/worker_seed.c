@@ -308,14 +308,53 @@ fb_worker_send_event_start(fb_wcall_t *c)
     read_next(c);
 }
 
-/* fb_worker_seed_tick -- a SendEvent stream whose token expired ends with
+/* busy -- the complete stream waited for room in the lane longer than
+ * ingester.backpressure_timeout (Kafka slower than the clients, or away):
+ * refused whole with nothing of it written, as a native batch is answered
+ * RETRY; UNAVAILABLE is the status gRPC clients take as "try again". */
+static void
+busy(fb_wcall_t *c, uint64_t now_ms)
+{
+    static uint64_t last_log_ms;
+    static unsigned not_logged;
+    const fb_conf_t *conf = c->w->conf;
+    char why[200];
+
+    /* every busy client could write a line: one a second */
+    if (now_ms - last_log_ms >= 1000) {
+        char *p = peer(c);
+        fb_log_warnx("%s: stream of %s (%llu events) refused: no room in the ring for %llu ms "
+                     "(ingester.backpressure_timeout), nothing of it written%s", p,
+                     c->auth.access_key, (unsigned long long)c->events,
+                     (unsigned long long)(now_ms - c->blocked_since_ms),
+                     not_logged ? " (more since the last line)" : "");
+        gpr_free(p);
+        last_log_ms = now_ms;
+        not_logged = 0;
+    } else {
+        not_logged++;
+    }
+    snprintf(why, sizeof(why), "the ingester is busy: nothing of the stream was stored; send "
+             "it again after %llu ms", (unsigned long long)conf->retry_after_ms);
+    c->replied = true;
+    drop_stream(c);
+    fb_wcall_reply(c, NULL, GRPC_STATUS_UNAVAILABLE, why, NULL);
+}
+
+/* fb_worker_seed_tick -- now and then: a stream that waited for room too
+ * long is refused (busy); a SendEvent stream whose token expired ends with
  * UNAUTHENTICATED; the original API cannot say which events were stored,
  * so the agent sends the stream again (at least once). */
 void
-fb_worker_seed_tick(fb_wcall_t *c, int64_t now_s)
+fb_worker_seed_tick(fb_wcall_t *c, uint64_t now_ms, int64_t now_s)
 {
     char *p;
 
+    if (!c->replied && !c->gone && c->buf_records > 0 && c->blocked_since_ms != 0 &&
+        now_ms - c->blocked_since_ms >= c->w->conf->backpressure_timeout_ms) {
+        busy(c, now_ms);
+        return;
+    }
     if (c->replied || c->gone || !c->auth.has_exp ||
         now_s < c->auth.exp + (int64_t)(c->w->conf->clock_skew_ms / 1000))
         return;

@@ -286,7 +286,7 @@ tick(fb_worker_t *w)
         if (c->native)
             fb_worker_native_tick(c, now_ms, (int64_t)time(NULL));
         else
-            fb_worker_seed_tick(c, (int64_t)time(NULL));
+            fb_worker_seed_tick(c, now_ms, (int64_t)time(NULL));
     }
 }
 

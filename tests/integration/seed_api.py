@@ -1,7 +1,7 @@
 """seed_api.py -- the original API (api.EventService) with Python grpcio and
 PyJWT, as a client that is not fbpipe's: ExchangeConfig, SendEvent of N
 events answered SUCCESS, and the refusals (no token, another tenant's key,
-a malformed token). usage: seed_api.py PORT SECRET_FILE N
+a malformed token). usage: seed_api.py PORT SECRET_FILE N|full-lane
 """
 import sys
 import time
@@ -11,7 +11,7 @@ import jwt
 
 import pyproto  # tests/integration/pyproto.py, beside this script
 
-port, secret_file, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+port, secret_file, n = sys.argv[1], sys.argv[2], sys.argv[3]
 pyproto.stubs("api.proto")
 import api_pb2  # noqa: E402
 
@@ -33,6 +33,45 @@ fails = []
 def expect(what, got, want):
     if got != want:
         fails.append("%s: got %r, want %r" % (what, got, want))
+
+
+def full_lane():
+    """N = full-lane: fbpiped with no broker and one worker with lanes of
+    1 MB; three streams of 450 KB each: two fill the lane, the third waits
+    for room longer than ingester.backpressure_timeout (1s here) and is
+    refused whole with UNAVAILABLE, as a native batch would be answered
+    RETRY; the others wait for Kafka until the client gives up."""
+    import threading
+    results = []
+
+    def big(i):
+        try:
+            r = send((api_pb2.Event(agent_id="py", tag="t", message='"%s"' % ("x" * 90000))
+                      for _ in range(5)), metadata=md, timeout=15)
+            results.append(("answered", api_pb2.EventCode.Name(r.status), ""))
+        except grpc.RpcError as e:
+            results.append(("refused", e.code(), e.details() or ""))
+
+    threads = [threading.Thread(target=big, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+        time.sleep(1)
+    for t in threads:
+        t.join()
+    busy = [r for r in results if r[1] == grpc.StatusCode.UNAVAILABLE]
+    if len(busy) != 1 or "the ingester is busy" not in busy[0][2]:
+        fails.append("a stream waiting for room past backpressure_timeout: %r" % results)
+    if [r for r in results if r[0] == "answered"]:
+        fails.append("answered with no broker: %r" % results)
+
+
+if n == "full-lane":
+    full_lane()
+    for f in fails:
+        print("seed_api: FAIL:", f)
+    print("seed_api: %d failures" % len(fails) if fails else "seed_api: OK (full lane)")
+    sys.exit(1 if fails else 0)
+n = int(n)
 
 
 def events(count, key=""):
