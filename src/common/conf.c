@@ -103,6 +103,7 @@ static const conf_key_t conf_keys[] = {
     {"kafka", "topic", T_STR, O(topic), "fb-kafka", 0, 0},
     {"kafka", "partitions", T_UINT, O(partitions), "12", 1, 10000},
     {"kafka", "replication_factor", T_UINT, O(replication_factor), "1", 1, 32},
+    {"kafka", "min_insync_replicas", T_UINT, O(min_insync_replicas), "0", 0, 32},
     {"kafka", "message_max_bytes", T_UINT, O(message_max_bytes), "1000000", 1024, 1000000000},
     {"kafka", "compression", T_STR, O(compression), "lz4", 0, 0},
     {"kafka", "linger", T_DURATION, O(linger_ms), "5ms", 0, 900000},
@@ -535,6 +536,13 @@ conf_check_values(fb_conf_t *conf)
     }
     if (fb_addr_list_check(conf->brokers, &why, bad, sizeof(bad)) < 0) {
         conf_err(conf, LINE("kafka", "brokers"), "kafka", "brokers: \"%s\": %s", bad, why);
+        errors++;
+    }
+    if (conf->min_insync_replicas > conf->replication_factor) {
+        conf_err(conf, LINE("kafka", "min_insync_replicas"), "kafka",
+                 "min_insync_replicas: %llu is above replication_factor (%llu): Kafka would "
+                 "refuse every record", (unsigned long long)conf->min_insync_replicas,
+                 (unsigned long long)conf->replication_factor);
         errors++;
     }
     if (!topic_ok(conf->topic)) {

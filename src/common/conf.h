@@ -88,6 +88,7 @@ typedef struct fb_conf {
     char *topic;
     uint64_t partitions;
     uint64_t replication_factor;
+    uint64_t min_insync_replicas; /* 0: min(2, replication_factor) */
     uint64_t message_max_bytes;
     char *compression;
     uint64_t linger_ms;

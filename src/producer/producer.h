@@ -16,6 +16,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "common/conf.h"
+#include "common/kafka.h"
 #include "common/ring.h"
 
 /* exit codes of the producer process */
@@ -25,16 +26,5 @@
 
 int fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *stop);
 int fb_producer_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index);
-
-/* producer_kafka.c */
-bool fb_kafka_err_permanent(rd_kafka_resp_err_t err);
-bool fb_kafka_err_auth(rd_kafka_resp_err_t err);
-const char *fb_kafka_principal(const fb_conf_t *conf, char *buf, size_t len);
-rd_kafka_conf_t *fb_kafka_producer_conf(const fb_conf_t *conf);
-/* [librdkafka] onto kc (producer or consumer) and fbpipe's log callback;
- * 0, or -1 after logging the property librdkafka refused. */
-int fb_kafka_conf_passthrough(rd_kafka_conf_t *kc, const fb_conf_t *conf);
-int fb_kafka_topic_ensure(rd_kafka_t *rk, const fb_conf_t *conf, int timeout_ms);
-int fb_kafka_topic_probe(const fb_conf_t *conf, int timeout_ms);
 
 #endif /* FB_PRODUCER_H */

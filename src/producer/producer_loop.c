@@ -58,16 +58,28 @@ typedef struct prod {
 
 #define WATCH_INTERVAL_MS 5000
 
-/* kafka_watch -- a thread that asks the brokers for metadata every few
- * seconds and records each answer in the ring header, for the workers'
- * health checks (librdkafka handles are thread-safe). */
+/* kafka_watch -- a thread that makes sure of the topic (looked up,
+ * created when missing; every TOPIC_RETRY_MS until it is), then asks the
+ * brokers for metadata every few seconds and records each answer in the
+ * ring header, for the workers' health checks. The delivery-report loop
+ * never waits for either (librdkafka handles are thread-safe). */
 static void *
 kafka_watch(void *arg)
 {
     prod_t *p = arg;
+    uint64_t topic_try_at = 0;
+    bool topic_ok = false;
 
     while (!*p->stop && !p->watch_stop) {
         const struct rd_kafka_metadata *md;
+        if (!topic_ok && fb_monotonic_ms() >= topic_try_at) {
+            topic_ok = fb_kafka_topic_ensure(p->rk, p->conf, 10000) == 0;
+            if (!topic_ok) {
+                fb_log_warnx("will try the topic again in %d s; records wait in the ring",
+                             TOPIC_RETRY_MS / 1000);
+                topic_try_at = fb_monotonic_ms() + TOPIC_RETRY_MS;
+            }
+        }
         if (rd_kafka_metadata(p->rk, 0, p->rkt, &md, WATCH_INTERVAL_MS) ==
             RD_KAFKA_RESP_ERR_NO_ERROR) {
             atomic_store_explicit(&p->ring->sh->kafka_ok_ms, fb_monotonic_ms(),
@@ -350,11 +362,11 @@ client_open(prod_t *p)
     rd_kafka_queue_io_event_enable(mq, p->dr_fd, &one, sizeof(one));
     rd_kafka_queue_destroy(mq);
     p->watch_stop = 0;
-    if (pthread_create(&p->watcher, NULL, kafka_watch, p) != 0)
-        fb_log_warnx("pthread_create(kafka watcher) failed: health checks will say "
-                     "NOT_SERVING after kafka_unavailable_after");
-    else
-        p->watcher_started = true;
+    if (pthread_create(&p->watcher, NULL, kafka_watch, p) != 0) {
+        fb_log_errorx("pthread_create(kafka watcher) failed");
+        return FB_PRODUCER_EXIT_FATAL; /* a crash: the master starts another */
+    }
+    p->watcher_started = true;
     return 0;
 }
 
@@ -406,7 +418,7 @@ fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *s
 {
     prod_t p = {.conf = conf, .ring = ring, .dr_fd = -1, .stop = stop};
     char fatal[512];
-    uint64_t topic_ok_at = 0, last_topic_try = 0, delivered_then = 0;
+    uint64_t delivered_then = 0;
     unsigned backoff_ms = 1000;
     int rc = FB_PRODUCER_EXIT_FATAL;
 
@@ -437,14 +449,6 @@ fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *s
         bool full;
         size_t n;
 
-        if (topic_ok_at == 0 && fb_monotonic_ms() - last_topic_try >= TOPIC_RETRY_MS) {
-            last_topic_try = fb_monotonic_ms();
-            if (fb_kafka_topic_ensure(p.rk, conf, 10000) == 0)
-                topic_ok_at = last_topic_try;
-            else
-                fb_log_warnx("will try the topic again in %d s; records wait in the ring",
-                             TOPIC_RETRY_MS / 1000);
-        }
         n = drain(&p, &full);
         settle(&p, full ? 10 : 0);
         if (p.delivered > delivered_then) {

@@ -32,9 +32,9 @@
 #include <librdkafka/rdkafka.h>
 #include <sodium.h>
 
+#include "common/kafka.h"
 #include "common/log.h"
 #include "common/proc.h"
-#include "producer/producer.h"
 #include "router/router.h"
 #include "router/router_files.h"
 #include "router/router_line.h"

@@ -29,8 +29,8 @@
 #include "config.h"
 
 #include "common/conf.h"
+#include "common/kafka.h"
 #include "common/log.h"
-#include "producer/producer.h"
 #include "router/router.h"
 
 #define REPLAY_TIMEOUT_MS 60000
