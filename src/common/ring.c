@@ -523,6 +523,21 @@ fb_lane_advance_acked(fb_lane_t *l)
     return 1;
 }
 
+/* fb_lane_skip_to_head -- a quarantined lane, its owner gone and nothing
+ * of it in flight: everything published counts as settled (acked =
+ * head), so that a new owner may claim it; the records skipped were never
+ * acknowledged to an agent. Clears the quarantine. Producer only. */
+void
+fb_lane_skip_to_head(fb_lane_t *l)
+{
+    /* pairs with the acquire loads of acked (fb_lane_drained, the claim) */
+    atomic_store_explicit(&l->sh->acked, fb_lane_head(l), memory_order_release);
+    atomic_store(&l->sh->quarantined, 0);
+    atomic_fetch_add(&l->sh->acked_seq, 1);
+    if (atomic_load(&l->sh->ack_waiters) > 0)
+        futex(&l->sh->acked_seq, FUTEX_WAKE, INT_MAX, NULL);
+}
+
 /* fb_ring_producer_sleep_begin -- announce sleep, then re-check lanes. */
 void
 fb_ring_producer_sleep_begin(fb_ring_t *r)

@@ -19,7 +19,7 @@
 #include <sys/types.h>
 
 #define FB_RING_MAGIC 0x31474e4952504246ULL /* "FBPRING1" */
-#define FB_RING_VERSION 2
+#define FB_RING_VERSION 3
 #define FB_CACHELINE 64
 #define FB_RING_COUNTERS 32 /* auth refusal counters, a multiple of 8 */
 #define FB_RING_MAX_LANES 512
@@ -39,6 +39,11 @@
 /* Lane ownership. */
 #define FB_LANE_FREE 0u
 #define FB_LANE_OWNED 1u
+
+/* A worker whose lane the producer quarantined exits with this status:
+ * its connections close (agents see UNAVAILABLE and send again), and the
+ * master starts another at once, which serves once the lane is reset. */
+#define FB_EXIT_LANE_QUARANTINED 3
 
 typedef struct fb_rec {
     uint32_t size;           /* header + key + value, rounded up to FB_REC_ALIGN */
@@ -63,6 +68,10 @@ typedef struct fb_lane_sh {
     _Atomic uint64_t owner_gen;
     uint64_t data_off; /* from the start of the segment */
     uint64_t size;     /* data bytes, a multiple of FB_REC_ALIGN */
+    /* written by the producer: a corrupt record header was found; the
+     * owner exits, and the producer resets the lane once nothing of it is
+     * in flight (fb_lane_skip_to_head) */
+    _Atomic uint32_t quarantined;
 } fb_lane_sh_t;
 
 typedef struct fb_ring_sh {
@@ -148,6 +157,7 @@ int fb_lane_first_failure(fb_lane_t *l, uint64_t from, uint64_t to, int32_t *err
 int fb_lane_next(fb_lane_t *l, uint64_t *read, uint64_t head, fb_rec_t **rec);
 fb_rec_t *fb_lane_rec_at(fb_lane_t *l, uint64_t pos);
 int fb_lane_advance_acked(fb_lane_t *l);
+void fb_lane_skip_to_head(fb_lane_t *l);
 uint64_t fb_lane_head(const fb_lane_t *l);
 void fb_ring_producer_sleep_begin(fb_ring_t *r);
 void fb_ring_producer_sleep_end(fb_ring_t *r);

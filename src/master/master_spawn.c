@@ -135,6 +135,15 @@ fb_master_reap(fb_ring_t *ring)
         }
         if (WIFEXITED(st) && WEXITSTATUS(st) == FB_EXIT_OK) {
             fb_log_info("%s (pid %ld) exited cleanly", c->name, (long)pid);
+        } else if (c->role == FB_ROLE_WORKER && WIFEXITED(st) &&
+                   WEXITSTATUS(st) == FB_EXIT_LANE_QUARANTINED) {
+            /* not a crash: its lane is reset by the producer, and the new
+             * worker serves once it is */
+            fb_log_notice("%s (pid %ld) left its quarantined lane; starting another", c->name,
+                          (long)pid);
+            c->backoff_ms = 0;
+            c->respawn_at_ms = fb_monotonic_ms();
+            continue;
         } else if (WIFEXITED(st) && WEXITSTATUS(st) == FB_EXIT_CONFIG) {
             fb_log_errorx("%s (pid %ld) exited with status 2 (configuration error): "
                           "not restarting it", c->name, (long)pid);

@@ -10,9 +10,13 @@
  * failures are an operator's slip: produced again every second, alarmed
  * every 30 s with the principal and topic. A fatal idempotent-producer
  * error (one started without its ACLs) gets a new client instance, with
- * back-off, that resumes from acked as a restarted producer would. Sleeps
- * in poll() on the ring's doorbell and librdkafka's queue, never spins.
- * It must never write into a record except its state and error.
+ * back-off, that resumes from acked, as a restarted producer would. A
+ * corrupt record header quarantines its lane alone: the lane is no longer
+ * read, its worker exits (its agents send again), and once nothing of the
+ * lane is in flight the lane is reset to its head while the other lanes
+ * flow. Sleeps in poll() on the ring's doorbell and librdkafka's queue,
+ * never spins. It must never write into a record except its state and
+ * error.
  */
 #include <errno.h>
 #include <poll.h>
@@ -42,7 +46,10 @@ typedef struct prod {
     rd_kafka_topic_t *rkt;
     fb_lane_t *lanes;
     uint64_t *read;    /* private read cursor per lane */
+    uint64_t *inflight; /* records handed to librdkafka or waiting to be again, per lane */
+    bool *quarantined; /* per lane: a corrupt header; not read until reset */
     unsigned n_lanes;
+    uint64_t quarantines;
     fb_rec_t **retry;  /* transiently failed records to produce again */
     size_t n_retry, cap_retry;
     uint64_t retry_at; /* monotonic ms: no hot loop while Kafka refuses */
@@ -110,6 +117,56 @@ alarm_auth(prod_t *p, rd_kafka_resp_err_t err)
                   rd_kafka_err2str(err), (unsigned long long)p->auth_refused, AUTH_RETRY_MS);
 }
 
+/* lane_of -- the lane whose data holds rec. */
+static unsigned
+lane_of(const prod_t *p, const fb_rec_t *rec)
+{
+    const uint8_t *at = (const uint8_t *)rec;
+
+    for (unsigned i = 0; i < p->n_lanes; i++)
+        if (at >= p->lanes[i].data && at < p->lanes[i].data + p->lanes[i].size)
+            return i;
+    fb_panic("a delivery report for a record outside every lane");
+}
+
+/* quarantine -- lane i holds a corrupt record header at pos: read it no
+ * more and tell its worker, which exits; try_reset resets the lane later.
+ * The other lanes flow. */
+static void
+quarantine(prod_t *p, unsigned i, uint64_t pos)
+{
+    if (p->quarantined[i])
+        return;
+    p->quarantined[i] = true;
+    p->quarantines++;
+    atomic_store(&p->lanes[i].sh->quarantined, 1);
+    fb_log_errorx("lane %u: corrupt record header at position %llu (owner pid %d): lane "
+                  "quarantined (%llu so far); its worker exits and its agents send again, "
+                  "the other lanes flow", i, (unsigned long long)pos,
+                  (int)atomic_load(&p->lanes[i].sh->owner_pid),
+                  (unsigned long long)p->quarantines);
+}
+
+/* try_reset -- a quarantined lane whose worker is gone and of which
+ * nothing is in flight any more starts afresh at its head. */
+static void
+try_reset(prod_t *p, unsigned i)
+{
+    fb_lane_t *l = &p->lanes[i];
+    uint64_t from, to;
+
+    if (!p->quarantined[i] || p->inflight[i] > 0 ||
+        atomic_load(&l->sh->owner_state) != FB_LANE_FREE)
+        return;
+    from = fb_lane_acked(l);
+    to = fb_lane_head(l);
+    fb_lane_skip_to_head(l);
+    p->read[i] = to;
+    p->quarantined[i] = false;
+    fb_log_notice("lane %u: reset after its quarantine: %llu bytes of records skipped, none "
+                  "of them acknowledged to an agent", i, (unsigned long long)(to - from));
+}
+
 /* mark -- the producer's verdict on a record; acked passes it later. */
 static void
 mark(prod_t *p, fb_rec_t *rec, rd_kafka_resp_err_t err)
@@ -144,6 +201,7 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 
     (void)rk;
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR || fb_kafka_err_permanent(m->err)) {
+        p->inflight[lane_of(p, rec)]--;
         mark(p, rec, m->err);
         return;
     }
@@ -170,10 +228,11 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
                      rd_kafka_err2str(m->err));
 }
 
-/* produce -- hand one record to librdkafka. 0 handed or marked, -EAGAIN
- * when librdkafka's queue is full (try later). */
+/* produce -- hand one record to librdkafka (again: from the retry list).
+ * 0 handed or marked, -EAGAIN when librdkafka's queue is full (try later).
+ * A record counts as in flight from its first hand-over to its verdict. */
 static int
-produce(prod_t *p, fb_rec_t *rec)
+produce(prod_t *p, fb_rec_t *rec, bool again)
 {
     rd_kafka_resp_err_t err;
 
@@ -184,6 +243,8 @@ produce(prod_t *p, fb_rec_t *rec)
                             RD_KAFKA_V_OPAQUE(rec), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         p->produced++;
+        if (!again)
+            p->inflight[lane_of(p, rec)]++;
         return 0;
     }
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
@@ -194,6 +255,8 @@ produce(prod_t *p, fb_rec_t *rec)
         return -EAGAIN;
     }
     if (fb_kafka_err_permanent(err)) {
+        if (again)
+            p->inflight[lane_of(p, rec)]--;
         mark(p, rec, err); /* e.g. larger than message.max.bytes */
         return 0;
     }
@@ -214,7 +277,7 @@ drain(prod_t *p, bool *full)
     }
     if (p->n_retry > 0 && fb_monotonic_ms() >= p->retry_at) {
         size_t done = 0;
-        while (done < p->n_retry && produce(p, p->retry[done]) == 0)
+        while (done < p->n_retry && produce(p, p->retry[done], true) == 0)
             done++; /* in the order they failed */
         memmove(p->retry, p->retry + done, (p->n_retry - done) * sizeof(*p->retry));
         p->n_retry -= done;
@@ -229,6 +292,8 @@ drain(prod_t *p, bool *full)
         uint64_t head = fb_lane_head(l);
         unsigned budget = PRODUCE_BUDGET;
 
+        if (p->quarantined[i])
+            continue;
         while (budget-- > 0) {
             uint64_t at = p->read[i];
             fb_rec_t *rec;
@@ -236,13 +301,15 @@ drain(prod_t *p, bool *full)
 
             if (rc == -EAGAIN)
                 break;
-            if (rc == -EBADMSG)
-                fb_panic("lane %u: corrupt record header at position %llu", i,
-                         (unsigned long long)at);
+            if (rc == -EBADMSG) {
+                p->read[i] = at;
+                quarantine(p, i, at);
+                break;
+            }
             /* a record a previous producer already settled is not sent again */
             if (atomic_load_explicit(&rec->state, memory_order_relaxed) != FB_REC_S_PENDING)
                 continue;
-            if (produce(p, rec) < 0) {
+            if (produce(p, rec, false) < 0) {
                 p->read[i] = at;
                 *full = true;
                 return total;
@@ -258,10 +325,11 @@ static void
 settle(prod_t *p, int timeout_ms)
 {
     rd_kafka_poll(p->rk, timeout_ms);
-    for (unsigned i = 0; i < p->n_lanes; i++)
+    for (unsigned i = 0; i < p->n_lanes; i++) {
         if (fb_lane_advance_acked(&p->lanes[i]) < 0)
-            fb_panic("lane %u: corrupt record header at acked %llu", i,
-                     (unsigned long long)fb_lane_acked(&p->lanes[i]));
+            quarantine(p, i, fb_lane_acked(&p->lanes[i]));
+        try_reset(p, i);
+    }
 }
 
 /* pending -- records published but not yet acknowledged, over all lanes. */
@@ -269,7 +337,7 @@ static bool
 pending(prod_t *p)
 {
     for (unsigned i = 0; i < p->n_lanes; i++)
-        if (!fb_lane_drained(&p->lanes[i]))
+        if (!fb_lane_drained(&p->lanes[i]) && !p->quarantined[i])
             return true;
     return false;
 }
@@ -405,8 +473,11 @@ client_renew(prod_t *p, const char *why, unsigned backoff_ms)
     client_close(p, false);
     p->n_retry = 0; /* the ring still holds them all, from acked on */
     p->retry_at = p->hold_until = 0;
-    for (unsigned i = 0; i < p->n_lanes; i++)
+    for (unsigned i = 0; i < p->n_lanes; i++) {
         p->read[i] = fb_lane_acked(&p->lanes[i]);
+        p->inflight[i] = 0;
+        p->quarantined[i] = false; /* read again: a corrupt header quarantines it anew */
+    }
     for (unsigned waited = 0; waited < backoff_ms && !*p->stop; waited += 100)
         usleep(100000);
     return client_open(p);
@@ -425,7 +496,9 @@ fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *s
     p.n_lanes = ring->sh->n_lanes;
     p.lanes = calloc(p.n_lanes, sizeof(*p.lanes));
     p.read = calloc(p.n_lanes, sizeof(*p.read));
-    if (p.lanes == NULL || p.read == NULL) {
+    p.inflight = calloc(p.n_lanes, sizeof(*p.inflight));
+    p.quarantined = calloc(p.n_lanes, sizeof(*p.quarantined));
+    if (p.lanes == NULL || p.read == NULL || p.inflight == NULL || p.quarantined == NULL) {
         fb_log_error("calloc(%u lanes) failed", p.n_lanes);
         goto out;
     }
@@ -475,5 +548,7 @@ out:
     free(p.retry);
     free(p.lanes);
     free(p.read);
+    free(p.inflight);
+    free(p.quarantined);
     return rc;
 }

@@ -9,11 +9,13 @@
  * the failures of every acknowledged chunk -- before that space can be
  * reused: lane.hold keeps it -- and answers the calls that are complete.
  * All call state stays on the queue thread; the thread shares only the
- * FIFO and the kick flags, under w->mu. Nothing here spins.
+ * FIFO and the kick flags, under w->mu. Nothing here spins. A lane the
+ * producer quarantined ends the process (FB_EXIT_LANE_QUARANTINED).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <grpc/grpc.h>
 
@@ -41,6 +43,15 @@ ack_thread(void *arg)
         done = w->kicks_done;
         pthread_mutex_unlock(&w->mu);
         fb_lane_wait_acked(&w->lane, head.to, ACK_WAIT_MS);
+        if (atomic_load(&w->lane.sh->quarantined)) {
+            /* the producer found a corrupt record in this lane: nothing
+             * more of it will be acknowledged. Leave at once: the agents'
+             * connections close (UNAVAILABLE: they send again), the master
+             * starts another worker, and nothing here is answered OK. */
+            fb_log_errorx("lane %u quarantined by the producer: exiting so that its calls are "
+                          "sent again", w->index);
+            _exit(FB_EXIT_LANE_QUARANTINED);
+        }
         pthread_mutex_lock(&w->mu);
         if (fb_lane_acked(&w->lane) < head.to || w->chunk_len == 0 ||
             w->chunks[w->chunk_head].c != head.c)
