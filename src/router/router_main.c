@@ -47,6 +47,16 @@
 #define BATCH_WAIT_MS 100
 #define POLL_MS 100
 #define BACKOFF_MAX_MS 30000
+#define REFUSED_KEYS 64 /* keys whose refusals are counted apart; the rest together */
+
+/* records of one refused key sent to the dead letters since its last log
+ * line: a key is logged at most once per FB_FILES_REFUSED_MS */
+typedef struct refused_tally {
+    char key[132];
+    char why[512];
+    unsigned long count;
+    uint64_t logged_ms;
+} refused_tally_t;
 
 static volatile sig_atomic_t stop_requested, reopen_requested;
 
@@ -78,6 +88,7 @@ typedef struct router {
     size_t print_len, print_cap;
     bool print_failed;
     unsigned long dead_letters;
+    refused_tally_t refused[REFUSED_KEYS + 1]; /* the last: every other key */
     /* the batch being written: its offsets are stored once it is */
     rd_kafka_message_t *ms[BATCH_MAX];
     size_t n;
@@ -337,6 +348,47 @@ dead_letter(router_t *r, const rd_kafka_message_t *m, const char *why)
     json_decref(o);
 }
 
+/* tally_refused -- one more record of a refused key's to the dead letters. */
+static void
+tally_refused(router_t *r, const char *key, const char *why)
+{
+    refused_tally_t *t = &r->refused[REFUSED_KEYS];
+
+    for (size_t i = 0; i < REFUSED_KEYS; i++) {
+        if (strcmp(r->refused[i].key, key) == 0 || r->refused[i].key[0] == '\0') {
+            t = &r->refused[i];
+            break;
+        }
+    }
+    if (t->key[0] == '\0')
+        snprintf(t->key, sizeof(t->key), "%s", t == &r->refused[REFUSED_KEYS] ? "*" : key);
+    snprintf(t->why, sizeof(t->why), "%s", why);
+    t->count++;
+}
+
+/* log_refused -- after a batch: each refused key once per refusal period,
+ * with the records sent to the dead letters since its last line. */
+static void
+log_refused(router_t *r)
+{
+    uint64_t now = fb_monotonic_ms();
+
+    for (size_t i = 0; i <= REFUSED_KEYS; i++) {
+        refused_tally_t *t = &r->refused[i];
+        if (t->count == 0 || (t->logged_ms != 0 && now - t->logged_ms < FB_FILES_REFUSED_MS))
+            continue;
+        if (i == REFUSED_KEYS)
+            fb_log_errorx("router %u: %lu records of other refused keys to the dead letters "
+                          "(the last: %s)", r->index, t->count, t->why);
+        else
+            fb_log_errorx("router %u: %s: %lu records to the dead letters (the key is tried "
+                          "again in %d s or on SIGUSR1)", r->index, t->why, t->count,
+                          FB_FILES_REFUSED_MS / 1000);
+        t->count = 0;
+        t->logged_ms = now;
+    }
+}
+
 /* spool -- one record whose key's file may not be opened, as its line,
  * into <router.dir>/.spool/<key>.log. Out of memory aborts (read again). */
 static void
@@ -421,6 +473,7 @@ take(router_t *r, const rd_kafka_message_t *m)
     switch (fb_files_refused(r->files, line.access_key, why, sizeof(why))) {
     case FB_FILES_DEAD:
         dead_letter(r, m, why);
+        tally_refused(r, line.access_key, why);
         return;
     case FB_FILES_SPOOL:
         if (fb_files_add(r->spool, line.access_key, line.text, line.len) < 0)
@@ -760,6 +813,7 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
             fb_log_notice("router %u: writing again", index);
         if (!r->dropped)
             print_flush(r); /* what is written, as it is written */
+        log_refused(r);
         if (fb_files_pending(r->files) == 0 && fb_files_pending(r->dead) == 0 &&
             fb_files_pending(r->spool) == 0) {
             backoff = 0;
