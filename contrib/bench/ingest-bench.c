@@ -514,13 +514,13 @@ plain_values(const char *events, long n, size_t *vlen)
 static rd_kafka_t *
 plain_producer(const fb_conf_t *conf)
 {
-    rd_kafka_conf_t *kc = fb_kafka_producer_conf(conf);
+    rd_kafka_conf_t *kc = fb_kafka_producer_conf(conf, 0);
     char err[512];
     rd_kafka_t *rk;
 
     rd_kafka_conf_set_dr_msg_cb(kc, on_dr);
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err));
-    if (rk == NULL || fb_kafka_topic_ensure(rk, conf, 30000) < 0) {
+    if (rk == NULL || fb_kafka_topic_ensure(rk, conf, 30000, NULL) < 0) {
         fprintf(stderr, "ingest-bench: plain producer: %s\n", rk ? "topic" : err);
         exit(1);
     }

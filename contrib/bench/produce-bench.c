@@ -58,7 +58,7 @@ on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 static double
 direct(const fb_conf_t *conf, const char *events, long n, double *cpu)
 {
-    rd_kafka_conf_t *kc = fb_kafka_producer_conf(conf);
+    rd_kafka_conf_t *kc = fb_kafka_producer_conf(conf, 0);
     char err[512], key[16];
     rd_kafka_t *rk;
     rd_kafka_topic_t *rkt;
@@ -66,7 +66,7 @@ direct(const fb_conf_t *conf, const char *events, long n, double *cpu)
 
     rd_kafka_conf_set_dr_msg_cb(kc, on_dr);
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, err, sizeof(err));
-    if (rk == NULL || fb_kafka_topic_ensure(rk, conf, 30000) < 0)
+    if (rk == NULL || fb_kafka_topic_ensure(rk, conf, 30000, NULL) < 0)
         exit(1);
     rkt = rd_kafka_topic_new(rk, conf->topic, NULL);
     /* warm up as the ring side does: one record through, before timing */

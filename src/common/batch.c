@@ -257,7 +257,7 @@ fb_batch_record_check(const fb_batch_t *b, size_t i, const fb_tenant_t *t, int64
     const fb_batch_rec_t *r = &b->recs[i];
 
     if (r->payload.len > max_bytes) {
-        snprintf(why, whylen, "payload of %zu bytes is larger than kafka.message_max_bytes (%zu)",
+        snprintf(why, whylen, "payload of %zu bytes is larger than the largest record Kafka takes (%zu)",
                  r->payload.len, max_bytes);
         return FB_RECORD_TOO_LARGE;
     }
@@ -308,7 +308,7 @@ fb_batch_record_check(const fb_batch_t *b, size_t i, const fb_tenant_t *t, int64
     }
     *size = fb_batch_record_write(b, i, t, now_ns, NULL);
     if (*size + strlen(t->access_key) > max_bytes) {
-        snprintf(why, whylen, "record of %zu bytes is larger than kafka.message_max_bytes (%zu)",
+        snprintf(why, whylen, "record of %zu bytes is larger than the largest record Kafka takes (%zu)",
                  *size + strlen(t->access_key), max_bytes);
         return FB_RECORD_TOO_LARGE;
     }

@@ -101,9 +101,11 @@ set(rd_kafka_conf_t *kc, const char *key, const char *value)
 }
 
 /* fb_kafka_producer_conf -- idempotent, acks=all, compression and linger
- * from [kafka], then [librdkafka] as it is; NULL after logging. */
+ * from [kafka], message.max.bytes (and batch.size) max_bytes or, when 0,
+ * kafka.message_max_bytes, then [librdkafka] as it is; NULL after
+ * logging. */
 rd_kafka_conf_t *
-fb_kafka_producer_conf(const fb_conf_t *conf)
+fb_kafka_producer_conf(const fb_conf_t *conf, uint64_t max_bytes)
 {
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     char num[32];
@@ -115,8 +117,12 @@ fb_kafka_producer_conf(const fb_conf_t *conf)
     rc |= set(kc, "compression.codec", conf->compression);
     snprintf(num, sizeof(num), "%llu", (unsigned long long)conf->linger_ms);
     rc |= set(kc, "linger.ms", num);
-    snprintf(num, sizeof(num), "%llu", (unsigned long long)conf->message_max_bytes);
+    if (max_bytes == 0)
+        max_bytes = conf->message_max_bytes;
+    snprintf(num, sizeof(num), "%llu", (unsigned long long)max_bytes);
     rc |= set(kc, "message.max.bytes", num);
+    if (max_bytes < 1000000) /* a batch the topic refuses would fail all its records */
+        rc |= set(kc, "batch.size", num);
     /* an outage must never fail a record: no timeout unless configured */
     rc |= set(kc, "message.timeout.ms", "0");
     rc |= fb_kafka_conf_passthrough(kc, conf);
@@ -281,7 +287,8 @@ topic_warn(const fb_conf_t *conf, const fb_kafka_topic_info_t *t, bool every_tim
 
 /* fb_kafka_topic_ensure -- see kafka.h. */
 int
-fb_kafka_topic_ensure(rd_kafka_t *rk, const fb_conf_t *conf, int timeout_ms)
+fb_kafka_topic_ensure(rd_kafka_t *rk, const fb_conf_t *conf, int timeout_ms,
+                      fb_kafka_topic_info_t *info)
 {
     fb_kafka_topic_info_t t;
     char err[512], num[32];
@@ -295,6 +302,8 @@ fb_kafka_topic_ensure(rd_kafka_t *rk, const fb_conf_t *conf, int timeout_ms)
 
     if (fb_kafka_topic_describe(rk, conf, timeout_ms, &t) < 0)
         return -1;
+    if (info != NULL)
+        *info = t;
     if (t.partitions >= 0) {
         topic_warn(conf, &t, false);
         return 0; /* exists: nothing to create (and maybe no right to) */
@@ -344,7 +353,7 @@ fb_kafka_topic_ensure(rd_kafka_t *rk, const fb_conf_t *conf, int timeout_ms)
 int
 fb_kafka_topic_probe(const fb_conf_t *conf, int timeout_ms)
 {
-    rd_kafka_conf_t *kc = fb_kafka_producer_conf(conf);
+    rd_kafka_conf_t *kc = fb_kafka_producer_conf(conf, 0);
     const struct rd_kafka_metadata *md;
     rd_kafka_resp_err_t err;
     char errstr[512];

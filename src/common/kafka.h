@@ -28,8 +28,9 @@ bool fb_kafka_err_auth(rd_kafka_resp_err_t err);
 const char *fb_kafka_principal(const fb_conf_t *conf, char *buf, size_t len);
 
 /* The producer's settings: idempotent, acks=all, compression, linger,
- * message.max.bytes from [kafka], then [librdkafka]; NULL after logging. */
-rd_kafka_conf_t *fb_kafka_producer_conf(const fb_conf_t *conf);
+ * message.max.bytes (and batch.size) max_bytes or, when 0,
+ * kafka.message_max_bytes, then [librdkafka]; NULL after logging. */
+rd_kafka_conf_t *fb_kafka_producer_conf(const fb_conf_t *conf, uint64_t max_bytes);
 /* [librdkafka] onto kc (producer or consumer) and fbpipe's log callback;
  * 0, or -1 after logging the property librdkafka refused. */
 int fb_kafka_conf_passthrough(rd_kafka_conf_t *kc, const fb_conf_t *conf);
@@ -51,8 +52,10 @@ int fb_kafka_topic_describe(rd_kafka_t *rk, const fb_conf_t *conf, int timeout_m
  * missing (CreateTopics on an existing topic without the CREATE ACL is
  * refused, not "already exists"); a topic with fewer partitions, a lower
  * min.insync.replicas or a smaller max.message.bytes than the settings
- * is logged once as a warning. -1 after logging. */
-int fb_kafka_topic_ensure(rd_kafka_t *rk, const fb_conf_t *conf, int timeout_ms);
+ * is logged once as a warning; *info (when not NULL) says what the topic
+ * had (partitions -1: it was created). -1 after logging. */
+int fb_kafka_topic_ensure(rd_kafka_t *rk, const fb_conf_t *conf, int timeout_ms,
+                          fb_kafka_topic_info_t *info);
 /* fbpiped -t: librdkafka judges the producer's settings; a reachable
  * cluster is asked about the topic (mismatches are warnings, a
  * max.message.bytes below kafka.message_max_bytes an error). Never an

@@ -194,7 +194,7 @@ fb_record_from_event(const Api__Event *ev, const fb_tenant_t *t, int64_t now_ns,
     }
     out->size = fbpipe__v1__record__get_packed_size(&out->rec);
     if (out->size + strlen(t->access_key) > max_bytes) {
-        snprintf(why, whylen, "record of %zu bytes is larger than kafka.message_max_bytes (%zu)",
+        snprintf(why, whylen, "record of %zu bytes is larger than the largest record Kafka takes (%zu)",
                  out->size + strlen(t->access_key), max_bytes);
         return FB_RECORD_TOO_LARGE;
     }

@@ -92,6 +92,10 @@ typedef struct fb_ring_sh {
     /* CLOCK_MONOTONIC ms of the producer's last contact with Kafka (the
      * health check turns NOT_SERVING when it is too old) */
     _Atomic uint64_t kafka_ok_ms;
+    /* the largest record (key and value) the topic takes: the smaller of
+     * kafka.message_max_bytes and the topic's max.message.bytes, from the
+     * producer; 0 until it is known (the workers use the setting) */
+    _Atomic uint64_t record_max;
     /* refused calls by fb_auth_err_t (index 0 unused), for metrics */
     _Alignas(FB_CACHELINE) _Atomic uint64_t auth_refusals[FB_RING_COUNTERS];
 } fb_ring_sh_t;

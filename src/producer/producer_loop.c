@@ -38,6 +38,8 @@
 #define AUTH_RETRY_MS 1000    /* produce again while Kafka refuses the principal */
 #define ALARM_INTERVAL_MS 30000
 #define FATAL_BACKOFF_MAX_MS 30000
+#define SETTINGS_EVERY_MS 60000 /* the topic's settings read again (they may change) */
+#define BATCH_OVERHEAD 128      /* bytes of a record batch around one record */
 
 typedef struct prod {
     const fb_conf_t *conf;
@@ -60,10 +62,33 @@ typedef struct prod {
     pthread_t watcher;
     bool watcher_started;
     volatile sig_atomic_t watch_stop;
+    uint64_t client_max;        /* message.max.bytes of the current client (0: the setting) */
+    _Atomic uint64_t want_max;  /* what the topic allows, from the watcher (0: the setting) */
     volatile sig_atomic_t *stop;
 } prod_t;
 
 #define WATCH_INTERVAL_MS 5000
+
+/* topic_limit -- the largest record the topic takes, for the workers
+ * (refused at ingest above it) and for the client (its batches never
+ * above the topic's max.message.bytes, so that no record fails for its
+ * batch-mates' size). */
+static void
+topic_limit(prod_t *p, const fb_kafka_topic_info_t *t)
+{
+    uint64_t conf_max = p->conf->message_max_bytes, rec_max = conf_max, client = 0;
+
+    if (t->max_message > BATCH_OVERHEAD && (uint64_t)t->max_message < conf_max + BATCH_OVERHEAD) {
+        client = (uint64_t)t->max_message;
+        rec_max = client - BATCH_OVERHEAD < conf_max ? client - BATCH_OVERHEAD : conf_max;
+    }
+    if (atomic_exchange(&p->ring->sh->record_max, rec_max) != rec_max && rec_max < conf_max)
+        fb_log_warnx("topic %s takes record batches of at most %lld bytes (max.message.bytes): "
+                     "records above %llu bytes are refused at ingest, below "
+                     "kafka.message_max_bytes (%llu)", p->conf->topic, t->max_message,
+                     (unsigned long long)rec_max, (unsigned long long)conf_max);
+    atomic_store(&p->want_max, client);
+}
 
 /* kafka_watch -- a thread that makes sure of the topic (looked up,
  * created when missing; every TOPIC_RETRY_MS until it is), then asks the
@@ -74,18 +99,26 @@ static void *
 kafka_watch(void *arg)
 {
     prod_t *p = arg;
-    uint64_t topic_try_at = 0;
+    uint64_t topic_try_at = 0, settings_at = 0;
     bool topic_ok = false;
 
     while (!*p->stop && !p->watch_stop) {
         const struct rd_kafka_metadata *md;
+        fb_kafka_topic_info_t info = {-1, -1, -1};
         if (!topic_ok && fb_monotonic_ms() >= topic_try_at) {
-            topic_ok = fb_kafka_topic_ensure(p->rk, p->conf, 10000) == 0;
+            topic_ok = fb_kafka_topic_ensure(p->rk, p->conf, 10000, &info) == 0;
             if (!topic_ok) {
                 fb_log_warnx("will try the topic again in %d s; records wait in the ring",
                              TOPIC_RETRY_MS / 1000);
                 topic_try_at = fb_monotonic_ms() + TOPIC_RETRY_MS;
+            } else {
+                topic_limit(p, &info);
+                settings_at = fb_monotonic_ms() + SETTINGS_EVERY_MS;
             }
+        } else if (topic_ok && fb_monotonic_ms() >= settings_at) {
+            if (fb_kafka_topic_describe(p->rk, p->conf, 10000, &info) == 0 && info.partitions >= 0)
+                topic_limit(p, &info);
+            settings_at = fb_monotonic_ms() + SETTINGS_EVERY_MS;
         }
         if (rd_kafka_metadata(p->rk, 0, p->rkt, &md, WATCH_INTERVAL_MS) ==
             RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -407,7 +440,7 @@ client_open(prod_t *p)
     rd_kafka_queue_t *mq;
     char err[512];
 
-    kc = fb_kafka_producer_conf(p->conf);
+    kc = fb_kafka_producer_conf(p->conf, p->client_max);
     if (kc == NULL)
         return FB_PRODUCER_EXIT_CONFIG;
     rd_kafka_conf_set_dr_msg_cb(kc, on_delivery);
@@ -459,17 +492,13 @@ client_close(prod_t *p, bool clean)
     p->rk = NULL;
 }
 
-/* client_renew -- after a fatal error: a new client that resumes from
- * acked, as a restarted producer would (a record already settled is not
- * sent again), after backoff_ms; 0, or an exit code. */
+/* client_renew -- a new client (after a fatal error, or for other
+ * settings) that resumes from acked, as a restarted producer would (a
+ * record already settled is not sent again), after backoff_ms; 0, or an
+ * exit code. */
 static int
-client_renew(prod_t *p, const char *why, unsigned backoff_ms)
+client_renew(prod_t *p, unsigned backoff_ms)
 {
-    char who[160];
-
-    fb_log_errorx("fatal idempotent-producer error as %s: %s; a new Kafka client resumes "
-                  "from acked in %u ms", fb_kafka_principal(p->conf, who, sizeof(who)), why,
-                  backoff_ms);
     client_close(p, false);
     p->n_retry = 0; /* the ring still holds them all, from acked on */
     p->retry_at = p->hold_until = 0;
@@ -528,8 +557,22 @@ fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *s
             delivered_then = p.delivered;
             backoff_ms = 1000; /* this client works: the next fatal error starts afresh */
         }
+        if (atomic_load(&p.want_max) != p.client_max) {
+            p.client_max = atomic_load(&p.want_max);
+            fb_log_notice("a new Kafka client with message.max.bytes %llu, as topic %s allows; "
+                          "it resumes from acked", (unsigned long long)(p.client_max
+                              ? p.client_max : conf->message_max_bytes), conf->topic);
+            if ((rc = client_renew(&p, 0)) != 0)
+                goto out;
+            rc = FB_PRODUCER_EXIT_FATAL;
+            continue;
+        }
         if (rd_kafka_fatal_error(p.rk, fatal, sizeof(fatal)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            if ((rc = client_renew(&p, fatal, backoff_ms)) != 0)
+            char who[160];
+            fb_log_errorx("fatal idempotent-producer error as %s: %s; a new Kafka client "
+                          "resumes from acked in %u ms",
+                          fb_kafka_principal(conf, who, sizeof(who)), fatal, backoff_ms);
+            if ((rc = client_renew(&p, backoff_ms)) != 0)
                 goto out;
             rc = FB_PRODUCER_EXIT_FATAL;
             backoff_ms = backoff_ms * 2 > FATAL_BACKOFF_MAX_MS ? FATAL_BACKOFF_MAX_MS

@@ -605,7 +605,7 @@ consumer(router_t *r)
     rd_kafka_poll_set_consumer(rk);
     /* the topic, created as the producer would if the routers come first
      * (a subscription to a missing topic waits for a metadata refresh) */
-    if (fb_kafka_topic_ensure(rk, r->conf, 30000) < 0) {
+    if (fb_kafka_topic_ensure(rk, r->conf, 30000, NULL) < 0) {
         rd_kafka_destroy(rk);
         r->transient = true; /* the broker, not the configuration: restarted */
         return NULL;

@@ -285,7 +285,7 @@ fb_replay_main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     if (!dry) {
-        kc = fb_kafka_producer_conf(conf);
+        kc = fb_kafka_producer_conf(conf, 0);
         if (kc == NULL ||
             rd_kafka_conf_set(kc, "message.timeout.ms", "60000", err, sizeof(err)) != RD_KAFKA_CONF_OK) {
             fb_log_errorx("replay: the producer settings are refused");

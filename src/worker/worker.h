@@ -155,6 +155,10 @@ int fb_wcall_slice(fb_wcall_t *c, grpc_slice *out);
 void fb_worker_stream_list(fb_wcall_t *c);
 void fb_worker_stream_unlist(fb_wcall_t *c);
 void fb_worker_count_refusal(fb_worker_t *w, fb_auth_err_t err);
+/* The largest record (key and value) the topic takes: the producer's word
+ * (the topic's max.message.bytes) when it has one, kafka.message_max_bytes
+ * until then. */
+size_t fb_worker_record_max(const fb_worker_t *w);
 void fb_wcall_settle(fb_wcall_t *c);
 
 /* worker_health.c */

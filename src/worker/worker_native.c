@@ -116,8 +116,8 @@ got_exchange(fb_wcall_t *c, int ok)
     resp.user_id = t->user_id;
     resp.max_batch_records = (uint32_t)w->conf->max_batch_records;
     resp.max_batch_bytes = max_batch_bytes(w);
-    resp.max_record_bytes = w->conf->message_max_bytes > overhead
-                                ? w->conf->message_max_bytes - overhead : 0;
+    resp.max_record_bytes = fb_worker_record_max(w) > overhead
+                                ? fb_worker_record_max(w) - overhead : 0;
     resp.config_version = config_version(t);
     resp.refresh_interval_s = (uint32_t)(w->conf->refresh_interval_ms / 1000);
     if (t->n_enc_keys > 0) {
@@ -401,7 +401,7 @@ take_batch(fb_wcall_t *c, const fb_batch_t *b, const fb_tenant_t *t)
         size_t size;
         uint8_t *val;
 
-        if (fb_batch_record_check(b, i, t, now, w->conf->message_max_bytes, &size, why,
+        if (fb_batch_record_check(b, i, t, now, fb_worker_record_max(w), &size, why,
                                   sizeof(why)) != FB_RECORD_OK) {
             snprintf(detail, sizeof(detail), "record %zu: %s", i, why);
             c->buf_len = c->buf_records = 0;

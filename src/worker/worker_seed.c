@@ -263,7 +263,7 @@ on_event(fb_wcall_t *c, int ok)
         invalid(c, GRPC_STATUS_PERMISSION_DENIED, "unknown access key");
         return;
     }
-    switch (fb_record_from_event(ev, t, fb_wall_ns(), w->conf->message_max_bytes, &rec, why,
+    switch (fb_record_from_event(ev, t, fb_wall_ns(), fb_worker_record_max(w), &rec, why,
                                  sizeof(why))) {
     case FB_RECORD_OK:
         break;

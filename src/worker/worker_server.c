@@ -554,6 +554,16 @@ shutdown_server(fb_worker_t *w)
     grpc_server_shutdown_and_notify(w->server, w->cq, &sd->tag);
 }
 
+/* fb_worker_record_max -- see worker.h. */
+size_t
+fb_worker_record_max(const fb_worker_t *w)
+{
+    uint64_t topic = atomic_load_explicit(&w->ring->sh->record_max, memory_order_relaxed);
+
+    return (size_t)(topic != 0 && topic < w->conf->message_max_bytes ? topic
+                                                                      : w->conf->message_max_bytes);
+}
+
 /* fb_worker_main -- the worker process; returns its exit status. */
 int
 fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
