@@ -389,20 +389,30 @@ log_refused(router_t *r)
     }
 }
 
+/* line_of -- m as its JSON line; false after sending it to the dead
+ * letters (undecodable, undecryptable, an unsafe name). */
+static bool
+line_of(router_t *r, const rd_kafka_message_t *m, fb_line_t *line)
+{
+    char why[512];
+
+    if (fb_line_build(r->liner, m->payload, m->len, m->key ? m->key : "",
+                      m->key ? m->key_len : 0, r->keydb, r->conf->router_decrypt, line, why,
+                      sizeof(why)) == FB_LINE_OK)
+        return true;
+    dead_letter(r, m, why);
+    return false;
+}
+
 /* spool -- one record whose key's file may not be opened, as its line,
  * into <router.dir>/.spool/<key>.log. Out of memory aborts (read again). */
 static void
 spool(router_t *r, const rd_kafka_message_t *m)
 {
     fb_line_t line;
-    char why[512];
 
-    if (fb_line_build(r->liner, m->payload, m->len, m->key ? m->key : "",
-                      m->key ? m->key_len : 0, r->keydb, r->conf->router_decrypt, &line, why,
-                      sizeof(why)) != FB_LINE_OK) {
-        dead_letter(r, m, why); /* not reached: it was built once already */
-        return;
-    }
+    if (!line_of(r, m, &line))
+        return; /* not reached: it was built once already */
     if (fb_files_add(r->spool, line.access_key, line.text, line.len) < 0)
         fb_panic("router %u: out of memory buffering a spooled line", r->index);
 }
@@ -464,12 +474,8 @@ take(router_t *r, const rd_kafka_message_t *m)
     fb_line_t line;
     char why[512];
 
-    if (fb_line_build(r->liner, m->payload, m->len, m->key ? m->key : "",
-                      m->key ? m->key_len : 0, r->keydb, r->conf->router_decrypt, &line, why,
-                      sizeof(why)) != FB_LINE_OK) {
-        dead_letter(r, m, why);
+    if (!line_of(r, m, &line))
         return;
-    }
     switch (fb_files_refused(r->files, line.access_key, why, sizeof(why))) {
     case FB_FILES_DEAD:
         dead_letter(r, m, why);
