@@ -304,6 +304,26 @@ fb_files_pending(const fb_files_t *f)
     return f->pending;
 }
 
+uint64_t
+fb_files_key_bytes(fb_files_t *f, const char *key)
+{
+    entry_t *e;
+    char file[NAME_MAX_LEN];
+    struct stat st;
+    uint64_t len;
+
+    if (strlen(key) + 12 > NAME_MAX_LEN)
+        return 0;
+    e = slot(f->tab, f->cap, key);
+    len = e->key != NULL ? e->len : 0;
+    if (e->key != NULL && e->fd >= 0)
+        return e->size + len;
+    name(file, key, 0);
+    if (fstatat(f->dirfd, file, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return len;
+    return (uint64_t)st.st_size + len;
+}
+
 /* cut_back -- drop a half line at the end of fd (a crash, a full disk);
  * sets *size to what remains. 0, or -1 with errno. */
 static int

@@ -93,6 +93,8 @@ int fb_files_sync(fb_files_t *f, char *err, size_t errlen);
 
 /* Bytes buffered and not yet written. */
 size_t fb_files_pending(const fb_files_t *f);
+/* Bytes of key's file (as it is on disk, or open) and buffered for it. */
+uint64_t fb_files_key_bytes(fb_files_t *f, const char *key);
 
 /* Drop what is buffered and not written (the caller reads it again). */
 void fb_files_discard(fb_files_t *f);

@@ -482,9 +482,14 @@ take(router_t *r, const rd_kafka_message_t *m)
         tally_refused(r, line.access_key, why);
         return;
     case FB_FILES_SPOOL:
-        if (fb_files_add(r->spool, line.access_key, line.text, line.len) < 0)
-            fb_panic("router %u: out of memory buffering a spooled line", r->index);
-        break;
+        /* up to spool_max; past it, its file again: a refusal there is
+         * retried with the partitions paused, nothing dropped */
+        if (fb_files_key_bytes(r->spool, line.access_key) < r->conf->spool_max) {
+            if (fb_files_add(r->spool, line.access_key, line.text, line.len) < 0)
+                fb_panic("router %u: out of memory buffering a spooled line", r->index);
+            break;
+        }
+        /* fall through */
     default:
         if (fb_files_add(r->files, line.access_key, line.text, line.len) < 0)
             fb_panic("router %u: out of memory buffering a line", r->index);
