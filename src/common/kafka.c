@@ -19,14 +19,15 @@
 
 /* fb_kafka_err_permanent -- what is wrong with the record itself: too
  * large, invalid. Everything else, authorisation failures included (an
- * operator's ACL slip), is retried from the ring. */
+ * operator's ACL slip), is retried from the ring; INVALID_MSG (a CRC that
+ * does not match) is retriable in Kafka's protocol, and the producer
+ * bounds its retries itself. */
 bool
 fb_kafka_err_permanent(rd_kafka_resp_err_t err)
 {
     switch (err) {
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
     case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
-    case RD_KAFKA_RESP_ERR_INVALID_MSG:
     case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
     case RD_KAFKA_RESP_ERR_INVALID_RECORD:
         return true;

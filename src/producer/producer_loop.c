@@ -40,6 +40,7 @@
 #define FATAL_BACKOFF_MAX_MS 30000
 #define SETTINGS_EVERY_MS 60000 /* the topic's settings read again (they may change) */
 #define BATCH_OVERHEAD 128      /* bytes of a record batch around one record */
+#define CORRUPT_TRIES 5         /* INVALID_MSG answers before a record counts as corrupt */
 
 typedef struct prod {
     const fb_conf_t *conf;
@@ -162,21 +163,20 @@ lane_of(const prod_t *p, const fb_rec_t *rec)
     fb_panic("a delivery report for a record outside every lane");
 }
 
-/* quarantine -- lane i holds a corrupt record header at pos: read it no
+/* quarantine -- lane i holds a corrupt record (what, at pos): read it no
  * more and tell its worker, which exits; try_reset resets the lane later.
  * The other lanes flow. */
 static void
-quarantine(prod_t *p, unsigned i, uint64_t pos)
+quarantine(prod_t *p, unsigned i, const char *what, uint64_t pos)
 {
     if (p->quarantined[i])
         return;
     p->quarantined[i] = true;
     p->quarantines++;
     atomic_store(&p->lanes[i].sh->quarantined, 1);
-    fb_log_errorx("lane %u: corrupt record header at position %llu (owner pid %d): lane "
-                  "quarantined (%llu so far); its worker exits and its agents send again, "
-                  "the other lanes flow", i, (unsigned long long)pos,
-                  (int)atomic_load(&p->lanes[i].sh->owner_pid),
+    fb_log_errorx("lane %u: %s at position %llu (owner pid %d): lane quarantined (%llu so "
+                  "far); its worker exits and its agents send again, the other lanes flow", i,
+                  what, (unsigned long long)pos, (int)atomic_load(&p->lanes[i].sh->owner_pid),
                   (unsigned long long)p->quarantines);
 }
 
@@ -205,6 +205,7 @@ static void
 mark(prod_t *p, fb_rec_t *rec, rd_kafka_resp_err_t err)
 {
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rec->err = 0; /* it may have counted INVALID_MSG answers */
         if (p->auth_refused > 0) {
             fb_log_notice("Kafka accepts records on topic %s again, after %llu refusals",
                           p->conf->topic, (unsigned long long)p->auth_refused);
@@ -236,6 +237,17 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR || fb_kafka_err_permanent(m->err)) {
         p->inflight[lane_of(p, rec)]--;
         mark(p, rec, m->err);
+        return;
+    }
+    /* INVALID_MSG: Kafka found the record's CRC wrong. Produced again
+     * (its err counts the answers, negative while it is pending); past
+     * CORRUPT_TRIES it is corrupt in the ring: its lane is quarantined,
+     * never answered OK nor failed for a fault that may be the ring's */
+    if (m->err == RD_KAFKA_RESP_ERR_INVALID_MSG && --rec->err <= -CORRUPT_TRIES) {
+        unsigned i = lane_of(p, rec);
+        p->inflight[i]--;
+        quarantine(p, i, "a record Kafka refused as corrupt (INVALID_MSG) 5 times",
+                   (uint64_t)((uint8_t *)rec - p->lanes[i].data));
         return;
     }
     /* transient: produce it again from the ring */
@@ -336,7 +348,7 @@ drain(prod_t *p, bool *full)
                 break;
             if (rc == -EBADMSG) {
                 p->read[i] = at;
-                quarantine(p, i, at);
+                quarantine(p, i, "corrupt record header", at);
                 break;
             }
             /* a record a previous producer already settled is not sent again */
@@ -360,7 +372,7 @@ settle(prod_t *p, int timeout_ms)
     rd_kafka_poll(p->rk, timeout_ms);
     for (unsigned i = 0; i < p->n_lanes; i++) {
         if (fb_lane_advance_acked(&p->lanes[i]) < 0)
-            quarantine(p, i, fb_lane_acked(&p->lanes[i]));
+            quarantine(p, i, "corrupt record header", fb_lane_acked(&p->lanes[i]));
         try_reset(p, i);
     }
 }
