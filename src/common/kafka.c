@@ -11,11 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
 #include "common/kafka.h"
 #include "common/log.h"
+#include "common/ring.h"
 
 /* fb_kafka_err_permanent -- what is wrong with the record itself: too
  * large, invalid. Everything else, authorisation failures included (an
@@ -342,6 +344,17 @@ fb_kafka_topic_ensure(rd_kafka_t *rk, const fb_conf_t *conf, int timeout_ms,
     rd_kafka_AdminOptions_destroy(opt);
     rd_kafka_queue_destroy(q);
     rd_kafka_NewTopic_destroy(nt);
+    /* the brokers learn of a new topic a moment after its creation: a
+     * consumer that subscribes before is told it does not exist, and
+     * looks again only at its next metadata refresh, minutes later */
+    for (uint64_t until = fb_monotonic_ms() + (uint64_t)timeout_ms;
+         rc == 0 && t.partitions < 0 && fb_monotonic_ms() < until;) {
+        usleep(100000);
+        if (fb_kafka_topic_describe(rk, conf, timeout_ms, &t) < 0)
+            break;
+    }
+    if (rc == 0 && info != NULL)
+        *info = t;
     return rc;
 }
 
