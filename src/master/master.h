@@ -45,6 +45,7 @@ int fb_master_respawn_due(const fb_conf_t *conf, fb_ring_t *ring, int *next_ms);
 void fb_master_stop_children(int sig, unsigned grace_ms);
 unsigned fb_master_children(void);
 void fb_master_signal_children(int sig);
+void fb_master_signal_role(fb_child_role_t role, int sig);
 
 int fb_master_reload_workers(const fb_conf_t *conf, fb_ring_t *ring,
                              fb_child_main_t worker_main);

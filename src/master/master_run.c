@@ -209,6 +209,8 @@ reload(fb_conf_t *conf, const char *path, fb_ring_t *ring)
     } else {
         fb_log_notice("reloaded %s; [kafka] settings take effect at the next start", path);
     }
+    /* the topic's settings may have changed: the producer reads them again */
+    fb_master_signal_role(FB_ROLE_PRODUCER, SIGHUP);
     if ((conf->router_enabled || next->router_enabled) &&
         fb_master_reload_routers(next, ring, fb_router_main) < 0)
         fb_log_errorx("reload of %s: a router did not start; it is retried", path);

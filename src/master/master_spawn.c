@@ -222,6 +222,15 @@ fb_master_signal_children(int sig)
             kill(children[i].pid, sig);
 }
 
+/* fb_master_signal_role -- a signal to the live children of one role. */
+void
+fb_master_signal_role(fb_child_role_t role, int sig)
+{
+    for (size_t i = 0; i < MAX_CHILDREN; i++)
+        if (children[i].in_use && children[i].alive && children[i].role == role)
+            kill(children[i].pid, sig);
+}
+
 /* lanes_busy -- mark the lanes of every worker slot in use; free ones. */
 static unsigned
 lanes_busy(bool *busy, unsigned n_lanes)

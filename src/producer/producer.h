@@ -25,6 +25,9 @@
 #define FB_PRODUCER_EXIT_CONFIG 2
 
 int fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *stop);
+/* The topic's settings are read again at once (HUP: an operator changed
+ * them); async-signal-safe. */
+void fb_producer_reread_topic(void);
 int fb_producer_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index);
 
 #endif /* FB_PRODUCER_H */

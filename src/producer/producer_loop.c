@@ -38,7 +38,7 @@
 #define AUTH_RETRY_MS 1000    /* produce again while Kafka refuses the principal */
 #define ALARM_INTERVAL_MS 30000
 #define FATAL_BACKOFF_MAX_MS 30000
-#define SETTINGS_EVERY_MS 60000 /* the topic's settings read again (they may change) */
+#define SETTINGS_EVERY_MS 300000 /* the topic's settings read again (and on HUP) */
 #define BATCH_OVERHEAD 128      /* bytes of a record batch around one record */
 #define CORRUPT_TRIES 5         /* INVALID_MSG answers before a record counts as corrupt */
 
@@ -69,6 +69,14 @@ typedef struct prod {
 } prod_t;
 
 #define WATCH_INTERVAL_MS 5000
+
+static volatile sig_atomic_t reread_requested;
+
+void
+fb_producer_reread_topic(void)
+{
+    reread_requested = 1;
+}
 
 /* topic_limit -- the largest record the topic takes, for the workers
  * (refused at ingest above it) and for the client (its batches never
@@ -116,7 +124,10 @@ kafka_watch(void *arg)
                 topic_limit(p, &info);
                 settings_at = fb_monotonic_ms() + SETTINGS_EVERY_MS;
             }
-        } else if (topic_ok && fb_monotonic_ms() >= settings_at) {
+        } else if (topic_ok && (reread_requested || fb_monotonic_ms() >= settings_at)) {
+            if (reread_requested)
+                fb_log_info("reading the settings of topic %s again (HUP)", p->conf->topic);
+            reread_requested = 0;
             if (fb_kafka_topic_describe(p->rk, p->conf, 10000, &info) == 0 && info.partitions >= 0)
                 topic_limit(p, &info);
             settings_at = fb_monotonic_ms() + SETTINGS_EVERY_MS;
@@ -127,7 +138,8 @@ kafka_watch(void *arg)
                                   memory_order_relaxed);
             rd_kafka_metadata_destroy(md);
         }
-        for (int i = 0; i < WATCH_INTERVAL_MS / 100 && !*p->stop && !p->watch_stop; i++)
+        for (int i = 0; i < WATCH_INTERVAL_MS / 100 && !*p->stop && !p->watch_stop &&
+                        !reread_requested; i++)
             usleep(100000);
     }
     return NULL;

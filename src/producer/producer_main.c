@@ -1,7 +1,8 @@
 /*
  * producer_main.c -- entry of the producer process, forked by the master.
  *
- * Installs its own signal handling (TERM: flush and stop), checks the ring
+ * Installs its own signal handling (TERM: flush and stop; HUP, sent by the
+ * master on a reload: read the topic's settings again), checks the ring
  * it inherited, and runs the loop. It must not touch the master's state.
  */
 #include <signal.h>
@@ -20,6 +21,13 @@ on_stop(int sig)
     stop_requested = 1;
 }
 
+static void
+on_hup(int sig)
+{
+    (void)sig;
+    fb_producer_reread_topic();
+}
+
 /* fb_producer_main -- the producer process; returns its exit status. */
 int
 fb_producer_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
@@ -29,6 +37,9 @@ fb_producer_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     (void)index;
 
     fb_proc_child_signals(on_stop);
+    struct sigaction sa = {.sa_handler = on_hup, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGHUP, &sa, NULL);
     if (fb_ring_check(ring->base, ring->size, &why) < 0) {
         fb_log_errorx("shared ring refused: %s", why);
         return FB_PRODUCER_EXIT_FATAL;
