@@ -27,7 +27,11 @@
 typedef struct entry {
     char *key;
     int fd;
-    uint64_t size;      /* bytes in the open file */
+    uint64_t size;      /* bytes in the open file (the last known, when closed) */
+    uint64_t stored;    /* bytes of the file as at the last checkpoint: a roll
+                         * back cuts it back to this */
+    dev_t dev;          /* the file's identity (ino 0: never opened) */
+    ino_t ino;
     uint64_t period;    /* rotate_age period of the file's last write */
     uint64_t used;      /* LRU clock of the last write */
     bool dir_dirty;     /* created or rotated since the folder was synced */
@@ -171,11 +175,12 @@ forget_refusal(entry_t *e)
     }
 }
 
-/* idle -- an entry that holds nothing: no descriptor, no bytes, no refusal. */
+/* idle -- an entry that holds nothing: no descriptor, no bytes, no
+ * refusal, nothing written since the checkpoint. */
 static bool
 idle(const entry_t *e)
 {
-    return e->fd < 0 && e->len == 0 && e->refused == NULL;
+    return e->fd < 0 && e->len == 0 && e->refused == NULL && e->size <= e->stored;
 }
 
 /* rebuild -- the table at cap entries, without the idle ones when prune
@@ -561,18 +566,31 @@ entry_open(fb_files_t *f, entry_t *e, char *err, size_t errlen)
         close(fd);
         return -1;
     }
+    /* the file this entry closed with bytes past its checkpoint keeps
+     * that checkpoint; any other (new, replaced, or settled when closed
+     * and written by another router since) is taken as it is */
+    bool tail = e->ino == st.st_ino && e->dev == st.st_dev && e->size > e->stored;
     if (cut_back(fd, &e->size) < 0) {
         snprintf(err, errlen, "%s/%s: cannot cut back a half line: %s", f->o.dir, file,
                  strerror(errno));
         close(fd);
         return -1;
     }
+    if (!tail || e->stored > e->size)
+        e->stored = e->size;
+    e->dev = st.st_dev;
+    e->ino = st.st_ino;
+    uint64_t before = e->size;
     if (drain_spool(f, e, fd, file) < 0) {
         snprintf(err, errlen, "%s/%s: cannot move its spooled lines (%s/%s) into it: %s",
                  f->o.dir, file, f->o.spool_dir, file, strerror(errno));
         close(fd);
         return -1;
     }
+    /* the spooled lines moved in are synced and their spool file is gone:
+     * no roll back may cut them (what was before them is synced too) */
+    if (e->size != before)
+        e->stored = e->size;
     e->fd = fd;
     /* the period of the file's last write, as its time says: kept across
      * a close, a reopen or a restart */
@@ -649,19 +667,19 @@ entry_write(fb_files_t *f, entry_t *e, size_t off, size_t n, char *err, size_t e
 }
 
 /* entry_sync -- fsync e's file (and the folder, after a rotation or a
- * creation); 0, or -1 with err. */
+ * creation); 0, or FB_FILES_UNSYNCED with err. */
 static int
 entry_sync(fb_files_t *f, entry_t *e, char *err, size_t errlen)
 {
     if (fdatasync(e->fd) < 0) { /* an append's new size is data for this */
         snprintf(err, errlen, "%s/%s.log: fdatasync failed: %s", f->o.dir, e->key,
                  strerror(errno));
-        return -1;
+        return FB_FILES_UNSYNCED;
     }
     if (e->dir_dirty) {
         if (fsync(f->dirfd) < 0) {
             snprintf(err, errlen, "%s: fsync failed: %s", f->o.dir, strerror(errno));
-            return -1;
+            return FB_FILES_UNSYNCED;
         }
         e->dir_dirty = false;
     }
@@ -688,7 +706,7 @@ consume(fb_files_t *f, entry_t *e, size_t n)
  * that no rotated file holds more than rotate_size but for a single longer
  * line; by age, when now is a later period than its last write); what is
  * written leaves the buffer (defer: later, once synced), the rest stays.
- * 0, or -1 with err. */
+ * 0, or -1 (FB_FILES_UNSYNCED when a sync failed) with err. */
 static int
 entry_flush(fb_files_t *f, entry_t *e, uint64_t now, bool sync, bool defer, char *err,
             size_t errlen)
@@ -707,10 +725,11 @@ entry_flush(fb_files_t *f, entry_t *e, uint64_t now, bool sync, bool defer, char
         n = chunk(f, e, off);
         /* by age: the file was last written in an earlier period */
         if (n == 0 || (e->size > 0 && now > e->period)) {
-            /* what the old file holds is synced before it is renamed */
-            if (sync && entry_sync(f, e, err, errlen) < 0) {
-                off = 0; /* written again, as below */
-                rc = -1;
+            /* what the old file holds is synced before it is renamed
+             * (durable: a roll back finds its lines in the current file) */
+            if ((sync || (f->o.durable && e->size > e->stored)) &&
+                (rc = entry_sync(f, e, err, errlen)) < 0) {
+                off = 0; /* not consumed: the caller rolls back */
                 break;
             }
             e->moved |= defer && off > 0; /* written to the file renamed now */
@@ -728,10 +747,10 @@ entry_flush(fb_files_t *f, entry_t *e, uint64_t now, bool sync, bool defer, char
         e->period = now;
         off += n;
     }
-    /* the lines may not be on disk when fsync fails: they are written
-     * again (a duplicate, never a loss) */
-    if (rc == 0 && sync && entry_sync(f, e, err, errlen) < 0)
-        return -1;
+    /* the lines may not be on disk when fsync fails, and a later fsync
+     * may succeed without them: the caller rolls back */
+    if (rc == 0 && sync && (rc = entry_sync(f, e, err, errlen)) < 0)
+        return rc;
     if (defer)
         e->done = off; /* consumed once the whole file system is synced */
     else
@@ -740,17 +759,17 @@ entry_flush(fb_files_t *f, entry_t *e, uint64_t now, bool sync, bool defer, char
 }
 
 /* sync_whole -- the whole file system of the directory, and the directory
- * itself when dir is set; 0, or -1 with err. */
+ * itself when dir is set; 0, or FB_FILES_UNSYNCED with err. */
 static int
 sync_whole(fb_files_t *f, bool dir, char *err, size_t errlen)
 {
     if (syncfs(f->dirfd) < 0) {
         snprintf(err, errlen, "%s: syncfs failed: %s", f->o.dir, strerror(errno));
-        return -1;
+        return FB_FILES_UNSYNCED;
     }
     if (dir && fsync(f->dirfd) < 0) {
         snprintf(err, errlen, "%s: fsync failed: %s", f->o.dir, strerror(errno));
-        return -1;
+        return FB_FILES_UNSYNCED;
     }
     return 0;
 }
@@ -759,7 +778,7 @@ sync_whole(fb_files_t *f, bool dir, char *err, size_t errlen)
  * writeback started at once, then each waited for (the first journal
  * commit serves the rest); the whole file system at once when there are
  * more than SYNC_WHOLE, or when a file written was rotated or closed
- * meanwhile. 0, or -1 with err. */
+ * meanwhile. 0, or FB_FILES_UNSYNCED with err. */
 static int
 sync_many(fb_files_t *f, size_t files, bool dir, char *err, size_t errlen)
 {
@@ -781,12 +800,12 @@ sync_many(fb_files_t *f, size_t files, bool dir, char *err, size_t errlen)
         if (e->key != NULL && e->done > 0 && fdatasync(e->fd) < 0) {
             snprintf(err, errlen, "%s/%s.log: fdatasync failed: %s", f->o.dir, e->key,
                      strerror(errno));
-            return -1;
+            return FB_FILES_UNSYNCED;
         }
     }
     if (dir && fsync(f->dirfd) < 0) {
         snprintf(err, errlen, "%s: fsync failed: %s", f->o.dir, strerror(errno));
-        return -1;
+        return FB_FILES_UNSYNCED;
     }
     return 0;
 }
@@ -808,12 +827,18 @@ fb_files_flush(fb_files_t *f, bool sync, char *err, size_t errlen)
         char why[512];
         if (e->key == NULL || e->len == 0)
             continue;
-        if (entry_flush(f, e, now, sync && !many, many, why, sizeof(why)) < 0 && rc == 0 &&
-            !e->refusal_new) { /* a refused key's lines went back to the caller */
+        int x = entry_flush(f, e, now, sync && !many, many, why, sizeof(why));
+        if (x < 0 && rc == 0 && !e->refusal_new) { /* a refused key's lines went back */
             snprintf(err, errlen, "%s", why);
-            rc = -1;
+            rc = x;
         }
         dir |= e->dir_dirty;
+        if (x == FB_FILES_UNSYNCED) { /* rolled back by the caller: no more writes */
+            if (rc != x)
+                snprintf(err, errlen, "%s", why);
+            rc = x;
+            break;
+        }
     }
     if (!many) {
         if (rc == 0)
@@ -821,10 +846,10 @@ fb_files_flush(fb_files_t *f, bool sync, char *err, size_t errlen)
         return rc;
     }
     char why[512];
-    int s = sync_many(f, dirty, dir, why, sizeof(why));
-    if (s < 0 && rc == 0) {
+    int s = rc == FB_FILES_UNSYNCED ? rc : sync_many(f, dirty, dir, why, sizeof(why));
+    if (s < 0 && rc != FB_FILES_UNSYNCED) {
         snprintf(err, errlen, "%s", why);
-        rc = -1;
+        rc = s;
     }
     for (size_t i = 0; i < f->cap; i++) {
         entry_t *e = &f->tab[i];
@@ -862,6 +887,72 @@ int
 fb_files_sync(fb_files_t *f, char *err, size_t errlen)
 {
     return sync_whole(f, true, err, errlen);
+}
+
+void
+fb_files_checkpoint(fb_files_t *f)
+{
+    for (size_t i = 0; i < f->cap; i++)
+        f->tab[i].stored = f->tab[i].size;
+}
+
+/* cut_to_checkpoint -- e's file back to e->stored bytes, through its
+ * descriptor, or by its name while it is still the file e wrote (a file
+ * rotated or replaced since is left as it is); 0, or -1 with err. */
+static int
+cut_to_checkpoint(fb_files_t *f, entry_t *e, char *err, size_t errlen)
+{
+    char file[NAME_MAX_LEN];
+    struct stat st;
+    int fd = e->fd;
+
+    name(file, e->key, 0);
+    if (fd < 0) {
+        fd = openat(f->dirfd, file, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        if (fd < 0 && errno == ENOENT)
+            goto done;
+        if (fd < 0 || fstat(fd, &st) < 0)
+            goto fail;
+        if (st.st_dev != e->dev || st.st_ino != e->ino || (uint64_t)st.st_size != e->size) {
+            close(fd);
+            goto done;
+        }
+    }
+    if (ftruncate(fd, (off_t)e->stored) < 0)
+        goto fail;
+    if (fd != e->fd)
+        close(fd);
+done:
+    e->size = e->stored;
+    return 0;
+fail:
+    snprintf(err, errlen, "%s/%s: cannot cut back to its last %llu synced bytes: %s", f->o.dir,
+             file, (unsigned long long)e->stored, strerror(errno));
+    if (fd >= 0 && fd != e->fd)
+        close(fd);
+    entry_close(f, e); /* its next open cuts back a half line at least */
+    return -1;
+}
+
+int
+fb_files_rollback(fb_files_t *f, char *err, size_t errlen)
+{
+    int rc = 0;
+
+    fb_files_discard(f);
+    for (size_t i = 0; i < f->cap; i++) {
+        entry_t *e = &f->tab[i];
+        char why[512];
+        e->done = 0;
+        e->moved = false;
+        if (e->key == NULL || e->size <= e->stored)
+            continue;
+        if (cut_to_checkpoint(f, e, why, sizeof(why)) < 0 && rc == 0) {
+            snprintf(err, errlen, "%s", why);
+            rc = -1;
+        }
+    }
+    return rc;
 }
 
 void

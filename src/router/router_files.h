@@ -9,8 +9,12 @@
  * flush; what a flush could not write stays buffered for the next one, so
  * the caller stores Kafka offsets only after a flush that returned 0.
  * With sync, each file written is fsynced, or the whole file system at
- * once (syncfs) when many were; a failed sync writes the lines again. A
- * file is never left with half a line: on open and after a failed or
+ * once (syncfs) when many were. A failed sync (FB_FILES_UNSYNCED) may
+ * have lost what was written since the last checkpoint (the kernel can
+ * drop those pages and report the failure only once, so a later sync
+ * succeeds without them): the caller rolls back, which cuts every file
+ * back to its checkpoint, and reads the records again from the offsets
+ * it stored at that checkpoint. A file is never left with half a line: on open and after a failed or
  * short write it is cut back to its last newline. Files are opened below
  * the directory's descriptor with O_NOFOLLOW and must be regular files, so
  * a symlink, a device or a hard link planted in the directory is refused.
@@ -34,6 +38,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* fb_files_flush, fb_files_sync: a sync failed; roll back */
+#define FB_FILES_UNSYNCED (-2)
+
 /* how long a refused key stays refused before its file is tried again */
 #define FB_FILES_REFUSED_MS 30000
 
@@ -56,6 +63,10 @@ typedef struct fb_files_opts {
                               * permissions is spooled (see above), or NULL */
     uint64_t spool_max;      /* bytes spooled per key before permissions are
                               * retried instead */
+    bool durable;            /* the caller stores offsets only after a sync: a
+                              * file is synced before it is rotated, so that
+                              * a roll back finds in the current file all it
+                              * must cut */
 } fb_files_opts_t;
 
 /* NULL with err when dir cannot be opened as a directory. */
@@ -71,7 +82,8 @@ int fb_files_add(fb_files_t *f, const char *key, const char *line, size_t len);
  * written (but the lines of keys refused meanwhile, which the caller
  * takes back with fb_files_next_refusal); -1 with err naming the first
  * file that failed (the rest of what could not be written stays
- * buffered). Idle keys are forgotten once there are thousands. */
+ * buffered: flush again); FB_FILES_UNSYNCED with err when a sync failed
+ * (fb_files_rollback). Idle keys are forgotten once there are thousands. */
 int fb_files_flush(fb_files_t *f, bool sync, char *err, size_t errlen);
 
 /* After a flush: the next key refused by it, with *why and *spool (true:
@@ -88,8 +100,21 @@ const char *fb_files_next_refusal(fb_files_t *f, const char **why, bool *spool);
 int fb_files_refused(fb_files_t *f, const char *key, char *err, size_t errlen);
 
 /* Sync the whole file system of the directory, and the directory (the
- * files written since the last sync reach the disk). 0, or -1 with err. */
+ * files written since the last sync reach the disk). 0, or
+ * FB_FILES_UNSYNCED with err. */
 int fb_files_sync(fb_files_t *f, char *err, size_t errlen);
+
+/* Every file as it is now is the checkpoint: call it once what is written
+ * is synced (or sync is off) and the offsets of its records are stored. */
+void fb_files_checkpoint(fb_files_t *f);
+
+/* After FB_FILES_UNSYNCED: drop what is buffered and cut every file
+ * written since the checkpoint back to it (a file rotated or replaced
+ * from outside meanwhile is left alone: its lines come again as
+ * duplicates); the caller then reads the records again from the offsets
+ * stored at the checkpoint. 0, or -1 with err naming the first file that
+ * could not be cut (it is closed; its next open drops a half line). */
+int fb_files_rollback(fb_files_t *f, char *err, size_t errlen);
 
 /* Bytes buffered and not yet written. */
 size_t fb_files_pending(const fb_files_t *f);

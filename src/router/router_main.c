@@ -13,7 +13,11 @@
  * and moved into its file when it opens again, so that the other keys of
  * its partitions keep flowing. Any other failed write keeps the batch,
  * pauses the partitions, logs once and retries with back-off: nothing is
- * lost, nothing is skipped. Files are closed when partitions are revoked:
+ * lost, nothing is skipped. A failed sync rolls back instead: the files
+ * are cut back to their checkpoint (where offsets were last stored) and
+ * the partitions read again from those offsets, for the kernel may have
+ * dropped the lines and a second sync would succeed without them. Files
+ * are closed when partitions are revoked:
  * their next owner may rotate them. It must never store an offset before
  * its line is written.
  */
@@ -47,6 +51,7 @@
 #define BATCH_WAIT_MS 100
 #define POLL_MS 100
 #define BACKOFF_MAX_MS 30000
+#define SEEK_TIMEOUT_MS 10000
 #define REFUSED_KEYS 64 /* keys whose refusals are counted apart; the rest together */
 
 /* records of one refused key sent to the dead letters since its last log
@@ -82,7 +87,11 @@ typedef struct router {
     /* fsync = INTERVAL: offsets of lines written and not yet synced, stored
      * only after the sync that covers them */
     rd_kafka_topic_partition_list_t *held;
-    bool sync_failing; /* logged once until a sync succeeds */
+    /* per partition, the offset of its first record not stored: where a
+     * roll back reads again from (the files' checkpoint covers the rest) */
+    rd_kafka_topic_partition_list_t *from;
+    unsigned rollback_ms; /* the pause after a roll back, doubled while they recur */
+    uint64_t last_rollback_ms;
     /* print_events: the batch's lines, written to stdout once it is written */
     char *print;
     size_t print_len, print_cap;
@@ -94,9 +103,11 @@ typedef struct router {
     size_t n;
     bool dropped; /* revoked before it could be written: never stored */
     bool transient; /* the consumer could not start for now */
+    bool restart;   /* records that must be read again could not be: exit 1 */
 } router_t;
 
 static void store(router_t *r);
+static void roll_back(router_t *r, bool seek);
 static void print_flush(router_t *r);
 static void dead_letter(router_t *r, const rd_kafka_message_t *m, const char *why);
 static void spool(router_t *r, const rd_kafka_message_t *m);
@@ -133,37 +144,73 @@ refusals(router_t *r)
     }
 }
 
+/* stored -- the offsets in l are stored: what is written is the files'
+ * checkpoint, and a roll back reads again from these offsets. */
+static void
+stored(router_t *r, const rd_kafka_topic_partition_list_t *l)
+{
+    rd_kafka_offsets_store(r->rk, (rd_kafka_topic_partition_list_t *)l);
+    fb_files_checkpoint(r->files);
+    fb_files_checkpoint(r->dead);
+    fb_files_checkpoint(r->spool);
+    if (r->from == NULL)
+        return;
+    for (int i = 0; i < l->cnt; i++) {
+        rd_kafka_topic_partition_t *p =
+            rd_kafka_topic_partition_list_find(r->from, l->elems[i].topic, l->elems[i].partition);
+        if (p != NULL)
+            p->offset = l->elems[i].offset;
+    }
+}
+
+/* note_from -- m joins the batch: the first record of its partition
+ * since the assignment is where a roll back reads again from, until an
+ * offset is stored for it. */
+static void
+note_from(router_t *r, const rd_kafka_message_t *m)
+{
+    const char *topic = rd_kafka_topic_name(m->rkt);
+
+    if (r->from == NULL && (r->from = rd_kafka_topic_partition_list_new(8)) == NULL)
+        fb_panic("router %u: out of memory", r->index);
+    if (rd_kafka_topic_partition_list_find(r->from, topic, m->partition) == NULL)
+        rd_kafka_topic_partition_list_add(r->from, topic, m->partition)->offset = m->offset;
+}
+
 /* release_held -- fsync = INTERVAL: the offsets whose lines a sync
  * covered are stored now (a partition revoked meanwhile is refused). */
 static void
 release_held(router_t *r)
 {
-    if (r->held == NULL)
+    if (r->held == NULL) {
+        fb_files_checkpoint(r->files); /* nothing held: nothing written either */
+        fb_files_checkpoint(r->dead);
+        fb_files_checkpoint(r->spool);
         return;
-    rd_kafka_offsets_store(r->rk, r->held);
+    }
+    stored(r, r->held);
     rd_kafka_topic_partition_list_destroy(r->held);
     r->held = NULL;
 }
 
 /* sync_now -- fsync = INTERVAL: sync what was written and store the
- * offsets it covers; 0, or -1 with err (the offsets stay held). */
+ * offsets it covers; 0, or FB_FILES_UNSYNCED with err (roll back). */
 static int
 sync_now(router_t *r, char *err, size_t errlen)
 {
     if (r->unsynced &&
         (fb_files_sync(r->files, err, errlen) < 0 || fb_files_sync(r->dead, err, errlen) < 0 ||
          fb_files_sync(r->spool, err, errlen) < 0))
-        return -1;
+        return FB_FILES_UNSYNCED;
     r->last_sync_ms = fb_monotonic_ms();
     r->unsynced = false;
-    r->sync_failing = false;
     release_held(r);
     return 0;
 }
 
 /* interval_sync -- fsync = INTERVAL: everything written since the last
  * sync reaches the disk once the interval has passed, and only then are
- * its offsets stored; 0, or -1 with err. */
+ * its offsets stored; 0, or FB_FILES_UNSYNCED with err. */
 static int
 interval_sync(router_t *r, char *err, size_t errlen)
 {
@@ -175,8 +222,9 @@ interval_sync(router_t *r, char *err, size_t errlen)
 }
 
 /* sync_before_commit -- a revoke or a stop: with fsync = INTERVAL, what
- * was written is synced and its offsets stored now, or they are dropped
- * (read again by the partitions' next owner). */
+ * was written is synced and its offsets stored now, or the files are cut
+ * back and the offsets dropped (read again by the partitions' next
+ * owner). */
 static void
 sync_before_commit(router_t *r)
 {
@@ -184,14 +232,14 @@ sync_before_commit(router_t *r)
 
     if (r->conf->fsync != FB_FSYNC_INTERVAL || sync_now(r, err, sizeof(err)) == 0)
         return;
-    fb_log_errorx("router %u: %s; offsets not stored: the records are read again", r->index,
-                  err);
-    rd_kafka_topic_partition_list_destroy(r->held);
-    r->held = NULL;
+    fb_log_errorx("router %u: %s; the files are cut back to their last sync and the offsets "
+                  "since not stored: the records are read again", r->index, err);
+    roll_back(r, false);
 }
 
 /* flush_all -- write (and fsync per router.fsync) everything buffered;
- * 0, or -1 after logging the first failure. */
+ * 0, or -1 (FB_FILES_UNSYNCED: roll back) after logging the first
+ * failure. */
 static int
 flush_all(router_t *r, bool *logged)
 {
@@ -214,13 +262,71 @@ flush_all(router_t *r, bool *logged)
      * it through a descriptor kept open */
     fb_files_reopen(r->spool);
     r->unsynced |= wrote;
-    if (rc == 0 && interval_sync(r, err, sizeof(err)) == 0)
+    if (rc == 0)
         return 0;
-    if (logged == NULL || !*logged)
+    if (rc == FB_FILES_UNSYNCED)
+        fb_log_errorx("router %u: %s; the files are cut back to their last sync and the "
+                      "records since read again", r->index, err);
+    else if (logged == NULL || !*logged)
         fb_log_errorx("router %u: %s; offsets not stored, retrying", r->index, err);
     if (logged != NULL)
         *logged = true;
-    return -1;
+    return rc;
+}
+
+/* roll_back -- a sync failed: what was written since the checkpoint may
+ * never reach the disk, though a later sync succeeds. Every file is cut
+ * back to the checkpoint, the batch and the held offsets dropped, and
+ * (seek) every partition read again from its first record not stored; a
+ * seek refused ends the process (its successor reads from the commit). */
+static void
+roll_back(router_t *r, bool seek)
+{
+    char err[512];
+    fb_files_t *all[] = {r->files, r->dead, r->spool};
+
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        if (fb_files_rollback(all[i], err, sizeof(err)) < 0)
+            fb_log_errorx("router %u: %s", r->index, err);
+    if (r->held != NULL) {
+        rd_kafka_topic_partition_list_destroy(r->held);
+        r->held = NULL;
+    }
+    r->unsynced = false;
+    r->print_len = 0; /* not written: not printed */
+    for (size_t i = 0; i < r->n; i++)
+        rd_kafka_message_destroy(r->ms[i]);
+    r->n = 0;
+    if (!seek || r->from == NULL || r->from->cnt == 0)
+        return;
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(r->rk, r->from, SEEK_TIMEOUT_MS);
+    bool failed = e != NULL;
+    if (e != NULL) {
+        fb_log_errorx("router %u: cannot read the records again: %s; restarting", r->index,
+                      rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    for (int i = 0; !failed && i < r->from->cnt; i++) {
+        const rd_kafka_topic_partition_t *p = &r->from->elems[i];
+        if (p->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fb_log_errorx("router %u: cannot read partition %d again from offset %lld: %s; "
+                          "restarting", r->index, (int)p->partition, (long long)p->offset,
+                          rd_kafka_err2str(p->err));
+            failed = true;
+        }
+    }
+    if (failed) {
+        stop_requested = 1;
+        r->restart = true;
+        return;
+    }
+    /* recurring failures wait longer each time: a disk that keeps failing
+     * is not read from and written to in a loop */
+    uint64_t now = fb_monotonic_ms();
+    r->rollback_ms = r->rollback_ms == 0 || now - r->last_rollback_ms > BACKOFF_MAX_MS * 2
+                         ? 250 : (r->rollback_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+                                                                      : r->rollback_ms * 2);
+    r->last_rollback_ms = now;
 }
 
 /* rebalance -- flush and commit before partitions are taken away. */
@@ -248,12 +354,14 @@ rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list
         sync_before_commit(r);
         print_flush(r);
     } else {
-        fb_files_discard(r->files);
-        fb_files_discard(r->dead);
-        fb_files_discard(r->spool);
-        r->print_len = 0; /* not written: not printed */
-        fb_log_warnx("router %u: %zu records not written before a rebalance: their next "
-                     "owner reads them again", r->index, r->n);
+        fb_log_warnx("router %u: %zu records not written before a rebalance: the files are "
+                     "cut back to what is stored and their next owner reads them again",
+                     r->index, r->n);
+        roll_back(r, false);
+    }
+    if (r->from != NULL) {
+        rd_kafka_topic_partition_list_destroy(r->from);
+        r->from = NULL;
     }
     r->dropped = true; /* the main loop neither writes nor stores the batch again */
     rd_kafka_commit(rk, NULL, 0);
@@ -522,6 +630,7 @@ poll_one(router_t *r, rd_kafka_message_t *m)
         return;
     }
     take(r, m);
+    note_from(r, m);
     r->ms[r->n++] = m;
 }
 
@@ -565,7 +674,7 @@ store(router_t *r)
     }
     /* a partition revoked meanwhile is refused here, and read again by
      * its next owner */
-    rd_kafka_offsets_store(r->rk, l);
+    stored(r, l);
     rd_kafka_topic_partition_list_destroy(l);
 }
 
@@ -642,7 +751,8 @@ open_files(router_t *r)
                          .rotate_size = r->conf->rotate_size,
                          .rotate_age_ms = r->conf->rotate_age_ms,
                          .rotate_keep = (unsigned)r->conf->rotate_keep,
-                         .refusals = true};
+                         .refusals = true,
+                         .durable = r->conf->fsync != FB_FSYNC_NONE};
     struct rlimit rl;
     rlim_t want = (rlim_t)r->conf->max_open_files + 64;
 
@@ -813,10 +923,18 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
             poll_one(r, m);
         }
         /* written (and synced) first, then the offsets; on failure, pause
-         * and retry: the batch stays in memory, nothing is skipped */
-        while (!r->dropped && flush_all(r, &logged) < 0 && !stop_requested) {
+         * and retry: the batch stays in memory, nothing is skipped; a
+         * failed sync rolls back and reads the records again */
+        int flushed;
+        while (!r->dropped && (flushed = flush_all(r, &logged)) < 0 && !stop_requested) {
             backoff = backoff ? (backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2)
                               : 250;
+            if (flushed == FB_FILES_UNSYNCED) {
+                roll_back(r, true);
+                backoff_wait(r, r->rollback_ms);
+                logged = false; /* logged as a roll back, not a retry */
+                break;
+            }
             backoff_wait(r, backoff);
             reopen_if_asked(r); /* logrotate may have made room */
         }
@@ -830,16 +948,22 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
             backoff = 0;
             store(r);
         }
-        if (r->n == 0 && interval_sync(r, err, sizeof(err)) < 0 && !r->sync_failing) {
-            fb_log_errorx("router %u: %s; retrying", index, err); /* idle, not synced */
-            r->sync_failing = true;
+        if (!stop_requested && interval_sync(r, err, sizeof(err)) < 0) {
+            fb_log_errorx("router %u: %s; the files are cut back to their last sync and the "
+                          "records since read again", index, err);
+            roll_back(r, true);
+            backoff_wait(r, r->rollback_ms);
         }
         for (size_t i = 0; i < r->n; i++)
             rd_kafka_message_destroy(r->ms[i]);
         r->n = 0;
     }
     /* stop: what is written is stored; commit it and leave the group */
-    if (flush_all(r, NULL) < 0)
+    if (flush_all(r, NULL) < 0) {
+        roll_back(r, false);
+        rc = 1;
+    }
+    if (r->restart)
         rc = 1;
     sync_before_commit(r);
     print_flush(r);
@@ -851,6 +975,8 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     fb_files_free(r->spool);
     fb_liner_free(r->liner);
     fb_log_info("router %u stopped (%lu dead letters)", index, r->dead_letters);
+    if (r->from != NULL)
+        rd_kafka_topic_partition_list_destroy(r->from);
     free(r->print);
     free(r);
     return rc;

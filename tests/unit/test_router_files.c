@@ -623,3 +623,113 @@ Test(files, many_files_synced_while_rotating)
     }
     fb_files_free(f);
 }
+
+/* rolled_back -- a roll back that must cut every file it should. */
+static void
+rolled_back(fb_files_t *f)
+{
+    char err[256];
+
+    cr_assert_eq(fb_files_rollback(f, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(fb_files_pending(f), 0, "what was buffered is dropped");
+}
+
+Test(files, a_roll_back_cuts_every_file_to_its_checkpoint)
+{
+    fb_files_t *f = files(1, 0, 0); /* one descriptor: a's is closed when b's opens */
+
+    for (int i = 0; i < 10; i++) {
+        add(f, "a", i);
+        add(f, "b", i);
+    }
+    flushed(f, true);
+    fb_files_checkpoint(f);
+    for (int i = 10; i < 20; i++) {
+        add(f, "a", i);
+        add(f, "b", i);
+    }
+    flushed(f, true);
+    add(f, "a", 20); /* buffered, not written */
+    rolled_back(f);
+    expect_lines("a.log", 0, 10);
+    expect_lines("b.log", 0, 10);
+    /* read again from the checkpoint: written after it, in order */
+    for (int i = 10; i < 15; i++)
+        add(f, "a", i);
+    flushed(f, true);
+    expect_lines("a.log", 0, 15);
+    fb_files_free(f);
+}
+
+Test(files, a_roll_back_leaves_a_file_replaced_from_outside)
+{
+    fb_files_t *f = files(4, 0, 0);
+    char from[256], to[256];
+    FILE *fp;
+
+    add(f, "acme", 0);
+    flushed(f, true);
+    fb_files_checkpoint(f);
+    add(f, "acme", 1);
+    flushed(f, true);
+    fb_files_reopen(f); /* closed with a line past the checkpoint */
+    snprintf(from, sizeof(from), "%s/acme.log", dir);
+    snprintf(to, sizeof(to), "%s/acme.log.old", dir);
+    cr_assert_eq(rename(from, to), 0);
+    cr_assert_not_null(fp = fopen(from, "w"));
+    fputs("{\"i\":7}\n{\"i\":8}\n", fp);
+    fclose(fp);
+    rolled_back(f);
+    expect_lines("acme.log", 7, 2); /* not this router's file: untouched */
+    expect_lines("acme.log.old", 0, 2);
+    fb_files_free(f);
+}
+
+Test(files, a_roll_back_never_cuts_what_another_router_wrote)
+{
+    fb_files_t *f = files(4, 0, 0);
+    char path[256];
+    FILE *fp;
+
+    add(f, "acme", 0);
+    flushed(f, true);
+    fb_files_checkpoint(f);
+    fb_files_reopen(f); /* settled, then its partition went elsewhere */
+    snprintf(path, sizeof(path), "%s/acme.log", dir);
+    cr_assert_not_null(fp = fopen(path, "a"));
+    fputs("{\"i\":1}\n{\"i\":2}\n", fp); /* the other router, stored there */
+    fclose(fp);
+    add(f, "acme", 3); /* the partition is back */
+    flushed(f, true);
+    rolled_back(f);
+    expect_lines("acme.log", 0, 3);
+    fb_files_free(f);
+}
+
+Test(files, a_roll_back_cuts_only_the_current_file_of_a_rotated_key)
+{
+    fb_files_opts_t o = {.dir = dir, .max_open = 4, .rotate_size = 100, .rotate_keep = 20,
+                         .durable = true};
+    char err[256];
+    fb_files_t *f = fb_files_new(&o, err, sizeof(err));
+    size_t len;
+    char *text;
+
+    cr_assert_not_null(f, "%s", err);
+    for (int i = 0; i < 5; i++)
+        add(f, "big", i);
+    flushed(f, false);
+    fb_files_checkpoint(f);
+    for (int i = 5; i < 60; i++) /* several rotations in one flush, not synced */
+        add(f, "big", i);
+    flushed(f, false);
+    rolled_back(f);
+    /* the rotated files were synced first: their lines stay (they come
+     * again as duplicates); the current file is cut to its checkpoint */
+    text = slurp("big.log", &len);
+    cr_assert_not_null(text);
+    cr_assert_eq(len, 0, "big.log: %zu bytes after the roll back", len);
+    free(text);
+    cr_assert_gt(rotated_lines("big", 20, 100), 5);
+    fb_files_free(f);
+}
