@@ -83,6 +83,8 @@ static const conf_key_t conf_keys[] = {
     {"ingester", "max_inflight_batches", T_UINT, O(max_inflight_batches), "32", 1, 4096},
     {"ingester", "memory_limit", T_SIZE, O(memory_limit), "256M", 16ULL << 20, 1ULL << 40},
     {"ingester", "backpressure_timeout", T_DURATION, O(backpressure_timeout_ms), "5s", 100, 3600000},
+    {"ingester", "handshake_timeout", T_DURATION, O(handshake_timeout_ms), "10s", 100, 600000},
+    {"ingester", "idle_timeout", T_DURATION, O(idle_timeout_ms), "1m", 1000, 86400000},
     {"ingester", "retry_after", T_DURATION, O(retry_after_ms), "1s", 1, 3600000},
     {"ingester", "refresh_interval", T_DURATION, O(refresh_interval_ms), "5m", 1000, 86400000},
     {"ingester", "kafka_unavailable_after", T_DURATION, O(kafka_unavailable_after_ms), "30s", 0, U64MAX},

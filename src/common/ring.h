@@ -44,6 +44,9 @@
  * its connections close (agents see UNAVAILABLE and send again), and the
  * master starts another at once, which serves once the lane is reset. */
 #define FB_EXIT_LANE_QUARANTINED 3
+/* a worker whose listener stopped accepting connections (its descriptors
+ * ran out): the master starts another at once */
+#define FB_EXIT_NOT_ACCEPTING 4
 
 typedef struct fb_rec {
     uint32_t size;           /* header + key + value, rounded up to FB_REC_ALIGN */

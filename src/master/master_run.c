@@ -22,6 +22,7 @@
 
 #include "common/auth.h"
 #include "common/log.h"
+#include "common/proc.h"
 #include "master/master.h"
 #include "producer/producer.h"
 #include "router/router.h"
@@ -235,6 +236,18 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
     fb_log_set_role("master");
     if (fb_master_signals_init() < 0)
         goto out;
+    {
+        /* every child inherits it: a worker's connections are descriptors */
+        unsigned long long was, now;
+        if (fb_proc_raise_nofile(&was, &now) < 0)
+            fb_log_warn("raising the descriptor limit (RLIMIT_NOFILE) failed");
+        else if (now < 4096)
+            fb_log_warnx("descriptor limit %llu (RLIMIT_NOFILE, its hard limit): a worker serves "
+                         "at most about %llu connections; raise LimitNOFILE", now,
+                         now > FB_NOFILE_RESERVE ? now - FB_NOFILE_RESERVE : 0);
+        else if (now != was)
+            fb_log_info("descriptor limit raised from %llu to %llu (RLIMIT_NOFILE)", was, now);
+    }
     ring = fb_ring_create(conf->ring_size, (unsigned)conf->max_workers);
     if (ring == NULL)
         goto out;

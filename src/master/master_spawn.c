@@ -144,6 +144,15 @@ fb_master_reap(fb_ring_t *ring)
             c->backoff_ms = 0;
             c->respawn_at_ms = fb_monotonic_ms();
             continue;
+        } else if (c->role == FB_ROLE_WORKER && WIFEXITED(st) &&
+                   WEXITSTATUS(st) == FB_EXIT_NOT_ACCEPTING) {
+            /* not a crash: it ran out of descriptors and gRPC stopped
+             * accepting for good; a fresh process accepts again */
+            fb_log_notice("%s (pid %ld) stopped accepting connections; starting another",
+                          c->name, (long)pid);
+            c->backoff_ms = 0;
+            c->respawn_at_ms = fb_monotonic_ms();
+            continue;
         } else if (WIFEXITED(st) && WEXITSTATUS(st) == FB_EXIT_CONFIG) {
             fb_log_errorx("%s (pid %ld) exited with status 2 (configuration error): "
                           "not restarting it", c->name, (long)pid);

@@ -66,6 +66,11 @@ typedef struct fb_worker {
     grpc_completion_queue *cq;
     unsigned calls; /* calls alive */
     int shutting_down;
+    /* the listening sockets, watched for a stalled accept (worker_listen.c) */
+    int listen_fd[4];
+    unsigned n_listen;
+    uint64_t listen_check_ms, listen_waiting_since_ms;
+    bool not_accepting;
     fb_auth_t *auth;
     fb_keydb_t *keydb;
 
@@ -163,6 +168,10 @@ void fb_wcall_settle(fb_wcall_t *c);
 
 /* worker_health.c */
 void fb_worker_health_start(fb_wcall_t *c);
+
+/* worker_listen.c */
+void fb_worker_listen_find(fb_worker_t *w, int port);
+bool fb_worker_listen_stalled(fb_worker_t *w, uint64_t now_ms);
 
 /* worker_acks.c */
 int fb_worker_acks_start(fb_worker_t *w);

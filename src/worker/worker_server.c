@@ -571,8 +571,8 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     fb_worker_t w = {.conf = conf, .ring = ring, .index = index,
                      .mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     grpc_server_credentials *creds;
-    grpc_arg args[4];
-    grpc_channel_args cargs = {.num_args = 4, .args = args};
+    grpc_arg args[6];
+    grpc_channel_args cargs = {.num_args = 6, .args = args};
     grpc_resource_quota *quota;
     const char *why;
     int port, rc;
@@ -625,6 +625,14 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     args[3].key = (char *)GRPC_ARG_RESOURCE_QUOTA;
     args[3].value.pointer.p = quota;
     args[3].value.pointer.vtable = grpc_resource_quota_arg_vtable();
+    /* a connection that never completes its handshake, or holds no call,
+     * holds a descriptor: closed after these */
+    args[4].type = GRPC_ARG_INTEGER;
+    args[4].key = GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS;
+    args[4].value.integer = (int)conf->handshake_timeout_ms;
+    args[5].type = GRPC_ARG_INTEGER;
+    args[5].key = GRPC_ARG_MAX_CONNECTION_IDLE_MS;
+    args[5].value.integer = (int)conf->idle_timeout_ms;
     w.cq = grpc_completion_queue_create_for_next(NULL);
     w.server = grpc_server_create(&cargs, NULL);
     grpc_resource_quota_unref(quota);
@@ -644,6 +652,7 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         goto out;
     }
     grpc_server_start(w.server);
+    fb_worker_listen_find(&w, port);
     fb_log_info("worker %u serving on %s (port %d, %s), lane %u", index, conf->listen, port,
                 conf->tls_cert[0] ? (conf->tls_client_ca[0] ? "mTLS" : "TLS") : "plaintext",
                 index);
@@ -665,8 +674,10 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
                                gpr_time_from_millis(STOP_CHECK_MS, GPR_TIMESPAN)), NULL);
         dispatch(ev);
         tick(&w);
+        if (!w.shutting_down && fb_worker_listen_stalled(&w, fb_monotonic_ms()))
+            break; /* logged; the master starts another at once */
     }
-    rc = 0;
+    rc = w.not_accepting ? FB_EXIT_NOT_ACCEPTING : 0;
 out:
     /* stop: no new calls, cancel the open ones, drain every event */
     if (!w.shutting_down)
