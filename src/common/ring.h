@@ -47,6 +47,8 @@
 /* a worker whose listener stopped accepting connections (its descriptors
  * ran out): the master starts another at once */
 #define FB_EXIT_NOT_ACCEPTING 4
+/* a worker whose private memory grew past ingester.memory_limit + 32 MiB */
+#define FB_EXIT_MEMORY 5
 
 typedef struct fb_rec {
     uint32_t size;           /* header + key + value, rounded up to FB_REC_ALIGN */

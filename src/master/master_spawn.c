@@ -145,11 +145,14 @@ fb_master_reap(fb_ring_t *ring)
             c->respawn_at_ms = fb_monotonic_ms();
             continue;
         } else if (c->role == FB_ROLE_WORKER && WIFEXITED(st) &&
-                   WEXITSTATUS(st) == FB_EXIT_NOT_ACCEPTING) {
+                   (WEXITSTATUS(st) == FB_EXIT_NOT_ACCEPTING ||
+                    WEXITSTATUS(st) == FB_EXIT_MEMORY)) {
             /* not a crash: it ran out of descriptors and gRPC stopped
-             * accepting for good; a fresh process accepts again */
-            fb_log_notice("%s (pid %ld) stopped accepting connections; starting another",
-                          c->name, (long)pid);
+             * accepting for good, or a flood of calls grew it past its
+             * memory limit; a fresh process serves again */
+            fb_log_notice("%s (pid %ld) %s; starting another", c->name, (long)pid,
+                          WEXITSTATUS(st) == FB_EXIT_MEMORY ? "exceeded its memory limit"
+                                                            : "stopped accepting connections");
             c->backoff_ms = 0;
             c->respawn_at_ms = fb_monotonic_ms();
             continue;

@@ -57,6 +57,10 @@ typedef struct fb_peer_count {
     unsigned calls;
 } fb_peer_count_t;
 
+/* requests for new calls a worker keeps posted: gRPC hands a new call
+ * over at once instead of queueing it (a queue no limit bounds) */
+#define FB_WORKER_REQUESTS 256
+
 typedef struct fb_worker {
     const fb_conf_t *conf;
     fb_ring_t *ring;
@@ -71,6 +75,9 @@ typedef struct fb_worker {
     unsigned n_listen;
     uint64_t listen_check_ms, listen_waiting_since_ms;
     bool not_accepting;
+    /* its private memory (worker_memory.c) */
+    unsigned long long mem_start;
+    uint64_t mem_check_ms, trim_ms;
     fb_auth_t *auth;
     fb_keydb_t *keydb;
 
@@ -168,6 +175,10 @@ void fb_wcall_settle(fb_wcall_t *c);
 
 /* worker_health.c */
 void fb_worker_health_start(fb_wcall_t *c);
+
+/* worker_memory.c */
+void fb_worker_memory_start(fb_worker_t *w);
+void fb_worker_memory_check(fb_worker_t *w, uint64_t now_ms);
 
 /* worker_listen.c */
 void fb_worker_listen_find(fb_worker_t *w, int port);

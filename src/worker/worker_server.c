@@ -653,10 +653,11 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     }
     grpc_server_start(w.server);
     fb_worker_listen_find(&w, port);
+    fb_worker_memory_start(&w);
     fb_log_info("worker %u serving on %s (port %d, %s), lane %u", index, conf->listen, port,
                 conf->tls_cert[0] ? (conf->tls_client_ca[0] ? "mTLS" : "TLS") : "plaintext",
                 index);
-    for (unsigned i = 0; i < 8; i++)
+    for (unsigned i = 0; i < FB_WORKER_REQUESTS; i++)
         request_call(&w);
 
     while (!stop_requested) {
@@ -674,6 +675,7 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
                                gpr_time_from_millis(STOP_CHECK_MS, GPR_TIMESPAN)), NULL);
         dispatch(ev);
         tick(&w);
+        fb_worker_memory_check(&w, fb_monotonic_ms());
         if (!w.shutting_down && fb_worker_listen_stalled(&w, fb_monotonic_ms()))
             break; /* logged; the master starts another at once */
     }
