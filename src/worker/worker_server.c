@@ -6,6 +6,9 @@
  * Every batch that returned GRPC_CALL_OK yields exactly one event; the
  * tag of every event is an fb_wcall_t whose step runs next. The loop
  * never blocks on anything but the completion queue.
+ *
+ * What a client can make the worker log (refusals, unknown methods) goes
+ * through the rate-limited log, never one line per call.
  */
 #include <errno.h>
 #include <signal.h>
@@ -28,6 +31,7 @@
 #include "worker/worker.h"
 
 #define STOP_CHECK_MS 200
+#define METHOD_SHOW_MAX 200 /* bytes of an unknown method's path in a log line */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -196,7 +200,7 @@ peer_admit(fb_wcall_t *c)
     if (pc->calls >= w->conf->max_calls_per_peer) {
         snprintf(why, sizeof(why), "too many calls from %.200s: at most %llu at once per worker",
                  host, (unsigned long long)w->conf->max_calls_per_peer);
-        fb_log_notice("%s refused: %s", host, why);
+        fb_log_limited(FB_LOG_NOTICE, "peer call limit", "%s refused: %s", host, why);
         free(host);
         fb_wcall_reply(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, why, NULL);
         return -1;
@@ -281,6 +285,7 @@ tick(fb_worker_t *w)
     if (now_ms - w->last_tick_ms < STOP_CHECK_MS)
         return;
     w->last_tick_ms = now_ms;
+    fb_log_limited_flush(false); /* refusal lines held back, once their interval is over */
     for (c = w->streams; c != NULL; c = next) {
         next = c->next_stream; /* c may unlist itself */
         if (c->native)
@@ -480,10 +485,12 @@ new_call(fb_wcall_t *c, int ok)
     } else if (method_is(c, "/api.EventService/ExchangeConfig")) {
         fb_worker_exchange_config_start(c);
     } else {
-        char *m = grpc_slice_to_c_string(c->details.method);
-        fb_log_info("call to unknown method %.200s", m);
+        char shown[METHOD_SHOW_MAX * 4 + 8];
+        fb_log_show(shown, sizeof(shown), (const char *)GRPC_SLICE_START_PTR(c->details.method),
+                    GRPC_SLICE_LENGTH(c->details.method), METHOD_SHOW_MAX);
+        fb_log_limited(FB_LOG_INFO, "unknown method", "%s: call to unknown method %s", c->peer,
+                       shown);
         fb_wcall_reply(c, NULL, GRPC_STATUS_UNIMPLEMENTED, "unknown method", NULL);
-        gpr_free(m);
     }
 }
 
@@ -686,6 +693,7 @@ out:
     free(w.peers);
     fb_worker_free_keys();
     fb_lane_release(&w.lane);
+    fb_log_limited_flush(true); /* the counts of what was held back, before the last word */
     fb_log_info("worker %u stopped", index);
     return rc;
 }
