@@ -7,8 +7,9 @@
  * tag of every event is an fb_wcall_t whose step runs next. The loop
  * never blocks on anything but the completion queue.
  *
- * What a client can make the worker log (refusals, unknown methods) goes
- * through the rate-limited log, never one line per call.
+ * What a client can make the worker log (refusals, gRPC's own lines such
+ * as failed TLS handshakes) goes through the rate-limited log, never one
+ * line per call or connection.
  */
 #include <errno.h>
 #include <signal.h>
@@ -23,6 +24,7 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
+#include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
 #include "common/log.h"
@@ -32,6 +34,7 @@
 
 #define STOP_CHECK_MS 200
 #define METHOD_SHOW_MAX 200 /* bytes of an unknown method's path in a log line */
+#define GRPC_SHOW_MAX 400   /* bytes of a gRPC core message in a log line */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -114,6 +117,7 @@ on_stop(int sig)
 }
 
 static void new_call(fb_wcall_t *c, int ok);
+static void grpc_log(gpr_log_func_args *args);
 
 /* wcall_new -- a call object with its step. */
 static fb_wcall_t *
@@ -494,6 +498,28 @@ new_call(fb_wcall_t *c, int ok)
     }
 }
 
+/* grpc_log -- gRPC core's own lines, into the worker's log: rate-limited
+ * per source line, since a client triggers many of them (a failed TLS
+ * handshake logs an error per connection). Runs on gRPC's threads. */
+static void
+grpc_log(gpr_log_func_args *args)
+{
+    const char *file = args->file ? args->file : "?", *slash = strrchr(file, '/');
+    char where[FB_LOG_LIMIT_REASON_MAX - 8], reason[FB_LOG_LIMIT_REASON_MAX];
+    char shown[GRPC_SHOW_MAX * 4 + 8];
+    const char *msg = args->message ? args->message : "";
+    fb_log_level_t level = args->severity == GPR_LOG_SEVERITY_ERROR  ? FB_LOG_ERROR
+                           : args->severity == GPR_LOG_SEVERITY_INFO ? FB_LOG_INFO
+                                                                     : FB_LOG_DEBUG;
+
+    if (level > fb_log_get_level())
+        return;
+    snprintf(where, sizeof(where), "%s:%d", slash ? slash + 1 : file, args->line);
+    snprintf(reason, sizeof(reason), "grpc %s", where);
+    fb_log_show(shown, sizeof(shown), msg, strlen(msg), GRPC_SHOW_MAX);
+    fb_log_limited(level, reason, "gRPC %s: %s", where, shown);
+}
+
 /* server_credentials -- TLS (with client verification when tls_client_ca
  * is set) or plaintext (fb_conf_load allows it only where it may be),
  * from the files the master loaded. */
@@ -616,6 +642,7 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         return 1;
     }
 
+    gpr_set_log_function(grpc_log); /* before gRPC starts its threads */
     grpc_init(); /* after fork, in this process only */
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
