@@ -474,13 +474,13 @@ new_call(fb_wcall_t *c, int ok)
     }
     if (!w->shutting_down)
         request_call(w);
-    if (method_is(c, "/grpc.health.v1.Health/Check")) {
-        fb_worker_health_start(c);
-        return;
-    }
+    /* every call counts against its peer, health checks too: a check waits
+     * for its request, and a client that never sends one holds the call */
     if (peer_admit(c) < 0)
         return;
-    if (method_is(c, "/fbpipe.v1.Ingest/Stream")) {
+    if (method_is(c, "/grpc.health.v1.Health/Check")) {
+        fb_worker_health_start(c);
+    } else if (method_is(c, "/fbpipe.v1.Ingest/Stream")) {
         fb_worker_stream_start(c);
     } else if (method_is(c, "/fbpipe.v1.Ingest/Exchange")) {
         fb_worker_exchange_start(c);
