@@ -73,7 +73,7 @@ void fb_log_show(char *out, size_t size, const char *s, size_t len, size_t max);
  * A fixed table of FB_LOG_LIMIT_SLOTS reasons; reasons beyond it share
  * the last slot. Thread-safe (one mutex per table). Clocks are the
  * caller's (monotonic milliseconds), so tests need not sleep. */
-#define FB_LOG_LIMIT_SLOTS 32      /* reasons per table */
+#define FB_LOG_LIMIT_SLOTS 64      /* reasons per table: the worker has about 40 */
 #define FB_LOG_LIMIT_REASON_MAX 48 /* bytes of a reason, NUL included; longer is cut */
 #define FB_LOG_LIMIT_LINE_MAX 512  /* bytes of the line kept, NUL included */
 #define FB_LOG_LIMIT_INTERVAL_MS 10000 /* the process table's interval */
