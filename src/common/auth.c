@@ -628,9 +628,11 @@ fb_auth_check_tenant(const fb_auth_result_t *r, const fb_keydb_t *db, const char
     if (out->unbound) {
         memcpy(out->access_key, access_key, len); /* len <= 128: the tenant exists */
         out->access_key[len] = '\0';
-        fb_log_info("unbound token (kid \"%s\", iat %lld) accepted for access key \"%s\" "
-                    "(allow_unbound_tokens)",
-                    out->kid, out->has_iat ? (long long)out->iat : -1LL, shown);
+        /* checked for every event of a stream: counted, one line per interval */
+        fb_log_limited(FB_LOG_INFO, "unbound token accepted",
+                       "unbound token (kid \"%s\", iat %lld) accepted for access key \"%s\" "
+                       "(allow_unbound_tokens)",
+                       out->kid, out->has_iat ? (long long)out->iat : -1LL, shown);
     }
     return 0;
 }

@@ -5,8 +5,14 @@
  * several processes sharing stderr do not interleave. Must never allocate,
  * never be called from a signal handler, and never change errno for the
  * caller beyond what it reports.
+ *
+ * The rate limiter (fb_log_limit_*) keeps a fixed table of reasons: what
+ * a client sends can make it count, never grow, and a line held back is
+ * always counted in the next one written.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +32,13 @@ static int log_use_syslog;
 static fb_log_level_t log_level = FB_LOG_INFO;
 static fb_log_sink_t log_sink;
 static void *log_sink_arg;
+static fb_log_limit_t log_limits = {.mu = PTHREAD_MUTEX_INITIALIZER,
+                                    .interval_ms = FB_LOG_LIMIT_INTERVAL_MS};
+
+static fb_log_limit_slot_t *limit_slot(fb_log_limit_t *l, const char *reason);
+static void limit_take(fb_log_limit_t *l, fb_log_limit_slot_t *s, uint64_t now_ms, char *out,
+                       size_t size, fb_log_level_t *level);
+static uint64_t limit_now_ms(void);
 
 static const struct {
     const char *name;
@@ -232,4 +245,189 @@ fb_log_show(char *out, size_t size, const char *s, size_t len, size_t max)
         o += 3;
     }
     out[o] = '\0';
+}
+
+/* ---- Rate-limited lines ------------------------------------------------- */
+
+/* fb_log_limit_init -- an empty table: one line per reason per interval_ms
+ * (0: every line is written). */
+void
+fb_log_limit_init(fb_log_limit_t *l, uint64_t interval_ms)
+{
+    memset(l, 0, sizeof(*l));
+    pthread_mutex_init(&l->mu, NULL);
+    l->interval_ms = interval_ms;
+}
+
+/* fb_log_limit_destroy -- drops what is held back without writing it. */
+void
+fb_log_limit_destroy(fb_log_limit_t *l)
+{
+    pthread_mutex_destroy(&l->mu);
+}
+
+/* limit_slot -- the slot of reason, taken if new; the shared last slot
+ * once the others are taken. Under l->mu. */
+static fb_log_limit_slot_t *
+limit_slot(fb_log_limit_t *l, const char *reason)
+{
+    fb_log_limit_slot_t *s;
+
+    for (unsigned i = 0; i < l->n_slots; i++)
+        if (strncmp(l->slots[i].reason, reason, FB_LOG_LIMIT_REASON_MAX - 1) == 0)
+            return &l->slots[i];
+    if (l->n_slots < FB_LOG_LIMIT_SLOTS - 1) {
+        s = &l->slots[l->n_slots++];
+        snprintf(s->reason, sizeof(s->reason), "%s", reason[0] ? reason : "(none)");
+        return s;
+    }
+    s = &l->slots[FB_LOG_LIMIT_SLOTS - 1];
+    if (s->reason[0] == '\0')
+        snprintf(s->reason, sizeof(s->reason), "(other reasons)");
+    return s;
+}
+
+/* limit_take -- the line s holds back, with its count, into out; the slot
+ * starts a new interval at now_ms. Under l->mu; s->held > 0. */
+static void
+limit_take(fb_log_limit_t *l, fb_log_limit_slot_t *s, uint64_t now_ms, char *out, size_t size,
+           fb_log_level_t *level)
+{
+    uint64_t iv = l->interval_ms;
+
+    if (iv % 1000 == 0)
+        snprintf(out, size, "%s [%" PRIu64 " like it since the last line, this the latest; "
+                 "one line per %" PRIu64 " s]", s->kept, s->held, iv / 1000);
+    else
+        snprintf(out, size, "%s [%" PRIu64 " like it since the last line, this the latest; "
+                 "one line per %" PRIu64 " ms]", s->kept, s->held, iv);
+    *level = s->level;
+    s->held = 0;
+    s->kept[0] = '\0';
+    s->last_ms = now_ms;
+    s->next_ms = now_ms + iv;
+}
+
+/* fb_log_limit_vmsg -- see log.h. */
+int
+fb_log_limit_vmsg(fb_log_limit_t *l, uint64_t now_ms, fb_log_level_t level, const char *reason,
+                  const char *fmt, va_list ap)
+{
+    char line[FB_LOG_LIMIT_LINE_MAX + 128];
+    fb_log_limit_slot_t *s;
+    int saved_errno = errno;
+
+    if (level > log_level)
+        return 0;
+    pthread_mutex_lock(&l->mu);
+    s = limit_slot(l, reason ? reason : "");
+    if (now_ms < s->next_ms) { /* within the interval: count it, keep it */
+        s->held++;
+        s->level = level;
+        vsnprintf(s->kept, sizeof(s->kept), fmt, ap);
+        pthread_mutex_unlock(&l->mu);
+        errno = saved_errno;
+        return 0;
+    }
+    if (s->held > 0) { /* the ones held back, this one the latest */
+        s->held++;
+        s->level = level;
+        vsnprintf(s->kept, sizeof(s->kept), fmt, ap);
+        limit_take(l, s, now_ms, line, sizeof(line), &level);
+    } else {
+        vsnprintf(line, FB_LOG_LIMIT_LINE_MAX, fmt, ap);
+        s->last_ms = now_ms;
+        s->next_ms = now_ms + l->interval_ms;
+    }
+    pthread_mutex_unlock(&l->mu);
+    fb_log_msg(level, 0, "%s", line);
+    errno = saved_errno;
+    return 1;
+}
+
+/* fb_log_limit_msg -- see log.h. */
+int
+fb_log_limit_msg(fb_log_limit_t *l, uint64_t now_ms, fb_log_level_t level, const char *reason,
+                 const char *fmt, ...)
+{
+    va_list ap;
+    int rc;
+
+    va_start(ap, fmt);
+    rc = fb_log_limit_vmsg(l, now_ms, level, reason, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* fb_log_limit_flush -- see log.h. */
+unsigned
+fb_log_limit_flush(fb_log_limit_t *l, uint64_t now_ms, bool force)
+{
+    char line[FB_LOG_LIMIT_LINE_MAX + 128];
+    fb_log_level_t level;
+    unsigned written = 0;
+    int saved_errno = errno;
+
+    pthread_mutex_lock(&l->mu);
+    for (unsigned i = 0; i < FB_LOG_LIMIT_SLOTS; i++) {
+        fb_log_limit_slot_t *s = &l->slots[i];
+
+        if (s->held == 0 || (!force && now_ms < s->next_ms))
+            continue;
+        limit_take(l, s, now_ms, line, sizeof(line), &level);
+        pthread_mutex_unlock(&l->mu); /* a sink may take its time */
+        fb_log_msg(level, 0, "%s", line);
+        written++;
+        pthread_mutex_lock(&l->mu);
+    }
+    pthread_mutex_unlock(&l->mu);
+    errno = saved_errno;
+    return written;
+}
+
+/* fb_log_limit_held -- see log.h. */
+uint64_t
+fb_log_limit_held(fb_log_limit_t *l, const char *reason)
+{
+    uint64_t n = 0;
+
+    pthread_mutex_lock(&l->mu);
+    for (unsigned i = 0; i < FB_LOG_LIMIT_SLOTS; i++)
+        if (strncmp(l->slots[i].reason, reason, FB_LOG_LIMIT_REASON_MAX - 1) == 0 &&
+            l->slots[i].reason[0] != '\0') {
+            n = l->slots[i].held;
+            break;
+        }
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
+/* limit_now_ms -- the process table's clock. */
+static uint64_t
+limit_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* fb_log_limited -- one line of reason through the process table. */
+void
+fb_log_limited(fb_log_level_t level, const char *reason, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (level > log_level)
+        return;
+    va_start(ap, fmt);
+    fb_log_limit_vmsg(&log_limits, limit_now_ms(), level, reason, fmt, ap);
+    va_end(ap);
+}
+
+/* fb_log_limited_flush -- what the process table holds back and is due. */
+void
+fb_log_limited_flush(bool force)
+{
+    fb_log_limit_flush(&log_limits, limit_now_ms(), force);
 }

@@ -147,7 +147,6 @@ struct fb_wcall {
     grpc_status_code end_status; /* the status to close with, once acks are out */
     char end_detail[200];
     bool ending;         /* end_status is set: no more reads */
-    unsigned rejects_logged;
 };
 
 int fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index);

@@ -34,8 +34,6 @@
 #include "fbpipe.pb-c.h"
 #include "worker/worker.h"
 
-#define REJECTS_LOGGED 10 /* per stream */
-
 static void on_batch(fb_wcall_t *c, int ok);
 
 /* max_batch_bytes -- the largest Batch message a stream accepts: the
@@ -172,34 +170,35 @@ queue_ack(fb_wcall_t *c, uint64_t seq, int code, uint32_t retry_after_ms, const 
 }
 
 /* end_stream -- stop reading; close with status once everything held is
- * answered (the first reason wins). */
+ * answered (the first reason wins); reason names the kind of ending for
+ * the rate-limited log. */
 static void
-end_stream(fb_wcall_t *c, grpc_status_code status, const char *detail)
+end_stream(fb_wcall_t *c, grpc_status_code status, const char *reason, const char *detail)
 {
     char *p;
 
     if (c->ending)
         return;
     p = grpc_call_get_peer(c->call);
-    fb_log_notice("%s: stream of %s closing: %s", p, c->auth.access_key, detail);
+    fb_log_limited(FB_LOG_NOTICE, reason, "%s: stream of %s closing: %s", p, c->auth.access_key,
+                   detail);
     gpr_free(p);
     c->ending = true;
     c->end_status = status;
     snprintf(c->end_detail, sizeof(c->end_detail), "%.199s", detail);
 }
 
-/* refuse_batch -- answer a batch REJECTED without writing any of it. */
+/* refuse_batch -- answer a batch REJECTED without writing any of it;
+ * reason names the kind of rejection for the rate-limited log (a hostile
+ * client can have every batch of every stream rejected). */
 static void
-refuse_batch(fb_wcall_t *c, uint64_t seq, const char *why)
+refuse_batch(fb_wcall_t *c, uint64_t seq, const char *reason, const char *why)
 {
-    /* a hostile client must not flood the log: the first few per stream */
-    if (c->rejects_logged < REJECTS_LOGGED) {
-        char *p = grpc_call_get_peer(c->call);
-        fb_log_notice("%s: batch %" PRIu64 " rejected: %s%s", p, seq, why,
-                      ++c->rejects_logged == REJECTS_LOGGED
-                          ? " (further rejections on this stream are not logged)" : "");
-        gpr_free(p);
-    }
+    char *p = grpc_call_get_peer(c->call);
+
+    fb_log_limited(FB_LOG_NOTICE, reason, "%s: batch %" PRIu64 " of %s rejected: %s", p, seq,
+                   c->auth.access_key, why);
+    gpr_free(p);
     queue_ack(c, seq, FBPIPE__V1__ACK_CODE__REJECTED, 0, why);
 }
 
@@ -343,7 +342,7 @@ fb_worker_native_acked(fb_wcall_t *c, uint64_t seq, int32_t err)
     }
     snprintf(detail, sizeof(detail), "a record was refused by Kafka: %s",
              rd_kafka_err2name((rd_kafka_resp_err_t)err));
-    refuse_batch(c, seq, detail);
+    refuse_batch(c, seq, "batch refused by Kafka", detail);
 }
 
 /* print_record -- ingester.print_events: one line per accepted record,
@@ -394,7 +393,7 @@ take_batch(fb_wcall_t *c, const fb_batch_t *b, const fb_tenant_t *t)
 
     c->buf_len = c->buf_records = 0;
     if (fb_batch_check(b, why, sizeof(why)) != FB_RECORD_OK) {
-        refuse_batch(c, b->seq, why);
+        refuse_batch(c, b->seq, "batch invalid", why);
         return -1;
     }
     for (size_t i = 0; i < b->n; i++) {
@@ -405,18 +404,19 @@ take_batch(fb_wcall_t *c, const fb_batch_t *b, const fb_tenant_t *t)
                                   sizeof(why)) != FB_RECORD_OK) {
             snprintf(detail, sizeof(detail), "record %zu: %s", i, why);
             c->buf_len = c->buf_records = 0;
-            refuse_batch(c, b->seq, detail);
+            refuse_batch(c, b->seq, "batch invalid", detail);
             return -1;
         }
         lane_bytes += fb_rec_size(key_len, size);
         if (lane_bytes > w->lane.size / 2) {
             c->buf_len = c->buf_records = 0;
-            refuse_batch(c, b->seq, "batch too large for the ring: send smaller batches");
+            refuse_batch(c, b->seq, "batch too large",
+                         "batch too large for the ring: send smaller batches");
             return -1;
         }
         if (fb_wcall_buffer(c, t->access_key, key_len, size, &val) < 0) {
             c->buf_len = c->buf_records = 0;
-            refuse_batch(c, b->seq, "out of memory");
+            refuse_batch(c, b->seq, "batch out of memory", "out of memory");
             return -1;
         }
         fb_batch_record_write(b, i, t, now, val);
@@ -455,7 +455,7 @@ on_batch(fb_wcall_t *c, int ok)
     }
     /* read in place: the records below point into this slice */
     if (fb_wcall_slice(c, &slice) < 0) {
-        end_stream(c, GRPC_STATUS_INVALID_ARGUMENT, "unreadable message");
+        end_stream(c, GRPC_STATUS_INVALID_ARGUMENT, "stream malformed", "unreadable message");
         fb_worker_native_settled(c);
         return;
     }
@@ -463,7 +463,8 @@ on_batch(fb_wcall_t *c, int ok)
     len = GRPC_SLICE_LENGTH(slice);
     if (fb_batch_peek(msg, len, &seq, &n) < 0) {
         grpc_slice_unref(slice);
-        end_stream(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed fbpipe.v1.Batch");
+        end_stream(c, GRPC_STATUS_INVALID_ARGUMENT, "stream malformed",
+                   "malformed fbpipe.v1.Batch");
         fb_worker_native_settled(c);
         return;
     }
@@ -472,7 +473,7 @@ on_batch(fb_wcall_t *c, int ok)
             grpc_slice_unref(slice);
             snprintf(why, sizeof(why), "batch seq %" PRIu64 " is already in flight on this stream",
                      seq);
-            end_stream(c, GRPC_STATUS_INVALID_ARGUMENT, why);
+            end_stream(c, GRPC_STATUS_INVALID_ARGUMENT, "stream duplicate seq", why);
             fb_worker_native_settled(c);
             return;
         }
@@ -494,7 +495,7 @@ on_batch(fb_wcall_t *c, int ok)
             snprintf(why, sizeof(why), "batch of %zu bytes, at most %" PRIu64, len,
                      max_batch_bytes(w));
         grpc_slice_unref(slice);
-        refuse_batch(c, seq, why);
+        refuse_batch(c, seq, "batch too large", why);
         fb_worker_native_settled(c);
         return;
     }
@@ -504,7 +505,7 @@ on_batch(fb_wcall_t *c, int ok)
         fb_batch_rec_t *grown = realloc(w->recs, n * sizeof(*grown));
         if (grown == NULL) {
             grpc_slice_unref(slice);
-            refuse_batch(c, seq, "out of memory");
+            refuse_batch(c, seq, "batch out of memory", "out of memory");
             fb_worker_native_settled(c);
             return;
         }
@@ -514,7 +515,8 @@ on_batch(fb_wcall_t *c, int ok)
     if (fb_batch_parse(msg, len, w->recs, w->recs_cap, &b) < 0) {
         grpc_slice_unref(slice);
         c->n_inflight--;
-        end_stream(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed fbpipe.v1.Batch");
+        end_stream(c, GRPC_STATUS_INVALID_ARGUMENT, "stream malformed",
+                   "malformed fbpipe.v1.Batch");
         fb_worker_native_settled(c);
         return;
     }
@@ -525,7 +527,7 @@ on_batch(fb_wcall_t *c, int ok)
         grpc_slice_unref(slice);
         c->n_inflight--;
         fb_worker_count_refusal(w, r.err);
-        end_stream(c, (grpc_status_code)r.grpc_status, r.detail);
+        end_stream(c, (grpc_status_code)r.grpc_status, "stream tenant refused", r.detail);
         fb_worker_native_settled(c);
         return;
     }
@@ -577,8 +579,8 @@ fb_worker_native_tick(fb_wcall_t *c, uint64_t now_ms, int64_t now_s)
     if (!c->ending && c->auth.has_exp &&
         now_s >= c->auth.exp + (int64_t)(w->conf->clock_skew_ms / 1000)) {
         fb_worker_count_refusal(w, FB_AUTH_ERR_EXPIRED);
-        end_stream(c, GRPC_STATUS_UNAUTHENTICATED, "token expired: open a new stream with a "
-                   "fresh token");
+        end_stream(c, GRPC_STATUS_UNAUTHENTICATED, "stream token expired",
+                   "token expired: open a new stream with a fresh token");
     }
     if (c->buf_records > 0 && c->blocked_since_ms != 0 &&
         now_ms - c->blocked_since_ms >= w->conf->backpressure_timeout_ms)

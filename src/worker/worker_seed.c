@@ -51,13 +51,16 @@ authorization(fb_wcall_t *c)
 }
 
 /* fb_worker_refuse -- answer with an authentication or authorization
- * failure, counted by kind. */
+ * failure, counted by kind (exactly, in shared memory) and logged by kind
+ * (rate-limited: a client can send refused calls as fast as it likes). */
 void
 fb_worker_refuse(fb_wcall_t *c, const fb_auth_result_t *r)
 {
-    char *p = peer(c);
+    char *p = peer(c), reason[48];
 
-    fb_log_notice("%s refused: %s (%s)", p, r->detail, fb_auth_err_name(r->err));
+    snprintf(reason, sizeof(reason), "auth %s", fb_auth_err_name(r->err));
+    fb_log_limited(FB_LOG_NOTICE, reason, "%s refused: %s (%s)", p, r->detail,
+                   fb_auth_err_name(r->err));
     gpr_free(p);
     fb_worker_count_refusal(c->w, r->err);
     c->replied = true;
@@ -90,11 +93,14 @@ answer(fb_wcall_t *c)
     if (c->failed) {
         char *p = peer(c);
         if (c->fail_err == FB_REC_ERR_UNREADABLE)
-            fb_log_warnx("%s: stream of %llu events answered FAILURE: its records could not "
-                         "be confirmed as stored", p, (unsigned long long)c->events);
+            fb_log_limited(FB_LOG_WARNING, "stream unconfirmed",
+                           "%s: stream of %llu events answered FAILURE: its records could not "
+                           "be confirmed as stored", p, (unsigned long long)c->events);
         else
-            fb_log_warnx("%s: stream of %llu events answered FAILURE: a record was refused by "
-                         "Kafka (error %d)", p, (unsigned long long)c->events, (int)c->fail_err);
+            fb_log_limited(FB_LOG_WARNING, "stream refused by Kafka",
+                           "%s: stream of %llu events answered FAILURE: a record was refused "
+                           "by Kafka (error %d)", p, (unsigned long long)c->events,
+                           (int)c->fail_err);
         gpr_free(p);
     }
     resp.status = c->failed ? API__EVENT_CODE__FAILURE : API__EVENT_CODE__SUCCESS;
@@ -160,13 +166,14 @@ fb_worker_seed_settled(fb_wcall_t *c)
     answer(c);
 }
 
-/* invalid -- refuse the stream for what one event held. */
+/* invalid -- refuse the stream for what one event held; reason names the
+ * kind of refusal for the rate-limited log. */
 static void
-invalid(fb_wcall_t *c, grpc_status_code status, const char *why)
+invalid(fb_wcall_t *c, grpc_status_code status, const char *reason, const char *why)
 {
     char *p = peer(c);
 
-    fb_log_notice("%s: event refused: %s", p, why);
+    fb_log_limited(FB_LOG_NOTICE, reason, "%s: event refused: %s", p, why);
     gpr_free(p);
     c->replied = true;
     drop_stream(c); /* nothing of the stream is written */
@@ -233,21 +240,21 @@ on_event(fb_wcall_t *c, int ok)
     }
     msg = fb_wcall_message(c, &len);
     if (msg == NULL) {
-        invalid(c, GRPC_STATUS_INVALID_ARGUMENT, "unreadable message");
+        invalid(c, GRPC_STATUS_INVALID_ARGUMENT, "event malformed", "unreadable message");
         return;
     }
     fb_pballoc_init(&a, 4 * len + 4096);
     ev = api__event__unpack(&a.base, len, msg);
     if (ev == NULL) {
         free(msg);
-        invalid(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed api.Event");
+        invalid(c, GRPC_STATUS_INVALID_ARGUMENT, "event malformed", "malformed api.Event");
         return;
     }
     /* refused, not cut: the unpacked strings end at their first NUL */
     if (fb_event_check_nul(msg, len, why, sizeof(why)) < 0) {
         free(msg);
         api__event__free_unpacked(ev, &a.base);
-        invalid(c, GRPC_STATUS_INVALID_ARGUMENT, why);
+        invalid(c, GRPC_STATUS_INVALID_ARGUMENT, "event malformed", why);
         return;
     }
     free(msg);
@@ -260,7 +267,7 @@ on_event(fb_wcall_t *c, int ok)
     t = fb_keydb_find(w->keydb, r.access_key, strlen(r.access_key));
     if (t == NULL) {
         api__event__free_unpacked(ev, &a.base);
-        invalid(c, GRPC_STATUS_PERMISSION_DENIED, "unknown access key");
+        invalid(c, GRPC_STATUS_PERMISSION_DENIED, "event key", "unknown access key");
         return;
     }
     switch (fb_record_from_event(ev, t, fb_wall_ns(), fb_worker_record_max(w), &rec, why,
@@ -269,11 +276,11 @@ on_event(fb_wcall_t *c, int ok)
         break;
     case FB_RECORD_WRONG_KEY:
         api__event__free_unpacked(ev, &a.base);
-        invalid(c, GRPC_STATUS_PERMISSION_DENIED, why);
+        invalid(c, GRPC_STATUS_PERMISSION_DENIED, "event key", why);
         return;
     default:
         api__event__free_unpacked(ev, &a.base);
-        invalid(c, GRPC_STATUS_INVALID_ARGUMENT, why);
+        invalid(c, GRPC_STATUS_INVALID_ARGUMENT, "event invalid", why);
         return;
     }
     c->stream_bytes += fb_rec_size(strlen(t->access_key), rec.size);
@@ -282,12 +289,12 @@ on_event(fb_wcall_t *c, int ok)
         snprintf(why, sizeof(why), "stream larger than %zu bytes in the ring (event %llu): "
                  "send fewer events per stream; nothing of it was stored",
                  max_stream_bytes(w), (unsigned long long)c->events + 1);
-        invalid(c, GRPC_STATUS_RESOURCE_EXHAUSTED, why);
+        invalid(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "stream too large", why);
         return;
     }
     if (fb_wcall_buffer(c, t->access_key, strlen(t->access_key), rec.size, &val) < 0) {
         api__event__free_unpacked(ev, &a.base);
-        invalid(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        invalid(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "event out of memory", "out of memory");
         return;
     }
     fb_record_pack(&rec, val);
@@ -315,25 +322,16 @@ fb_worker_send_event_start(fb_wcall_t *c)
 static void
 busy(fb_wcall_t *c, uint64_t now_ms)
 {
-    static uint64_t last_log_ms;
-    static unsigned not_logged;
     const fb_conf_t *conf = c->w->conf;
-    char why[200];
+    char why[200], *p = peer(c);
 
-    /* every busy client could write a line: one a second */
-    if (now_ms - last_log_ms >= 1000) {
-        char *p = peer(c);
-        fb_log_warnx("%s: stream of %s (%llu events) refused: no room in the ring for %llu ms "
-                     "(ingester.backpressure_timeout), nothing of it written%s", p,
-                     c->auth.access_key, (unsigned long long)c->events,
-                     (unsigned long long)(now_ms - c->blocked_since_ms),
-                     not_logged ? " (more since the last line)" : "");
-        gpr_free(p);
-        last_log_ms = now_ms;
-        not_logged = 0;
-    } else {
-        not_logged++;
-    }
+    /* every busy client could write a line: rate-limited */
+    fb_log_limited(FB_LOG_WARNING, "stream busy",
+                   "%s: stream of %s (%llu events) refused: no room in the ring for %llu ms "
+                   "(ingester.backpressure_timeout), nothing of it written", p,
+                   c->auth.access_key, (unsigned long long)c->events,
+                   (unsigned long long)(now_ms - c->blocked_since_ms));
+    gpr_free(p);
     snprintf(why, sizeof(why), "the ingester is busy: nothing of the stream was stored; send "
              "it again after %llu ms", (unsigned long long)conf->retry_after_ms);
     c->replied = true;
@@ -359,7 +357,8 @@ fb_worker_seed_tick(fb_wcall_t *c, uint64_t now_ms, int64_t now_s)
         now_s < c->auth.exp + (int64_t)(c->w->conf->clock_skew_ms / 1000))
         return;
     p = peer(c);
-    fb_log_notice("%s: stream of %s closing: token expired", p, c->auth.access_key);
+    fb_log_limited(FB_LOG_NOTICE, "stream token expired", "%s: stream of %s closing: token expired",
+                   p, c->auth.access_key);
     gpr_free(p);
     fb_worker_count_refusal(c->w, FB_AUTH_ERR_EXPIRED);
     fb_worker_stream_unlist(c);

@@ -6,6 +6,10 @@
  * Every batch that returned GRPC_CALL_OK yields exactly one event; the
  * tag of every event is an fb_wcall_t whose step runs next. The loop
  * never blocks on anything but the completion queue.
+ *
+ * What a client can make the worker log (refusals, gRPC's own lines such
+ * as failed TLS handshakes) goes through the rate-limited log, never one
+ * line per call or connection.
  */
 #include <errno.h>
 #include <signal.h>
@@ -20,6 +24,7 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
+#include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
 #include "common/log.h"
@@ -28,6 +33,8 @@
 #include "worker/worker.h"
 
 #define STOP_CHECK_MS 200
+#define METHOD_SHOW_MAX 200 /* bytes of an unknown method's path in a log line */
+#define GRPC_SHOW_MAX 400   /* bytes of a gRPC core message in a log line */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -110,6 +117,7 @@ on_stop(int sig)
 }
 
 static void new_call(fb_wcall_t *c, int ok);
+static void grpc_log(gpr_log_func_args *args);
 
 /* wcall_new -- a call object with its step. */
 static fb_wcall_t *
@@ -196,7 +204,7 @@ peer_admit(fb_wcall_t *c)
     if (pc->calls >= w->conf->max_calls_per_peer) {
         snprintf(why, sizeof(why), "too many calls from %.200s: at most %llu at once per worker",
                  host, (unsigned long long)w->conf->max_calls_per_peer);
-        fb_log_notice("%s refused: %s", host, why);
+        fb_log_limited(FB_LOG_NOTICE, "peer call limit", "%s refused: %s", host, why);
         free(host);
         fb_wcall_reply(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, why, NULL);
         return -1;
@@ -281,6 +289,7 @@ tick(fb_worker_t *w)
     if (now_ms - w->last_tick_ms < STOP_CHECK_MS)
         return;
     w->last_tick_ms = now_ms;
+    fb_log_limited_flush(false); /* refusal lines held back, once their interval is over */
     for (c = w->streams; c != NULL; c = next) {
         next = c->next_stream; /* c may unlist itself */
         if (c->native)
@@ -465,13 +474,13 @@ new_call(fb_wcall_t *c, int ok)
     }
     if (!w->shutting_down)
         request_call(w);
-    if (method_is(c, "/grpc.health.v1.Health/Check")) {
-        fb_worker_health_start(c);
-        return;
-    }
+    /* every call counts against its peer, health checks too: a check waits
+     * for its request, and a client that never sends one holds the call */
     if (peer_admit(c) < 0)
         return;
-    if (method_is(c, "/fbpipe.v1.Ingest/Stream")) {
+    if (method_is(c, "/grpc.health.v1.Health/Check")) {
+        fb_worker_health_start(c);
+    } else if (method_is(c, "/fbpipe.v1.Ingest/Stream")) {
         fb_worker_stream_start(c);
     } else if (method_is(c, "/fbpipe.v1.Ingest/Exchange")) {
         fb_worker_exchange_start(c);
@@ -480,11 +489,35 @@ new_call(fb_wcall_t *c, int ok)
     } else if (method_is(c, "/api.EventService/ExchangeConfig")) {
         fb_worker_exchange_config_start(c);
     } else {
-        char *m = grpc_slice_to_c_string(c->details.method);
-        fb_log_info("call to unknown method %.200s", m);
+        char shown[METHOD_SHOW_MAX * 4 + 8];
+        fb_log_show(shown, sizeof(shown), (const char *)GRPC_SLICE_START_PTR(c->details.method),
+                    GRPC_SLICE_LENGTH(c->details.method), METHOD_SHOW_MAX);
+        fb_log_limited(FB_LOG_INFO, "unknown method", "%s: call to unknown method %s", c->peer,
+                       shown);
         fb_wcall_reply(c, NULL, GRPC_STATUS_UNIMPLEMENTED, "unknown method", NULL);
-        gpr_free(m);
     }
+}
+
+/* grpc_log -- gRPC core's own lines, into the worker's log: rate-limited
+ * per source line, since a client triggers many of them (a failed TLS
+ * handshake logs an error per connection). Runs on gRPC's threads. */
+static void
+grpc_log(gpr_log_func_args *args)
+{
+    const char *file = args->file ? args->file : "?", *slash = strrchr(file, '/');
+    char where[FB_LOG_LIMIT_REASON_MAX - 8], reason[FB_LOG_LIMIT_REASON_MAX];
+    char shown[GRPC_SHOW_MAX * 4 + 8];
+    const char *msg = args->message ? args->message : "";
+    fb_log_level_t level = args->severity == GPR_LOG_SEVERITY_ERROR  ? FB_LOG_ERROR
+                           : args->severity == GPR_LOG_SEVERITY_INFO ? FB_LOG_INFO
+                                                                     : FB_LOG_DEBUG;
+
+    if (level > fb_log_get_level())
+        return;
+    snprintf(where, sizeof(where), "%s:%d", slash ? slash + 1 : file, args->line);
+    snprintf(reason, sizeof(reason), "grpc %s", where);
+    fb_log_show(shown, sizeof(shown), msg, strlen(msg), GRPC_SHOW_MAX);
+    fb_log_limited(level, reason, "gRPC %s: %s", where, shown);
 }
 
 /* server_credentials -- TLS (with client verification when tls_client_ca
@@ -609,6 +642,7 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         return 1;
     }
 
+    gpr_set_log_function(grpc_log); /* before gRPC starts its threads */
     grpc_init(); /* after fork, in this process only */
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -699,6 +733,7 @@ out:
     free(w.peers);
     fb_worker_free_keys();
     fb_lane_release(&w.lane);
+    fb_log_limited_flush(true); /* the counts of what was held back, before the last word */
     fb_log_info("worker %u stopped", index);
     return rc;
 }

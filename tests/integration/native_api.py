@@ -9,8 +9,10 @@ from Kafka (key, AccessKey/UserID from the key database, per-key order,
 XChaCha20-Poly1305 ciphertexts that decrypt with access key || key id as
 associated data); and the hostile inputs: malformed protobuf, invalid
 UTF-8, empty batch, too many records, a duplicate seq in flight, a plaintext
-record for an encrypting tenant, an unbound token, a client that never
-reads its acks, a client that disconnects mid-batch, an expiring token.
+record for an encrypting tenant, an unbound token, calls over
+max_calls_per_peer (a health check too), a health request that would
+unpack into far more than it weighs, a client that never reads its
+acks, a client that disconnects mid-batch, an expiring token.
 The server runs with kafka.linger = 1s, so a batch stays in flight long
 enough for the duplicate to meet it.
 """
@@ -31,8 +33,9 @@ import pyproto  # tests/integration/pyproto.py, beside this script
 
 port, secret_file, brokers, topic, n = sys.argv[1:6]
 n = int(n)
-pyproto.stubs("fbpipe.proto")
+pyproto.stubs("fbpipe.proto", "health.proto")
 import fbpipe_pb2 as pb  # noqa: E402
+import health_pb2  # noqa: E402
 
 secret = open(secret_file, "rb").read().rstrip(b"\r\n")
 SEC_KEY = bytes(range(32))  # keys.json gives "sec" this key as 64 hex digits
@@ -61,6 +64,9 @@ stream = ch.stream_stream("/fbpipe.v1.Ingest/Stream",
 raw_stream = ch.stream_stream("/fbpipe.v1.Ingest/Stream",
                               request_serializer=lambda b: b,
                               response_deserializer=pb.Ack.FromString)
+health = ch.unary_unary("/grpc.health.v1.Health/Check",
+                        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+                        response_deserializer=health_pb2.HealthCheckResponse.FromString)
 fails = []
 
 
@@ -219,8 +225,38 @@ extra = Sender(token())
 e = extra.close()
 expect("call over max_calls_per_peer", e and e.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
 expect_in("call over max_calls_per_peer detail", "too many calls", e and e.details() or "")
+# a health check asks for no token: it counts against the peer all the same
+try:
+    health(health_pb2.HealthCheckRequest(service=""), timeout=10)
+    fails.append("health check over max_calls_per_peer: answered")
+except grpc.RpcError as he:
+    expect("health check over max_calls_per_peer", he.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+    expect_in("health check over max_calls_per_peer detail", "too many calls", he.details() or "")
 for o in open_calls:
     expect("calls within max_calls_per_peer", o.close(), None)
+# and is served again once the server has let the closed calls go
+for _ in range(100):
+    try:
+        hr = health(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        expect("health check under max_calls_per_peer", hr.status,
+               health_pb2.HealthCheckResponse.SERVING)
+        break
+    except grpc.RpcError as he:
+        if he.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+            fails.append("health check under max_calls_per_peer: %s" % he.code())
+            break
+        time.sleep(0.1)
+else:
+    fails.append("health check: still RESOURCE_EXHAUSTED after the calls closed")
+# a HealthCheckRequest of 100,000 unknown fields (200 KB) would unpack into
+# megabytes of structures: refused by the capped allocator
+raw_health = ch.unary_unary("/grpc.health.v1.Health/Check", request_serializer=lambda b: b,
+                            response_deserializer=health_pb2.HealthCheckResponse.FromString)
+try:
+    raw_health(b"\x10\x00" * 100000, timeout=10)
+    fails.append("health check of 100,000 unknown fields: answered")
+except grpc.RpcError as he:
+    expect("health check of 100,000 unknown fields", he.code(), grpc.StatusCode.INVALID_ARGUMENT)
 
 # an unbound token cannot open a stream
 s = Sender(token(key=None))
