@@ -88,6 +88,7 @@ static const conf_key_t conf_keys[] = {
     {"ingester", "retry_after", T_DURATION, O(retry_after_ms), "1s", 1, 3600000},
     {"ingester", "refresh_interval", T_DURATION, O(refresh_interval_ms), "5m", 1000, 86400000},
     {"ingester", "kafka_unavailable_after", T_DURATION, O(kafka_unavailable_after_ms), "30s", 0, U64MAX},
+    {"ingester", "worker_stall_timeout", T_DURATION, O(worker_stall_timeout_ms), "10s", 0, 3600000},
     {"ingester", "print_events", T_BOOL, O(ingester_print_events), "no", 0, 0},
 
     {"auth", "jwt_secret_file", T_PATH, 0, "jwt.secret", 0, 0}, /* also .<kid> */
@@ -523,6 +524,13 @@ conf_check_values(fb_conf_t *conf)
                      (unsigned long long)ring_size_for(need, (unsigned)conf->max_workers));
             errors++;
         }
+    }
+    /* a worker beats every 200 ms from its loop; the master looks every second */
+    if (conf->worker_stall_timeout_ms != 0 && conf->worker_stall_timeout_ms < 1000) {
+        conf_err(conf, LINE("ingester", "worker_stall_timeout"), "ingester",
+                 "worker_stall_timeout: %llu ms would kill healthy workers: 0 (no watchdog) "
+                 "or at least 1s", (unsigned long long)conf->worker_stall_timeout_ms);
+        errors++;
     }
     for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++)
         ok |= strcmp(conf->jwt_algorithm, algs[i]) == 0;

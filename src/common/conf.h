@@ -69,6 +69,7 @@ typedef struct fb_conf {
     uint64_t retry_after_ms;
     uint64_t refresh_interval_ms;
     uint64_t kafka_unavailable_after_ms;
+    uint64_t worker_stall_timeout_ms; /* 0: no watchdog */
     bool ingester_print_events;
 
     /* [auth] */

@@ -257,6 +257,30 @@ fb_lane_drained(const fb_lane_t *l)
            atomic_load_explicit(&l->sh->head, memory_order_acquire);
 }
 
+/* fb_lane_beat -- the lane's worker (pid) is alive and doing state. */
+void
+fb_lane_beat(fb_lane_t *l, pid_t pid, uint32_t state)
+{
+    atomic_store_explicit(&l->sh->beat_ms, fb_monotonic_ms(), memory_order_relaxed);
+    atomic_store_explicit(&l->sh->beat_state, state, memory_order_relaxed);
+    /* pairs with the acquire load in fb_lane_last_beat: who sees this pid
+     * sees a time and state it wrote, never those of the lane's last worker */
+    atomic_store_explicit(&l->sh->beat_pid, (int32_t)pid, memory_order_release);
+}
+
+/* fb_lane_last_beat -- when pid last beat on the lane, and doing what:
+ * 0, or -ENOENT when it has not beaten there yet. */
+int
+fb_lane_last_beat(const fb_lane_t *l, pid_t pid, uint64_t *ms, uint32_t *state)
+{
+    /* pairs with the release store in fb_lane_beat */
+    if (atomic_load_explicit(&l->sh->beat_pid, memory_order_acquire) != (int32_t)pid)
+        return -ENOENT;
+    *ms = atomic_load_explicit(&l->sh->beat_ms, memory_order_relaxed);
+    *state = atomic_load_explicit(&l->sh->beat_state, memory_order_relaxed);
+    return 0;
+}
+
 /* fb_rec_size -- bytes a record of key_len + val_len takes in a lane. */
 size_t
 fb_rec_size(size_t key_len, size_t val_len)

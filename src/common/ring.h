@@ -19,7 +19,7 @@
 #include <sys/types.h>
 
 #define FB_RING_MAGIC 0x31474e4952504246ULL /* "FBPRING1" */
-#define FB_RING_VERSION 3
+#define FB_RING_VERSION 4
 #define FB_CACHELINE 64
 #define FB_RING_COUNTERS 32 /* auth refusal counters, a multiple of 8 */
 #define FB_RING_MAX_LANES 512
@@ -50,6 +50,11 @@
 /* a worker whose private memory grew past ingester.memory_limit + 32 MiB */
 #define FB_EXIT_MEMORY 5
 
+/* What a worker was doing at its last heartbeat (fb_lane_sh_t.beat_state):
+ * the master's watchdog allows a starting worker longer between beats. */
+#define FB_BEAT_STARTING 1u /* from its fork to its loop: claim, grpc_init, bind */
+#define FB_BEAT_SERVING 2u  /* from its event loop, every STOP_CHECK_MS */
+
 typedef struct fb_rec {
     uint32_t size;           /* header + key + value, rounded up to FB_REC_ALIGN */
     uint16_t magic;          /* FB_REC_MAGIC: a stray or torn header is caught */
@@ -77,6 +82,14 @@ typedef struct fb_lane_sh {
      * owner exits, and the producer resets the lane once nothing of it is
      * in flight (fb_lane_skip_to_head) */
     _Atomic uint32_t quarantined;
+    /* written by the process that runs on the lane (its worker, from its
+     * fork on, before it claims the lane too), read by the master's
+     * watchdog: a worker that stops beating is killed and replaced.
+     * One writer at a time: a lane's next worker starts after the last
+     * one was reaped. */
+    _Alignas(FB_CACHELINE) _Atomic uint64_t beat_ms; /* CLOCK_MONOTONIC ms */
+    _Atomic uint32_t beat_state;                     /* FB_BEAT_* */
+    _Atomic int32_t beat_pid;                        /* whose beat; 0 = none yet */
 } fb_lane_sh_t;
 
 typedef struct fb_ring_sh {
@@ -109,7 +122,8 @@ _Static_assert(sizeof(fb_rec_t) == 24, "record header layout");
 _Static_assert(sizeof(fb_rec_t) % FB_REC_ALIGN == 0, "record header alignment");
 _Static_assert(offsetof(fb_lane_sh_t, acked) == FB_CACHELINE, "head and acked share a line");
 _Static_assert(offsetof(fb_lane_sh_t, owner_state) == 2 * FB_CACHELINE, "lane layout");
-_Static_assert(sizeof(fb_lane_sh_t) == 3 * FB_CACHELINE, "lane header size");
+_Static_assert(offsetof(fb_lane_sh_t, beat_ms) == 3 * FB_CACHELINE, "lane layout");
+_Static_assert(sizeof(fb_lane_sh_t) == 4 * FB_CACHELINE, "lane header size");
 _Static_assert(offsetof(fb_ring_sh_t, producer_sleeping) == FB_CACHELINE, "ring header layout");
 _Static_assert(offsetof(fb_ring_sh_t, auth_refusals) == 2 * FB_CACHELINE, "ring header layout");
 _Static_assert(sizeof(fb_ring_sh_t) == 2 * FB_CACHELINE + FB_RING_COUNTERS * 8,
@@ -149,6 +163,10 @@ int64_t fb_wall_ns(void);
 int fb_lane_claim(fb_lane_t *l, pid_t pid, uint64_t gen);
 void fb_lane_release(fb_lane_t *l);
 bool fb_lane_drained(const fb_lane_t *l);
+
+/* heartbeat: the worker beats, the master's watchdog reads */
+void fb_lane_beat(fb_lane_t *l, pid_t pid, uint32_t state);
+int fb_lane_last_beat(const fb_lane_t *l, pid_t pid, uint64_t *ms, uint32_t *state);
 
 /* worker side */
 size_t fb_rec_size(size_t key_len, size_t val_len);

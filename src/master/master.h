@@ -4,7 +4,7 @@
  *
  * The master never initialises gRPC or librdkafka (neither survives fork)
  * and never reads ring contents: it creates the segment and watches lane
- * ownership only.
+ * ownership and the workers' heartbeats only.
  */
 #ifndef FB_MASTER_H
 #define FB_MASTER_H
@@ -42,6 +42,7 @@ int fb_master_spawn(fb_child_role_t role, unsigned index, const char *name, fb_c
                     const fb_conf_t *conf, fb_ring_t *ring);
 int fb_master_reap(fb_ring_t *ring);
 int fb_master_respawn_due(const fb_conf_t *conf, fb_ring_t *ring, int *next_ms);
+void fb_master_watchdog(const fb_conf_t *conf, fb_ring_t *ring, int *next_ms);
 void fb_master_stop_children(int sig, unsigned grace_ms);
 unsigned fb_master_children(void);
 void fb_master_signal_children(int sig);

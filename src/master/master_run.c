@@ -1,7 +1,8 @@
 /*
  * master_run.c -- the master's life: daemonise, pid file, the shared ring,
  * the children, and the signal loop (TERM graceful stop, INT/QUIT fast
- * stop, HUP reload, USR1 reopen, CHLD reap and respawn).
+ * stop, HUP reload, USR1 reopen, CHLD reap and respawn), which also looks
+ * at the workers' heartbeats every second.
  *
  * It never initialises gRPC or librdkafka and never reads ring contents.
  * A reload validates the whole new configuration first and keeps the old
@@ -288,6 +289,7 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
         int next_ms;
 
         fb_master_respawn_due(conf, ring, &next_ms);
+        fb_master_watchdog(conf, ring, &next_ms); /* stuck workers */
         if (poll(&pfd, 1, next_ms) < 0 && errno != EINTR)
             fb_log_warn("poll(self-pipe) failed");
         fb_master_signals_drain();

@@ -7,6 +7,14 @@
  * child that dies within FAST_DEATH_MS of its start backs off
  * exponentially up to MAX_BACKOFF_MS). Children die with the master
  * (PR_SET_PDEATHSIG). Never waits in a signal handler.
+ *
+ * The watchdog: a worker beats in its lane's header from its event loop
+ * (fb_lane_beat); one silent longer than ingester.worker_stall_timeout
+ * (stopped, deadlocked, spinning outside its loop) is killed, and the
+ * reap above releases its lane and starts another as after a crash. Its
+ * listening socket would take new connections from the kernel
+ * (SO_REUSEPORT) and never answer them. The master reads the beat words
+ * only, never what the lanes hold.
  */
 #include <errno.h>
 #include <signal.h>
@@ -25,6 +33,8 @@
 #define FAST_DEATH_MS 10000
 #define FIRST_BACKOFF_MS 1000
 #define MAX_BACKOFF_MS 60000
+#define WATCHDOG_EVERY_MS 1000
+#define WATCHDOG_START_MS 30000 /* a starting worker's allowance, at least */
 
 typedef struct child {
     bool in_use;
@@ -40,10 +50,12 @@ typedef struct child {
     unsigned backoff_ms;
     unsigned crashes;
     bool retiring; /* a worker of an older generation: finishing its calls */
+    bool stall_killed; /* the watchdog sent it SIGKILL; not reaped yet */
 } child_t;
 
 static child_t children[MAX_CHILDREN];
 static bool stopping;
+static uint64_t watchdog_at; /* the watchdog's next look */
 
 /* start -- fork one child for slot c. */
 static int
@@ -74,6 +86,7 @@ start(child_t *c, const fb_conf_t *conf, fb_ring_t *ring)
     }
     c->pid = pid;
     c->alive = true;
+    c->stall_killed = false;
     c->started_ms = fb_monotonic_ms();
     fb_log_info("started %s (pid %ld)", c->name, (long)pid);
     return 0;
@@ -213,6 +226,63 @@ fb_master_respawn_due(const fb_conf_t *conf, fb_ring_t *ring, int *next_ms)
         }
     }
     return 0;
+}
+
+/* watch_worker -- kill c when its heartbeat is older than allowed. */
+static void
+watch_worker(child_t *c, const fb_conf_t *conf, fb_ring_t *ring, uint64_t now)
+{
+    uint64_t beat, limit = conf->worker_stall_timeout_ms, silent;
+    uint32_t state;
+    fb_lane_t l;
+
+    fb_ring_lane(ring, c->index, &l);
+    /* before its first beat (or a beat older than its fork: a lane's last
+     * worker with the same pid) it counts as starting since its fork */
+    if (fb_lane_last_beat(&l, c->pid, &beat, &state) < 0 || beat < c->started_ms) {
+        beat = c->started_ms;
+        state = FB_BEAT_STARTING;
+    }
+    /* starting (waiting for its lane beats too; grpc_init and binding do
+     * not) gets at least WATCHDOG_START_MS */
+    if (state != FB_BEAT_SERVING && limit < WATCHDOG_START_MS)
+        limit = WATCHDOG_START_MS;
+    if (now <= beat || (silent = now - beat) <= limit)
+        return;
+    fb_log_errorx("%s (pid %ld) silent for %llu ms while %s (limit %llu ms, "
+                  "ingester.worker_stall_timeout): stopped or hung; killing it%s",
+                  c->name, (long)c->pid, (unsigned long long)silent,
+                  state == FB_BEAT_SERVING ? "serving" : "starting", (unsigned long long)limit,
+                  c->retiring ? " (retiring: not replaced)" : ", another takes its lane");
+    if (kill(c->pid, SIGKILL) < 0) {
+        fb_log_warn("kill(%ld, SIGKILL) failed", (long)c->pid);
+        return;
+    }
+    c->stall_killed = true;
+}
+
+/* fb_master_watchdog -- about every second, kill the workers whose
+ * heartbeat is too old (see the top of this file); lowers *next_ms
+ * (-1: none) to the wait until the next look. */
+void
+fb_master_watchdog(const fb_conf_t *conf, fb_ring_t *ring, int *next_ms)
+{
+    uint64_t now = fb_monotonic_ms();
+    int wait;
+
+    if (conf->worker_stall_timeout_ms == 0 || ring == NULL || stopping)
+        return;
+    if (now >= watchdog_at) {
+        watchdog_at = now + WATCHDOG_EVERY_MS;
+        for (size_t i = 0; i < MAX_CHILDREN; i++) {
+            child_t *c = &children[i];
+            if (c->in_use && c->alive && c->role == FB_ROLE_WORKER && !c->stall_killed)
+                watch_worker(c, conf, ring, now);
+        }
+    }
+    wait = (int)(watchdog_at - now);
+    if (*next_ms < 0 || wait < *next_ms)
+        *next_ms = wait;
 }
 
 unsigned

@@ -66,6 +66,7 @@ typedef struct fb_worker {
     fb_ring_t *ring;
     fb_lane_t lane;
     unsigned index;
+    pid_t pid; /* this worker's, for its lane and heartbeat */
     grpc_server *server;
     grpc_completion_queue *cq;
     unsigned calls; /* calls alive */

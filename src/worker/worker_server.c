@@ -279,7 +279,8 @@ fb_wcall_settle(fb_wcall_t *c)
         fb_worker_seed_settled(c);
 }
 
-/* tick -- every STOP_CHECK_MS: token expiry, batches waiting too long. */
+/* tick -- every STOP_CHECK_MS: the heartbeat, token expiry, batches
+ * waiting too long. */
 static void
 tick(fb_worker_t *w)
 {
@@ -290,6 +291,8 @@ tick(fb_worker_t *w)
         return;
     w->last_tick_ms = now_ms;
     fb_log_limited_flush(false); /* refusal lines held back, once their interval is over */
+    /* the loop turns: the master's watchdog leaves this worker alone */
+    fb_lane_beat(&w->lane, w->pid, FB_BEAT_SERVING);
     for (c = w->streams; c != NULL; c = next) {
         next = c->next_stream; /* c may unlist itself */
         if (c->native)
@@ -601,7 +604,7 @@ fb_worker_record_max(const fb_worker_t *w)
 int
 fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
 {
-    fb_worker_t w = {.conf = conf, .ring = ring, .index = index,
+    fb_worker_t w = {.conf = conf, .ring = ring, .index = index, .pid = getpid(),
                      .mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     grpc_server_credentials *creds;
     grpc_arg args[6];
@@ -623,8 +626,14 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         return 1;
     }
     fb_ring_lane(ring, index, &w.lane);
-    while ((rc = fb_lane_claim(&w.lane, getpid(), 1)) == -EAGAIN && !stop_requested)
+    /* beat from the start, and while waiting for the lane: its last
+     * owner's records may wait for Kafka for as long as Kafka is away,
+     * and the master's watchdog must not take that wait for a hang */
+    fb_lane_beat(&w.lane, w.pid, FB_BEAT_STARTING);
+    while ((rc = fb_lane_claim(&w.lane, w.pid, 1)) == -EAGAIN && !stop_requested) {
         fb_lane_wait_acked(&w.lane, fb_lane_head(&w.lane), 1000); /* the last owner's records */
+        fb_lane_beat(&w.lane, w.pid, FB_BEAT_STARTING);
+    }
     if (rc < 0 && !stop_requested) {
         fb_log_errorx("lane %u is owned by pid %d", index, (int)w.lane.sh->owner_pid);
         return 1;
@@ -643,6 +652,7 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     }
 
     gpr_set_log_function(grpc_log); /* before gRPC starts its threads */
+    fb_lane_beat(&w.lane, w.pid, FB_BEAT_STARTING);
     grpc_init(); /* after fork, in this process only */
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -719,9 +729,13 @@ out:
     if (!w.shutting_down)
         shutdown_server(&w);
     grpc_server_cancel_all_calls(w.server);
+    /* calls with chunks in the lane wait for Kafka's word: keep beating */
     while (w.shutting_down != 2 || w.calls > 0) {
-        grpc_event ev = grpc_completion_queue_next(w.cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        grpc_event ev = grpc_completion_queue_next(
+            w.cq, gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                               gpr_time_from_millis(STOP_CHECK_MS, GPR_TIMESPAN)), NULL);
         dispatch(ev);
+        fb_lane_beat(&w.lane, w.pid, FB_BEAT_SERVING);
     }
     grpc_server_destroy(w.server);
     grpc_completion_queue_shutdown(w.cq);

@@ -47,6 +47,7 @@ Test(conf, empty_file_gives_documented_defaults)
     cr_assert_eq(c->max_batch_records, 10000);
     cr_assert_eq(c->max_calls_per_peer, 64);
     cr_assert_eq(c->kafka_unavailable_after_ms, 30000);
+    cr_assert_eq(c->worker_stall_timeout_ms, 10000);
     cr_assert_eq(c->n_jwt_secret_files, 1);
     cr_assert_str_eq(c->jwt_secret_files[0].kid, "");
     cr_assert(strstr(c->jwt_secret_files[0].path, "/jwt.secret") != NULL);
@@ -181,6 +182,8 @@ Test(conf, cross_key_rules)
                  "compression: \"brotli\" is not one of");
     expect_error("[ingester]\nlisten = 127.0.0.1:1\nring_size = 2M\n",
                  "take records of at most");
+    expect_error("[ingester]\nlisten = 127.0.0.1:1\nworker_stall_timeout = 500ms\n",
+                 ":3: [ingester] worker_stall_timeout: 500 ms would kill healthy workers");
     expect_error("[librdkafka]\nacks = 1\n",
                  ":2: [librdkafka] acks: set by fbpipe itself (see [kafka]) and not overridable");
     expect_error("[librdkafka]\nenable.idempotence = false\n", "not overridable");
@@ -189,6 +192,21 @@ Test(conf, cross_key_rules)
     fb_conf_t *c = load_text("[ingester]\nlisten = 0.0.0.0:7777\nallow_plaintext = yes\n");
     cr_assert_not_null(c, "%s", test_log_buf);
     fb_conf_free(c);
+}
+
+Test(conf, worker_stall_timeout_off_or_at_least_a_second)
+{
+    fb_conf_t *c = load_text("[ingester]\nlisten = 127.0.0.1:1\nworker_stall_timeout = 0\n");
+
+    cr_assert_not_null(c, "%s", test_log_buf);
+    cr_assert_eq(c->worker_stall_timeout_ms, 0, "no watchdog");
+    fb_conf_free(c);
+    c = load_text("[ingester]\nlisten = 127.0.0.1:1\nworker_stall_timeout = 1m30s\n");
+    cr_assert_not_null(c, "%s", test_log_buf);
+    cr_assert_eq(c->worker_stall_timeout_ms, 90000);
+    fb_conf_free(c);
+    expect_error("[ingester]\nlisten = 127.0.0.1:1\nworker_stall_timeout = 2h\n",
+                 "worker_stall_timeout");
 }
 
 Test(conf, reports_every_error_in_one_run)

@@ -1,7 +1,7 @@
 /*
  * test_ring.c -- the shared-memory ring: layout checks, wrap-around, full
  * lanes, record size limits, corruption, out-of-order acknowledgement,
- * lane hand-over, and writers in other processes.
+ * lane hand-over, heartbeats, and writers in other processes.
  */
 #include <errno.h>
 #include <signal.h>
@@ -278,6 +278,47 @@ Test(ring, lane_hand_over_waits_for_the_previous_owner)
     cr_assert_eq(l2.sh->owner_pid, 200);
     cr_assert_eq(l2.sh->owner_gen, 2);
     cr_assert_eq(fb_lane_reserved(&l2), fb_lane_head(&l2), "the new owner appends");
+}
+
+Test(ring, heartbeat_belongs_to_its_pid)
+{
+    fb_lane_t l, other;
+    uint64_t ms = 0, before = fb_monotonic_ms();
+    uint32_t state = 0;
+    const char *why;
+    pid_t pid;
+    int st;
+
+    /* a segment of the previous layout (3 lines a lane, no beat) is refused */
+    ring->sh->lane_sh_size = 3 * FB_CACHELINE;
+    cr_assert_eq(fb_ring_check(ring->base, SEG, &why), -1);
+    cr_assert_str_eq(why, "ring layout version mismatch");
+    ring->sh->lane_sh_size = sizeof(fb_lane_sh_t);
+
+    fb_ring_lane(ring, 2, &l);
+    cr_assert_eq(fb_lane_last_beat(&l, 100, &ms, &state), -ENOENT, "no beat yet");
+    fb_lane_beat(&l, 100, FB_BEAT_STARTING);
+    cr_assert_eq(fb_lane_last_beat(&l, 100, &ms, &state), 0);
+    cr_assert_eq(state, FB_BEAT_STARTING);
+    cr_assert_geq(ms, before);
+    cr_assert_eq(fb_lane_last_beat(&l, 200, &ms, &state), -ENOENT,
+                 "the lane's last worker's beat is not the next one's");
+    fb_ring_lane(ring, 3, &other);
+    cr_assert_eq(fb_lane_last_beat(&other, 100, &ms, &state), -ENOENT, "per lane");
+
+    /* the worker beats from its own process; the master reads it */
+    pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        usleep(20000);
+        fb_lane_beat(&l, getpid(), FB_BEAT_SERVING);
+        _exit(0);
+    }
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert_eq(fb_lane_last_beat(&l, pid, &ms, &state), 0);
+    cr_assert_eq(state, FB_BEAT_SERVING);
+    cr_assert_geq(ms, before + 20);
+    cr_assert_eq(fb_lane_last_beat(&l, 100, &ms, &state), -ENOENT);
 }
 
 /* writer -- a child process writing n sequenced records into lane idx. */
