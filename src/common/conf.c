@@ -79,6 +79,7 @@ static const conf_key_t conf_keys[] = {
     {"ingester", "max_message_size", T_SIZE, O(max_message_size), "4M", 1024, 1ULL << 30},
     {"ingester", "max_batch_records", T_UINT, O(max_batch_records), "10000", 1, 1000000},
     {"ingester", "max_calls_per_peer", T_UINT, O(max_calls_per_peer), "64", 1, 100000},
+    {"ingester", "max_calls_per_tenant", T_UINT, O(max_calls_per_tenant), "1000", 1, 1000000},
     {"ingester", "max_streams_per_connection", T_UINT, O(max_streams_per_connection), "100", 1, 100000},
     {"ingester", "max_inflight_batches", T_UINT, O(max_inflight_batches), "32", 1, 4096},
     {"ingester", "memory_limit", T_SIZE, O(memory_limit), "256M", 16ULL << 20, 1ULL << 40},

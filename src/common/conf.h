@@ -59,7 +59,8 @@ typedef struct fb_conf {
     uint64_t ring_size;
     uint64_t max_message_size;
     uint64_t max_batch_records;
-    uint64_t max_calls_per_peer;
+    uint64_t max_calls_per_peer;   /* before they authenticate */
+    uint64_t max_calls_per_tenant; /* per access key, once authenticated */
     uint64_t max_streams_per_connection;
     uint64_t max_inflight_batches;
     uint64_t memory_limit;

@@ -51,9 +51,11 @@ typedef struct fb_ack_out {
     char detail[200];
 } fb_ack_out_t;
 
-/* Calls open per client address (ingester.max_calls_per_peer). */
+/* Calls open per client address before they authenticate
+ * (ingester.max_calls_per_peer), or per access key once they have
+ * (ingester.max_calls_per_tenant). */
 typedef struct fb_peer_count {
-    char *peer;
+    char *name;
     unsigned calls;
 } fb_peer_count_t;
 
@@ -96,8 +98,8 @@ typedef struct fb_worker {
     size_t n_blocked, cap_blocked;
     /* open event streams, for token expiry and backpressure timeouts */
     fb_wcall_t *streams;
-    fb_peer_count_t *peers;
-    size_t n_peers, cap_peers;
+    fb_peer_count_t *peers, *tenants;
+    size_t n_peers, cap_peers, n_tenants, cap_tenants;
     struct fb_batch_rec *recs; /* the records of the batch being taken */
     size_t recs_cap;
     uint64_t last_tick_ms;
@@ -128,7 +130,9 @@ struct fb_wcall {
     int32_t fail_err;
     uint64_t events;
     size_t stream_bytes; /* seed: lane bytes of the stream buffered so far */
-    char *peer;          /* counted in w->peers while set */
+    char *peer;          /* its client's address (for the log) */
+    bool peer_counted;   /* counted in w->peers: not authenticated yet */
+    char *tenant;        /* counted in w->tenants while set */
     fb_wcall_t *next_stream, *prev_stream; /* in w->streams while listed */
     bool listed;
 
@@ -208,6 +212,7 @@ void fb_worker_seed_tick(fb_wcall_t *c, uint64_t now_ms, int64_t now_s);
 void fb_worker_exchange_config_start(fb_wcall_t *c);
 void fb_worker_seed_settled(fb_wcall_t *c);
 int fb_worker_authenticate(fb_wcall_t *c);
+int fb_worker_tenant_admit(fb_wcall_t *c);
 void fb_worker_refuse(fb_wcall_t *c, const fb_auth_result_t *r);
 void fb_worker_print(const char *access_key, const char *text, size_t len, bool decrypted);
 

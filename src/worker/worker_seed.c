@@ -80,7 +80,7 @@ fb_worker_authenticate(fb_wcall_t *c)
         fb_worker_refuse(c, &c->auth);
         return -1;
     }
-    return 0;
+    return fb_worker_tenant_admit(c);
 }
 
 /* answer -- the stream's one EResponse. */

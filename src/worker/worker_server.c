@@ -165,35 +165,50 @@ peer_host(grpc_call *call)
     return host;
 }
 
-/* peer_count -- the entry of host in w->peers, added if new; NULL if out of memory. */
+/* count_of -- the entry of name in a table of counts, added if new; NULL
+ * if out of memory. */
 static fb_peer_count_t *
-peer_count(fb_worker_t *w, const char *host)
+count_of(fb_peer_count_t **tab, size_t *n, size_t *cap, const char *name)
 {
-    for (size_t i = 0; i < w->n_peers; i++)
-        if (strcmp(w->peers[i].peer, host) == 0)
-            return &w->peers[i];
-    if (w->n_peers == w->cap_peers) {
-        size_t cap = w->cap_peers ? w->cap_peers * 2 : 16;
-        fb_peer_count_t *n = realloc(w->peers, cap * sizeof(*n));
-        if (n == NULL)
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*tab)[i].name, name) == 0)
+            return &(*tab)[i];
+    if (*n == *cap) {
+        size_t more = *cap ? *cap * 2 : 16;
+        fb_peer_count_t *t = realloc(*tab, more * sizeof(*t));
+        if (t == NULL)
             return NULL;
-        w->peers = n;
-        w->cap_peers = cap;
+        *tab = t;
+        *cap = more;
     }
-    w->peers[w->n_peers] = (fb_peer_count_t){.peer = strdup(host), .calls = 0};
-    if (w->peers[w->n_peers].peer == NULL)
+    (*tab)[*n] = (fb_peer_count_t){.name = strdup(name), .calls = 0};
+    if ((*tab)[*n].name == NULL)
         return NULL;
-    return &w->peers[w->n_peers++];
+    return &(*tab)[(*n)++];
 }
 
-/* peer_admit -- count the call against its peer; 0, or -1 after answering
- * RESOURCE_EXHAUSTED (ingester.max_calls_per_peer). */
+/* count_leave -- one call less for name; an entry at 0 is dropped. */
+static void
+count_leave(fb_peer_count_t *tab, size_t *n, const char *name)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(tab[i].name, name) == 0) {
+            if (--tab[i].calls == 0) {
+                free(tab[i].name);
+                tab[i] = tab[--*n];
+            }
+            return;
+        }
+}
+
+/* peer_admit -- count the call against its peer until it authenticates;
+ * 0, or -1 after answering RESOURCE_EXHAUSTED (ingester.max_calls_per_peer). */
 static int
 peer_admit(fb_wcall_t *c)
 {
     fb_worker_t *w = c->w;
     char *host = peer_host(c->call);
-    fb_peer_count_t *pc = host ? peer_count(w, host) : NULL;
+    fb_peer_count_t *pc = host ? count_of(&w->peers, &w->n_peers, &w->cap_peers, host) : NULL;
     char why[300];
 
     if (pc == NULL) {
@@ -202,8 +217,9 @@ peer_admit(fb_wcall_t *c)
         return -1;
     }
     if (pc->calls >= w->conf->max_calls_per_peer) {
-        snprintf(why, sizeof(why), "too many calls from %.200s: at most %llu at once per worker",
-                 host, (unsigned long long)w->conf->max_calls_per_peer);
+        snprintf(why, sizeof(why), "too many calls from %.200s: at most %llu at once per worker "
+                 "before they authenticate", host,
+                 (unsigned long long)w->conf->max_calls_per_peer);
         fb_log_limited(FB_LOG_NOTICE, "peer call limit", "%s refused: %s", host, why);
         free(host);
         fb_wcall_reply(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, why, NULL);
@@ -211,23 +227,65 @@ peer_admit(fb_wcall_t *c)
     }
     pc->calls++;
     c->peer = host;
+    c->peer_counted = true;
     return 0;
 }
 
-/* peer_leave -- the call no longer counts against its peer. */
+/* fb_worker_tenant_admit -- an authenticated call counts against its
+ * access key from now on, no longer against its client's address (tenants
+ * behind one NAT or proxy do not share a limit); a token bound to no key
+ * stays counted by address. 0, or -1 after answering RESOURCE_EXHAUSTED
+ * (ingester.max_calls_per_tenant). */
+int
+fb_worker_tenant_admit(fb_wcall_t *c)
+{
+    fb_worker_t *w = c->w;
+    const char *key = c->auth.access_key;
+    fb_peer_count_t *tc;
+    char why[300];
+
+    if (key[0] == '\0' || c->tenant != NULL)
+        return 0;
+    tc = count_of(&w->tenants, &w->n_tenants, &w->cap_tenants, key);
+    if (tc == NULL) {
+        c->replied = true;
+        fb_wcall_reply(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        return -1;
+    }
+    if (tc->calls >= w->conf->max_calls_per_tenant) {
+        snprintf(why, sizeof(why), "too many calls for access key %.128s: at most %llu at once "
+                 "per worker", key, (unsigned long long)w->conf->max_calls_per_tenant);
+        fb_log_limited(FB_LOG_NOTICE, "tenant call limit", "%s refused: %s", c->peer, why);
+        c->replied = true;
+        fb_wcall_reply(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, why, NULL);
+        return -1;
+    }
+    if ((c->tenant = strdup(key)) == NULL) {
+        c->replied = true;
+        fb_wcall_reply(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        return -1;
+    }
+    tc->calls++;
+    if (c->peer_counted) {
+        count_leave(w->peers, &w->n_peers, c->peer);
+        c->peer_counted = false;
+    }
+    return 0;
+}
+
+/* peer_leave -- the call no longer counts against its peer or tenant. */
 static void
 peer_leave(fb_wcall_t *c)
 {
     fb_worker_t *w = c->w;
 
-    for (size_t i = 0; c->peer != NULL && i < w->n_peers; i++)
-        if (strcmp(w->peers[i].peer, c->peer) == 0) {
-            if (--w->peers[i].calls == 0) {
-                free(w->peers[i].peer);
-                w->peers[i] = w->peers[--w->n_peers];
-            }
-            break;
-        }
+    if (c->peer_counted)
+        count_leave(w->peers, &w->n_peers, c->peer);
+    if (c->tenant != NULL)
+        count_leave(w->tenants, &w->n_tenants, c->tenant);
+    c->peer_counted = false;
+    free(c->tenant);
+    c->tenant = NULL;
     free(c->peer);
     c->peer = NULL;
 }
@@ -745,6 +803,7 @@ out:
     fb_worker_acks_stop(&w);
     free(w.recs);
     free(w.peers);
+    free(w.tenants);
     fb_worker_free_keys();
     fb_lane_release(&w.lane);
     fb_log_limited_flush(true); /* the counts of what was held back, before the last word */

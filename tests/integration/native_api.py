@@ -10,7 +10,9 @@ XChaCha20-Poly1305 ciphertexts that decrypt with access key || key id as
 associated data); and the hostile inputs: malformed protobuf, invalid
 UTF-8, empty batch, too many records, a duplicate seq in flight, a plaintext
 record for an encrypting tenant, an unbound token, calls over
-max_calls_per_peer (a health check too), a health request that would
+max_calls_per_tenant (another tenant behind the same address served),
+max_calls_per_peer for calls not yet authenticated (held health checks), a
+health request that would
 unpack into far more than it weighs, a client that never reads its
 acks, a client that disconnects mid-batch, an expiring token.
 The server runs with kafka.linger = 1s, so a batch stays in flight long
@@ -213,28 +215,53 @@ s.send(batch(11, [rec(b"y" * 300000)]))
 e = s.close()
 expect("message over max_message_size", e and e.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
 
-# calls per peer (ingester.max_calls_per_peer = 12 here): the 13th open
-# call from this address is refused at once, the others are served
+def acked(sender, seq):
+    """Wait (30 s at most) for the ack of seq: the call is open on the server."""
+    for _ in range(300):
+        if seq in sender.acks or sender.error is not None:
+            return
+        time.sleep(0.1)
+
+
+# calls per tenant (ingester.max_calls_per_tenant = 12 here): the 13th open
+# call of one access key is refused at once, its others are served, and
+# another tenant behind the same address is served all the same (an
+# authenticated call no longer counts against its address)
 open_calls = [Sender(token()) for _ in range(12)]
-for i, o in enumerate(open_calls):  # each really open on the server
-    o.send(batch(900 + i, [rec(b'{"peer":1}')]))
-for o in open_calls:
-    o.window.acquire()
-    o.window.release()
+for i, o in enumerate(open_calls):
+    o.send(batch(900 + i, [rec(b'{"tenant":1}')]))
+for i, o in enumerate(open_calls):
+    acked(o, 900 + i)
 extra = Sender(token())
 e = extra.close()
-expect("call over max_calls_per_peer", e and e.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
-expect_in("call over max_calls_per_peer detail", "too many calls", e and e.details() or "")
-# a health check asks for no token: it counts against the peer all the same
+expect("call over max_calls_per_tenant", e and e.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+expect_in("call over max_calls_per_tenant detail", "too many calls for access key acme",
+          e and e.details() or "")
+other = Sender(token(key="zeta"))
+other.send(batch(950, [rec(b'{"tenant":2}')]))
+acked(other, 950)
+expect("another tenant behind the same address: acked", other.acks.get(950) and
+       other.acks[950].code, pb.OK)
+expect("another tenant behind the same address", other.close(), None)
+# calls that have not authenticated count against the address
+# (ingester.max_calls_per_peer = 12 here): health checks held open waiting
+# for their request; the 13th check is refused
+hold = ch.stream_stream("/grpc.health.v1.Health/Check", request_serializer=lambda b: b,
+                        response_deserializer=lambda b: b)
+held = [hold(iter(queue.Queue().get, None), timeout=120) for _ in range(12)]
+time.sleep(1)
 try:
     health(health_pb2.HealthCheckRequest(service=""), timeout=10)
     fails.append("health check over max_calls_per_peer: answered")
 except grpc.RpcError as he:
     expect("health check over max_calls_per_peer", he.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
-    expect_in("health check over max_calls_per_peer detail", "too many calls", he.details() or "")
+    expect_in("health check over max_calls_per_peer detail", "too many calls from",
+              he.details() or "")
+for h in held:
+    h.cancel()
 for o in open_calls:
-    expect("calls within max_calls_per_peer", o.close(), None)
-# and is served again once the server has let the closed calls go
+    expect("calls within max_calls_per_tenant", o.close(), None)
+# and is served again once the server has let the held checks go
 for _ in range(100):
     try:
         hr = health(health_pb2.HealthCheckRequest(service=""), timeout=10)
@@ -337,7 +364,7 @@ for pos, i in enumerate(acme):
 if sorted(first, key=first.get) != sorted(first):
     fails.append("acme records out of order in Kafka")
 for k, r in got:
-    if k != r.AccessKey or r.UserID != {"acme": "u-acme", "sec": "u-sec"}.get(k):
+    if k != r.AccessKey or r.UserID != {"acme": "u-acme", "sec": "u-sec", "zeta": "u-zeta"}.get(k):
         fails.append("record identity: key %s AccessKey %s UserID %s" % (k, r.AccessKey, r.UserID))
         break
 secs = [r for k, r in got if k == "sec"]
