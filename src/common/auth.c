@@ -790,6 +790,27 @@ fail:
     return NULL;
 }
 
+size_t
+fb_auth_removed_kids(const fb_auth_t *old, const fb_auth_t *next,
+                     char (*out)[FB_AUTH_KID_MAX + 1], size_t max)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; old != NULL && i < old->n_keys; i++) {
+        const auth_key_t *k = &old->keys[i];
+        bool kept = false;
+        for (size_t j = 0; next != NULL && j < next->n_keys && !kept; j++)
+            kept = strcmp(next->keys[j].kid, k->kid) == 0 && next->keys[j].len == k->len &&
+                   sodium_memcmp(next->keys[j].key, k->key, k->len) == 0;
+        if (kept)
+            continue;
+        if (n < max)
+            snprintf(out[n], FB_AUTH_KID_MAX + 1, "%s", k->kid);
+        n++;
+    }
+    return n;
+}
+
 /* fb_auth_free -- wipe every key and free; tolerates NULL and half-built. */
 void
 fb_auth_free(fb_auth_t *a)

@@ -94,6 +94,12 @@ int fb_auth_check_tenant(const fb_auth_result_t *r, const fb_keydb_t *db, const 
 int fb_auth_mint(const fb_auth_t *a, const char *access_key, int64_t now, int64_t expiry_s,
                  const char *kid, char **token_out);
 
+/* The kids of old whose key next no longer has, or has changed: tokens
+ * they verified are no longer valid. Up to max into out; how many there
+ * are (may exceed max). */
+size_t fb_auth_removed_kids(const fb_auth_t *old, const fb_auth_t *next,
+                            char (*out)[FB_AUTH_KID_MAX + 1], size_t max);
+
 /* Stable snake_case name of err ("ok", "expired", ...), for metrics. */
 const char *fb_auth_err_name(fb_auth_err_t err);
 

@@ -86,6 +86,7 @@ static const conf_key_t conf_keys[] = {
     {"ingester", "backpressure_timeout", T_DURATION, O(backpressure_timeout_ms), "5s", 100, 3600000},
     {"ingester", "handshake_timeout", T_DURATION, O(handshake_timeout_ms), "10s", 100, 600000},
     {"ingester", "idle_timeout", T_DURATION, O(idle_timeout_ms), "1m", 1000, 86400000},
+    {"ingester", "drain_timeout", T_DURATION, O(drain_timeout_ms), "1m", 0, 86400000},
     {"ingester", "retry_after", T_DURATION, O(retry_after_ms), "1s", 1, 3600000},
     {"ingester", "refresh_interval", T_DURATION, O(refresh_interval_ms), "5m", 1000, 86400000},
     {"ingester", "kafka_unavailable_after", T_DURATION, O(kafka_unavailable_after_ms), "30s", 0, U64MAX},

@@ -67,6 +67,7 @@ typedef struct fb_conf {
     uint64_t backpressure_timeout_ms;
     uint64_t handshake_timeout_ms; /* a connection without its HTTP/2 preface or TLS */
     uint64_t idle_timeout_ms;      /* a connection without a call */
+    uint64_t drain_timeout_ms;     /* a retiring worker's calls, at most */
     uint64_t retry_after_ms;
     uint64_t refresh_interval_ms;
     uint64_t kafka_unavailable_after_ms;

@@ -24,6 +24,7 @@
 #include "common/auth.h"
 #include "common/log.h"
 #include "common/proc.h"
+#include "common/revoke.h"
 #include "master/master.h"
 #include "producer/producer.h"
 #include "router/router.h"
@@ -226,6 +227,7 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
 {
     const char *pidf = opts->pid_file ? opts->pid_file : opts->foreground ? NULL : conf->pid_file;
     fb_ring_t *ring = NULL;
+    fb_revoke_t *revocations = NULL;
     int rc = FB_EXIT_FAILURE;
 
     if (pidf != NULL && check_pid_file(pidf) < 0)
@@ -252,6 +254,10 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
     ring = fb_ring_create(conf->ring_size, (unsigned)conf->max_workers);
     if (ring == NULL)
         goto out;
+    /* what a reload revokes reaches the calls already open */
+    if ((revocations = fb_revoke_create()) == NULL)
+        goto out;
+    fb_worker_set_revoke(revocations);
     /* secrets, keys and TLS files may be readable by root only: the master
      * loads them (again on reload); children inherit them and drop */
     if ((conf->ingester_enabled || conf->router_enabled) && fb_worker_load_keys(conf) < 0) {
@@ -332,6 +338,8 @@ out:
     if (ring != NULL && conf->ingester_enabled)
         log_auth_refusals(ring);
     fb_worker_free_keys();
+    fb_worker_set_revoke(NULL);
+    fb_revoke_free(revocations);
     fb_ring_destroy(ring);
     if (pid_path != NULL) {
         if (unlink(pid_path) < 0 && errno != ENOENT)

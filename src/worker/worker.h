@@ -17,6 +17,7 @@
 #include "common/auth.h"
 #include "common/conf.h"
 #include "common/keys.h"
+#include "common/revoke.h"
 #include "common/ring.h"
 
 /* One call in progress. Completion-queue tags point at an fb_wtag_t: the
@@ -78,6 +79,9 @@ typedef struct fb_worker {
     unsigned n_listen;
     uint64_t listen_check_ms, listen_waiting_since_ms;
     bool not_accepting;
+    fb_revoked_t *revoked; /* the revocation table, as of its generation */
+    uint64_t retire_ms;    /* when it began to retire (drain_timeout) */
+    bool drain_ended;
     /* its private memory (worker_memory.c) */
     unsigned long long mem_start;
     uint64_t mem_check_ms, trim_ms;
@@ -132,6 +136,8 @@ struct fb_wcall {
     size_t stream_bytes; /* seed: lane bytes of the stream buffered so far */
     char *peer;          /* its client's address (for the log) */
     bool peer_counted;   /* counted in w->peers: not authenticated yet */
+    uint64_t auth_gen;   /* the revocation table's generation when it authenticated */
+    const char *revoked; /* why a reload revoked it (static), or NULL */
     char *tenant;        /* counted in w->tenants while set */
     fb_wcall_t *next_stream, *prev_stream; /* in w->streams while listed */
     bool listed;
@@ -156,6 +162,9 @@ struct fb_wcall {
 
 int fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index);
 int fb_worker_load_keys(const fb_conf_t *conf);
+/* The revocation table the master publishes on each reload (before the
+ * first fork); workers inherit it. */
+void fb_worker_set_revoke(fb_revoke_t *r);
 void fb_worker_free_keys(void);
 const fb_keydb_t *fb_worker_loaded_keydb(void);
 
@@ -212,6 +221,8 @@ void fb_worker_seed_tick(fb_wcall_t *c, uint64_t now_ms, int64_t now_s);
 void fb_worker_exchange_config_start(fb_wcall_t *c);
 void fb_worker_seed_settled(fb_wcall_t *c);
 int fb_worker_authenticate(fb_wcall_t *c);
+const char *fb_worker_revoked(fb_wcall_t *c, const char *key);
+int fb_worker_refuse_revoked(fb_wcall_t *c, const char *key);
 int fb_worker_tenant_admit(fb_wcall_t *c);
 void fb_worker_refuse(fb_wcall_t *c, const fb_auth_result_t *r);
 void fb_worker_print(const char *access_key, const char *text, size_t len, bool decrypted);

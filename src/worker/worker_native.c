@@ -576,6 +576,13 @@ fb_worker_native_tick(fb_wcall_t *c, uint64_t now_ms, int64_t now_s)
 
     if (c->replied)
         return;
+    if (!c->ending && c->revoked != NULL) {
+        /* nothing more of it is written: what it holds is answered RETRY
+         * (its agent then meets the new keys), what is in the lane ends */
+        fb_worker_count_refusal(w, FB_AUTH_ERR_REVOKED);
+        drop_buffered(c, c->revoked);
+        end_stream(c, GRPC_STATUS_PERMISSION_DENIED, "stream revoked", c->revoked);
+    }
     if (!c->ending && c->auth.has_exp &&
         now_s >= c->auth.exp + (int64_t)(w->conf->clock_skew_ms / 1000)) {
         fb_worker_count_refusal(w, FB_AUTH_ERR_EXPIRED);

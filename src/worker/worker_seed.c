@@ -80,7 +80,30 @@ fb_worker_authenticate(fb_wcall_t *c)
         fb_worker_refuse(c, &c->auth);
         return -1;
     }
+    c->auth_gen = c->w->revoked != NULL ? c->w->revoked->generation : 0;
+    if (fb_worker_refuse_revoked(c, NULL) < 0)
+        return -1;
     return fb_worker_tenant_admit(c);
+}
+
+/* fb_worker_refuse_revoked -- refuse the call (PERMISSION_DENIED, counted
+ * as revoked) when a reload revoked what it writes for (key; NULL: its
+ * token's); 0, or -1 after answering. */
+int
+fb_worker_refuse_revoked(fb_wcall_t *c, const char *key)
+{
+    const char *why = fb_worker_revoked(c, key);
+    fb_auth_result_t r;
+
+    if (why == NULL)
+        return 0;
+    r = c->auth;
+    r.err = FB_AUTH_ERR_REVOKED;
+    r.grpc_status = fb_auth_err_status(FB_AUTH_ERR_REVOKED);
+    snprintf(r.detail, sizeof(r.detail), "access key \"%.128s\" refused since a reload: %s",
+             key ? key : c->auth.access_key, why);
+    fb_worker_refuse(c, &r);
+    return -1;
 }
 
 /* answer -- the stream's one EResponse. */
@@ -264,6 +287,10 @@ on_event(fb_wcall_t *c, int ok)
         fb_worker_refuse(c, &r);
         return;
     }
+    if (fb_worker_refuse_revoked(c, r.access_key) < 0) { /* this worker's keys are older */
+        api__event__free_unpacked(ev, &a.base);
+        return;
+    }
     t = fb_keydb_find(w->keydb, r.access_key, strlen(r.access_key));
     if (t == NULL) {
         api__event__free_unpacked(ev, &a.base);
@@ -351,6 +378,17 @@ fb_worker_seed_tick(fb_wcall_t *c, uint64_t now_ms, int64_t now_s)
     if (!c->replied && !c->gone && c->buf_records > 0 && c->blocked_since_ms != 0 &&
         now_ms - c->blocked_since_ms >= c->w->conf->backpressure_timeout_ms) {
         busy(c, now_ms);
+        return;
+    }
+    if (!c->replied && !c->gone && c->revoked != NULL) {
+        p = peer(c);
+        fb_log_limited(FB_LOG_NOTICE, "stream revoked", "%s: stream of %s closing: %s", p,
+                       c->auth.access_key[0] ? c->auth.access_key : "(unbound)", c->revoked);
+        gpr_free(p);
+        fb_worker_count_refusal(c->w, FB_AUTH_ERR_REVOKED);
+        fb_worker_stream_unlist(c);
+        drop_stream(c); /* not in the lane: never acknowledged */
+        grpc_call_cancel_with_status(c->call, GRPC_STATUS_PERMISSION_DENIED, c->revoked, NULL);
         return;
     }
     if (c->replied || c->gone || !c->auth.has_exp ||

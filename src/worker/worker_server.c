@@ -49,6 +49,14 @@ typedef struct loaded {
 } loaded_t;
 
 static loaded_t loaded;
+static fb_revoke_t *revocations; /* the master's, inherited by the workers */
+
+/* fb_worker_set_revoke -- see worker.h. */
+void
+fb_worker_set_revoke(fb_revoke_t *r)
+{
+    revocations = r;
+}
 
 /* loaded_free -- wipe and free one set. */
 static void
@@ -85,6 +93,9 @@ fb_worker_load_keys(const fb_conf_t *conf)
         loaded_free(&next);
         return -1;
     }
+    /* what the running calls may no longer do, for the workers */
+    if (revocations != NULL && loaded.keydb != NULL)
+        fb_revoke_publish(revocations, loaded.keydb, loaded.auth, next.keydb, next.auth);
     loaded_free(&loaded);
     loaded = next;
     return 0;
@@ -337,8 +348,44 @@ fb_wcall_settle(fb_wcall_t *c)
         fb_worker_seed_settled(c);
 }
 
-/* tick -- every STOP_CHECK_MS: the heartbeat, token expiry, batches
- * waiting too long. */
+/* fb_worker_revoked -- why a reload revoked the call c, or NULL: what it
+ * authenticated before the table was published is subject to all of it;
+ * what after, to its access keys only (its key ids and an overflow were
+ * already the worker's own when it checked the token). key: the tenant it
+ * writes for (NULL: its token's). */
+const char *
+fb_worker_revoked(fb_wcall_t *c, const char *key)
+{
+    const fb_revoked_t *t = c->w->revoked;
+    const char *why = NULL;
+
+    if (t == NULL || t->generation == 0)
+        return NULL;
+    if (key == NULL)
+        key = c->auth.access_key;
+    if (c->auth_gen < t->generation ? fb_revoked_check(t, &c->auth, key, &why)
+                                    : fb_revoked_check_key(t, &c->auth, key, &why))
+        return why;
+    return NULL;
+}
+
+/* sweep -- a new revocation table: mark every open stream it revokes (its
+ * own tick ends it). */
+static void
+sweep(fb_worker_t *w)
+{
+    unsigned n = 0;
+
+    for (fb_wcall_t *c = w->streams; c != NULL; c = c->next_stream)
+        if (c->revoked == NULL && (c->revoked = fb_worker_revoked(c, NULL)) != NULL)
+            n++;
+    if (n > 0)
+        fb_log_notice("worker %u: %u open streams revoked by the reload (generation %llu): "
+                      "ending them", w->index, n, (unsigned long long)w->revoked->generation);
+}
+
+/* tick -- every STOP_CHECK_MS: the heartbeat, revocations, token expiry,
+ * batches waiting too long. */
 static void
 tick(fb_worker_t *w)
 {
@@ -349,6 +396,8 @@ tick(fb_worker_t *w)
         return;
     w->last_tick_ms = now_ms;
     fb_log_limited_flush(false); /* refusal lines held back, once their interval is over */
+    if (revocations != NULL && w->revoked != NULL && fb_revoke_refresh(revocations, w->revoked))
+        sweep(w);
     /* the loop turns: the master's watchdog leaves this worker alone */
     fb_lane_beat(&w->lane, w->pid, FB_BEAT_SERVING);
     for (c = w->streams; c != NULL; c = next) {
@@ -698,6 +747,14 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     }
 
     w.keydb = loaded.keydb;
+    w.revoked = calloc(1, sizeof(*w.revoked));
+    if (w.revoked == NULL) {
+        fb_log_errorx("worker %u: out of memory for the revocation table", index);
+        fb_lane_release(&w.lane);
+        return 1;
+    }
+    if (revocations != NULL)
+        fb_revoke_refresh(revocations, w.revoked);
     w.auth = loaded.auth;
     if (w.keydb == NULL || w.auth == NULL) {
         fb_log_errorx("no key database loaded before the worker started");
@@ -767,8 +824,21 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
 
         if (retire_requested && !w.shutting_down) {
             /* a newer generation serves new calls: finish the open ones */
-            fb_log_info("worker %u retiring: no new calls; the open ones end here", index);
+            fb_log_info("worker %u retiring: no new calls; the open ones end here (within "
+                        "ingester.drain_timeout, %llu ms)", index,
+                        (unsigned long long)conf->drain_timeout_ms);
             shutdown_server(&w);
+            w.retire_ms = fb_monotonic_ms();
+        }
+        if (w.retire_ms != 0 && !w.drain_ended &&
+            fb_monotonic_ms() - w.retire_ms >= conf->drain_timeout_ms) {
+            /* a previous generation does not outlive its keys for long:
+             * its agents reconnect to the new one */
+            fb_log_notice("worker %u: ingester.drain_timeout (%llu ms) is over: ending its %u "
+                          "open calls", index, (unsigned long long)conf->drain_timeout_ms,
+                          w.calls);
+            grpc_server_cancel_all_calls(w.server);
+            w.drain_ended = true;
         }
         if (w.shutting_down == 2 && w.calls == 0)
             break; /* retired */
@@ -804,6 +874,7 @@ out:
     free(w.recs);
     free(w.peers);
     free(w.tenants);
+    free(w.revoked);
     fb_worker_free_keys();
     fb_lane_release(&w.lane);
     fb_log_limited_flush(true); /* the counts of what was held back, before the last word */
