@@ -6,7 +6,9 @@ accepted, so that no refusal is an accident of the setup.
 Server A: HS256, a secret without kid and one with kid "k2", auth.issuer,
 auth.audience, clock skew 30 s. Server B: RS256 with a public key.
 usage: auth_failures.py PORT_A SECRET SECRET_K2 ISSUER AUDIENCE NOT_BEFORE
-                        PORT_B PUBLIC_PEM PRIVATE_PEM OTHER_PRIVATE_PEM
+                        PORT_B PUBLIC_PEM PRIVATE_PEM OTHER_PRIVATE_PEM LEGACY_TOKEN_FILE
+(LEGACY_TOKEN_FILE: a token without key claim for server A, whose
+fingerprint key "legacy" lists in unbound_tokens_sha256)
 Prints "refusals A: kind=N ..." and "refusals B: ..." (what each server
 must have counted) and exits 1 on any failure.
 """
@@ -24,7 +26,7 @@ import jwt
 import pyproto  # tests/integration/pyproto.py, beside this script
 
 (port_a, sec_file, sec2_file, issuer, audience, not_before, port_b, pub_file, priv_file,
- other_priv_file) = sys.argv[1:11]
+ other_priv_file, legacy_file) = sys.argv[1:12]
 not_before = int(not_before)
 pyproto.stubs("api.proto")
 import api_pb2  # noqa: E402
@@ -34,6 +36,7 @@ secret2 = open(sec2_file, "rb").read().rstrip(b"\r\n")
 public_pem = open(pub_file, "rb").read()
 private_pem = open(priv_file, "rb").read()
 other_private_pem = open(other_priv_file, "rb").read()
+legacy = open(legacy_file).read().strip()
 now = int(time.time())
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
 DENIED = grpc.StatusCode.PERMISSION_DENIED
@@ -143,11 +146,12 @@ CASES = [
      ["no iat", "revokes tokens"], "revoked"),
     ("token bound to another key", "A", bearer(good_acme), "zeta", DENIED,
      ['bound to access key "acme", not "zeta"'], "key_mismatch"),
-    ("unbound token, key without allow_unbound_tokens", "A",
-     bearer(tok_a(access_key=None)), "acme", DENIED, ["does not allow unbound tokens"],
-     "unbound_not_allowed"),
-    ("unbound token, key with allow_unbound_tokens", "A", bearer(tok_a(access_key=None)),
-     "legacy", None, [], None),
+    ("unbound token, key that lists none", "A", bearer(legacy), "acme", DENIED,
+     ["does not list its fingerprint", "in unbound_tokens_sha256"], "unbound_not_allowed"),
+    ("unbound token the key does not list", "A",
+     bearer(tok_a(access_key=None, role="other")), "legacy", DENIED,
+     ['access key "legacy" does not list its fingerprint'], "unbound_not_allowed"),
+    ("unbound token the key lists", "A", bearer(legacy), "legacy", None, [], None),
     ("control: RS256 server", "B", bearer(jwt.encode(claims_b, private_pem, algorithm="RS256")),
      "acme", None, [], None),
     ("HS256 token keyed with the server's RSA public key PEM", "B",
