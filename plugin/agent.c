@@ -257,7 +257,7 @@ json_limit(const agent_t *a)
 {
     uint64_t m = a->max_record;
 
-    if (a->cipher == FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305)
+    if (fb_cipher_is_xchacha(a->cipher))
         m = m > FB_XCHACHA_NONCE + FB_XCHACHA_TAG ? m - FB_XCHACHA_NONCE - FB_XCHACHA_TAG : 0;
     else if (a->cipher == FBPIPE__V1__CIPHER__CIPHER_AES256GCM_HEX)
         m = m / 2 > FB_AESGCM_NONCE + FB_AESGCM_TAG ? m / 2 - FB_AESGCM_NONCE - FB_AESGCM_TAG : 0;
@@ -318,8 +318,12 @@ exchange(agent_t *a, fb_client_status_t *st)
         Fbpipe__V1__ExchangeResponse *r = NULL;
         if (fb_client_exchange(a->client, a->access_key, a->agent_id, &r, st) < 0)
             return -1;
+        /* either version of XChaCha20-Poly1305: the one the server named
+         * (the second, since this agent lists it, unless the server is
+         * older), and the records say which */
         if (r->cipher != FBPIPE__V1__CIPHER__CIPHER_NONE &&
-            r->cipher != FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305)
+            r->cipher != FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305 &&
+            r->cipher != FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305_V2)
             return unusable(st, r, "the server asks for cipher %d, which the native API does not "
                             "support: nothing is sent", (int)r->cipher);
         if (r->cipher != 0 && (r->encryption_key.len != FB_ENC_KEY_LEN ||
@@ -391,12 +395,15 @@ add_event(const fb_chunk_event_t *e, void *arg)
     v->nanos = e->nanos;
     v->code = -1;
     v->job = a->cur;
-    if (a->cipher == FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305) {
+    if (fb_cipher_is_xchacha(a->cipher)) {
         v->len = FB_XCHACHA_NONCE + e->len + FB_XCHACHA_TAG;
         v->payload = malloc(v->len);
-        if (v->payload != NULL)
-            fb_cipher_seal_xchacha(a->key, a->access_key, a->key_id, (const uint8_t *)e->json,
-                                   e->len, v->payload);
+        if (v->payload != NULL &&
+            fb_cipher_seal_xchacha(a->cipher, a->key, a->access_key, a->key_id,
+                                   (const uint8_t *)e->json, e->len, v->payload) < 0) {
+            free(v->payload); /* names longer than an access key or key id can be */
+            v->payload = NULL;
+        }
     } else if (a->cipher == FBPIPE__V1__CIPHER__CIPHER_AES256GCM_HEX) {
         v->payload = malloc(2 * (28 + e->len) + 1);
         if (v->payload != NULL &&
@@ -498,8 +505,8 @@ send_batch(agent_t *a, size_t b, fb_client_status_t *st)
         recs[i].time = &ts[i];
         recs[i].payload.data = v->payload;
         recs[i].payload.len = v->len;
-        if (a->cipher == FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305) {
-            recs[i].enc = FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305;
+        if (fb_cipher_is_xchacha(a->cipher)) {
+            recs[i].enc = (Fbpipe__V1__Cipher)a->cipher; /* the version it was sealed with */
             recs[i].key_id = a->key_id;
         }
         ptrs[i] = &recs[i];

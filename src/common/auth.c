@@ -103,6 +103,7 @@ static int auth_time(const json_t *claims, const char *name, bool *has, int64_t 
 static int auth_claims(const fb_auth_t *a, json_t *claims, int64_t now, fb_auth_result_t *res);
 static int auth_tenant(const fb_keydb_t *db, const char *key, size_t len, bool unbound,
                        fb_auth_result_t *res);
+static bool auth_is_bearer(const char *v, size_t len);
 static int auth_load_key(auth_key_t *k, const fb_conf_keyfile_t *kf, bool hs);
 static const auth_key_t *auth_mint_key(const fb_auth_t *a, const char *kid);
 static int auth_check_private(const fb_auth_t *a, const char *path);
@@ -466,11 +467,55 @@ auth_tenant(const fb_keydb_t *db, const char *key, size_t len, bool unbound,
         return auth_fail(res, FB_AUTH_ERR_REVOKED,
                          "token issued at %lld, before access key \"%s\" tokens_not_before %lld",
                          (long long)res->iat, shown, (long long)t->tokens_not_before);
-    if (unbound && !t->allow_unbound_tokens)
+    if (unbound && !fb_tenant_lists_unbound(t, res->token_sha256)) {
+        char fp[2 * FB_TOKEN_SHA256_LEN + 1];
+
+        /* a prefix of the fingerprint names the token; the token itself, never */
+        sodium_bin2hex(fp, sizeof(fp), res->token_sha256, FB_TOKEN_SHA256_LEN);
         return auth_fail(res, FB_AUTH_ERR_UNBOUND_NOT_ALLOWED,
-                         "token has no access key claim and access key \"%s\" does not allow "
-                         "unbound tokens", shown);
+                         "token has no access key claim and access key \"%s\" does not list "
+                         "its fingerprint (sha256 %.16s...) in unbound_tokens_sha256",
+                         shown, fp);
+    }
     return 0;
+}
+
+/* auth_is_bearer -- v starts with "Bearer" (any case) and a space or tab. */
+static bool
+auth_is_bearer(const char *v, size_t len)
+{
+    return len >= 7 && strncasecmp(v, "bearer", 6) == 0 && (v[6] == ' ' || v[6] == '\t');
+}
+
+/* fb_auth_bearer_token -- the token of "Bearer <token>", as fb_auth_verify
+ * reads it and as ExchangeConfig echoes it. */
+int
+fb_auth_bearer_token(const char *authorization, size_t len, const char **tok, size_t *tok_len)
+{
+    const char *p, *end;
+
+    if (authorization == NULL || !auth_is_bearer(authorization, len))
+        return -1;
+    end = authorization + len;
+    for (p = authorization + 7; p < end && (*p == ' ' || *p == '\t'); p++)
+        ;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    if (end == p)
+        return -1;
+    *tok = p;
+    *tok_len = (size_t)(end - p);
+    return 0;
+}
+
+/* fb_auth_fingerprint -- hex SHA-256 of a bare token (unbound_tokens_sha256). */
+void
+fb_auth_fingerprint(const char *tok, size_t len, char hex[2 * FB_TOKEN_SHA256_LEN + 1])
+{
+    uint8_t h[FB_TOKEN_SHA256_LEN];
+
+    crypto_hash_sha256(h, (const unsigned char *)tok, len);
+    sodium_bin2hex(hex, 2 * FB_TOKEN_SHA256_LEN + 1, h, sizeof(h));
 }
 
 /* fb_auth_verify -- the whole check of one authorization value; see auth.h. */
@@ -479,7 +524,7 @@ fb_auth_verify(const fb_auth_t *a, const fb_keydb_t *db, const char *authorizati
                int64_t now, fb_auth_result_t *res)
 {
     char tok[FB_AUTH_HEADER_MAX + 1], shown[AUTH_SHOW_SIZE];
-    const char *dot1, *dot2, *p = authorization, *end;
+    const char *dot1, *dot2, *p = authorization;
     const auth_key_t *key = NULL;
     json_t *payload = NULL, *claims = NULL;
     jwt_t *jwt = NULL;
@@ -494,8 +539,7 @@ fb_auth_verify(const fb_auth_t *a, const fb_keydb_t *db, const char *authorizati
     if (len > FB_AUTH_HEADER_MAX)
         return auth_fail(res, FB_AUTH_ERR_MALFORMED, "authorization is %zu bytes, more than %d",
                          len, FB_AUTH_HEADER_MAX);
-    end = authorization + len;
-    if (len < 7 || strncasecmp(p, "bearer", 6) != 0 || (p[6] != ' ' && p[6] != '\t')) {
+    if (!auth_is_bearer(p, len)) {
         /* show a scheme, never the start of a credential sent without one */
         for (n = 0; n < len && n < 16 && p[n] != ' '; n++)
             ;
@@ -506,12 +550,7 @@ fb_auth_verify(const fb_auth_t *a, const fb_keydb_t *db, const char *authorizati
         return auth_fail(res, FB_AUTH_ERR_NOT_BEARER, "authorization scheme \"%s\" is not Bearer",
                          shown);
     }
-    for (p += 7; p < end && (*p == ' ' || *p == '\t'); p++)
-        ;
-    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
-        end--;
-    tlen = (size_t)(end - p);
-    if (tlen == 0)
+    if (fb_auth_bearer_token(authorization, len, &p, &tlen) < 0)
         return auth_fail(res, FB_AUTH_ERR_MALFORMED, "no token after Bearer");
     for (n = 0; n < tlen; n++) {
         unsigned char c = (unsigned char)p[n];
@@ -576,6 +615,9 @@ fb_auth_verify(const fb_auth_t *a, const fb_keydb_t *db, const char *authorizati
         rc = (int)res->err;
         goto done;
     }
+    /* the whole token: the original tokens carry no jti to name them by */
+    if (res->unbound)
+        crypto_hash_sha256(res->token_sha256, (const unsigned char *)tok, tlen);
     if (!res->unbound &&
         auth_tenant(db, res->access_key, strlen(res->access_key), false, res) != 0) {
         rc = (int)res->err;
@@ -626,13 +668,16 @@ fb_auth_check_tenant(const fb_auth_result_t *r, const fb_keydb_t *db, const char
     if (auth_tenant(db, access_key, len, out->unbound, out) != 0)
         return (int)out->err;
     if (out->unbound) {
+        char fp[2 * FB_TOKEN_SHA256_LEN + 1];
+
+        sodium_bin2hex(fp, sizeof(fp), out->token_sha256, FB_TOKEN_SHA256_LEN);
         memcpy(out->access_key, access_key, len); /* len <= 128: the tenant exists */
         out->access_key[len] = '\0';
         /* checked for every event of a stream: counted, one line per interval */
         fb_log_limited(FB_LOG_INFO, "unbound token accepted",
-                       "unbound token (kid \"%s\", iat %lld) accepted for access key \"%s\" "
-                       "(allow_unbound_tokens)",
-                       out->kid, out->has_iat ? (long long)out->iat : -1LL, shown);
+                       "unbound token (kid \"%s\", iat %lld, sha256 %.16s...) accepted for "
+                       "access key \"%s\" (unbound_tokens_sha256)",
+                       out->kid, out->has_iat ? (long long)out->iat : -1LL, fp, shown);
     }
     return 0;
 }

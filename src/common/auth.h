@@ -45,7 +45,8 @@ typedef enum fb_auth_err {
     FB_AUTH_ERR_DISABLED,            /* tenant disabled */
     FB_AUTH_ERR_REVOKED,             /* iat before the tenant's tokens_not_before */
     FB_AUTH_ERR_KEY_MISMATCH,        /* bound to another access key than the request's */
-    FB_AUTH_ERR_UNBOUND_NOT_ALLOWED, /* no key claim, tenant without allow_unbound_tokens */
+    FB_AUTH_ERR_UNBOUND_NOT_ALLOWED, /* no key claim, and the tenant does not list the
+                                      * token in unbound_tokens_sha256 */
     FB_AUTH_ERR_INTERNAL,            /* out of memory or a library failure (logged) */
 } fb_auth_err_t;
 
@@ -59,6 +60,7 @@ typedef struct fb_auth_result {
     char access_key[FB_ACCESS_KEY_MAX + 1]; /* bound key; "" when unbound (after
                                              * check_tenant: the accepted key) */
     bool unbound;                         /* the token has no key claim */
+    uint8_t token_sha256[FB_TOKEN_SHA256_LEN]; /* of the token, when unbound */
     bool has_exp, has_iat;
     int64_t exp, iat;                     /* unix seconds, valid when has_* */
     char kid[FB_AUTH_KID_MAX + 1];        /* kid of the key that verified, "" = none */
@@ -81,7 +83,8 @@ int fb_auth_verify(const fb_auth_t *a, const fb_keydb_t *db, const char *authori
 
 /* Check a verified result r against the access key of one request
  * (ExchangeConfig or event): key mismatch, unknown, disabled, revoked,
- * unbound not allowed. Logs each accepted use of an unbound token (info).
+ * unbound not allowed (an unbound token acts only for a tenant that lists
+ * its fingerprint). Logs each accepted use of an unbound token (info).
  * out may be r. Returns out->err; r->err if r is itself a refusal. */
 int fb_auth_check_tenant(const fb_auth_result_t *r, const fb_keydb_t *db, const char *access_key,
                          size_t len, fb_auth_result_t *out);
@@ -99,6 +102,18 @@ int fb_auth_mint(const fb_auth_t *a, const char *access_key, int64_t now, int64_
  * are (may exceed max). */
 size_t fb_auth_removed_kids(const fb_auth_t *old, const fb_auth_t *next,
                             char (*out)[FB_AUTH_KID_MAX + 1], size_t max);
+
+/* The token of an authorization value: "Bearer" in any case, then spaces or
+ * tabs, the token, optional trailing spaces or tabs. 0 with *tok and
+ * *tok_len (pointing into authorization), or -1 when it is not that. Does
+ * not check the token itself (fb_auth_verify does). */
+int fb_auth_bearer_token(const char *authorization, size_t len, const char **tok,
+                         size_t *tok_len);
+
+/* The fingerprint of a token, as unbound_tokens_sha256 lists it: 64
+ * lower-case hex digits of the SHA-256 of tok[0..len) (the bare token, no
+ * "Bearer "), into hex (65 bytes with the NUL). */
+void fb_auth_fingerprint(const char *tok, size_t len, char hex[2 * FB_TOKEN_SHA256_LEN + 1]);
 
 /* Stable snake_case name of err ("ok", "expired", ...), for metrics. */
 const char *fb_auth_err_name(fb_auth_err_t err);

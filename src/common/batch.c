@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/batch.h"
+#include "common/cipher.h"
 #include "common/log.h"
 
 /* protobuf wire types */
@@ -282,7 +283,8 @@ fb_batch_record_check(const fb_batch_t *b, size_t i, const fb_tenant_t *t, int64
         if (check_view(r->payload, max_bytes, "payload", why, whylen) < 0)
             return FB_RECORD_INVALID;
         break;
-    case 2: /* CIPHER_XCHACHA20POLY1305 */
+    case FB_CIPHER_XCHACHA:    /* CIPHER_XCHACHA20POLY1305, of agents before _V2 */
+    case FB_CIPHER_XCHACHA_V2: /* CIPHER_XCHACHA20POLY1305_V2 */
         if (t->n_enc_keys == 0) {
             snprintf(why, whylen, "access key \"%s\" has no encryption key", t->access_key);
             return FB_RECORD_INVALID;

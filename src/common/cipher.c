@@ -1,7 +1,8 @@
 /*
- * cipher.c -- XChaCha20-Poly1305 (libsodium) and the seed format's
- * AES-256-GCM (OpenSSL EVP, which needs no AES-NI, unlike libsodium's).
- * See cipher.h. Buffers holding plaintext are the caller's.
+ * cipher.c -- XChaCha20-Poly1305 (libsodium), both versions of its
+ * associated data, and the seed format's AES-256-GCM (OpenSSL EVP, which
+ * needs no AES-NI, unlike libsodium's). See cipher.h. Buffers holding
+ * plaintext are the caller's.
  */
 #include <string.h>
 
@@ -10,49 +11,81 @@
 
 #include "common/cipher.h"
 
+#define AD_MAX (2 + 128 + 2 + 64) /* bytes of associated data, either version */
+
 int
 fb_cipher_init(void)
 {
     return sodium_init() < 0 ? -1 : 0;
 }
 
-/* associated_data -- access key || key id into ad (at most 256 bytes). */
-static size_t
-associated_data(const char *access_key, const char *key_id, uint8_t ad[256])
+int
+fb_cipher_is_xchacha(int cipher)
 {
-    size_t a = strnlen(access_key, 128), k = strnlen(key_id, 64);
-
-    memcpy(ad, access_key, a);
-    memcpy(ad + a, key_id, k);
-    return a + k;
+    return cipher == FB_CIPHER_XCHACHA || cipher == FB_CIPHER_XCHACHA_V2;
 }
 
-void
-fb_cipher_seal_xchacha(const uint8_t key[32], const char *access_key, const char *key_id,
-                       const uint8_t *in, size_t len, uint8_t *out)
+/* associated_data -- the associated data of cipher for access key and key
+ * id into ad; its length, or -1 (another cipher, or a name too long for
+ * _V2). The first version cuts the names at 128 and 64 bytes, as it always
+ * did: what was sealed that way must still open. */
+static long
+associated_data(int cipher, const char *access_key, const char *key_id, uint8_t ad[AD_MAX])
 {
-    uint8_t ad[256];
-    size_t ad_len = associated_data(access_key, key_id, ad);
-    unsigned long long clen;
+    size_t a, k;
 
-    randombytes_buf(out, FB_XCHACHA_NONCE);
-    crypto_aead_xchacha20poly1305_ietf_encrypt(out + FB_XCHACHA_NONCE, &clen, in, len, ad, ad_len,
-                                               NULL, out, key);
+    if (cipher == FB_CIPHER_XCHACHA) {
+        a = strnlen(access_key, 128);
+        k = strnlen(key_id, 64);
+        memcpy(ad, access_key, a);
+        memcpy(ad + a, key_id, k);
+        return (long)(a + k);
+    }
+    if (cipher != FB_CIPHER_XCHACHA_V2)
+        return -1;
+    a = strnlen(access_key, 129);
+    k = strnlen(key_id, 65);
+    if (a > 128 || k > 64)
+        return -1;
+    ad[0] = (uint8_t)(a >> 8);
+    ad[1] = (uint8_t)a;
+    memcpy(ad + 2, access_key, a);
+    ad[2 + a] = (uint8_t)(k >> 8);
+    ad[3 + a] = (uint8_t)k;
+    memcpy(ad + 4 + a, key_id, k);
+    return (long)(4 + a + k);
 }
 
 int
-fb_cipher_open_xchacha(const uint8_t key[32], const char *access_key, const char *key_id,
-                       const uint8_t *in, size_t len, uint8_t *out, size_t *out_len)
+fb_cipher_seal_xchacha(int cipher, const uint8_t key[32], const char *access_key,
+                       const char *key_id, const uint8_t *in, size_t len, uint8_t *out)
 {
-    uint8_t ad[256];
-    size_t ad_len = associated_data(access_key, key_id, ad);
+    uint8_t ad[AD_MAX];
+    long ad_len = associated_data(cipher, access_key, key_id, ad);
+    unsigned long long clen;
+
+    if (ad_len < 0)
+        return -1;
+    randombytes_buf(out, FB_XCHACHA_NONCE);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out + FB_XCHACHA_NONCE, &clen, in, len, ad,
+                                               (unsigned long long)ad_len, NULL, out, key);
+    return 0;
+}
+
+int
+fb_cipher_open_xchacha(int cipher, const uint8_t key[32], const char *access_key,
+                       const char *key_id, const uint8_t *in, size_t len, uint8_t *out,
+                       size_t *out_len)
+{
+    uint8_t ad[AD_MAX];
+    long ad_len = associated_data(cipher, access_key, key_id, ad);
     unsigned long long mlen;
 
-    if (len < FB_XCHACHA_NONCE + FB_XCHACHA_TAG)
+    if (ad_len < 0 || len < FB_XCHACHA_NONCE + FB_XCHACHA_TAG)
         return -1;
     if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, &mlen, NULL, in + FB_XCHACHA_NONCE,
-                                                   len - FB_XCHACHA_NONCE, ad, ad_len, in,
-                                                   key) != 0)
+                                                   len - FB_XCHACHA_NONCE, ad,
+                                                   (unsigned long long)ad_len, in, key) != 0)
         return -1;
     *out_len = (size_t)mlen;
     return 0;

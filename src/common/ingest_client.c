@@ -511,9 +511,14 @@ fb_client_exchange(fb_client_t *c, const char *access_key, const char *agent_id,
                    Fbpipe__V1__ExchangeResponse **out, fb_client_status_t *st)
 {
     Fbpipe__V1__ExchangeRequest req = FBPIPE__V1__EXCHANGE_REQUEST__INIT;
+    /* what fb_cipher_seal_xchacha writes, the second version first */
+    Fbpipe__V1__Cipher ciphers[] = {FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305_V2,
+                                    FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305};
 
     req.access_key = (char *)(access_key ? access_key : "");
     req.agent_id = (char *)(agent_id ? agent_id : "");
+    req.ciphers = ciphers;
+    req.n_ciphers = sizeof(ciphers) / sizeof(ciphers[0]);
     return unary(c, "/fbpipe.v1.Ingest/Exchange", &req.base,
                  &fbpipe__v1__exchange_response__descriptor, (void **)out, st);
 }

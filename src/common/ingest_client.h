@@ -62,7 +62,9 @@ void fb_client_free(fb_client_t *c);
  * byte outside printable ASCII) or ENOMEM. */
 int fb_client_set_token(fb_client_t *c, const char *token);
 
-/* Unary calls: 0 and *out (free with fb_client_free_message), or -1 and st. */
+/* Unary calls: 0 and *out (free with fb_client_free_message), or -1 and st.
+ * Exchange tells the server that this client writes both versions of
+ * XChaCha20-Poly1305 (fb_cipher_seal_xchacha); the answer names the one to use. */
 int fb_client_exchange(fb_client_t *c, const char *access_key, const char *agent_id,
                        Fbpipe__V1__ExchangeResponse **out, fb_client_status_t *st);
 int fb_client_exchange_config(fb_client_t *c, const char *access_key, Api__Config **out,

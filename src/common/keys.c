@@ -44,12 +44,14 @@ static bool keys_string(keys_load_t *kl, const char *shown, const char *field, c
 static void keys_load_enc(keys_load_t *kl, const char *shown, json_t *obj, fb_tenant_t *t);
 static void keys_load_targets(keys_load_t *kl, const char *shown, const char *name, json_t *list,
                               fb_tenant_t *t);
+static void keys_load_unbound(keys_load_t *kl, const char *shown, json_t *obj, fb_tenant_t *t);
 static void keys_load_tenant(keys_load_t *kl, const char *name, json_t *obj, fb_tenant_t *t);
 static int keys_tenant_cmp(const void *a, const void *b);
 
 static const char *const keys_fields[] = {
-    "AccessKey", "EncryptionKey", "EncryptionKeys",    "UserID",
-    "targets",   "disabled",      "allow_unbound_tokens", "tokens_not_before",
+    "AccessKey", "EncryptionKey", "EncryptionKeys",       "UserID",
+    "targets",   "disabled",      "allow_unbound_tokens", "unbound_tokens_sha256",
+    "tokens_not_before",
 };
 
 /* keys_name_char -- [A-Za-z0-9._-], the alphabet of access keys and key ids. */
@@ -412,6 +414,83 @@ keys_load_targets(keys_load_t *kl, const char *shown, const char *name, json_t *
     }
 }
 
+/* keys_load_unbound -- unbound_tokens_sha256 into t, and the refusal of the
+ * boolean it replaces. allow_unbound_tokens: true let every token without
+ * the key claim act for the tenant; reading it as a list of none would
+ * silently lock out the agents that rely on it, reading it as before would
+ * keep the widest grant. Neither is silent: true is refused with what to
+ * write instead; false (what no list means) is accepted with a warning. */
+static void
+keys_load_unbound(keys_load_t *kl, const char *shown, json_t *obj, fb_tenant_t *t)
+{
+    json_t *old = json_object_get(obj, "allow_unbound_tokens");
+    json_t *list = json_object_get(obj, "unbound_tokens_sha256");
+    size_t n, bin_len;
+    const char *end;
+    json_t *e;
+
+    if (old != NULL && json_is_false(old))
+        fb_log_warnx("%s: key \"%s\": allow_unbound_tokens is no longer read (false is what "
+                     "no unbound_tokens_sha256 means): remove it", kl->path, shown);
+    else if (old != NULL)
+        keys_err(kl, shown, "allow_unbound_tokens is no longer read: it let every token without "
+                            "the key claim act for this key. List the fingerprint of each such "
+                            "token this key accepts instead, \"unbound_tokens_sha256\": "
+                            "[\"<64 hex digits>\", ...] (fbpiped token --fingerprint - prints "
+                            "one), and remove allow_unbound_tokens");
+    if (list == NULL)
+        return;
+    if (!json_is_array(list)) {
+        keys_err(kl, shown, "unbound_tokens_sha256: must be an array of SHA-256 fingerprints "
+                            "(64 hex digits each), not %s", keys_type(list));
+        return;
+    }
+    n = json_array_size(list);
+    if (n > FB_UNBOUND_TOKENS_MAX) {
+        keys_err(kl, shown, "unbound_tokens_sha256: must have at most %d entries, not %zu",
+                 FB_UNBOUND_TOKENS_MAX, n);
+        return;
+    }
+    if (n == 0)
+        return;
+    t->unbound_tokens = calloc(n, sizeof(*t->unbound_tokens));
+    if (t->unbound_tokens == NULL) {
+        keys_err(kl, shown, "calloc(%zu, %zu) failed: out of memory", n,
+                 sizeof(*t->unbound_tokens));
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *fp = t->unbound_tokens[t->n_unbound_tokens];
+
+        e = json_array_get(list, i);
+        if (!json_is_string(e)) {
+            keys_err(kl, shown, "unbound_tokens_sha256[%zu]: must be a string of 64 hex "
+                                "digits, not %s", i, keys_type(e));
+            continue;
+        }
+        if (json_string_length(e) != 2 * FB_TOKEN_SHA256_LEN ||
+            sodium_hex2bin(fp, FB_TOKEN_SHA256_LEN, json_string_value(e), json_string_length(e),
+                           NULL, &bin_len, &end) != 0 ||
+            bin_len != FB_TOKEN_SHA256_LEN || end != json_string_value(e) + json_string_length(e)) {
+            keys_err(kl, shown, "unbound_tokens_sha256[%zu]: must be 64 hex digits (the SHA-256 "
+                                "of one token, as fbpiped token --fingerprint prints it), not "
+                                "%zu characters%s", i, json_string_length(e),
+                     json_string_length(e) == 2 * FB_TOKEN_SHA256_LEN ? " with a non-hex one"
+                                                                      : "");
+            continue;
+        }
+        for (size_t j = 0; j < t->n_unbound_tokens; j++) {
+            if (memcmp(t->unbound_tokens[j], fp, FB_TOKEN_SHA256_LEN) == 0) {
+                keys_err(kl, shown, "unbound_tokens_sha256[%zu]: listed twice", i);
+                fp = NULL;
+                break;
+            }
+        }
+        if (fp != NULL)
+            t->n_unbound_tokens++;
+    }
+}
+
 /* keys_load_tenant -- one member of the top-level object; reports every problem. */
 static void
 keys_load_tenant(keys_load_t *kl, const char *name, json_t *obj, fb_tenant_t *t)
@@ -462,10 +541,7 @@ keys_load_tenant(keys_load_t *kl, const char *name, json_t *obj, fb_tenant_t *t)
 
     keys_load_enc(kl, shown, obj, t);
 
-    v = json_object_get(obj, "allow_unbound_tokens");
-    if (v != NULL && !json_is_boolean(v))
-        keys_err(kl, shown, "allow_unbound_tokens: must be true or false, not %s", keys_type(v));
-    t->allow_unbound_tokens = json_is_true(v);
+    keys_load_unbound(kl, shown, obj, t);
 
     v = json_object_get(obj, "disabled");
     if (v != NULL && !json_is_boolean(v))
@@ -643,6 +719,7 @@ fb_keydb_free(fb_keydb_t *db)
             sodium_memzero(t->enc_keys, t->n_enc_keys * sizeof(*t->enc_keys));
             free(t->enc_keys);
         }
+        free(t->unbound_tokens);
     }
     free(db->tenants);
     free(db->path);
@@ -686,4 +763,18 @@ fb_tenant_enc_key(const fb_tenant_t *t, const char *key_id)
         if (strcmp(t->enc_keys[i].id, key_id) == 0)
             return &t->enc_keys[i];
     return NULL;
+}
+
+/* fb_tenant_lists_unbound -- the fingerprint is in t's unbound_tokens_sha256. */
+int
+fb_tenant_lists_unbound(const fb_tenant_t *t, const uint8_t sha256[FB_TOKEN_SHA256_LEN])
+{
+    int found = 0;
+
+    if (t == NULL || sha256 == NULL)
+        return 0;
+    /* every entry compared: the time does not say which one matched */
+    for (size_t i = 0; i < t->n_unbound_tokens; i++)
+        found |= sodium_memcmp(t->unbound_tokens[i], sha256, FB_TOKEN_SHA256_LEN) == 0;
+    return found;
 }

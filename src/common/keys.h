@@ -20,6 +20,8 @@
 #define FB_ENC_KEYS_MAX 64                    /* entries of EncryptionKeys per tenant */
 #define FB_KEYDB_FILE_MAX (64 * 1024 * 1024)  /* bytes of keys.json */
 #define FB_KEYDB_TIME_MAX INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
+#define FB_TOKEN_SHA256_LEN 32                /* bytes of a token fingerprint */
+#define FB_UNBOUND_TOKENS_MAX 1024            /* entries of unbound_tokens_sha256 per tenant */
 
 typedef struct fb_enc_key {
     char id[FB_KEY_ID_MAX + 1]; /* "default" for a lone EncryptionKey */
@@ -32,7 +34,10 @@ typedef struct fb_tenant {
     char *encryption_key_text; /* the current key as written in the file, "" if none */
     fb_enc_key_t *enc_keys;    /* newest first: [0] is current */
     size_t n_enc_keys;         /* 0 = the tenant does not encrypt */
-    bool allow_unbound_tokens;
+    /* SHA-256 of each token without the key claim (the original API's
+     * tokens) that may act for this tenant; none when n_unbound_tokens is 0 */
+    uint8_t (*unbound_tokens)[FB_TOKEN_SHA256_LEN];
+    size_t n_unbound_tokens;
     bool disabled;
     int64_t tokens_not_before; /* unix seconds, 0 = unset */
     size_t n_file_targets;
@@ -68,5 +73,8 @@ const fb_tenant_t *fb_keydb_find(const fb_keydb_t *db, const char *access_key, s
 
 /* The tenant's key with this id (current or previous), or NULL. */
 const fb_enc_key_t *fb_tenant_enc_key(const fb_tenant_t *t, const char *key_id);
+
+/* 1 if the tenant lists this token fingerprint in unbound_tokens_sha256, else 0. */
+int fb_tenant_lists_unbound(const fb_tenant_t *t, const uint8_t sha256[FB_TOKEN_SHA256_LEN]);
 
 #endif /* FB_KEYS_H */

@@ -27,6 +27,7 @@ usage(FILE *fp)
             "usage: fbpiped [-f] [-t] [-v] [-c FILE] [-p PIDFILE] [--print-events]\n"
             "               [--decrypt-events]\n"
             "       fbpiped token --access-key KEY [--expiry SECONDS] [--kid ID] [-c FILE]\n"
+            "       fbpiped token --fingerprint TOKEN|-\n"
             "       fbpiped replay [--dry-run] [-c FILE] DEAD-LETTER-FILE...\n"
             "  -c FILE            configuration file (default %s/fbpipe.conf)\n"
             "  -f                 stay in the foreground, log to stderr\n"

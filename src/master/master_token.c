@@ -1,11 +1,16 @@
 /*
- * master_token.c -- `fbpiped token`: mint one token bound to an access key.
+ * master_token.c -- `fbpiped token`: mint one token bound to an access key,
+ * or print the fingerprint of a token (--fingerprint) for the key
+ * database's unbound_tokens_sha256.
  *
  * Loads the configuration, the key database and the token keys as whoever
  * runs it (no privilege is gained or dropped here), checks that the access
  * key exists and is enabled and that --kid names a configured key, and
  * prints one token signed by fb_auth_mint on stdout; every refusal is one
- * line on stderr. It must never print key material, not even in an error;
+ * line on stderr. --fingerprint reads no configuration and no key: it
+ * hashes the token it is given (on the command line, or one line of
+ * standard input with "-", which keeps the token out of ps and shell
+ * histories). It must never print key material, not even in an error;
  * never start the daemon or any child, write a pid file or open a socket;
  * and never initialise gRPC or librdkafka.
  */
@@ -18,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +47,7 @@ static int token_readable(const char *path, const char *what, const char *kid);
 static int token_check_files(const fb_conf_t *conf, bool hs);
 static int token_check_kid(const fb_conf_t *conf, bool hs, const char *kid);
 static int token_check_tenant(const fb_keydb_t *db, const char *access_key, int64_t now);
+static int token_fingerprint(const char *arg);
 
 /* token_usage -- the synopsis of `fbpiped token`. */
 static void
@@ -48,11 +55,14 @@ token_usage(FILE *fp)
 {
     fprintf(fp,
             "usage: fbpiped token --access-key KEY [--expiry SECONDS] [--kid ID] [-c FILE]\n"
+            "       fbpiped token --fingerprint TOKEN|-\n"
             "  --access-key KEY   the access key the token is bound to (key database)\n"
             "  --expiry SECONDS   lifetime, 1 to %d (default %d)\n"
             "  --kid ID           sign with the key of this kid (jwt_secret_file.ID,\n"
             "                     or jwt_public_key_file.ID with RS256/ES256)\n"
-            "  -c FILE            configuration file (default %s/fbpipe.conf)\n",
+            "  -c FILE            configuration file (default %s/fbpipe.conf)\n"
+            "  --fingerprint TOKEN  print the SHA-256 of TOKEN (\"-\": one line of standard\n"
+            "                     input) for unbound_tokens_sha256 in the key database\n",
             TOKEN_EXPIRY_MAX, TOKEN_EXPIRY_DEFAULT, FB_SYSCONFDIR);
 }
 
@@ -205,6 +215,79 @@ token_check_tenant(const fb_keydb_t *db, const char *access_key, int64_t now)
     return 0;
 }
 
+/* token_fingerprint -- --fingerprint: the hex SHA-256 of the token arg
+ * ("-": the first line of standard input) on stdout; an FB_EXIT_* status. */
+static int
+token_fingerprint(const char *arg)
+{
+    char line[FB_AUTH_HEADER_MAX + 2], hex[2 * FB_TOKEN_SHA256_LEN + 1];
+    const char *tok = arg, *dot;
+    size_t len = 0, n_dots = 0;
+    int c = 0, rc = FB_EXIT_USAGE;
+
+    if (strcmp(arg, "-") == 0) {
+        /* up to the newline; at most the longest token the ingester reads */
+        while (len < sizeof(line) - 1 && (c = getchar()) != EOF && c != '\n') {
+            if (c == '\0') {
+                token_err("--fingerprint -: the token on standard input contains a NUL byte");
+                goto done;
+            }
+            line[len++] = (char)c;
+        }
+        if (ferror(stdin)) {
+            token_err("--fingerprint -: reading standard input failed");
+            goto done;
+        }
+        if (len == sizeof(line) - 1 && c != '\n' && c != EOF) {
+            token_err("--fingerprint -: the line on standard input is longer than %d bytes, "
+                      "more than the ingester reads", FB_AUTH_HEADER_MAX);
+            goto done;
+        }
+        if (len > 0 && line[len - 1] == '\r')
+            len--;
+        line[len] = '\0';
+        tok = line;
+    }
+    len = strlen(tok);
+    /* "Bearer <token>" pasted from a header: the token is what is listed */
+    if (len >= 7 && strncasecmp(tok, "bearer", 6) == 0 && (tok[6] == ' ' || tok[6] == '\t') &&
+        fb_auth_bearer_token(tok, len, &tok, &len) < 0) {
+        token_err("--fingerprint: no token after Bearer");
+        goto done;
+    }
+    if (len == 0 || len > FB_AUTH_HEADER_MAX) {
+        token_err("--fingerprint: a token is 1 to %d bytes, not %zu", FB_AUTH_HEADER_MAX, len);
+        goto done;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char b = (unsigned char)tok[i];
+        if (!((b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9') ||
+              b == '-' || b == '_' || b == '.')) {
+            token_err("--fingerprint: the token has a byte that is not base64url or '.' at "
+                      "offset %zu: a JWT is header.payload.signature", i);
+            goto done;
+        }
+        n_dots += b == '.';
+    }
+    dot = memchr(tok, '.', len);
+    if (n_dots != 2 || dot == tok || dot[1] == '.') {
+        token_err("--fingerprint: the token has %zu parts%s, not header.payload.signature",
+                  n_dots + 1, n_dots == 2 ? " and an empty header or payload" : "");
+        goto done;
+    }
+    fb_auth_fingerprint(tok, len, hex);
+    if (printf("%s\n", hex) < 0 || fflush(stdout) != 0) {
+        token_err("writing the fingerprint to standard output failed: %s", strerror(errno));
+        rc = FB_EXIT_FAILURE;
+        goto done;
+    }
+    rc = FB_EXIT_OK;
+
+done:
+    explicit_bzero(line, sizeof(line)); /* a credential, though not key material */
+    return rc;
+}
+
 /* fb_token_main -- `fbpiped token ...` (argv[0] is "token"); an FB_EXIT_* status. */
 int
 fb_token_main(int argc, char **argv)
@@ -214,11 +297,13 @@ fb_token_main(int argc, char **argv)
         {"expiry", required_argument, NULL, 'e'},
         {"kid", required_argument, NULL, 'i'},
         {"config", required_argument, NULL, 'c'},
+        {"fingerprint", required_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *conf_path = FB_SYSCONFDIR "/fbpipe.conf";
-    const char *access_key = NULL, *expiry_arg = NULL, *kid = NULL, *why;
+    const char *access_key = NULL, *expiry_arg = NULL, *kid = NULL, *fingerprint = NULL, *why;
+    bool conf_given = false;
     char shown[TOKEN_SHOW_MAX * 4 + 4];
     fb_conf_t *conf = NULL;
     fb_keydb_t *db = NULL;
@@ -251,7 +336,15 @@ fb_token_main(int argc, char **argv)
                 return token_twice("--kid");
             kid = optarg;
             break;
-        case 'c': conf_path = optarg; break;
+        case 'c':
+            conf_path = optarg;
+            conf_given = true;
+            break;
+        case 'f':
+            if (fingerprint != NULL)
+                return token_twice("--fingerprint");
+            fingerprint = optarg;
+            break;
         case 'h':
             token_usage(stdout);
             return FB_EXIT_OK;
@@ -275,6 +368,15 @@ fb_token_main(int argc, char **argv)
         token_err("unexpected argument \"%s\"", shown);
         token_usage(stderr);
         return FB_EXIT_USAGE;
+    }
+    if (fingerprint != NULL) {
+        if (access_key != NULL || expiry_arg != NULL || kid != NULL || conf_given) {
+            token_err("--fingerprint takes no other option: it reads no configuration and "
+                      "mints nothing");
+            token_usage(stderr);
+            return FB_EXIT_USAGE;
+        }
+        return token_fingerprint(fingerprint);
     }
     if (access_key == NULL) {
         token_err("--access-key is required");

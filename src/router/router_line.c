@@ -190,6 +190,11 @@ parse(const uint8_t *p, size_t len, rec_t *r)
     return 0;
 }
 
+_Static_assert(FB_CIPHER_XCHACHA == FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305,
+               "cipher.h follows fbpipe.proto");
+_Static_assert(FB_CIPHER_XCHACHA_V2 == FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305_V2,
+               "cipher.h follows fbpipe.proto");
+
 /* decrypt -- r's message decrypted into l->bin (*plain points to it); its
  * length, or -1 when it does not decrypt with the tenant's key of that id. */
 static long
@@ -211,13 +216,14 @@ decrypt(fb_liner_t *l, const rec_t *r, const fb_tenant_t *t, const uint8_t **pla
         if (fb_cipher_open_aesgcm_hex(k->key, (const char *)r->message.p, r->message.len,
                                       l->bin, &out_len) == 0)
             return (long)out_len;
-    } else if (r->cipher == FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305) {
-        /* decoded into the second half, opened into the first */
+    } else if (r->cipher <= FB_CIPHER_XCHACHA_V2 && fb_cipher_is_xchacha((int)r->cipher)) {
+        /* decoded into the second half, opened into the first; each
+         * version with its own associated data (cipher.h) */
         if (sodium_base642bin(l->bin + half, half, (const char *)r->message.p, r->message.len,
                               NULL, &bin_len, NULL, sodium_base64_VARIANT_ORIGINAL) == 0 &&
             bin_len >= FB_XCHACHA_NONCE + FB_XCHACHA_TAG &&
-            fb_cipher_open_xchacha(k->key, t->access_key, key_id, l->bin + half, bin_len,
-                                   l->bin, &out_len) == 0)
+            fb_cipher_open_xchacha((int)r->cipher, k->key, t->access_key, key_id, l->bin + half,
+                                   bin_len, l->bin, &out_len) == 0)
             return (long)out_len;
     }
     return -1;

@@ -81,7 +81,8 @@ got_exchange(fb_wcall_t *c, int ok)
     fb_auth_result_t r;
     fb_pballoc_t a;
     uint8_t *msg;
-    size_t len = 0, overhead;
+    size_t len = 0, overhead, n_ciphers = 0;
+    Fbpipe__V1__Cipher ciphers[8]; /* the first few the agent lists are enough */
     const char *key;
 
     msg = ok ? fb_wcall_message(c, &len) : NULL;
@@ -105,6 +106,9 @@ got_exchange(fb_wcall_t *c, int ok)
         fb_worker_refuse(c, &r);
         return;
     }
+    for (size_t i = 0; i < req->n_ciphers && n_ciphers < sizeof(ciphers) / sizeof(ciphers[0]);
+         i++)
+        ciphers[n_ciphers++] = req->ciphers[i];
     fbpipe__v1__exchange_request__free_unpacked(req, &a.base);
 
     /* the record around a payload: identity, tag, agent id, timestamps */
@@ -119,7 +123,12 @@ got_exchange(fb_wcall_t *c, int ok)
     resp.config_version = config_version(t);
     resp.refresh_interval_s = (uint32_t)(w->conf->refresh_interval_ms / 1000);
     if (t->n_enc_keys > 0) {
+        /* the second version where the agent writes it; agents from before
+         * it list nothing and get the one they know */
         resp.cipher = FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305;
+        for (size_t i = 0; i < n_ciphers; i++)
+            if (ciphers[i] == FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305_V2)
+                resp.cipher = FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305_V2;
         resp.key_id = (char *)t->enc_keys[0].id;
         resp.encryption_key.data = (uint8_t *)t->enc_keys[0].key;
         resp.encryption_key.len = FB_ENC_KEY_LEN;
@@ -371,8 +380,8 @@ print_record(const fb_wcall_t *c, const fb_tenant_t *t, const fb_batch_rec_t *r)
     plain = malloc(r->payload.len + 1);
     if (plain == NULL)
         return;
-    if (fb_cipher_open_xchacha(k->key, t->access_key, key_id, r->payload.p, r->payload.len,
-                               plain, &n) < 0)
+    if (fb_cipher_open_xchacha((int)r->enc, k->key, t->access_key, key_id, r->payload.p,
+                               r->payload.len, plain, &n) < 0)
         fb_log_info("event %s: (does not decrypt with key %s)", t->access_key, key_id);
     else
         fb_worker_print(t->access_key, (const char *)plain, n, true);

@@ -415,6 +415,7 @@ got_access_key(fb_wcall_t *c, int ok)
     const fb_tenant_t *t;
     fb_auth_result_t r;
     fb_pballoc_t a;
+    const char *bare;
     uint8_t *msg;
     char *token;
     size_t len = 0;
@@ -435,15 +436,22 @@ got_access_key(fb_wcall_t *c, int ok)
         return;
     }
     api__access_key__free_unpacked(req, &a.base);
-    /* AccessToken echoes the presented token, never a new one */
-    len = GRPC_SLICE_LENGTH(*v);
-    token = strndup((const char *)GRPC_SLICE_START_PTR(*v), len);
+    /* AccessToken echoes the presented token, never a new one: the token
+     * alone, as fb_auth_verify read it ("bearer", extra spaces and all) */
+    if (v == NULL || fb_auth_bearer_token((const char *)GRPC_SLICE_START_PTR(*v),
+                                          GRPC_SLICE_LENGTH(*v), &bare, &len) < 0) {
+        /* cannot happen: the call was authenticated with this very value */
+        fb_log_errorx("ExchangeConfig: no Bearer token in the authorization it verified");
+        fb_wcall_reply(c, NULL, GRPC_STATUS_INTERNAL, "internal error", NULL);
+        return;
+    }
+    token = strndup(bare, len);
     if (token == NULL) {
         fb_wcall_reply(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
         return;
     }
     cfg.accesskey = t->access_key;
-    cfg.accesstoken = strncmp(token, "Bearer ", 7) == 0 ? token + 7 : token;
+    cfg.accesstoken = token;
     cfg.encryptionkey = t->encryption_key_text;
     cfg.userid = t->user_id;
     fb_wcall_reply(c, &cfg.base, GRPC_STATUS_OK, NULL, NULL);

@@ -95,7 +95,13 @@ message(const feed_opts_t *o, const char *key, long i, char *buf, size_t size, c
         return strlen(buf);
     }
     uint8_t sealed[FB_XCHACHA_NONCE + 512 + FB_XCHACHA_TAG];
-    fb_cipher_seal_xchacha(o->key, key, o->key_id, (const uint8_t *)plain, len, sealed);
+    if (fb_cipher_seal_xchacha(o->cipher == FEED_XCHACHA2 ? FB_CIPHER_XCHACHA_V2
+                                                          : FB_CIPHER_XCHACHA,
+                               o->key, key, o->key_id, (const uint8_t *)plain, len, sealed) < 0) {
+        fprintf(stderr, "feed_records: cannot seal for key \"%s\", key id \"%s\"\n", key,
+                o->key_id);
+        exit(1);
+    }
     (void)size;
     return fb_base64(sealed, FB_XCHACHA_NONCE + len + FB_XCHACHA_TAG, buf);
 }
@@ -149,8 +155,9 @@ feed_records(const feed_opts_t *o, char *err, size_t errlen)
         r.accesskey = key;
         r.agent_seq = (uint64_t)j;
         if (o->cipher != FEED_PLAIN) {
-            r.cipher = o->cipher == FEED_XCHACHA ? FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305
-                                                  : FBPIPE__V1__CIPHER__CIPHER_AES256GCM_HEX;
+            r.cipher = o->cipher == FEED_XCHACHA    ? FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305
+                       : o->cipher == FEED_XCHACHA2 ? FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305_V2
+                                                    : FBPIPE__V1__CIPHER__CIPHER_AES256GCM_HEX;
             r.key_id = (char *)o->key_id;
         }
         plen = fbpipe__v1__record__pack(&r, packed);

@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum feed_cipher { FEED_PLAIN, FEED_XCHACHA, FEED_AESGCM } feed_cipher_t;
+/* FEED_XCHACHA: the first version of XChaCha20-Poly1305 (older agents'
+ * records), FEED_XCHACHA2: the second (cipher.h) */
+typedef enum feed_cipher { FEED_PLAIN, FEED_XCHACHA, FEED_AESGCM, FEED_XCHACHA2 } feed_cipher_t;
 
 typedef struct feed_opts {
     const char *brokers, *topic;

@@ -128,8 +128,23 @@ expect("Exchange(acme).cipher", x.cipher, pb.CIPHER_NONE)
 expect("Exchange(acme).max_batch_records", x.max_batch_records, 1000)
 if not (x.max_batch_bytes > 0 and x.max_record_bytes > 0 and x.refresh_interval_s > 0):
     fails.append("Exchange(acme): limits missing: %r" % x)
+# an agent that lists no cipher (every agent before the second version)
+# gets the first version of XChaCha20-Poly1305; one that lists the second, it
 xs = exchange(pb.ExchangeRequest(access_key="sec"), metadata=md(token(key="sec")), timeout=10)
 expect("Exchange(sec).cipher", xs.cipher, pb.CIPHER_XCHACHA20POLY1305)
+for listed, want in [([pb.CIPHER_XCHACHA20POLY1305_V2, pb.CIPHER_XCHACHA20POLY1305],
+                      pb.CIPHER_XCHACHA20POLY1305_V2),
+                     ([pb.CIPHER_XCHACHA20POLY1305], pb.CIPHER_XCHACHA20POLY1305),
+                     ([pb.CIPHER_XCHACHA20POLY1305, pb.CIPHER_XCHACHA20POLY1305_V2],
+                      pb.CIPHER_XCHACHA20POLY1305_V2),
+                     ([7, 9], pb.CIPHER_XCHACHA20POLY1305)]:
+    xv = exchange(pb.ExchangeRequest(access_key="sec", ciphers=listed),
+                  metadata=md(token(key="sec")), timeout=10)
+    expect("Exchange(sec, ciphers=%r).cipher" % listed, xv.cipher, want)
+    expect("Exchange(sec, ciphers=%r).key_id" % listed, xv.key_id, "k2")
+xa = exchange(pb.ExchangeRequest(access_key="acme", ciphers=[pb.CIPHER_XCHACHA20POLY1305_V2]),
+              metadata=md(token()), timeout=10)
+expect("Exchange(acme, ciphers=[V2]).cipher", xa.cipher, pb.CIPHER_NONE)
 expect("Exchange(sec).key_id", xs.key_id, "k2")
 expect("Exchange(sec).encryption_key", xs.encryption_key, SEC_KEY)
 try:
@@ -151,16 +166,27 @@ expect("stream status", err, None)
 expect("acks received", sorted(s.acks), seqs)
 expect("acks OK", [a.code for a in s.acks.values() if a.code != pb.OK], [])
 
-# ---- encrypted records for sec
+# ---- encrypted records for sec: the first version (as agents before the
+# second send them), then the second, with associated data built here
+
+
+def ad(version, access_key, key_id):
+    if version == pb.CIPHER_XCHACHA20POLY1305:
+        return access_key + key_id
+    return (struct.pack(">H", len(access_key)) + access_key +
+            struct.pack(">H", len(key_id)) + key_id)
+
+
 s = Sender(token(key="sec"))
-for i in range(10):
+for i in range(20):
+    version = pb.CIPHER_XCHACHA20POLY1305 if i < 10 else pb.CIPHER_XCHACHA20POLY1305_V2
     nonce = os.urandom(24)
     ct = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
-        json.dumps({"secret": i}).encode(), b"sec" + b"k2", nonce, SEC_KEY)
-    s.send(batch(i + 1, [rec(nonce + ct, pb.CIPHER_XCHACHA20POLY1305, "k2")]))
+        json.dumps({"secret": i}).encode(), ad(version, b"sec", b"k2"), nonce, SEC_KEY)
+    s.send(batch(i + 1, [rec(nonce + ct, version, "k2")]))
 expect("encrypted stream status", s.close(), None)
 expect("encrypted acks", sorted(a.seq for a in s.acks.values() if a.code == pb.OK),
-       list(range(1, 11)))
+       list(range(1, 21)))
 
 # ---- hostile inputs, each on its own stream
 s = Sender(token())
@@ -368,16 +394,18 @@ for k, r in got:
         fails.append("record identity: key %s AccessKey %s UserID %s" % (k, r.AccessKey, r.UserID))
         break
 secs = [r for k, r in got if k == "sec"]
-expect("sec records", len(secs), 10)
+expect("sec records", len(secs), 20)
+expect("sec records of each version", sorted(r.cipher for r in secs),
+       [pb.CIPHER_XCHACHA20POLY1305] * 10 + [pb.CIPHER_XCHACHA20POLY1305_V2] * 10)
 for r in secs:
     import base64
     blob = base64.b64decode(r.message)
     try:
-        pt = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(blob[24:], b"sec" + r.key_id.encode(),
-                                                               blob[:24], SEC_KEY)
+        pt = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
+            blob[24:], ad(r.cipher, b"sec", r.key_id.encode()), blob[:24], SEC_KEY)
         json.loads(pt)
     except Exception as ex:  # noqa: BLE001
-        fails.append("sec record does not decrypt: %r" % ex)
+        fails.append("sec record (cipher %d) does not decrypt: %r" % (r.cipher, ex))
         break
 bad_written = [r.message for k, r in got if "not utf-8" in r.message or r.message == "x"]
 expect("refused batches written to Kafka", bad_written, [])

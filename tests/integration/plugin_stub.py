@@ -5,7 +5,8 @@ never does, for test-plugin.
 usage: plugin_stub.py PORT MODE LOG [CERT KEY]
   (with CERT and KEY, PEM files: TLS with that certificate)
   cipher=N       Exchange answers cipher N, with a 32-byte key and a key id;
-                 Stream acknowledges every batch
+                 Stream acknowledges every batch; each record is opened
+                 with the associated data of the version it names
   end-after-ack  Exchange answers no cipher; Stream acknowledges each batch
                  OK, then ends the stream with UNAUTHENTICATED, as fbpiped
                  ends the stream of a token that expired once every batch
@@ -19,8 +20,9 @@ usage: plugin_stub.py PORT MODE LOG [CERT KEY]
   fail-first=N   ExchangeConfig answers no EncryptionKey; the first N
                  SendEvent calls are answered FAILURE (the transient
                  failure of the original ingester), the others SUCCESS
-LOG gets one line per call and per batch: "exchange", "stream",
-"batch SEQ RECORDS FIRST-PAYLOAD"; for the compat API "config",
+LOG gets one line per call and per batch: "exchange ciphers=C,C..." (what
+the agent listed), "stream", "batch SEQ RECORDS FIRST-PAYLOAD" and, with
+cipher=N, "record enc=E opens=yes|no"; for the compat API "config",
 "sendevent EVENTS refused|failure|ok" and, for each event written,
 "event MESSAGE". Prints "listening" once it serves;
 runs until killed.
@@ -43,16 +45,38 @@ log = open(log_path, "a", buffering=1)
 send_calls = 0
 
 
+KEY, KEY_ID = b"k" * 32, "stub"
+
+
 def exchange(req, ctx):
-    log.write("exchange\n")
+    log.write("exchange ciphers=%s\n" % ",".join(str(c) for c in req.ciphers))
     r = pb.ExchangeResponse(access_key=req.access_key, user_id="u-stub", max_batch_records=1000,
                             max_batch_bytes=1 << 20, max_record_bytes=100000,
                             config_version=1, refresh_interval_s=300)
     if mode.startswith("cipher="):
         r.cipher = int(mode.split("=", 1)[1])
-        r.key_id = "stub"
-        r.encryption_key = b"k" * 32
+        r.key_id = KEY_ID
+        r.encryption_key = KEY
     return r
+
+
+def opens(rec, access_key):
+    """rec's payload opens with the key and the associated data of its enc."""
+    import nacl.bindings as sodium
+    import struct
+    ak, kid = access_key.encode(), rec.key_id.encode()
+    if rec.enc == pb.CIPHER_XCHACHA20POLY1305:
+        ad = ak + kid
+    elif rec.enc == pb.CIPHER_XCHACHA20POLY1305_V2:
+        ad = struct.pack(">H", len(ak)) + ak + struct.pack(">H", len(kid)) + kid
+    else:
+        return False
+    try:
+        sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(rec.payload[24:], ad,
+                                                          rec.payload[:24], KEY)
+        return True
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def stream(batches, ctx):
@@ -60,6 +84,10 @@ def stream(batches, ctx):
     for b in batches:
         first = b.records[0].payload.decode("utf-8", "replace") if b.records else ""
         log.write("batch %d %d %s\n" % (b.seq, len(b.records), first))
+        if mode.startswith("cipher="):
+            for rec in b.records:
+                log.write("record enc=%d opens=%s\n" %
+                          (rec.enc, "yes" if opens(rec, "plug") else "no"))
         yield pb.Ack(seq=b.seq, code=pb.OK)
         if mode == "end-after-ack":
             # every batch read is acknowledged: the end follows the ack

@@ -1,7 +1,7 @@
 /*
  * record_feed.c -- command line of feed_records.c for the router's tests:
  *
- *   record_feed BROKERS TOPIC N KEYS PREFIX [START [PLAIN|XCHACHA|AESGCM KEY_ID HEXKEY]]
+ *   record_feed BROKERS TOPIC N KEYS PREFIX [START [PLAIN|XCHACHA|XCHACHA2|AESGCM KEY_ID HEXKEY]]
  *
  * Exit 0 once Kafka acknowledged all N records, 1 otherwise.
  * FEED_RATE=events/s paces it (for tests that act while records flow).
@@ -23,7 +23,7 @@ main(int argc, char **argv)
 
     if (argc != 6 && argc != 7 && argc != 10) {
         fprintf(stderr, "usage: record_feed BROKERS TOPIC N KEYS PREFIX "
-                        "[START [PLAIN|XCHACHA|AESGCM KEY_ID HEXKEY]]\n");
+                        "[START [PLAIN|XCHACHA|XCHACHA2|AESGCM KEY_ID HEXKEY]]\n");
         return 1;
     }
     o.brokers = argv[1];
@@ -38,9 +38,10 @@ main(int argc, char **argv)
         return 1;
     }
     if (argc == 10) {
-        o.cipher = strcmp(argv[7], "XCHACHA") == 0  ? FEED_XCHACHA
-                   : strcmp(argv[7], "AESGCM") == 0 ? FEED_AESGCM
-                                                    : FEED_PLAIN;
+        o.cipher = strcmp(argv[7], "XCHACHA") == 0    ? FEED_XCHACHA
+                   : strcmp(argv[7], "XCHACHA2") == 0 ? FEED_XCHACHA2
+                   : strcmp(argv[7], "AESGCM") == 0   ? FEED_AESGCM
+                                                      : FEED_PLAIN;
         snprintf(o.key_id, sizeof(o.key_id), "%s", argv[8]);
         if (sodium_hex2bin(o.key, sizeof(o.key), argv[9], strlen(argv[9]), NULL, &bin_len, NULL) ||
             bin_len != sizeof(o.key)) {

@@ -1,7 +1,8 @@
 """seed_api.py -- the original API (api.EventService) with Python grpcio and
-PyJWT, as a client that is not fbpipe's: ExchangeConfig, SendEvent of N
-events answered SUCCESS, and the refusals (no token, another tenant's key,
-a malformed token). usage: seed_api.py PORT SECRET_FILE N|full-lane
+PyJWT, as a client that is not fbpipe's: ExchangeConfig (its AccessToken the
+bare token, whatever the case of "Bearer" and the spaces around it),
+SendEvent of N events answered SUCCESS, and the refusals (no token, another
+tenant's key, a malformed token). usage: seed_api.py PORT SECRET_FILE N|full-lane
 """
 import sys
 import time
@@ -84,6 +85,15 @@ cfg = xc(api_pb2.AccessKey(AccessKey="acme"), metadata=md, timeout=10)
 expect("Config.AccessKey", cfg.AccessKey, "acme")
 expect("Config.UserID", cfg.UserID, "u-acme")
 expect("Config.AccessToken echoes the token", cfg.AccessToken, token)
+# the scheme in any case and extra spaces are accepted: the echo is the bare
+# token, never the scheme or the spaces around it
+for value in ["bearer " + token, "BEARER " + token, "Bearer   " + token, "bEaReR  " + token + "  "]:
+    try:
+        cfg = xc(api_pb2.AccessKey(AccessKey="acme"), metadata=[("authorization", value)],
+                 timeout=10)
+        expect("Config.AccessToken for %r" % (value[:10] + "..."), cfg.AccessToken, token)
+    except grpc.RpcError as e:
+        fails.append("ExchangeConfig with %r: %s %s" % (value[:10] + "...", e.code(), e.details()))
 r = send(events(n), metadata=md, timeout=120)
 expect("SendEvent", api_pb2.EventCode.Name(r.status), "SUCCESS")
 for name, meta, gen, code in [

@@ -24,17 +24,25 @@
 #define NOW INT64_C(1700000000)
 #define S1 "0123456789abcdef0123456789abcdef"
 #define S2 "fedcba9876543210fedcba9876543210-second"
+/* the original API's tokens: exp, iat, role and no key claim (HS256 with S1) */
+#define UNBOUND_1 "{\"exp\":1800000000,\"iat\":1699999000,\"role\":\"agent\"}"
+#define UNBOUND_2 "{\"exp\":1800000000}"
+/* signed with the same secret, listed by no tenant */
+#define UNBOUND_OTHER "{\"exp\":1800000000,\"iat\":1699999000,\"role\":\"admin\"}"
+#define HS256_HDR "{\"alg\":\"HS256\",\"typ\":\"JWT\"}"
+/* printf format: the fingerprints of UNBOUND_1 (three times) and UNBOUND_2 */
 #define KEYS_JSON                                                                                 \
     "{\"t1\": {\"AccessKey\": \"t1\"},"                                                           \
     " \"t2\": {\"AccessKey\": \"t2\"},"                                                           \
-    " \"open\": {\"AccessKey\": \"open\", \"allow_unbound_tokens\": true},"                       \
-    " \"off\": {\"AccessKey\": \"off\", \"disabled\": true, \"allow_unbound_tokens\": true},"     \
+    " \"open\": {\"AccessKey\": \"open\", \"unbound_tokens_sha256\": [\"%s\", \"%s\"]},"         \
+    " \"off\": {\"AccessKey\": \"off\", \"disabled\": true, \"unbound_tokens_sha256\": [\"%s\"]},"  \
     " \"rev\": {\"AccessKey\": \"rev\", \"tokens_not_before\": 1699990000,"                       \
-    "           \"allow_unbound_tokens\": true}}"
+    "           \"unbound_tokens_sha256\": [\"%s\"]}}"
 
 static fb_keydb_t *db;
 
 static void setup(void);
+static void fingerprint_of(const char *payload, char hex[65]);
 static void teardown(void);
 static fb_auth_t *auth_for(const char *lines);
 static char *b64(const void *data, size_t len);
@@ -53,13 +61,18 @@ TestSuite(auth, .init = setup, .fini = teardown);
 static void
 setup(void)
 {
+    char json[1024], fp1[65], fp2[65];
+
     test_setup();
     if (sodium_init() < 0)
         abort();
     test_write("jwt.secret", S1 "\n", 0600);
     test_write("k1.secret", S1 "\n", 0600);
     test_write("k2.secret", S2 "\n", 0600);
-    db = fb_keydb_load(test_write("keys.json", KEYS_JSON, 0640));
+    fingerprint_of(UNBOUND_1, fp1);
+    fingerprint_of(UNBOUND_2, fp2);
+    snprintf(json, sizeof(json), KEYS_JSON, fp1, fp2, fp1, fp1);
+    db = fb_keydb_load(test_write("keys.json", json, 0640));
     if (db == NULL)
         abort();
 }
@@ -132,6 +145,19 @@ craft(const char *header, const char *payload, const char *key, size_t key_len, 
     free(p);
     free(s);
     return out;
+}
+
+/* fingerprint_of -- the fingerprint of the HS256 token of payload signed
+ * with S1, hashed here with libsodium (not with fb_auth_fingerprint). */
+static void
+fingerprint_of(const char *payload, char hex[65])
+{
+    char *tok = craft(HS256_HDR, payload, S1, strlen(S1), 256);
+    uint8_t h[crypto_hash_sha256_BYTES];
+
+    crypto_hash_sha256(h, (const unsigned char *)tok, strlen(tok));
+    sodium_bin2hex(hex, 65, h, sizeof(h));
+    free(tok);
 }
 
 /* verify -- "Bearer <token>" through fb_auth_verify. */
@@ -212,8 +238,6 @@ gen_ec(const char *name)
     cr_assert_eq(system(cmd), 0, "%s", cmd);
 }
 
-#define HS256_HDR "{\"alg\":\"HS256\",\"typ\":\"JWT\"}"
-
 Test(auth, minted_token_verifies_with_its_claims)
 {
     fb_auth_t *a = auth_for("");
@@ -289,6 +313,45 @@ Test(auth, missing_and_not_bearer)
     cr_assert_eq(fb_auth_verify(a, db, "Bearer   ", 9, NOW, &res), FB_AUTH_ERR_MALFORMED);
     cr_assert_str_eq(res.detail, "no token after Bearer");
     fb_auth_free(a);
+}
+
+Test(auth, bearer_token_is_what_verify_reads)
+{
+    static const struct {
+        const char *value, *token;
+    } cases[] = {
+        {"Bearer a.b.c", "a.b.c"},
+        {"bearer a.b.c", "a.b.c"},
+        {"BEARER \t  a.b.c", "a.b.c"},
+        {"Bearer a.b.c  \t", "a.b.c"},
+        {"bEaReR\ta.b.c", "a.b.c"},
+    };
+    const char *tok;
+    size_t len;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cr_assert_eq(fb_auth_bearer_token(cases[i].value, strlen(cases[i].value), &tok, &len), 0,
+                     "%s", cases[i].value);
+        cr_assert_eq(len, strlen(cases[i].token), "%s", cases[i].value);
+        cr_assert_eq(memcmp(tok, cases[i].token, len), 0, "%s", cases[i].value);
+    }
+    cr_assert_eq(fb_auth_bearer_token("Bearer   ", 9, &tok, &len), -1);
+    cr_assert_eq(fb_auth_bearer_token("Bearer", 6, &tok, &len), -1);
+    cr_assert_eq(fb_auth_bearer_token("Bearerx.y.z", 11, &tok, &len), -1);
+    cr_assert_eq(fb_auth_bearer_token("Basic a.b.c", 11, &tok, &len), -1);
+    cr_assert_eq(fb_auth_bearer_token(NULL, 0, &tok, &len), -1);
+    /* not NUL-terminated: only len bytes are read */
+    cr_assert_eq(fb_auth_bearer_token("Bearer a.b.cXYZ", 12, &tok, &len), 0);
+    cr_assert_eq(len, 5);
+}
+
+Test(auth, fingerprint_is_sha256_of_the_bare_token)
+{
+    char hex[65];
+
+    /* sha256("a.b.c"), from sha256sum(1) */
+    fb_auth_fingerprint("a.b.c", 5, hex);
+    cr_assert_str_eq(hex, "845e30448809e2bc8958eb025bfc795235d13b077a53d0c3abbd2385170dc9b8");
 }
 
 Test(auth, malformed_shapes)
@@ -930,7 +993,8 @@ Test(auth, key_claim_is_configurable)
 Test(auth, check_tenant_binding_and_unbound_tokens)
 {
     fb_auth_t *a = auth_for("");
-    fb_auth_result_t bound, unbound, out;
+    fb_auth_result_t bound, unbound, other, out;
+    char fp[65], hex[65];
     const char *p;
     char *tok;
     int n = 0;
@@ -939,11 +1003,13 @@ Test(auth, check_tenant_binding_and_unbound_tokens)
     cr_assert_eq(verify(a, tok, NOW, &bound), FB_AUTH_OK, "%s", bound.detail);
     free(tok);
     /* the original tokens: exp, iat, role and no key claim */
-    tok = craft(HS256_HDR, "{\"exp\":1800000000,\"iat\":1699999000,\"role\":\"agent\"}", S1,
-                strlen(S1), 256);
+    tok = craft(HS256_HDR, UNBOUND_1, S1, strlen(S1), 256);
     cr_assert_eq(verify(a, tok, NOW, &unbound), FB_AUTH_OK, "%s", unbound.detail);
     cr_assert(unbound.unbound);
     cr_assert_str_eq(unbound.access_key, "");
+    fb_auth_fingerprint(tok, strlen(tok), fp);
+    sodium_bin2hex(hex, sizeof(hex), unbound.token_sha256, sizeof(unbound.token_sha256));
+    cr_assert_str_eq(hex, fp, "the fingerprint is of the bare token");
     free(tok);
 
     cr_assert_eq(fb_auth_check_tenant(&bound, db, "t1", 2, &out), FB_AUTH_OK, "%s", out.detail);
@@ -970,8 +1036,12 @@ Test(auth, check_tenant_binding_and_unbound_tokens)
     cr_assert_eq(fb_auth_check_tenant(&unbound, db, "t1", 2, &out),
                  FB_AUTH_ERR_UNBOUND_NOT_ALLOWED);
     cr_assert_eq(out.grpc_status, 7);
-    cr_assert_not_null(strstr(out.detail, "access key \"t1\" does not allow unbound tokens"),
+    cr_assert_not_null(strstr(out.detail, "access key \"t1\" does not list its fingerprint "
+                                          "(sha256 "),
                        "%s", out.detail);
+    cr_assert_not_null(strstr(out.detail, ") in unbound_tokens_sha256"), "%s", out.detail);
+    snprintf(hex, sizeof(hex), "(sha256 %.16s...)", fp);
+    cr_assert_not_null(strstr(out.detail, hex), "names the token: %s", out.detail);
     cr_assert_eq(fb_auth_check_tenant(&unbound, db, "ghost", 5, &out), FB_AUTH_ERR_UNKNOWN_KEY);
     cr_assert_eq(out.grpc_status, 7);
     cr_assert_eq(fb_auth_check_tenant(&unbound, db, "off", 3, &out), FB_AUTH_ERR_DISABLED);
@@ -983,7 +1053,7 @@ Test(auth, check_tenant_binding_and_unbound_tokens)
      * and the latest is written with the count */
     cr_assert_null(strstr(test_log_buf, "unbound token"), "held back: %s", test_log_buf);
     fb_log_limited_flush(true);
-    cr_assert_not_null(strstr(test_log_buf, "for access key \"rev\" (allow_unbound_tokens) [1 "
+    cr_assert_not_null(strstr(test_log_buf, "for access key \"rev\" (unbound_tokens_sha256) [1 "
                                             "like it since the last line"),
                        "%s", test_log_buf);
     test_log_buf[0] = '\0';
@@ -1005,6 +1075,24 @@ Test(auth, check_tenant_binding_and_unbound_tokens)
                  "out may be r");
     cr_assert_str_eq(unbound.access_key, "open");
     free(tok);
+
+    /* another unbound token, validly signed, that no tenant lists: open
+     * lists two others, so it acts for nobody */
+    tok = craft(HS256_HDR, UNBOUND_OTHER, S1, strlen(S1), 256);
+    cr_assert_eq(verify(a, tok, NOW, &other), FB_AUTH_OK, "%s", other.detail);
+    cr_assert(other.unbound);
+    fb_auth_fingerprint(tok, strlen(tok), fp);
+    free(tok);
+    test_log_buf[0] = '\0';
+    cr_assert_eq(fb_auth_check_tenant(&other, db, "open", 4, &out),
+                 FB_AUTH_ERR_UNBOUND_NOT_ALLOWED);
+    cr_assert_eq(out.grpc_status, 7);
+    snprintf(hex, sizeof(hex), "(sha256 %.16s...)", fp);
+    cr_assert_not_null(strstr(out.detail, hex), "names the token: %s", out.detail);
+    cr_assert_str_eq(out.access_key, "", "no tenant taken");
+    cr_assert_eq(fb_auth_check_tenant(&other, db, "rev", 3, &out),
+                 FB_AUTH_ERR_UNBOUND_NOT_ALLOWED);
+    cr_assert_null(strstr(test_log_buf, "unbound token"), "a refusal is not logged here");
 
     /* a refused result stays refused */
     cr_assert_eq(fb_auth_verify(a, db, NULL, 0, NOW, &bound), FB_AUTH_ERR_MISSING);

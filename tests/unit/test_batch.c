@@ -228,6 +228,7 @@ Test(batch, writes_exactly_what_protobuf_c_packs)
         {ct, 45, 2, "k7", 1, 1764331200, &secret, 2},  /* base64 with padding, no UserID */
         {ct, 44, 2, "k7", 0, 0, &secret, 1},
         {ct, 43, 2, "k7", 0, 0, &secret, 1},
+        {ct, 45, 3, "k7", 1, 1764331200, &secret, 2},  /* the second XChaCha version */
     };
     fb_batch_t b;
     size_t len;
@@ -286,6 +287,13 @@ Test(batch, refuses_what_cannot_be_stored)
     cr_assert_eq(check1(&plain, "app", "{}", 2, 0, "k7", why), FB_RECORD_INVALID);
     cr_assert_eq(check1(&plain, "app", "{}", 2, 0, "", why), FB_RECORD_OK);
     cr_assert_eq(check1(&secret, "app", ct, sizeof(ct), 2, "k7", why), FB_RECORD_OK);
+    /* the second version of XChaCha20-Poly1305, checked alike */
+    cr_assert_eq(check1(&secret, "app", ct, sizeof(ct), 3, "k7", why), FB_RECORD_OK, "%s", why);
+    cr_assert_eq(check1(&secret, "app", ct, sizeof(ct), 3, "k8", why), FB_RECORD_INVALID);
+    cr_assert_eq(check1(&plain, "app", ct, sizeof(ct), 3, "k7", why), FB_RECORD_INVALID);
+    cr_assert_eq(check1(&secret, "app", ct, 39, 3, "k7", why), FB_RECORD_INVALID);
+    cr_assert_eq(check1(&secret, "app", ct, sizeof(ct), 4, "k7", why), FB_RECORD_INVALID);
+    cr_assert(strstr(why, "cipher 4 is not accepted") != NULL, "%s", why);
 }
 
 Test(batch, refuses_records_larger_than_kafka_takes)

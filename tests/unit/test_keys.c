@@ -18,6 +18,7 @@
 #define RAW32 "abcdefghijklmnopqrstuvwxyz012345"
 #define HEX64 "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 #define HEX64B "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+#define HEX64B_UPPER "FFEEDDCCBBAA99887766554433221100FFEEDDCCBBAA99887766554433221100"
 /* the bytes of RAW32, written as hex */
 #define RAW32_HEX "6162636465666768696a6b6c6d6e6f707172737475767778797a303132333435"
 
@@ -176,9 +177,10 @@ Test(keys, full_database)
         "            \"UserID\": \"\xc3\xa9t\xc3\xa9\", \"targets\": [{\"file\": \"acme.log\"}],"
         "            \"EncryptionKeys\": [{\"id\": \"k2\", \"key\": \"" HEX64 "\"},"
         "                                 {\"id\": \"k1\", \"key\": \"" RAW32 "\"}],"
-        "            \"allow_unbound_tokens\": true, \"disabled\": false,"
+        "            \"unbound_tokens_sha256\": [\"" HEX64 "\", \"" HEX64B_UPPER "\"],"
+        "            \"disabled\": false,"
         "            \"tokens_not_before\": 1767225600},"
-        " \"plain\": {\"EncryptionKey\": \"\", \"disabled\": true, \"allow_unbound_tokens\": false,"
+        " \"plain\": {\"EncryptionKey\": \"\", \"disabled\": true, \"unbound_tokens_sha256\": [],"
         "             \"tokens_not_before\": \"2026-01-01T00:00:00Z\"}}");
     const fb_tenant_t *t;
 
@@ -201,7 +203,10 @@ Test(keys, full_database)
     cr_assert_str_eq(t->enc_keys[1].id, "k1");
     cr_assert_eq(memcmp(t->enc_keys[1].key, RAW32, 32), 0);
     cr_assert_str_eq(t->encryption_key_text, HEX64, "the seed API returns it verbatim");
-    cr_assert(t->allow_unbound_tokens);
+    cr_assert_eq(t->n_unbound_tokens, 2);
+    cr_assert_eq(t->unbound_tokens[0][1], 0x01);
+    cr_assert_eq(t->unbound_tokens[1][0], 0xff, "upper-case hex read too");
+    cr_assert(fb_tenant_lists_unbound(t, t->unbound_tokens[1]));
     cr_assert_not(t->disabled);
     cr_assert_eq(t->tokens_not_before, 1767225600);
     cr_assert_eq(t->n_file_targets, 1);
@@ -213,7 +218,8 @@ Test(keys, full_database)
     cr_assert_str_eq(t->enc_keys[0].id, "default");
     cr_assert_eq(memcmp(t->enc_keys[0].key, RAW32, 32), 0);
     cr_assert_str_eq(t->encryption_key_text, RAW32);
-    cr_assert_not(t->allow_unbound_tokens, "default false");
+    cr_assert_eq(t->n_unbound_tokens, 0, "default: no unbound token");
+    cr_assert_not(fb_tenant_lists_unbound(t, (const uint8_t *)RAW32));
     cr_assert_not(t->disabled, "default false");
     cr_assert_eq(t->tokens_not_before, 0, "default unset");
     cr_assert_eq(t->n_file_targets, 1);
@@ -394,8 +400,6 @@ Test(keys, wrong_types)
     refused("{\"acme\": {\"disabled\": \"yes\"}}",
             "key \"acme\": disabled: must be true or false, not a string");
     refused("{\"acme\": {\"disabled\": 0}}", "key \"acme\": disabled: must be true or false");
-    refused("{\"acme\": {\"allow_unbound_tokens\": 1}}",
-            "key \"acme\": allow_unbound_tokens: must be true or false, not a number");
     refused("{\"acme\": {\"targets\": {\"file\": \"acme.log\"}}}",
             "key \"acme\": targets: must be an array, not an object");
     refused("{\"acme\": {\"targets\": \"acme.log\"}}", "key \"acme\": targets: must be an array");
@@ -404,6 +408,82 @@ Test(keys, wrong_types)
     refused("{\"acme\": {\"AccessKey\": true}}", "key \"acme\": AccessKey: must be a string");
     refused("{\"acme\": []}", "key \"acme\": must be an object, not an array");
     refused("{\"acme\": \"secret\"}", "key \"acme\": must be an object, not a string");
+}
+
+Test(keys, unbound_tokens_name_each_token)
+{
+    fb_keydb_t *db;
+    const fb_tenant_t *t;
+    uint8_t other[32] = {0};
+
+    /* the boolean that let any unbound token act for the key is refused,
+     * saying what to write instead */
+    refused("{\"acme\": {\"allow_unbound_tokens\": true}}",
+            "key \"acme\": allow_unbound_tokens is no longer read: it let every token without "
+            "the key claim act for this key. List the fingerprint of each such token this key "
+            "accepts instead, \"unbound_tokens_sha256\": [\"<64 hex digits>\", ...] (fbpiped "
+            "token --fingerprint - prints one), and remove allow_unbound_tokens");
+    refused("{\"acme\": {\"allow_unbound_tokens\": true, \"unbound_tokens_sha256\": [\"" HEX64
+            "\"]}}", "allow_unbound_tokens is no longer read");
+    refused("{\"acme\": {\"allow_unbound_tokens\": 1}}", "allow_unbound_tokens is no longer read");
+    /* false widened nothing: accepted, with a warning to remove it */
+    db = load("{\"acme\": {\"allow_unbound_tokens\": false}}");
+    cr_assert_not_null(db, "%s", test_log_buf);
+    cr_assert_eq(db->tenants[0].n_unbound_tokens, 0);
+    cr_assert_not_null(strstr(test_log_buf, "key \"acme\": allow_unbound_tokens is no longer "
+                                            "read (false is what no unbound_tokens_sha256 means): "
+                                            "remove it"), "%s", test_log_buf);
+    fb_keydb_free(db);
+
+    db = load("{\"acme\": {\"unbound_tokens_sha256\": [\"" HEX64 "\"]}, \"zeta\": {}}");
+    cr_assert_not_null(db, "%s", test_log_buf);
+    t = fb_keydb_find(db, "acme", 4);
+    cr_assert_eq(t->n_unbound_tokens, 1);
+    for (int i = 0; i < 32; i++)
+        other[i] = (uint8_t)i;
+    cr_assert(fb_tenant_lists_unbound(t, other), "HEX64 is bytes 0..31");
+    other[31] ^= 1;
+    cr_assert_not(fb_tenant_lists_unbound(t, other), "one bit off");
+    other[31] ^= 1;
+    cr_assert_not(fb_tenant_lists_unbound(fb_keydb_find(db, "zeta", 4), other),
+                  "listed by acme, not by zeta");
+    cr_assert_not(fb_tenant_lists_unbound(NULL, other));
+    fb_keydb_free(db);
+
+    refused("{\"acme\": {\"unbound_tokens_sha256\": \"" HEX64 "\"}}",
+            "key \"acme\": unbound_tokens_sha256: must be an array of SHA-256 fingerprints "
+            "(64 hex digits each), not a string");
+    refused("{\"acme\": {\"unbound_tokens_sha256\": [\"abc\"]}}",
+            "key \"acme\": unbound_tokens_sha256[0]: must be 64 hex digits (the SHA-256 of one "
+            "token, as fbpiped token --fingerprint prints it), not 3 characters");
+    refused("{\"acme\": {\"unbound_tokens_sha256\": [\"" HEX64 "\", \"" RAW32 RAW32 "\"]}}",
+            "unbound_tokens_sha256[1]: must be 64 hex digits (the SHA-256 of one token, as "
+            "fbpiped token --fingerprint prints it), not 64 characters with a non-hex one");
+    refused("{\"acme\": {\"unbound_tokens_sha256\": [\" " HEX64 "\"]}}", "not 65 characters");
+    refused("{\"acme\": {\"unbound_tokens_sha256\": [42]}}",
+            "unbound_tokens_sha256[0]: must be a string of 64 hex digits, not a number");
+    refused("{\"acme\": {\"unbound_tokens_sha256\": [\"" HEX64 "\", \"" HEX64B "\", \""
+            HEX64 "\"]}}", "key \"acme\": unbound_tokens_sha256[2]: listed twice");
+}
+
+Test(keys, unbound_tokens_at_most_1024)
+{
+    size_t per = 2 * 32 + 4, size = 64 + 1025 * per;
+    char *json = malloc(size), *o = json;
+    fb_keydb_t *db;
+
+    cr_assert_not_null(json);
+    o += sprintf(o, "{\"acme\": {\"unbound_tokens_sha256\": [");
+    for (int i = 0; i < 1025; i++)
+        o += sprintf(o, "%s\"%060x%04x\"", i ? "," : "", 0, (unsigned)i);
+    strcpy(o, "]}}");
+    refused(json, "unbound_tokens_sha256: must have at most 1024 entries, not 1025");
+    strcpy(strrchr(json, ','), "]}}");
+    db = load(json);
+    cr_assert_not_null(db, "%s", test_log_buf);
+    cr_assert_eq(db->tenants[0].n_unbound_tokens, 1024);
+    fb_keydb_free(db);
+    free(json);
 }
 
 Test(keys, encryption_key_field)

@@ -214,6 +214,40 @@ Test(proto, health_and_exchange)
     free(buf);
 }
 
+/* ExchangeRequest.ciphers (field 3, packed): an agent of before it sends
+ * the request it always sent, which reads as no cipher listed */
+Test(proto, exchange_request_lists_ciphers)
+{
+    Fbpipe__V1__ExchangeRequest rq = FBPIPE__V1__EXCHANGE_REQUEST__INIT, *ro;
+    Fbpipe__V1__Cipher ciphers[] = {FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305_V2,
+                                    FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305};
+    static const uint8_t old[] = {0x0a, 4, 'a', 'c', 'm', 'e', 0x12, 1, 'x'};
+    uint8_t *buf;
+    size_t len;
+
+    cr_assert_eq(FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305_V2, 3);
+    rq.access_key = "acme";
+    rq.agent_id = "x";
+    rq.ciphers = ciphers;
+    rq.n_ciphers = 2;
+    buf = pack(&rq.base, &len);
+    cr_assert_eq(len, sizeof(old) + 4);
+    cr_assert_eq(memcmp(buf, old, sizeof(old)), 0, "fields 1 and 2 as before");
+    cr_assert_eq(buf[sizeof(old)], 0x1a, "field 3, packed");
+    cr_assert_eq(buf[sizeof(old) + 1], 2);
+    cr_assert_eq(buf[sizeof(old) + 2], 3);
+    cr_assert_eq(buf[sizeof(old) + 3], 2);
+    ro = fbpipe__v1__exchange_request__unpack(NULL, len, buf);
+    cr_assert_eq(ro->n_ciphers, 2);
+    cr_assert_eq(ro->ciphers[0], 3);
+    fbpipe__v1__exchange_request__free_unpacked(ro, NULL);
+    free(buf);
+    ro = fbpipe__v1__exchange_request__unpack(NULL, sizeof(old), old);
+    cr_assert_eq(ro->n_ciphers, 0);
+    cr_assert_str_eq(ro->access_key, "acme");
+    fbpipe__v1__exchange_request__free_unpacked(ro, NULL);
+}
+
 Test(proto, hostile_encodings_are_refused)
 {
     Api__Event ev = API__EVENT__INIT;

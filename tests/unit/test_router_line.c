@@ -166,8 +166,9 @@ Test(line, decrypts_both_ciphers_with_current_and_previous_keys)
     uint8_t *v;
     json_t *j;
 
-    /* XChaCha20-Poly1305 under the previous key k1 */
-    fb_cipher_seal_xchacha(keys[1].key, "acme", "k1", (const uint8_t *)msg, sizeof(msg) - 1, box);
+    /* XChaCha20-Poly1305 (the first version) under the previous key k1 */
+    fb_cipher_seal_xchacha(FB_CIPHER_XCHACHA, keys[1].key, "acme", "k1", (const uint8_t *)msg,
+                           sizeof(msg) - 1, box);
     sodium_bin2base64(b64, sizeof(b64), box, sizeof(box), sodium_base64_VARIANT_ORIGINAL);
     v = record("acme", b64, 2, "k1", 1, &len);
     j = line(v, len, "acme", 1, &err, why);
@@ -177,6 +178,16 @@ Test(line, decrypts_both_ciphers_with_current_and_previous_keys)
     /* without decrypt: the ciphertext as a string */
     j = line(v, len, "acme", 0, &err, why);
     cr_assert_str_eq(json_string_value(json_object_get(j, "message")), b64);
+    json_decref(j);
+    free(v);
+    /* the second version under the current key k2 */
+    fb_cipher_seal_xchacha(FB_CIPHER_XCHACHA_V2, keys[0].key, "acme", "k2", (const uint8_t *)msg,
+                           sizeof(msg) - 1, box);
+    sodium_bin2base64(b64, sizeof(b64), box, sizeof(box), sodium_base64_VARIANT_ORIGINAL);
+    v = record("acme", b64, 3, "k2", 1, &len);
+    j = line(v, len, "acme", 1, &err, why);
+    cr_assert_eq(err, FB_LINE_OK, "%s", why);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "message"), "secret")), 1);
     json_decref(j);
     free(v);
     /* the seed format under the current key */
@@ -199,8 +210,13 @@ Test(line, refuses_what_cannot_be_decrypted)
     size_t len;
     uint8_t *v;
 
-    fb_cipher_seal_xchacha(keys[1].key, "acme", "k1", (const uint8_t *)msg, sizeof(msg) - 1, box);
+    fb_cipher_seal_xchacha(FB_CIPHER_XCHACHA, keys[1].key, "acme", "k1", (const uint8_t *)msg,
+                           sizeof(msg) - 1, box);
     sodium_bin2base64(b64, sizeof(b64), box, sizeof(box), sodium_base64_VARIANT_ORIGINAL);
+    v = record("acme", b64, 3, "k1", 1, &len); /* relabelled as the second version */
+    cr_assert_null(line(v, len, "acme", 1, &err, why));
+    cr_assert_eq(err, FB_LINE_UNDECRYPTABLE);
+    free(v);
     v = record("acme", b64, 2, "k2", 1, &len); /* named the wrong key */
     cr_assert_null(line(v, len, "acme", 1, &err, why));
     cr_assert_eq(err, FB_LINE_UNDECRYPTABLE);
@@ -219,6 +235,82 @@ Test(line, refuses_what_cannot_be_decrypted)
     cr_assert_null(line(v, len, "acme", 1, &err, why));
     cr_assert_eq(err, FB_LINE_UNDECRYPTABLE);
     free(v);
+}
+
+/* two tenants whose names and key ids collide when concatenated, with the
+ * same key bytes: a record of ("ab", "c") moved in Kafka to "a" under key
+ * id "bc" opens under the first version and is refused under the second */
+Test(line, v2_record_moved_to_a_colliding_tenant_is_refused)
+{
+    static const char msg[] = "{\"secret\":1}";
+    static fb_enc_key_t k_ab[1] = {{.id = "c"}}, k_a[1] = {{.id = "bc"}};
+    static fb_tenant_t two[2] = {
+        {.access_key = "a", .user_id = "u-acme", .encryption_key_text = "x", .enc_keys = k_a,
+         .n_enc_keys = 1},
+        {.access_key = "ab", .user_id = "u-acme", .encryption_key_text = "x", .enc_keys = k_ab,
+         .n_enc_keys = 1},
+    };
+    fb_keydb_t cdb = {.tenants = two, .n_tenants = 2};
+    uint8_t box[sizeof(msg) - 1 + 40];
+    char b64[200], why[256];
+    fb_line_t out;
+    size_t len;
+    uint8_t *v;
+
+    memcpy(k_ab[0].key, keys[0].key, 32);
+    memcpy(k_a[0].key, keys[0].key, 32);
+    for (int c = FB_CIPHER_XCHACHA; c <= FB_CIPHER_XCHACHA_V2; c++) {
+        fb_cipher_seal_xchacha(c, keys[0].key, "ab", "c", (const uint8_t *)msg, sizeof(msg) - 1,
+                               box);
+        sodium_bin2base64(b64, sizeof(b64), box, sizeof(box), sodium_base64_VARIANT_ORIGINAL);
+        v = record("ab", b64, c, "c", 1, &len);
+        cr_assert_eq(fb_line_from_record(v, len, "ab", 2, &cdb, 1, &out, why, sizeof(why)),
+                     FB_LINE_OK, "%s", why);
+        free(out.text);
+        free(v);
+        v = record("a", b64, c, "bc", 1, &len);
+        cr_assert_eq(fb_line_from_record(v, len, "a", 1, &cdb, 1, &out, why, sizeof(why)),
+                     c == FB_CIPHER_XCHACHA ? FB_LINE_OK : FB_LINE_UNDECRYPTABLE,
+                     "cipher %d: %s", c, why);
+        if (c == FB_CIPHER_XCHACHA)
+            free(out.text); /* the first version's collision, kept for its old records */
+        free(v);
+    }
+}
+
+/* a cipher beyond 32 bits is not a version of XChaCha20-Poly1305 */
+Test(line, a_huge_cipher_value_is_no_cipher)
+{
+    static const char msg[] = "{\"secret\":1}";
+    uint8_t box[sizeof(msg) - 1 + 40], *v, *w;
+    char b64[200], why[256];
+    fb_line_err_t err;
+    size_t len;
+    json_t *j;
+
+    fb_cipher_seal_xchacha(FB_CIPHER_XCHACHA, keys[0].key, "acme", "k2", (const uint8_t *)msg,
+                           sizeof(msg) - 1, box);
+    sodium_bin2base64(b64, sizeof(b64), box, sizeof(box), sodium_base64_VARIANT_ORIGINAL);
+    v = record("acme", b64, 2, "k2", 1, &len);
+    j = line(v, len, "acme", 1, &err, why);
+    cr_assert_not_null(j, "%s", why);
+    json_decref(j);
+    /* field 16 (key 0x80 0x01) = 2 becomes 2^32 + 2 */
+    w = malloc(len + 8);
+    for (size_t i = 0; i + 2 < len; i++) {
+        if (v[i] == 0x80 && v[i + 1] == 0x01 && v[i + 2] == 0x02) {
+            static const uint8_t big[] = {0x82, 0x80, 0x80, 0x80, 0x10};
+            memcpy(w, v, i + 2);
+            memcpy(w + i + 2, big, sizeof(big));
+            memcpy(w + i + 2 + sizeof(big), v + i + 3, len - i - 3);
+            cr_assert_null(line(w, len + 4, "acme", 1, &err, why));
+            cr_assert_eq(err, FB_LINE_UNDECRYPTABLE, "%s", why);
+            free(w);
+            free(v);
+            return;
+        }
+    }
+    cr_assert_fail("no field 16 in the record");
 }
 
 Test(line, refuses_hostile_records)
