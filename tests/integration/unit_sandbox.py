@@ -79,6 +79,12 @@ def check(rc, what, code=1):
         die("%s failed: %s" % (what, os.strerror(e)), code)
 
 
+def check_mount(rc, what):
+    """A mount this machine refuses (an old kernel, a container without the
+    right): the sandbox cannot be built here, which is not the unit's fault."""
+    check(rc, what, 77)
+
+
 def scmp_errno(e):
     return 0x00050000 | (e & 0xFFFF)
 
@@ -145,19 +151,20 @@ def under(path, top):
 def private_dev():
     """PrivateDevices=yes: the pseudo devices only, as systemd lays them out."""
     stage = tempfile.mkdtemp(prefix="unit-sandbox-dev.")
-    check(mount("tmpfs", stage, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755"), "mount(tmpfs)")
+    check_mount(mount("tmpfs", stage, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755"),
+                "mount(tmpfs)")
     for name in ("null", "zero", "full", "random", "urandom", "tty"):
         open(os.path.join(stage, name), "w").close()
-        check(mount("/dev/" + name, os.path.join(stage, name), None, MS_BIND, None),
-              "mount(--bind /dev/%s)" % name)
+        check_mount(mount("/dev/" + name, os.path.join(stage, name), None, MS_BIND, None),
+                    "mount(--bind /dev/%s)" % name)
     os.mkdir(os.path.join(stage, "shm"))
-    check(mount("tmpfs", os.path.join(stage, "shm"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"),
-          "mount(tmpfs, shm)")
+    check_mount(mount("tmpfs", os.path.join(stage, "shm"), "tmpfs", MS_NOSUID | MS_NODEV,
+                      "mode=1777"), "mount(tmpfs, shm)")
     for link, to in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                      ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
                      ("log", "/run/systemd/journal/dev-log")):
         os.symlink(to, os.path.join(stage, link))
-    check(mount(stage, "/dev", None, MS_MOVE, None), "mount(--move /dev)")
+    check_mount(mount(stage, "/dev", None, MS_MOVE, None), "mount(--move /dev)")
     os.rmdir(stage)
 
 
@@ -274,9 +281,9 @@ def main(argv):
 
     if libc.unshare(CLONE_NEWNS) != 0:
         die("unshare(CLONE_NEWNS) failed: %s" % os.strerror(ctypes.get_errno()), 77)
-    check(mount(None, "/", None, MS_REC | MS_PRIVATE, None), "mount(--make-rprivate /)")
+    check_mount(mount(None, "/", None, MS_REC | MS_PRIVATE, None), "mount(--make-rprivate /)")
     for d in rw:
-        check(mount(d, d, None, MS_BIND | MS_REC, None), "mount(--bind %s)" % d)
+        check_mount(mount(d, d, None, MS_BIND | MS_REC, None), "mount(--bind %s)" % d)
     if yes(unit, "PrivateDevices"):
         private_dev()
     proc_opts = []
@@ -285,11 +292,12 @@ def main(argv):
     if unit.get("ProcSubset"):
         proc_opts.append("subset=" + unit["ProcSubset"][-1])
     if proc_opts:
-        check(mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                    ",".join(proc_opts)), "mount(proc, %s)" % ",".join(proc_opts))
+        check_mount(mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                          ",".join(proc_opts)), "mount(proc, %s)" % ",".join(proc_opts))
     tunables = yes(unit, "ProtectKernelTunables")
     if tunables:
-        check(mount("/proc/sys", "/proc/sys", None, MS_BIND | MS_REC, None), "bind /proc/sys")
+        check_mount(mount("/proc/sys", "/proc/sys", None, MS_BIND | MS_REC, None),
+                    "mount(--bind /proc/sys)")
     strict = unit.get("ProtectSystem", [""])[-1]
     if strict not in ("", "strict"):
         die("ProtectSystem=%s: only strict is applied" % strict)
@@ -304,7 +312,7 @@ def main(argv):
             if mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | flags, None) != 0:
                 e = ctypes.get_errno()
                 if e not in (errno.ENOENT, errno.EACCES):  # hidden by a later mount
-                    die("remount %s read-only failed: %s" % (point, os.strerror(e)))
+                    die("remount %s read-only failed: %s" % (point, os.strerror(e)), 77)
 
     caps = set()
     for v in unit.get("CapabilityBoundingSet", []):
