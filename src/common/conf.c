@@ -775,14 +775,22 @@ fb_conf_verify(const fb_conf_t *conf)
     }
     fb_keydb_free(db);
 
+    /* the sample names a system user that packaging, the init script or
+     * systemd-sysusers creates: say how, since a fresh host has none */
     if (conf->user[0] != '\0' && getpwnam(conf->user) == NULL) {
-        conf_err(conf, fb_conf_line(conf, "main", "user"), "main", "user: no user \"%s\"",
-                 conf->user);
+        conf_err(conf, fb_conf_line(conf, "main", "user"), "main",
+                 "user: no user \"%s\": create it (useradd --system --user-group "
+                 "--home-dir /nonexistent --shell /usr/sbin/nologin %s; systemd-sysusers "
+                 "fbpipe.conf and the init script create fbpipe), or empty main.user and "
+                 "main.group to run every process as root",
+                 conf->user, conf->user);
         errors++;
     }
     if (conf->group[0] != '\0' && getgrnam(conf->group) == NULL) {
-        conf_err(conf, fb_conf_line(conf, "main", "group"), "main", "group: no group \"%s\"",
-                 conf->group);
+        conf_err(conf, fb_conf_line(conf, "main", "group"), "main",
+                 "group: no group \"%s\": create it (useradd --user-group creates it with "
+                 "the user of that name, or groupadd --system %s), or empty main.group",
+                 conf->group, conf->group);
         errors++;
     }
 

@@ -43,7 +43,7 @@ int fb_master_spawn(fb_child_role_t role, unsigned index, const char *name, fb_c
 int fb_master_reap(fb_ring_t *ring);
 int fb_master_respawn_due(const fb_conf_t *conf, fb_ring_t *ring, int *next_ms);
 void fb_master_watchdog(const fb_conf_t *conf, fb_ring_t *ring, int *next_ms);
-void fb_master_stop_children(int sig, unsigned grace_ms);
+unsigned fb_master_stop_children(int sig, unsigned grace_ms);
 unsigned fb_master_children(void);
 void fb_master_signal_children(int sig);
 void fb_master_signal_role(fb_child_role_t role, int sig);

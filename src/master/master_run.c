@@ -121,7 +121,9 @@ static gid_t run_gid;
 static bool run_drop;
 
 /* resolve_user -- main.user / main.group to ids, in the master (which
- * keeps root to read secrets again on reload); the children drop. */
+ * keeps root to read secrets again on reload); the children drop. A
+ * master that is not root cannot change user: refused here, with why,
+ * rather than in every child; the user it already is needs no drop. */
 static int
 resolve_user(const fb_conf_t *conf)
 {
@@ -129,8 +131,13 @@ resolve_user(const fb_conf_t *conf)
     struct group *gr = NULL;
 
     run_drop = false;
-    if (conf->user[0] == '\0' && conf->group[0] == '\0')
+    if (conf->user[0] == '\0' && conf->group[0] == '\0') {
+        if (geteuid() == 0)
+            fb_log_warnx("main.user is empty: every process runs as root, also the workers "
+                         "that parse what clients send; set main.user (see fbpiped(8), "
+                         "SECURITY)");
         return 0;
+    }
     if (conf->user[0] != '\0' && (pw = getpwnam(conf->user)) == NULL) {
         fb_log_errorx("main.user: no user \"%s\"", conf->user);
         return -1;
@@ -141,6 +148,15 @@ resolve_user(const fb_conf_t *conf)
     }
     run_gid = gr != NULL ? gr->gr_gid : pw != NULL ? pw->pw_gid : getgid();
     run_uid = pw != NULL ? pw->pw_uid : getuid();
+    if (geteuid() != 0) {
+        if (run_uid == geteuid() && run_gid == getegid())
+            return 0;
+        fb_log_errorx("main.user / main.group: fbpiped runs as uid %ld, gid %ld, not as root, "
+                      "and cannot start its children as uid %ld, gid %ld: start it as root, "
+                      "or empty main.user and main.group",
+                      (long)geteuid(), (long)getegid(), (long)run_uid, (long)run_gid);
+        return -1;
+    }
     run_drop = true;
     fb_log_info("children run as uid %ld, gid %ld", (long)run_uid, (long)run_gid);
     return 0;
@@ -312,15 +328,16 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
             fb_sig_term = 0;
             fb_log_notice("TERM: stopping gracefully (at most %llu ms)",
                           (unsigned long long)conf->shutdown_timeout_ms);
-            fb_master_stop_children(SIGTERM, (unsigned)conf->shutdown_timeout_ms);
-            rc = FB_EXIT_OK;
+            rc = fb_master_stop_children(SIGTERM, (unsigned)conf->shutdown_timeout_ms) > 0
+                     ? FB_EXIT_FAILURE
+                     : FB_EXIT_OK;
             goto out;
         }
         if (fb_sig_quick) {
             fb_sig_quick = 0;
             fb_log_notice("INT/QUIT: stopping now");
-            fb_master_stop_children(SIGTERM, QUICK_STOP_MS);
-            rc = FB_EXIT_OK;
+            rc = fb_master_stop_children(SIGTERM, QUICK_STOP_MS) > 0 ? FB_EXIT_FAILURE
+                                                                     : FB_EXIT_OK;
             goto out;
         }
         if (fb_sig_hup) {

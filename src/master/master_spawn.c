@@ -6,7 +6,9 @@
  * logged with pid, status and signal, and respawned with throttling (a
  * child that dies within FAST_DEATH_MS of its start backs off
  * exponentially up to MAX_BACKOFF_MS). Children die with the master
- * (PR_SET_PDEATHSIG). Never waits in a signal handler.
+ * (PR_SET_PDEATHSIG; the kernel checks that signal as it checks kill(2):
+ * children of another user get it only from a master with CAP_KILL).
+ * Never waits in a signal handler.
  *
  * The watchdog: a worker beats in its lane's header from its event loop
  * (fb_lane_beat); one silent longer than ingester.worker_stall_timeout
@@ -56,6 +58,25 @@ typedef struct child {
 static child_t children[MAX_CHILDREN];
 static bool stopping;
 static uint64_t watchdog_at; /* the watchdog's next look */
+
+/* signal_child -- kill(2) one child, logged when refused: a root master
+ * without CAP_KILL (a unit's CapabilityBoundingSet) may not signal the
+ * children that run as main.user. 0 (also when it is already gone), or -1. */
+static int
+signal_child(const child_t *c, int sig)
+{
+    int e;
+
+    if (kill(c->pid, sig) == 0 || errno == ESRCH)
+        return 0;
+    e = errno;
+    fb_log_warnx("kill(%ld, SIG%s) of %s failed: %s%s", (long)c->pid, sigabbrev_np(sig),
+                 c->name, strerror(e),
+                 e == EPERM ? " (the master needs CAP_KILL to signal children that run as "
+                              "main.user)"
+                            : "");
+    return -1;
+}
 
 /* start -- fork one child for slot c. */
 static int
@@ -254,10 +275,8 @@ watch_worker(child_t *c, const fb_conf_t *conf, fb_ring_t *ring, uint64_t now)
                   c->name, (long)c->pid, (unsigned long long)silent,
                   state == FB_BEAT_SERVING ? "serving" : "starting", (unsigned long long)limit,
                   c->retiring ? " (retiring: not replaced)" : ", another takes its lane");
-    if (kill(c->pid, SIGKILL) < 0) {
-        fb_log_warn("kill(%ld, SIGKILL) failed", (long)c->pid);
+    if (signal_child(c, SIGKILL) < 0)
         return;
-    }
     c->stall_killed = true;
 }
 
@@ -301,7 +320,7 @@ fb_master_signal_children(int sig)
 {
     for (size_t i = 0; i < MAX_CHILDREN; i++)
         if (children[i].in_use && children[i].alive)
-            kill(children[i].pid, sig);
+            signal_child(&children[i], sig);
 }
 
 /* fb_master_signal_role -- a signal to the live children of one role. */
@@ -310,7 +329,7 @@ fb_master_signal_role(fb_child_role_t role, int sig)
 {
     for (size_t i = 0; i < MAX_CHILDREN; i++)
         if (children[i].in_use && children[i].alive && children[i].role == role)
-            kill(children[i].pid, sig);
+            signal_child(&children[i], sig);
 }
 
 /* lanes_busy -- mark the lanes of every worker slot in use; free ones. */
@@ -343,7 +362,7 @@ stop_retiring(fb_ring_t *ring, unsigned grace_ms)
         if (children[i].in_use && children[i].retiring && children[i].alive) {
             fb_log_warnx("%s (pid %ld) of an older generation still has open calls: "
                          "stopping it to make room", children[i].name, (long)children[i].pid);
-            kill(children[i].pid, SIGTERM);
+            signal_child(&children[i], SIGTERM);
         }
     for (;;) {
         left = false;
@@ -357,8 +376,9 @@ stop_retiring(fb_ring_t *ring, unsigned grace_ms)
         usleep(20000);
     }
     for (size_t i = 0; i < MAX_CHILDREN; i++)
-        if (children[i].in_use && children[i].retiring && children[i].alive)
-            kill(children[i].pid, SIGKILL);
+        if (children[i].in_use && children[i].retiring && children[i].alive &&
+            signal_child(&children[i], SIGKILL) < 0)
+            return; /* it stays; waiting for it would never end */
     while (left) {
         usleep(10000);
         fb_master_reap(ring);
@@ -398,7 +418,7 @@ fb_master_reload_workers(const fb_conf_t *conf, fb_ring_t *ring, fb_child_main_t
         c->retiring = true;
         retired++;
         if (c->alive)
-            kill(c->pid, SIGUSR2); /* stop accepting, finish the open calls */
+            signal_child(c, SIGUSR2); /* stop accepting, finish the open calls */
         else
             c->in_use = false;     /* was waiting to be respawned */
     }
@@ -434,7 +454,7 @@ fb_master_reload_routers(const fb_conf_t *conf, fb_ring_t *ring, fb_child_main_t
         c->retiring = true;
         retired++;
         if (c->alive)
-            kill(c->pid, SIGTERM);
+            signal_child(c, SIGTERM);
         else
             c->in_use = false; /* was waiting to be respawned */
     }
@@ -449,8 +469,10 @@ fb_master_reload_routers(const fb_conf_t *conf, fb_ring_t *ring, fb_child_main_t
     return rc;
 }
 
-/* fb_master_stop_children -- sig to all, wait up to grace_ms, then KILL. */
-void
+/* fb_master_stop_children -- sig to all, wait up to grace_ms, then KILL.
+ * Returns how many children the master may not kill (0 unless it lacks
+ * CAP_KILL): they are left running. */
+unsigned
 fb_master_stop_children(int sig, unsigned grace_ms)
 {
     uint64_t deadline = fb_monotonic_ms() + grace_ms;
@@ -460,7 +482,7 @@ fb_master_stop_children(int sig, unsigned grace_ms)
      * the producer; then the producer, which flushes the ring */
     for (size_t i = 0; i < MAX_CHILDREN; i++)
         if (children[i].in_use && children[i].alive && children[i].role != FB_ROLE_PRODUCER)
-            kill(children[i].pid, sig);
+            signal_child(&children[i], sig);
     while (fb_monotonic_ms() < deadline) {
         bool left = false;
         fb_master_reap(NULL);
@@ -478,17 +500,27 @@ fb_master_stop_children(int sig, unsigned grace_ms)
             usleep(20000);
     }
     if (fb_master_children() > 0) {
+        unsigned refused = 0;
         for (size_t i = 0; i < MAX_CHILDREN; i++) {
             if (children[i].in_use && children[i].alive) {
                 fb_log_warnx("%s (pid %ld) still running after %u ms: killing it",
                              children[i].name, (long)children[i].pid, grace_ms);
-                kill(children[i].pid, SIGKILL);
+                refused += signal_child(&children[i], SIGKILL) < 0;
             }
         }
-        while (fb_master_children() > 0) {
+        /* a child the master may not kill would be waited for forever. Its
+         * parent-death signal does not reach it either: the kernel checks
+         * it against the dying master's credentials as it does kill(2) */
+        if (refused > 0)
+            fb_log_errorx("%u children could not be killed and keep running as main.user: "
+                          "stop them by other means (systemd's KillMode=mixed does), and "
+                          "give the master CAP_KILL", refused);
+        while (fb_master_children() > refused) {
             fb_master_reap(NULL);
-            if (fb_master_children() > 0)
+            if (fb_master_children() > refused)
                 usleep(10000);
         }
+        return refused;
     }
+    return 0;
 }
