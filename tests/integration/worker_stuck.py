@@ -5,8 +5,8 @@ usage: worker_stuck.py PORT SECRET_FILE BROKERS TOPIC LOG_FILE PID_FILE [CLIENTS
        worker_stuck.py unacked PORT SECRET_FILE LOG_FILE
 
 - feeders: 4 native streams on connections of their own, two on each
-  worker (a refused call shows in the log which worker a connection
-  reached), opened before the stop and sending batches all along (up to 4
+  worker (the connection's server end, as ss -tnp shows it, tells which
+  worker process it reached), opened before the stop and sending batches all along (up to 4
   in flight), so that batches are in flight on the stopped worker; a
   stream that breaks is opened again and every batch without an OK ack is
   sent again; the two on the stopped worker must break and recover;
@@ -121,16 +121,32 @@ stop_feeding = threading.Event()
 feeder_stats = {}
 
 
-def refusals():
-    found = re.findall(r"(worker\[\d+\]): notice: \S+ refused", log())
-    return {w: found.count(w) for w in set(found)}
+def connections():
+    """The established connections to the port: client address -> the pid
+    of the process that holds the server end."""
+    out = subprocess.run(["ss", "-Htnp", "state", "established", "( sport = :%s )" % port],
+                         stdout=subprocess.PIPE, text=True, check=False).stdout
+    found = {}
+    for line in out.splitlines():
+        m = re.search(r"\s(\S+:\d+)\s+users:\(\(\"[^\"]*\",pid=(\d+)", line)
+        if m:
+            found[m.group(1)] = int(m.group(2))
+    return found
+
+
+def worker_of(pid):
+    """worker[N] of pid, from the master's "started worker[N] (pid P)"."""
+    for name, p in re.findall(r"started (worker\[\d+\]) \(pid (\d+)\)", log()):
+        if int(p) == pid:
+            return name
+    return None
 
 
 def placed_channel(name):
-    """A connection and the worker it reached: a call with a bad token is
-    refused and logged by that worker."""
+    """A connection and the worker it reached: a call makes the channel
+    connect, and the one new connection to the port is its."""
     ch = channel(name)
-    before = refusals()
+    before = set(connections())
     try:
         ch.unary_unary("/fbpipe.v1.Ingest/Exchange",
                        request_serializer=pb.ExchangeRequest.SerializeToString,
@@ -140,10 +156,10 @@ def placed_channel(name):
     except grpc.RpcError:
         pass
     for _ in range(50):
-        now = refusals()
-        for w in now:
-            if now[w] > before.get(w, 0):
-                return ch, w
+        now = connections()
+        new = [c for c in now if c not in before]
+        if len(new) == 1:
+            return ch, worker_of(now[new[0]])
         time.sleep(0.1)
     return ch, None
 
