@@ -16,8 +16,11 @@
 int
 fb_utf8_valid(const char *s, size_t len)
 {
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    const unsigned char *p = (const unsigned char *)s, *end;
 
+    if (len == 0) /* s may be NULL then: even adding 0 to it is undefined */
+        return 1;
+    end = p + len;
     while (p < end) {
         unsigned c;
         size_t n;

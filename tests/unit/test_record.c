@@ -286,3 +286,11 @@ Test(record, nul_bytes_on_the_wire_are_refused_by_field)
     cr_assert_str_eq(why, "tag: contains a NUL byte");
     cr_assert_eq(fb_event_check_nul(clean, sizeof(clean), why, sizeof(why)), 0);
 }
+
+/* found by fuzz_line (#10): the router checks fields a record leaves out
+ * as (NULL, 0); arithmetic on a null pointer is undefined even by zero */
+Test(utf8, an_empty_text_needs_no_buffer)
+{
+    cr_assert(fb_utf8_valid(NULL, 0));
+    cr_assert(fb_utf8_valid("", 0));
+}
