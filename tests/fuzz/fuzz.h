@@ -31,8 +31,10 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
+static void fuzz_fail(const char *fmt, ...) __attribute__((noreturn)) FB_PRINTF(1, 2);
+
 /* fuzz_fail -- an oracle failed: say which and abort (libFuzzer keeps the input). */
-static void __attribute__((noreturn, format(printf, 1, 2)))
+static void
 fuzz_fail(const char *fmt, ...)
 {
     va_list ap;
@@ -45,10 +47,10 @@ fuzz_fail(const char *fmt, ...)
     abort();
 }
 
-#define FUZZ_CHECK(cond, ...)                                                                  \
-    do {                                                                                       \
-        if (!(cond))                                                                           \
-            fuzz_fail(__VA_ARGS__);                                                            \
+#define FUZZ_CHECK(cond, ...)                                                                      \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            fuzz_fail(__VA_ARGS__);                                                                \
     } while (0)
 
 /* fuzz_printable -- s[0..len) is printable ASCII (what fb_log_show makes of
@@ -140,12 +142,13 @@ fuzz_log_start(bool printable)
 #define FUZZ_KEY_K2 "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
 #define FUZZ_KEY_K1 "6465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f80818283"
 #define FUZZ_KEY_SEED "0123456789abcdefghijklmnopqrstuv"
-#define FUZZ_KEYS_JSON                                                                         \
-    "{\"plain\": {\"AccessKey\": \"plain\", \"UserID\": \"u-plain\"},"                      \
-    " \"acme\": {\"AccessKey\": \"acme\", \"UserID\": \"u-acme\", \"EncryptionKeys\": ["       \
-    "{\"id\": \"k2\", \"key\": \"" FUZZ_KEY_K2 "\"}, {\"id\": \"k1\", \"key\": \"" FUZZ_KEY_K1 "\"}]},"  \
-    " \"seed\": {\"AccessKey\": \"seed\", \"UserID\": \"u-seed\", \"EncryptionKey\": \""      \
-    FUZZ_KEY_SEED "\"}}"
+#define FUZZ_KEYS_JSON                                                                             \
+    "{\"plain\": {\"AccessKey\": \"plain\", \"UserID\": \"u-plain\"},"                             \
+    " \"acme\": {\"AccessKey\": \"acme\", \"UserID\": \"u-acme\", \"EncryptionKeys\": ["           \
+    "{\"id\": \"k2\", \"key\": \"" FUZZ_KEY_K2 "\"}, {\"id\": \"k1\", \"key\": \"" FUZZ_KEY_K1     \
+    "\"}]},"                                                                                       \
+    " \"seed\": {\"AccessKey\": \"seed\", \"UserID\": \"u-seed\", \"EncryptionKey\": "             \
+    "\"" FUZZ_KEY_SEED "\"}}"
 
 /* fuzz_keydb -- the key database of json, loaded by fb_keydb_load from a
  * memory file; aborts when it is refused. */
@@ -174,11 +177,11 @@ fuzz_keydb(const char *json)
 #define FUZZ_SECRET_A "0123456789abcdef0123456789abcdef"
 #define FUZZ_SECRET_K1 "k1-secret-k1-secret-k1-secret-k1-secret"
 #define FUZZ_SECRET_K2 "k2-secret-k2-secret-k2-secret-k2-secret-k2-secret-k2"
-#define FUZZ_AUTH_KEYS_JSON                                                                    \
-    "{\"t1\": {\"AccessKey\": \"t1\"}, \"t2\": {\"AccessKey\": \"t2\"},"                     \
-    " \"open\": {\"AccessKey\": \"open\", \"allow_unbound_tokens\": true},"                 \
-    " \"off\": {\"AccessKey\": \"off\", \"disabled\": true, \"allow_unbound_tokens\": true},"  \
-    " \"rev\": {\"AccessKey\": \"rev\", \"tokens_not_before\": 1699990000,"                 \
+#define FUZZ_AUTH_KEYS_JSON                                                                        \
+    "{\"t1\": {\"AccessKey\": \"t1\"}, \"t2\": {\"AccessKey\": \"t2\"},"                           \
+    " \"open\": {\"AccessKey\": \"open\", \"allow_unbound_tokens\": true},"                        \
+    " \"off\": {\"AccessKey\": \"off\", \"disabled\": true, \"allow_unbound_tokens\": true},"      \
+    " \"rev\": {\"AccessKey\": \"rev\", \"tokens_not_before\": 1699990000,"                        \
     " \"allow_unbound_tokens\": true}}"
 
 /* fuzz_secret_file -- a memory file (0600) holding s and a newline; its

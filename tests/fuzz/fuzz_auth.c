@@ -115,7 +115,8 @@ check_result(const fb_auth_result_t *r, int rc, const uint8_t *data, size_t size
     FUZZ_CHECK(fuzz_printable(r->detail, dlen), "detail: %s", r->detail);
     for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
         FUZZ_CHECK(memmem(data, size, secrets[i], strlen(secrets[i])) != NULL ||
-                       strstr(r->detail, secrets[i]) == NULL && strstr(fuzz_log_text, secrets[i]) == NULL,
+                       (strstr(r->detail, secrets[i]) == NULL &&
+                        strstr(fuzz_log_text, secrets[i]) == NULL),
                    "a secret in the detail or the log");
     if (r->err == FB_AUTH_OK && !r->unbound) {
         const fb_tenant_t *t = fb_keydb_find(db, r->access_key, strlen(r->access_key));
@@ -145,8 +146,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (signed_here) {
         const uint8_t *nul = memchr(data, 0, size);
         size_t hlen = nul != NULL ? (size_t)(nul - data) : size;
-        const char *secret = a == auth[0] ? (data[-1] & 4 ? S_K1 : S_A)
-                                          : (data[-1] & 4 ? S_K2 : S_K1);
+        const char *secret =
+            a == auth[0] ? (data[-1] & 4 ? S_K1 : S_A) : (data[-1] & 4 ? S_K2 : S_K1);
         value = sign(data, hlen, nul != NULL ? nul + 1 : data + size,
                      nul != NULL ? size - hlen - 1 : 0, a == auth[1], secret, &len);
         rc = fb_auth_verify(a, db, value, len, NOW, &res);

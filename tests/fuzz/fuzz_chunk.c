@@ -40,11 +40,11 @@ check_event(const fb_chunk_event_t *ev, void *arg)
     s->events++;
     FUZZ_CHECK(ev->len > 0 && ev->len <= MAX_JSON, "body of %zu bytes", ev->len);
     FUZZ_CHECK(memchr(ev->json, '\n', ev->len) == NULL, "body on more than one line");
-    FUZZ_CHECK(ev->seconds >= 0 && ev->nanos >= 0 && ev->nanos <= 999999999,
-               "time %lld.%09d", (long long)ev->seconds, (int)ev->nanos);
+    FUZZ_CHECK(ev->seconds >= 0 && ev->nanos >= 0 && ev->nanos <= 999999999, "time %lld.%09d",
+               (long long)ev->seconds, (int)ev->nanos);
     j = json_loadb(ev->json, ev->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     FUZZ_CHECK(j != NULL || json_error_code(&jerr) == json_error_numeric_overflow ||
-                       json_error_code(&jerr) == json_error_null_byte_in_key,
+                   json_error_code(&jerr) == json_error_null_byte_in_key,
                "body is not JSON (%s): %.*s", jerr.text, (int)ev->len, ev->json);
     json_decref(j);
     return 0;

@@ -90,8 +90,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fb_record_err_t err;
 
             why[0] = '\0';
-            err = fb_record_from_event(ev, tenants[k], NOW_NS, MAX_RECORD, &rec, why,
-                                       sizeof(why));
+            err = fb_record_from_event(ev, tenants[k], NOW_NS, MAX_RECORD, &rec, why, sizeof(why));
             if (err == FB_RECORD_OK) {
                 check_record(ev, tenants[k], &rec);
                 continue;

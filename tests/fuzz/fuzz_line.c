@@ -45,8 +45,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 static void
 check_line(const fb_line_t *out, const char *key, size_t key_len)
 {
-    static const char *const fields[] = {"time", "tag", "agent_id", "user_id", "access_key",
-                                         "message"};
+    static const char *const fields[] = {"time",    "tag",        "agent_id",
+                                         "user_id", "access_key", "message"};
     json_error_t jerr;
     json_t *j, *v;
 

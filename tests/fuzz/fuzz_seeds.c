@@ -99,8 +99,8 @@ batch(uint64_t seq, const char *tag, const char *agent, const brec_t *recs, size
         if (recs[i].encrypt) {
             const fb_enc_key_t *k = fb_tenant_enc_key(acme, recs[i].key_id);
             sealed[i] = malloc(plen + FB_XCHACHA_NONCE + FB_XCHACHA_TAG);
-            fb_cipher_seal_xchacha(k->key, "acme", recs[i].key_id,
-                                   (const uint8_t *)recs[i].payload, plen, sealed[i]);
+            fb_cipher_seal_xchacha(k->key, "acme", recs[i].key_id, (const uint8_t *)recs[i].payload,
+                                   plen, sealed[i]);
             r[i].payload.data = sealed[i];
             r[i].payload.len = plen + FB_XCHACHA_NONCE + FB_XCHACHA_TAG;
             r[i].enc = FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305;
@@ -381,7 +381,7 @@ mp_str(msgpack_packer *pk, const char *s)
 static void
 mp_time(msgpack_packer *pk, uint32_t sec, uint32_t nsec)
 {
-    char b[8] = {(char)(sec >> 24), (char)(sec >> 16), (char)(sec >> 8), (char)sec,
+    char b[8] = {(char)(sec >> 24),  (char)(sec >> 16),  (char)(sec >> 8),  (char)sec,
                  (char)(nsec >> 24), (char)(nsec >> 16), (char)(nsec >> 8), (char)nsec};
     msgpack_pack_ext(pk, 8, 0);
     msgpack_pack_ext_body(pk, b, 8);
