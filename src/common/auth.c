@@ -175,6 +175,12 @@ auth_b64_json(const char *s, size_t len, const char *part, fb_auth_result_t *res
         auth_fail(res, FB_AUTH_ERR_MALFORMED, "token %s is not base64url", part);
         return NULL;
     }
+    /* libjwt reads each part as a C string, so it would stop at a NUL byte
+     * that jansson's json_loadb may skip: both must read the same text */
+    if (memchr(bin, '\0', bin_len) != NULL) {
+        auth_fail(res, FB_AUTH_ERR_MALFORMED, "token %s has a NUL byte", part);
+        return NULL;
+    }
     /* duplicates refused: no member may mean one thing here and another in libjwt */
     v = json_loadb((const char *)bin, bin_len, JSON_REJECT_DUPLICATES, &jerr);
     if (v == NULL) {

@@ -475,15 +475,17 @@ topic_ok(const char *t)
     return strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
 }
 
-/* ring_size_for -- the smallest ring_size, in whole MiB, whose lanes
- * take a record of need bytes. */
+/* ring_size_for -- the smallest ring_size, in whole MiB, that the ring
+ * can cut into n_lanes lanes (FB_RING_LANE_MIN each at least) that take a
+ * record of need bytes. */
 static unsigned long long
 ring_size_for(size_t need, unsigned n_lanes)
 {
     unsigned long long mib = 1ULL << 20;
     unsigned long long size = ((unsigned long long)need * 2 * n_lanes + mib - 1) / mib * mib;
 
-    while (fb_ring_lane_size((size_t)size, n_lanes) / 2 / FB_REC_ALIGN * FB_REC_ALIGN < need)
+    while (fb_ring_lane_size((size_t)size, n_lanes) < FB_RING_LANE_MIN ||
+           fb_ring_lane_size((size_t)size, n_lanes) / 2 / FB_REC_ALIGN * FB_REC_ALIGN < need)
         size += mib;
     return size;
 }
@@ -515,7 +517,18 @@ conf_check_values(fb_conf_t *conf)
         size_t max_rec = lane / 2 / FB_REC_ALIGN * FB_REC_ALIGN;
         size_t need = fb_rec_size(0, conf->message_max_bytes);
 
-        if (need > max_rec) {
+        /* fb_ring_format refuses lanes under FB_RING_LANE_MIN: found here,
+         * not when the master starts */
+        if (lane < FB_RING_LANE_MIN) {
+            conf_err(conf, LINE("ingester", "ring_size"), "ingester",
+                     "ring_size: %llu bytes over %llu lanes (ingester.max_workers) makes lanes "
+                     "of %zu bytes, less than the %u bytes the ring needs in each: raise "
+                     "ring_size to %llu or lower max_workers",
+                     (unsigned long long)conf->ring_size, (unsigned long long)conf->max_workers,
+                     lane, FB_RING_LANE_MIN,
+                     (unsigned long long)ring_size_for(need, (unsigned)conf->max_workers));
+            errors++;
+        } else if (need > max_rec) {
             conf_err(conf, LINE("ingester", "ring_size"), "ingester",
                      "ring_size: %llu bytes over %llu lanes (ingester.max_workers) makes lanes "
                      "of %zu bytes, which take records of at most %zu bytes (half a lane); a "

@@ -10,14 +10,18 @@
 #include <string.h>
 
 #include "common/batch.h"
+#include "common/log.h"
 #include "common/record.h"
 
 /* fb_utf8_valid -- well-formed UTF-8 without NUL, overlongs or surrogates. */
 int
 fb_utf8_valid(const char *s, size_t len)
 {
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    const unsigned char *p = (const unsigned char *)s, *end;
 
+    if (len == 0) /* s may be NULL then: even adding 0 to it is undefined */
+        return 1;
+    end = p + len;
     while (p < end) {
         unsigned c;
         size_t n;
@@ -160,7 +164,11 @@ fb_record_from_event(const Api__Event *ev, const fb_tenant_t *t, int64_t now_ns,
         check_string(ev->accesskey, FB_ACCESS_KEY_MAX, "AccessKey", why, whylen) < 0)
         return FB_RECORD_INVALID;
     if (ev->accesskey[0] != '\0' && strcmp(ev->accesskey, t->access_key) != 0) {
-        snprintf(why, whylen, "event for access key \"%s\" on a token for \"%s\"", ev->accesskey,
+        /* the client's bytes: escaped before they reach a log line or a status */
+        char shown[FB_ACCESS_KEY_MAX * 4 + 8];
+        fb_log_show(shown, sizeof(shown), ev->accesskey, strlen(ev->accesskey),
+                    FB_ACCESS_KEY_MAX);
+        snprintf(why, whylen, "event for access key \"%s\" on a token for \"%s\"", shown,
                  t->access_key);
         return FB_RECORD_WRONG_KEY;
     }

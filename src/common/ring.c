@@ -26,7 +26,6 @@
 #include "common/ring.h"
 
 #define PAGE 4096u
-#define LANE_MIN (64u * 1024u)
 
 static uint64_t
 align_up(uint64_t v, uint64_t a)
@@ -72,7 +71,7 @@ fb_ring_format(void *base, size_t seg_size, unsigned n_lanes, const char **why)
         return -1;
     }
     lane_size = fb_ring_lane_size(seg_size, n_lanes);
-    if (lane_size < LANE_MIN) {
+    if (lane_size < FB_RING_LANE_MIN) {
         *why = "segment too small for that many lanes (64 KiB each at least)";
         return -1;
     }

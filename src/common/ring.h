@@ -23,6 +23,7 @@
 #define FB_CACHELINE 64
 #define FB_RING_COUNTERS 32 /* auth refusal counters, a multiple of 8 */
 #define FB_RING_MAX_LANES 512
+#define FB_RING_LANE_MIN (64u * 1024u) /* bytes: fb_ring_format refuses smaller lanes */
 #define FB_REC_MAGIC 0xfb7e
 #define FB_REC_ALIGN 8
 

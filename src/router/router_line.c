@@ -141,9 +141,18 @@ refuse(fb_line_err_t err, char *why, size_t whylen, const char *before, const fb
 static int
 parse(const uint8_t *p, size_t len, rec_t *r)
 {
-    const uint8_t *end = p + len;
+    static const uint8_t nothing[1];
+    const uint8_t *end;
 
     memset(r, 0, sizeof(*r));
+    if (p == NULL) { /* a Kafka record without a value (a tombstone) */
+        p = nothing;
+        len = 0;
+    }
+    end = p + len;
+    /* a field the record leaves out is an empty view of somewhere valid,
+     * never of NULL: it is checked, copied and quoted like the others */
+    r->agent_id.p = r->tag.p = r->message.p = r->user_id.p = r->access_key.p = r->key_id.p = p;
     while (p < end) {
         uint32_t num;
         unsigned wt;

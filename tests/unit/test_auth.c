@@ -48,6 +48,8 @@ static fb_auth_t *auth_for(const char *lines);
 static char *b64(const void *data, size_t len);
 static char *craft(const char *header, const char *payload, const char *key, size_t key_len,
                    int bits);
+static char *craft_n(const char *header, size_t hlen, const char *payload, size_t plen,
+                     const char *key, size_t key_len, int bits);
 static int verify(const fb_auth_t *a, const char *token, int64_t now, fb_auth_result_t *res);
 static void expect(const fb_auth_t *a, const char *token, int64_t now, fb_auth_err_t err,
                    const char *detail);
@@ -117,8 +119,16 @@ b64(const void *data, size_t len)
 static char *
 craft(const char *header, const char *payload, const char *key, size_t key_len, int bits)
 {
+    return craft_n(header, strlen(header), payload, strlen(payload), key, key_len, bits);
+}
+
+/* craft_n -- craft with parts that may hold any byte. */
+static char *
+craft_n(const char *header, size_t hlen, const char *payload, size_t plen, const char *key,
+        size_t key_len, int bits)
+{
     unsigned char mac[crypto_auth_hmacsha512_BYTES];
-    char *h = b64(header, strlen(header)), *p = b64(payload, strlen(payload)), *s, *out;
+    char *h = b64(header, hlen), *p = b64(payload, plen), *s, *out;
     size_t mac_len = 0;
     int n;
 
@@ -1186,4 +1196,25 @@ Test(auth, err_names_and_statuses)
     cr_assert_eq(fb_auth_err_status(FB_AUTH_ERR_REVOKED), 7);
     cr_assert_eq(fb_auth_err_status(FB_AUTH_ERR_UNBOUND_NOT_ALLOWED), 7);
     cr_assert_eq(fb_auth_err_status(FB_AUTH_ERR_INTERNAL), 13);
+}
+
+/* found by fuzz_auth (#10): jansson reads a part with a NUL byte after a
+ * number as if the NUL were not there, libjwt reads it as a C string that
+ * ends there; a token correctly signed was then refused as "bad signature" */
+Test(auth, a_nul_byte_in_a_part_is_malformed)
+{
+    static const char payload[] = "{\"access_key\":\"t2\",\"iat\":1699999999\0,"
+                                  "\"exp\":1700000100}";
+    static const char header[] = "{\"typ\":\"JWT\",\"x\":1\0,\"alg\":\"HS256\"}";
+    fb_auth_t *a = auth_for("");
+    char *tok;
+
+    tok = craft_n(HS256_HDR, strlen(HS256_HDR), payload, sizeof(payload) - 1, S1, strlen(S1),
+                  256);
+    expect(a, tok, NOW, FB_AUTH_ERR_MALFORMED, "token payload has a NUL byte");
+    free(tok);
+    tok = craft_n(header, sizeof(header) - 1, "{\"exp\":1700000100}", 18, S1, strlen(S1), 256);
+    expect(a, tok, NOW, FB_AUTH_ERR_MALFORMED, "token header has a NUL byte");
+    free(tok);
+    fb_auth_free(a);
 }

@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 
 #include "common/conf.h"
+#include "common/ring.h"
 #include "helpers.h"
 
 #define SECRET "0123456789abcdef0123456789abcdef\n"
@@ -318,4 +319,46 @@ Test(conf, verify_public_keys_for_rs256)
                   "jwt_public_key_file = pub.pem\n");
     cr_assert_eq(fb_conf_verify(c), 0, "%s", test_log_buf);
     fb_conf_free(c);
+}
+
+/* found while writing fuzz_conf's oracle (#10): a ring whose lanes are
+ * under FB_RING_LANE_MIN passed `fbpiped -t` and then failed to start */
+Test(conf, every_ring_accepted_can_be_made)
+{
+    static const char *const sizes[] = {"1M", "2M", "4M", "16M"};
+    static const unsigned workers[] = {1, 4, 8, 32, 128, 256};
+    char text[256];
+    int refused = 0;
+
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        for (size_t j = 0; j < sizeof(workers) / sizeof(workers[0]); j++) {
+            fb_conf_t *c;
+            fb_ring_t *r;
+
+            snprintf(text, sizeof(text),
+                     "[ingester]\nlisten = 127.0.0.1:1\nring_size = %s\nworkers = %u\n"
+                     "[kafka]\nmessage_max_bytes = 1024\n",
+                     sizes[i], workers[j]);
+            test_log_buf[0] = '\0';
+            c = load_text(text);
+            if (c == NULL) {
+                cr_assert(strstr(test_log_buf, "bytes the ring needs in each") != NULL ||
+                              strstr(test_log_buf, "take records of at most") != NULL,
+                          "%s", test_log_buf);
+                refused++;
+                continue;
+            }
+            r = fb_ring_create(c->ring_size, (unsigned)c->max_workers);
+            cr_assert_not_null(r, "ring_size %s, workers %u accepted, the ring not made: %s",
+                               sizes[i], workers[j], test_log_buf);
+            fb_ring_destroy(r);
+            fb_conf_free(c);
+        }
+    }
+    cr_assert_gt(refused, 0);
+    expect_error("[ingester]\nlisten = 127.0.0.1:1\nring_size = 1M\nworkers = 8\n"
+                 "[kafka]\nmessage_max_bytes = 1024\n",
+                 ":3: [ingester] ring_size: 1048576 bytes over 16 lanes (ingester.max_workers) "
+                 "makes lanes of 61440 bytes, less than the 65536 bytes the ring needs in each: "
+                 "raise ring_size to 2097152 or lower max_workers");
 }

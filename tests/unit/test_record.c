@@ -286,3 +286,25 @@ Test(record, nul_bytes_on_the_wire_are_refused_by_field)
     cr_assert_str_eq(why, "tag: contains a NUL byte");
     cr_assert_eq(fb_event_check_nul(clean, sizeof(clean), why, sizeof(why)), 0);
 }
+
+/* found by fuzz_line (#10): the router checks fields a record leaves out
+ * as (NULL, 0); arithmetic on a null pointer is undefined even by zero */
+Test(utf8, an_empty_text_needs_no_buffer)
+{
+    cr_assert(fb_utf8_valid(NULL, 0));
+    cr_assert(fb_utf8_valid("", 0));
+}
+
+/* found by fuzz_event (#10): the reason quoted the client's access key
+ * as sent, control bytes and all, into a log line and a gRPC status */
+Test(record, another_tenants_key_is_shown_escaped)
+{
+    Api__Event ev = event("a\x1b[2J\"b\r\n", "m");
+    fb_record_t r;
+    char why[200];
+
+    cr_assert_eq(fb_record_from_event(&ev, &plain, NOW_NS, 1000000, &r, why, sizeof(why)),
+                 FB_RECORD_WRONG_KEY);
+    cr_assert_str_eq(why, "event for access key \"a\\x1b[2J\\x22b\\x0d\\x0a\" on a token for "
+                          "\"acme\"");
+}

@@ -349,3 +349,35 @@ Test(line, refuses_hostile_records)
     cr_assert_eq(err, FB_LINE_UNDECODABLE);
     free(v);
 }
+
+/* found by fuzz_line (#10): fields a record leaves out, and a Kafka record
+ * without a value (a tombstone), were read through null pointers */
+Test(line, absent_fields_and_an_absent_value)
+{
+    Fbpipe__V1__Record r = FBPIPE__V1__RECORD__INIT;
+    Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    uint8_t buf[64];
+    fb_line_t out;
+    char why[256];
+    size_t len;
+    json_t *j;
+    fb_line_err_t err;
+
+    ts.seconds = 1764331200;
+    r.timestamp = &ts;
+    r.accesskey = "acme";
+    len = fbpipe__v1__record__pack(&r, buf);
+    j = line(buf, len, "acme", 1, &err, why);
+    cr_assert_eq(err, FB_LINE_OK, "%s", why);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "tag")), "");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "message")), "");
+    json_decref(j);
+    /* claims a cipher but has no key id and no message */
+    r.cipher = FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305;
+    len = fbpipe__v1__record__pack(&r, buf);
+    cr_assert_null(line(buf, len, "acme", 1, &err, why));
+    cr_assert_eq(err, FB_LINE_UNDECRYPTABLE, "%s", why);
+    /* no value: an empty Record, whose AccessKey "" is not the key */
+    err = fb_line_from_record(NULL, 0, "acme", 4, &db, true, &out, why, sizeof(why));
+    cr_assert_eq(err, FB_LINE_BAD_KEY, "%s", why);
+}
