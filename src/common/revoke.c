@@ -87,6 +87,28 @@ add_key(fb_revoked_t *t, const fb_keydb_t *db, const char *key)
     return true;
 }
 
+/* add_unbound -- (key, sha256) revoked when db's tenant key no longer
+ * lists the fingerprint (a key disabled or removed is revoked whole, by
+ * add_key); false when the table is full. Pairs already in t are skipped. */
+static bool
+add_unbound(fb_revoked_t *t, const fb_keydb_t *db, const char *key,
+            const uint8_t sha256[FB_TOKEN_SHA256_LEN])
+{
+    const fb_tenant_t *tn = fb_keydb_find(db, key, strlen(key));
+
+    if (tn == NULL || tn->disabled || fb_tenant_lists_unbound(tn, sha256))
+        return true;
+    for (uint32_t i = 0; i < t->n_unbound; i++)
+        if (strcmp(t->unbound[i].key, key) == 0 &&
+            memcmp(t->unbound[i].token_sha256, sha256, FB_TOKEN_SHA256_LEN) == 0)
+            return true;
+    if (t->n_unbound == FB_REVOKE_UNBOUND_MAX)
+        return false;
+    memcpy(t->unbound[t->n_unbound].key, key, strlen(key) + 1);
+    memcpy(t->unbound[t->n_unbound++].token_sha256, sha256, FB_TOKEN_SHA256_LEN);
+    return true;
+}
+
 void
 fb_revoke_publish(fb_revoke_t *r, const fb_keydb_t *old_db, const fb_auth_t *old_auth,
                   const fb_keydb_t *db, const fb_auth_t *auth)
@@ -106,6 +128,13 @@ fb_revoke_publish(fb_revoke_t *r, const fb_keydb_t *old_db, const fb_auth_t *old
     for (uint32_t i = 0; i < prev->n_keys && !full; i++)
         full = !add_key(t, db, prev->keys[i].key);
     qsort(t->keys, t->n_keys, sizeof(t->keys[0]), cmp_key);
+    for (size_t i = 0; old_db != NULL && i < old_db->n_tenants && !full; i++) {
+        const fb_tenant_t *tn = &old_db->tenants[i];
+        for (size_t j = 0; j < tn->n_unbound_tokens && !full; j++)
+            full = !add_unbound(t, db, tn->access_key, tn->unbound_tokens[j]);
+    }
+    for (uint32_t i = 0; i < prev->n_unbound && !full; i++)
+        full = !add_unbound(t, db, prev->unbound[i].key, prev->unbound[i].token_sha256);
     n_kids = fb_auth_removed_kids(old_auth, auth, kids, FB_REVOKE_KIDS_MAX);
     for (size_t i = 0; i < n_kids && i < FB_REVOKE_KIDS_MAX; i++)
         memcpy(t->kids[t->n_kids++], kids[i], sizeof(t->kids[0]));
@@ -123,12 +152,14 @@ fb_revoke_publish(fb_revoke_t *r, const fb_keydb_t *old_db, const fb_auth_t *old
     full |= n_kids > FB_REVOKE_KIDS_MAX;
     t->all = full;
     if (full)
-        fb_log_warnx("reload: more revocations than the table holds (%d keys, %d key ids): "
-                     "every call opened before this reload is ended; agents reconnect",
-                     FB_REVOKE_KEYS_MAX, FB_REVOKE_KIDS_MAX);
-    else if (t->n_keys > 0 || t->n_kids > 0)
-        fb_log_notice("reload: %u access keys and %u token key ids revoked; calls opened before "
-                      "it end", t->n_keys, t->n_kids);
+        fb_log_warnx("reload: more revocations than the table holds (%d keys, %d key ids, %d "
+                     "unbound tokens): every call opened before this reload is ended; agents "
+                     "reconnect",
+                     FB_REVOKE_KEYS_MAX, FB_REVOKE_KIDS_MAX, FB_REVOKE_UNBOUND_MAX);
+    else if (t->n_keys > 0 || t->n_kids > 0 || t->n_unbound > 0)
+        fb_log_notice("reload: %u access keys, %u token key ids and %u unbound tokens revoked; "
+                      "calls opened before it end",
+                      t->n_keys, t->n_kids, t->n_unbound);
     /* sequence lock: readers retry while seq is odd or changed */
     atomic_fetch_add_explicit(&r->sh->seq, 1, memory_order_acq_rel);
     atomic_thread_fence(memory_order_release);
@@ -178,6 +209,14 @@ fb_revoked_check(const fb_revoked_t *t, const fb_auth_result_t *a, const char *k
             *why = "the key that verified its token was removed or changed";
             return true;
         }
+    /* an unbound token's stream as a whole (opened before the reload):
+     * ended when any tenant dropped its fingerprint; its agent reconnects
+     * and the new keys say which tenants still take it */
+    for (uint32_t i = 0; a->unbound && (key == NULL || key[0] == '\0') && i < t->n_unbound; i++)
+        if (memcmp(t->unbound[i].token_sha256, a->token_sha256, FB_TOKEN_SHA256_LEN) == 0) {
+            *why = "an access key no longer lists its unbound token";
+            return true;
+        }
     return fb_revoked_check_key(t, a, key, why);
 }
 
@@ -190,6 +229,12 @@ fb_revoked_check_key(const fb_revoked_t *t, const fb_auth_result_t *a, const cha
 
     if (key == NULL || key[0] == '\0')
         return false;
+    for (uint32_t i = 0; a->unbound && i < t->n_unbound; i++)
+        if (strcmp(t->unbound[i].key, key) == 0 &&
+            memcmp(t->unbound[i].token_sha256, a->token_sha256, FB_TOKEN_SHA256_LEN) == 0) {
+            *why = "the access key no longer lists its unbound token";
+            return true;
+        }
     snprintf(probe.key, sizeof(probe.key), "%s", key);
     e = bsearch(&probe, t->keys, t->n_keys, sizeof(t->keys[0]), cmp_key);
     if (e == NULL)

@@ -2,9 +2,16 @@
 test-revoke. Four native streams (Python grpcio) send a batch every 100 ms:
 acme (to be disabled), delta (its tokens_not_before raised past its
 token), beta (its token verified by key id k1, whose secret the reload
-removes) and gamma (unchanged). After 2 s the key database and the
-configuration are rewritten and the master gets SIGHUP. The first three
-must end with PERMISSION_DENIED within 5 s; gamma must still be
+removes) and gamma (unchanged); with an unbound token (api.proto,
+SendEvent), one short call for epsilon is answered SUCCESS, then a long
+call sends an event for epsilon every 100 ms. After 2 s
+the key database and the configuration are rewritten (acme disabled,
+delta's tokens_not_before, k1 removed, the unbound token's fingerprint
+dropped from epsilon's unbound_tokens_sha256) and the master gets SIGHUP.
+The first three and the long legacy call must end with PERMISSION_DENIED
+within 5 s, a new short call with the token must be refused, and nothing
+of either may be in Kafka (a SendEvent call is stored whole or not at
+all); gamma must still be
 acknowledged 5 s after, and end once ingester.drain_timeout (DRAIN_S) is
 over. Then every record of the topic must be one that was acknowledged
 OK (gamma's excepted: a batch in the lane when drain_timeout cancelled
@@ -30,7 +37,8 @@ import pyproto  # tests/integration/pyproto.py, beside this script
 
 port, work, master, drain_s, brokers, topic = sys.argv[1:7]
 master, drain_s = int(master), float(drain_s)
-pyproto.stubs("fbpipe.proto")
+pyproto.stubs("api.proto", "fbpipe.proto")
+import api_pb2  # noqa: E402
 import fbpipe_pb2 as pb  # noqa: E402
 
 secret = open(os.path.join(work, "jwt.secret"), "rb").read().rstrip(b"\r\n")
@@ -73,14 +81,70 @@ class Tenant:
         self.q.put(None)
 
 
+def legacy_event(key, seq):
+    return api_pb2.Event(agent_id="revoke", tag="t", AccessKey=key,
+                         message='{"k":"%s","s":%d}' % (key, seq))
+
+
+def legacy_once(token, key, first):
+    """A short SendEvent call of 5 events (seq first..first+4): its status."""
+    send = ch.stream_unary("/api.EventService/SendEvent",
+                           request_serializer=api_pb2.Event.SerializeToString,
+                           response_deserializer=api_pb2.EResponse.FromString)
+    try:
+        r = send(iter([legacy_event(key, s) for s in range(first, first + 5)]),
+                 metadata=[("authorization", "Bearer " + token)], timeout=30)
+        return api_pb2.EventCode.Name(r.status)
+    except grpc.RpcError as e:
+        return e.code()
+
+
+class Legacy:
+    """A long SendEvent call with an unbound token (no access_key claim),
+    writing for key, which lists the token's fingerprint until the reload."""
+
+    def __init__(self, key, token):
+        self.key, self.q, self.sent = key, queue.Queue(), {}
+        self.end, self.end_at = None, None
+        self.call = ch.stream_unary("/api.EventService/SendEvent",
+                                    request_serializer=api_pb2.Event.SerializeToString,
+                                    response_deserializer=api_pb2.EResponse.FromString).future(
+            iter(self.q.get, None), metadata=[("authorization", "Bearer " + token)],
+            timeout=120)
+        self.call.add_done_callback(self.done)
+        threading.Thread(target=self.send, daemon=True).start()
+
+    def done(self, f):
+        self.end_at = time.monotonic()
+        self.end = f.code() if f.exception() is not None else grpc.StatusCode.OK
+
+    def send(self):
+        seq = 0
+        while self.end is None and seq < 1000:
+            seq += 1
+            self.sent[seq] = time.monotonic()
+            self.q.put(legacy_event(self.key, seq))
+            time.sleep(0.1)
+        self.q.put(None)
+
+
+with open(os.path.join(work, "legacy.token")) as f:
+    legacy_token = f.read().strip()
+before = legacy_once(legacy_token, "epsilon", 10001)
+if before != "SUCCESS":
+    fails.append("epsilon (unbound token): a call before the reload answered %s" % before)
+legacy = Legacy("epsilon", legacy_token)
 tenants = [Tenant("acme"), Tenant("delta"), Tenant("beta", kid="k1"), Tenant("gamma")]
 time.sleep(2)
 for t in tenants:
     if t.end is not None or not t.ok:
         fails.append("%s: not flowing before the reload (%s, %d acked)" % (t.key, t.end, len(t.ok)))
 keys = json.load(open(os.path.join(work, "keys.json")))
+if legacy.end is not None:
+    fails.append("epsilon (unbound token): ended before the reload (%s)" % legacy.end)
 keys["acme"]["disabled"] = True
 keys["delta"]["tokens_not_before"] = int(time.time())
+keys["epsilon"]["unbound_tokens_sha256"] = []
 with open(os.path.join(work, "keys.json.new"), "w") as f:
     json.dump(keys, f)
 os.chmod(os.path.join(work, "keys.json.new"), 0o640)
@@ -96,6 +160,16 @@ for t in tenants[:3]:
         fails.append("%s: %s 5 s after the reload, want PERMISSION_DENIED" % (t.key, t.end))
     else:
         print("revoke_open: %s ended %.1f s after SIGHUP" % (t.key, t.end_at - hup))
+if legacy.end != grpc.StatusCode.PERMISSION_DENIED:
+    fails.append("epsilon (unbound token): %s 5 s after the reload, want PERMISSION_DENIED"
+                 % legacy.end)
+else:
+    print("revoke_open: epsilon (unbound token) ended %.1f s after SIGHUP"
+          % (legacy.end_at - hup))
+refused = legacy_once(legacy_token, "epsilon", 20001)
+if refused != grpc.StatusCode.PERMISSION_DENIED:
+    fails.append("epsilon (unbound token): a call after the reload: %s, want PERMISSION_DENIED"
+                 % refused)
 gamma = tenants[3]
 if gamma.end is not None:
     fails.append("gamma ended (%s) though nothing revoked it" % gamma.end)
@@ -134,7 +208,13 @@ for t in tenants:
     missing = t.ok - written.get(t.key, set())
     if missing:
         fails.append("%s: %d acknowledged records not in Kafka" % (t.key, len(missing)))
+got = written.get(legacy.key, set())
+if got != set(range(10001, 10006)):
+    fails.append("epsilon (unbound token): in Kafka %s..., want the 5 events of the call "
+                 "before the reload (10001-10005) only" % sorted(got)[:8])
 for f in fails:
     print("revoke_open: FAIL:", f)
-print("revoke_open: %s" % ", ".join("%s %d acked" % (t.key, len(t.ok)) for t in tenants))
+print("revoke_open: %s; epsilon %d in Kafka" % (
+    ", ".join("%s %d acked" % (t.key, len(t.ok)) for t in tenants),
+    len(written.get(legacy.key, set()))))
 sys.exit(1 if fails else 0)

@@ -2,7 +2,8 @@
  * test_revoke.c -- the revocation table a reload publishes: which keys it
  * revokes (removed, disabled, tokens_not_before), that it keeps what an
  * earlier reload revoked while it still holds, that a worker's copy
- * follows the generations, and which calls a table ends.
+ * follows the generations, which calls a table ends, and the unbound
+ * tokens a tenant stops listing.
  */
 #include <string.h>
 
@@ -115,4 +116,90 @@ Test(revoke, key_ids_and_the_key_only_check)
     cr_assert(fb_revoked_check(t, &k2, "a", &why), "an overflowed table ends every call");
     cr_assert_not(fb_revoked_check_key(t, &k2, "a", &why));
     free(t);
+}
+
+#define FP_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define FP_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+static fb_auth_result_t
+unbound_call(uint8_t fill)
+{
+    fb_auth_result_t a = call("", 2000, "");
+
+    a.unbound = true;
+    memset(a.token_sha256, fill, sizeof(a.token_sha256));
+    return a;
+}
+
+Test(revoke, an_unbound_token_a_tenant_no_longer_lists)
+{
+    fb_keydb_t *one = load("{\"a\": {\"unbound_tokens_sha256\": [\"" FP_A "\", \"" FP_B "\"]},"
+                           " \"b\": {\"unbound_tokens_sha256\": [\"" FP_A "\"]}}");
+    fb_keydb_t *two = load("{\"a\": {\"unbound_tokens_sha256\": [\"" FP_B "\"]},"
+                           " \"b\": {\"unbound_tokens_sha256\": [\"" FP_A "\"]}}");
+    fb_keydb_t *three = load("{\"a\": {\"unbound_tokens_sha256\": [\"" FP_B "\"]}, \"b\": {}}");
+    fb_keydb_t *four = load("{\"a\": {\"unbound_tokens_sha256\": [\"" FP_A "\", \"" FP_B "\"]},"
+                            " \"b\": {\"unbound_tokens_sha256\": [\"" FP_A "\"]}}");
+    fb_revoke_t *r = fb_revoke_create();
+    fb_revoked_t *t = calloc(1, sizeof(*t));
+    fb_auth_result_t ua = unbound_call(0xaa), ub = unbound_call(0xbb);
+    const char *why;
+
+    /* a drops fingerprint A; b keeps it */
+    fb_revoke_publish(r, one, NULL, two, NULL);
+    cr_assert(fb_revoke_refresh(r, t));
+    cr_assert_eq(t->n_unbound, 1);
+    cr_assert_eq(t->n_keys, 0, "no key is revoked whole");
+    cr_assert(fb_revoked_check_key(t, &ua, "a", &why), "token A writing for a");
+    cr_assert_str_eq(why, "the access key no longer lists its unbound token");
+    cr_assert_not(fb_revoked_check_key(t, &ua, "b", &why), "b still lists A");
+    cr_assert_not(fb_revoked_check_key(t, &ub, "a", &why), "a still lists B");
+    cr_assert(fb_revoked_check(t, &ua, "", &why), "a stream of token A opened before: ended");
+    cr_assert_str_eq(why, "an access key no longer lists its unbound token");
+    cr_assert_not(fb_revoked_check_key(t, &ua, "", &why),
+                  "authenticated since: the keys it writes for decide");
+    cr_assert_not(fb_revoked_check(t, &ub, "", &why));
+    fb_auth_result_t bound = call("a", 2000, "");
+    memset(bound.token_sha256, 0xaa, sizeof(bound.token_sha256));
+    cr_assert_not(fb_revoked_check(t, &bound, "a", &why), "a bound token is not unbound");
+
+    /* b drops A too; a's entry still holds */
+    fb_revoke_publish(r, two, NULL, three, NULL);
+    cr_assert(fb_revoke_refresh(r, t));
+    cr_assert_eq(t->n_unbound, 2);
+    cr_assert(fb_revoked_check_key(t, &ua, "a", &why));
+    cr_assert(fb_revoked_check_key(t, &ua, "b", &why));
+
+    /* listed again: nothing revoked */
+    fb_revoke_publish(r, three, NULL, four, NULL);
+    cr_assert(fb_revoke_refresh(r, t));
+    cr_assert_eq(t->n_unbound, 0);
+    cr_assert_not(fb_revoked_check(t, &ua, "", &why));
+    free(t);
+    fb_revoke_free(r);
+    fb_keydb_free(one);
+    fb_keydb_free(two);
+    fb_keydb_free(three);
+    fb_keydb_free(four);
+}
+
+Test(revoke, a_removed_tenant_revokes_whole_not_per_unbound_token)
+{
+    fb_keydb_t *one = load("{\"a\": {\"unbound_tokens_sha256\": [\"" FP_A "\"]}, \"b\": {}}");
+    fb_keydb_t *two = load("{\"b\": {}}");
+    fb_revoke_t *r = fb_revoke_create();
+    fb_revoked_t *t = calloc(1, sizeof(*t));
+    fb_auth_result_t ua = unbound_call(0xaa);
+    const char *why;
+
+    fb_revoke_publish(r, one, NULL, two, NULL);
+    cr_assert(fb_revoke_refresh(r, t));
+    cr_assert_eq(t->n_unbound, 0, "the key's own entry covers its tokens");
+    cr_assert_eq(t->n_keys, 1);
+    cr_assert(fb_revoked_check_key(t, &ua, "a", &why));
+    cr_assert_str_eq(why, "its access key was disabled or removed");
+    free(t);
+    fb_revoke_free(r);
+    fb_keydb_free(one);
+    fb_keydb_free(two);
 }
