@@ -105,6 +105,7 @@ fuzz_memfd_put(int fd, const void *data, size_t len)
 /* The log of one run: kept (bounded) so that an oracle can look at it. */
 static char fuzz_log_text[65536];
 static size_t fuzz_log_len;
+static unsigned fuzz_log_errors; /* lines at FB_LOG_ERROR (warnings are not) */
 static bool fuzz_log_must_be_printable;
 
 /* fuzz_log_sink -- keeps the lines; with fuzz_log_must_be_printable, a line
@@ -114,8 +115,9 @@ fuzz_log_sink(fb_log_level_t level, const char *msg, void *arg)
 {
     size_t n = strlen(msg);
 
-    (void)level;
     (void)arg;
+    if (level <= FB_LOG_ERROR)
+        fuzz_log_errors++;
     if (fuzz_log_must_be_printable)
         FUZZ_CHECK(fuzz_printable(msg, n), "log line with an unescaped byte: %s", msg);
     if (fuzz_log_len + n + 1 < sizeof(fuzz_log_text)) {
@@ -132,6 +134,7 @@ fuzz_log_start(bool printable)
 {
     fuzz_log_must_be_printable = printable;
     fuzz_log_len = 0;
+    fuzz_log_errors = 0;
     fuzz_log_text[0] = '\0';
     fb_log_set_sink(fuzz_log_sink, NULL);
 }
@@ -177,12 +180,23 @@ fuzz_keydb(const char *json)
 #define FUZZ_SECRET_A "0123456789abcdef0123456789abcdef"
 #define FUZZ_SECRET_K1 "k1-secret-k1-secret-k1-secret-k1-secret"
 #define FUZZ_SECRET_K2 "k2-secret-k2-secret-k2-secret-k2-secret-k2-secret-k2"
+/* The unbound tokens (no access_key claim) of fuzz_auth's seeds
+ * a-signed-unbound (HS256, FUZZ_SECRET_A) and b-signed-k2 (HS512,
+ * FUZZ_SECRET_K2), and their SHA-256 fingerprints: the tenants of
+ * FUZZ_AUTH_KEYS_JSON list these two only. */
+#define FUZZ_UNBOUND_TOKEN_A                                                                       \
+    "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJleHAiOjE3MDAwMDM2MDAsImlhdCI6MTY5OTk5OTAwMCwicm9sZ"   \
+    "SI6ImFnZW50In0.UoIrKwE-4zT-mmAn4DeVsH5eXxlT9yHSowLqZ-88gsU"
+#define FUZZ_UNBOUND_SHA256_A "f6f9034a9652f48671669a2c3814772b93d573f46739c62c072d83172e8ebe7f"
+#define FUZZ_UNBOUND_SHA256_B "afbb79b63b5a57d80ed7683000709f50f4ba514920843a7f1395d27850e3a6e3"
+#define FUZZ_UNBOUND_LIST                                                                          \
+    "\"unbound_tokens_sha256\": [\"" FUZZ_UNBOUND_SHA256_A "\", \"" FUZZ_UNBOUND_SHA256_B "\"]"
 #define FUZZ_AUTH_KEYS_JSON                                                                        \
     "{\"t1\": {\"AccessKey\": \"t1\"}, \"t2\": {\"AccessKey\": \"t2\"},"                           \
-    " \"open\": {\"AccessKey\": \"open\", \"allow_unbound_tokens\": true},"                        \
-    " \"off\": {\"AccessKey\": \"off\", \"disabled\": true, \"allow_unbound_tokens\": true},"      \
-    " \"rev\": {\"AccessKey\": \"rev\", \"tokens_not_before\": 1699990000,"                        \
-    " \"allow_unbound_tokens\": true}}"
+    " \"open\": {\"AccessKey\": \"open\", " FUZZ_UNBOUND_LIST "},"                                 \
+    " \"off\": {\"AccessKey\": \"off\", \"disabled\": true, " FUZZ_UNBOUND_LIST "},"               \
+    " \"rev\": {\"AccessKey\": \"rev\", \"tokens_not_before\": 1699990000, " FUZZ_UNBOUND_LIST     \
+    "}}"
 
 /* fuzz_secret_file -- a memory file (0600) holding s and a newline; its
  * path. Left open: fb_auth_new reads it. */

@@ -18,8 +18,12 @@
  * agree; the detail and every log line are printable and never contain a
  * secret; a token signed with the right secret is never refused as a bad
  * signature nor as an internal error; an accepted bound token names a
- * tenant of the key database that is enabled.
+ * tenant of the key database that is enabled; an unbound token is taken
+ * for a tenant only when the tenant lists its fingerprint (at start, the
+ * seed's listed token must be taken: the path stays reachable).
  */
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,7 +52,28 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     fuzz_log_start(false);
     fuzz_auth_handles(auth);
     db = fuzz_keydb(FUZZ_AUTH_KEYS_JSON);
+    {
+        fb_auth_result_t r, t;
+        const char *v = "Bearer " FUZZ_UNBOUND_TOKEN_A;
+
+        if (fb_auth_verify(auth[0], db, v, strlen(v), NOW, &r) != FB_AUTH_OK || !r.unbound ||
+            fb_auth_check_tenant(&r, db, "open", 4, &t) != FB_AUTH_OK) {
+            fprintf(stderr, "fuzz: the listed unbound token is not taken for \"open\": %s\n",
+                    r.detail);
+            abort();
+        }
+    }
     return 0;
+}
+
+/* listed -- the fingerprint of r's token is one FUZZ_AUTH_KEYS_JSON lists. */
+static bool
+listed(const fb_auth_result_t *r)
+{
+    char hex[2 * FB_TOKEN_SHA256_LEN + 1];
+
+    sodium_bin2hex(hex, sizeof(hex), r->token_sha256, FB_TOKEN_SHA256_LEN);
+    return strcmp(hex, FUZZ_UNBOUND_SHA256_A) == 0 || strcmp(hex, FUZZ_UNBOUND_SHA256_B) == 0;
 }
 
 /* b64 -- base64url without padding of in[0..len) at out; the length. */
@@ -166,6 +191,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const char *key = res.unbound ? "open" : res.access_key;
         rc = fb_auth_check_tenant(&res, db, key, strlen(key), &out);
         check_result(&out, rc, data, size);
+        FUZZ_CHECK(out.err != FB_AUTH_OK || !res.unbound || listed(&res),
+                   "an unbound token no tenant lists taken for \"open\"");
         rc = fb_auth_check_tenant(&res, db, "t2", 2, &out);
         check_result(&out, rc, data, size);
         FUZZ_CHECK(out.err != FB_AUTH_OK || res.unbound || strcmp(res.access_key, "t2") == 0,

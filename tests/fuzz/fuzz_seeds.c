@@ -69,7 +69,7 @@ typedef struct brec {
     int64_t seconds; /* -1: no time */
     int32_t nanos;
     const char *payload;
-    bool encrypt; /* XChaCha20 with acme's key of key_id */
+    int cipher; /* 0, or FB_CIPHER_XCHACHA(_V2) with acme's key of key_id */
     const char *key_id;
 } brec_t;
 
@@ -96,14 +96,14 @@ batch(uint64_t seq, const char *tag, const char *agent, const brec_t *recs, size
             ts[i].nanos = recs[i].nanos;
             r[i].time = &ts[i];
         }
-        if (recs[i].encrypt) {
+        if (recs[i].cipher != 0) {
             const fb_enc_key_t *k = fb_tenant_enc_key(acme, recs[i].key_id);
             sealed[i] = malloc(plen + FB_XCHACHA_NONCE + FB_XCHACHA_TAG);
-            fb_cipher_seal_xchacha(k->key, "acme", recs[i].key_id, (const uint8_t *)recs[i].payload,
-                                   plen, sealed[i]);
+            fb_cipher_seal_xchacha(recs[i].cipher, k->key, "acme", recs[i].key_id,
+                                   (const uint8_t *)recs[i].payload, plen, sealed[i]);
             r[i].payload.data = sealed[i];
             r[i].payload.len = plen + FB_XCHACHA_NONCE + FB_XCHACHA_TAG;
-            r[i].enc = FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305;
+            r[i].enc = (Fbpipe__V1__Cipher)recs[i].cipher; /* the same numbers */
             r[i].key_id = (char *)recs[i].key_id;
         } else {
             r[i].payload.data = (uint8_t *)recs[i].payload;
@@ -163,7 +163,7 @@ batch_seed(const char *name, uint64_t seq, const brec_t *recs, size_t n, const c
         rec = malloc(size);
         fb_batch_record_write(&b, i, t, FUZZ_NOW * 1000000000, rec);
         snprintf(lname, sizeof(lname), "%s-%zu", name, i);
-        line_seed(lname, recs[i].encrypt ? 1 : 0, tenant, rec, size);
+        line_seed(lname, recs[i].cipher != 0 ? 1 : 0, tenant, rec, size);
         free(rec);
     }
     free(wire);
@@ -173,24 +173,26 @@ static void
 batches(void)
 {
     static const brec_t plain[] = {
-        {1764331200, 42, "{\"log\":\"hello\",\"level\":\"info\",\"n\":3}", false, NULL},
-        {1764331201, 0, "plain text with \"quotes\"\nand a newline", false, NULL},
-        {-1, 0, "[1, 2.5e3, true, null, {\"k\": \"\\u00e9\\ud83d\\ude00\"}]", false, NULL},
+        {1764331200, 42, "{\"log\":\"hello\",\"level\":\"info\",\"n\":3}", 0, NULL},
+        {1764331201, 0, "plain text with \"quotes\"\nand a newline", 0, NULL},
+        {-1, 0, "[1, 2.5e3, true, null, {\"k\": \"\\u00e9\\ud83d\\ude00\"}]", 0, NULL},
     };
     static const brec_t enc[] = {
-        {1764331200, 999999999, "{\"log\":\"secret\"}", true, "k2"},
-        {1764331200, 1, "older key", true, "k1"},
+        {1764331200, 999999999, "{\"log\":\"secret\"}", FB_CIPHER_XCHACHA, "k2"},
+        {1764331200, 1, "older key", FB_CIPHER_XCHACHA, "k1"},
+        {1764331202, 7, "{\"log\":\"length-prefixed associated data\"}", FB_CIPHER_XCHACHA_V2,
+         "k2"},
     };
     static const brec_t old_agent[] = {
-        {INT64_C(1764331200123456789), 0, "{\"log\":\"nanoseconds in seconds\"}", false, NULL},
-        {-62135596800, 0, "year one", false, NULL},
-        {253402300799, 999999999, "\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", false, NULL},
+        {INT64_C(1764331200123456789), 0, "{\"log\":\"nanoseconds in seconds\"}", 0, NULL},
+        {-62135596800, 0, "year one", 0, NULL},
+        {253402300799, 999999999, "\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 0, NULL},
     };
     size_t len;
     uint8_t *empty = batch(7, "", "", NULL, 0, &len);
 
     batch_seed("plain-3", 1, plain, 3, "plain");
-    batch_seed("xchacha-2", 2, enc, 2, "acme");
+    batch_seed("xchacha-3", 2, enc, 3, "acme");
     batch_seed("times-utf8", 3, old_agent, 3, "plain");
     put("batch", "empty", empty, len);
     free(empty);
@@ -318,6 +320,7 @@ keys_and_confs(const char *src)
         "      {\"id\": \"k1\", \"key\": \"" FUZZ_KEY_SEED "\"}\n    ],\n"
         "    \"targets\": [{\"file\": \"acme.log\"}],\n"
         "    \"tokens_not_before\": \"2026-01-01T00:00:00Z\",\n"
+        "    \"unbound_tokens_sha256\": [\"" FUZZ_UNBOUND_SHA256_A "\"],\n"
         "    \"allow_unbound_tokens\": false\n  },\n"
         "  \"legacy.key_1\": {\"AccessKey\": \"legacy.key_1\", \"EncryptionKey\": \"\","
         " \"UserID\": \"\", \"targets\": [], \"disabled\": true,"
