@@ -28,9 +28,11 @@
 #include "common/addr.h"
 #include "common/conf.h"
 #include "common/keys.h"
+#include "common/listen_check.h"
 #include "common/log.h"
 #include "common/ring.h"
 #include "common/secret.h"
+#include "common/tls.h"
 #include "common/units.h"
 
 #define CONF_LINE_MAX 4096
@@ -154,20 +156,40 @@ typedef struct conf_parse {
     size_t linecap;
 } conf_parse_t;
 
-/* conf_err -- one error about a line of the file (line 0: not from the file). */
+/* conf_vmsg -- one message about a line of the file (line 0: not from it). */
+static void FB_PRINTF(5, 0)
+conf_vmsg(fb_log_level_t level, const fb_conf_t *conf, unsigned line, const char *section,
+          const char *fmt, va_list ap)
+{
+    char msg[1024];
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (line > 0)
+        fb_log_msg(level, 0, "%s:%u: [%s] %s", conf->path, line, section, msg);
+    else
+        fb_log_msg(level, 0, "%s: [%s] %s", conf->path, section, msg);
+}
+
+/* conf_err -- one error about a line of the file. */
 static void FB_PRINTF(4, 5)
 conf_err(const fb_conf_t *conf, unsigned line, const char *section, const char *fmt, ...)
 {
-    char msg[1024];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    conf_vmsg(FB_LOG_ERROR, conf, line, section, fmt, ap);
     va_end(ap);
-    if (line > 0)
-        fb_log_errorx("%s:%u: [%s] %s", conf->path, line, section, msg);
-    else
-        fb_log_errorx("%s: [%s] %s", conf->path, section, msg);
+}
+
+/* conf_warn -- one warning about a line of the file. */
+static void FB_PRINTF(4, 5)
+conf_warn(const fb_conf_t *conf, unsigned line, const char *section, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    conf_vmsg(FB_LOG_WARNING, conf, line, section, fmt, ap);
+    va_end(ap);
 }
 
 /* conf_reader -- fgets for inih that counts lines and refuses long ones. */
@@ -693,19 +715,6 @@ fail:
     return NULL;
 }
 
-/* check_file -- a file that must exist and be readable. */
-static int
-check_readable(const fb_conf_t *conf, const char *section, const char *key, const char *path)
-{
-    if (access(path, R_OK) < 0) {
-        int e = errno;
-        conf_err(conf, fb_conf_line(conf, section, key), section, "%s: %s: %s", key, path,
-                 strerror(e));
-        return -1;
-    }
-    return 0;
-}
-
 /* check_keyfile -- a secret (HS*) or a PEM public key (RS/ES). */
 static int
 check_keyfile(const fb_conf_t *conf, const fb_conf_keyfile_t *kf, bool secret)
@@ -730,6 +739,86 @@ check_keyfile(const fb_conf_t *conf, const fb_conf_keyfile_t *kf, bool secret)
         conf_err(conf, kf->line, "auth", "jwt_%s_file%s%s: refused (see above)",
                  secret ? "secret" : "public_key", kf->kid[0] ? "." : "", kf->kid);
     return rc;
+}
+
+/* check_tls -- the certificate, its key and the client CA load as the
+ * gRPC server will load them (common/tls.c); a certificate out of its
+ * validity dates is a warning. */
+static int
+check_tls(const fb_conf_t *conf)
+{
+    uint8_t *cert = NULL, *key = NULL, *ca = NULL;
+    size_t cert_len = 0, key_len = 0, ca_len = 0;
+    char why[512], warn[256];
+    int rc = -1;
+
+    if (conf->tls_cert[0] == '\0')
+        return 0;
+    if (fb_secret_read(conf->tls_cert, 0, 1, &cert, &cert_len) < 0) {
+        conf_err(conf, fb_conf_line(conf, "ingester", "tls_cert"), "ingester",
+                 "tls_cert: refused (see above)");
+        goto out;
+    }
+    if (fb_secret_read(conf->tls_key, FB_SECRET_F_PRIVATE, 1, &key, &key_len) < 0) {
+        conf_err(conf, fb_conf_line(conf, "ingester", "tls_key"), "ingester",
+                 "tls_key: refused (see above)");
+        goto out;
+    }
+    if (conf->tls_client_ca[0] != '\0' &&
+        fb_secret_read(conf->tls_client_ca, 0, 1, &ca, &ca_len) < 0) {
+        conf_err(conf, fb_conf_line(conf, "ingester", "tls_client_ca"), "ingester",
+                 "tls_client_ca: refused (see above)");
+        goto out;
+    }
+    switch (fb_tls_check(cert, cert_len, key, key_len, ca, ca_len, why, sizeof(why), warn,
+                         sizeof(warn))) {
+    case FB_TLS_OK:
+        rc = 0;
+        if (warn[0] != '\0')
+            conf_warn(conf, fb_conf_line(conf, "ingester", "tls_cert"), "ingester",
+                      "tls_cert: %s: %s", conf->tls_cert, warn);
+        break;
+    case FB_TLS_BAD_CERT:
+        conf_err(conf, fb_conf_line(conf, "ingester", "tls_cert"), "ingester",
+                 "tls_cert: %s: %s", conf->tls_cert, why);
+        break;
+    case FB_TLS_BAD_KEY:
+        conf_err(conf, fb_conf_line(conf, "ingester", "tls_key"), "ingester",
+                 "tls_key: %s: %s", conf->tls_key, why);
+        break;
+    case FB_TLS_BAD_CA:
+        conf_err(conf, fb_conf_line(conf, "ingester", "tls_client_ca"), "ingester",
+                 "tls_client_ca: %s: %s", conf->tls_client_ca, why);
+        break;
+    default:
+        conf_err(conf, 0, "ingester", "TLS files not checked: %s", why);
+        break;
+    }
+out:
+    fb_secret_free(cert, cert_len);
+    fb_secret_free(key, key_len);
+    fb_secret_free(ca, ca_len);
+    return rc;
+}
+
+/* check_listen_port -- a warning when the port is one the kernel hands
+ * out to outgoing connections: one of them may hold it at start. */
+static int
+check_listen_port(const fb_conf_t *conf)
+{
+    fb_addr_t a;
+    const char *why;
+    unsigned lo, hi;
+
+    if (fb_addr_parse(conf->listen, FB_ADDR_F_PORT_ZERO, &a, &why) == 0 &&
+        fb_listen_port_ephemeral(a.port, &lo, &hi))
+        conf_warn(conf, fb_conf_line(conf, "ingester", "listen"), "ingester",
+                  "listen: port %u is in the kernel's ephemeral range %u-%u "
+                  "(net.ipv4.ip_local_port_range): an outgoing connection may hold it when "
+                  "fbpiped starts; choose a port below %u, or reserve it "
+                  "(net.ipv4.ip_local_reserved_ports = %u)",
+                  (unsigned)a.port, lo, hi, lo, (unsigned)a.port);
+    return 0;
 }
 
 /* fb_conf_verify -- check what the settings name: files, keys, users. */
@@ -757,18 +846,8 @@ fb_conf_verify(const fb_conf_t *conf)
             errors += check_keyfile(conf, &conf->jwt_secret_files[i], true) < 0;
         for (size_t i = 0; !hs && i < conf->n_jwt_public_key_files; i++)
             errors += check_keyfile(conf, &conf->jwt_public_key_files[i], false) < 0;
-        if (conf->tls_cert[0] != '\0') {
-            errors += check_readable(conf, "ingester", "tls_cert", conf->tls_cert) < 0;
-            if (fb_secret_read(conf->tls_key, FB_SECRET_F_PRIVATE, 1, &buf, &len) < 0) {
-                conf_err(conf, fb_conf_line(conf, "ingester", "tls_key"), "ingester",
-                         "tls_key: refused (see above)");
-                errors++;
-            } else {
-                fb_secret_free(buf, len);
-            }
-        }
-        if (conf->tls_client_ca[0] != '\0')
-            errors += check_readable(conf, "ingester", "tls_client_ca", conf->tls_client_ca) < 0;
+        errors += check_tls(conf) < 0;
+        errors += check_listen_port(conf) < 0;
     }
     if (conf->jwt_private_key_file[0] != '\0') {
         if (fb_secret_read(conf->jwt_private_key_file, FB_SECRET_F_PRIVATE, 1, &buf, &len) < 0) {

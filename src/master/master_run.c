@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "common/auth.h"
+#include "common/listen_check.h"
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/revoke.h"
@@ -31,6 +32,8 @@
 #include "worker/worker.h"
 
 #define QUICK_STOP_MS 1000
+#define LISTEN_WAIT_MS 5000 /* for a previous instance's children to leave */
+#define LISTEN_WAIT_STEP_MS 250
 
 static char *pid_path;
 
@@ -237,6 +240,42 @@ reload(fb_conf_t *conf, const char *path, fb_ring_t *ring)
     return next;
 }
 
+/* check_listen -- at start only: nothing else may listen on the ingester's
+ * address. gRPC sets SO_REUSEPORT, so a second server would share the
+ * port silently and take part of the connections. The children of a
+ * previous instance may take a few seconds to leave: waited for. */
+static int
+check_listen(const fb_conf_t *conf)
+{
+    char text[256];
+
+    for (int waited_ms = 0;; waited_ms += LISTEN_WAIT_STEP_MS) {
+        switch (fb_listen_check(conf->listen, text, sizeof(text))) {
+        case FB_LISTEN_FREE:
+            return 0;
+        case FB_LISTEN_HELD:
+            if (waited_ms == 0)
+                fb_log_notice("ingester.listen %s is held by %s: waiting up to %d ms for it to "
+                              "leave (the children of a stopped instance do)",
+                              conf->listen, text, LISTEN_WAIT_MS);
+            if (waited_ms < LISTEN_WAIT_MS)
+                break;
+            fb_log_errorx("cannot start: %s (ingester.listen) is already in use by %s; stop it, "
+                          "or choose another address", conf->listen, text);
+            return -1;
+        case FB_LISTEN_NOT_LOCAL:
+            /* at boot the address may come later: the workers retry */
+            fb_log_warnx("ingester.listen %s is not an address of this host (%s): the workers "
+                         "retry until it is", conf->listen, text);
+            return 0;
+        default:
+            fb_log_warnx("ingester.listen %s not checked: %s", conf->listen, text);
+            return 0;
+        }
+        usleep(LISTEN_WAIT_STEP_MS * 1000);
+    }
+}
+
 /* fb_master_run -- until stopped; returns the exit status. */
 int
 fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
@@ -247,6 +286,8 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
     int rc = FB_EXIT_FAILURE;
 
     if (pidf != NULL && check_pid_file(pidf) < 0)
+        goto out;
+    if (conf->ingester_enabled && check_listen(conf) < 0)
         goto out;
     if (!opts->foreground && daemonise() < 0)
         goto out;

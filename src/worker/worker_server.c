@@ -27,6 +27,7 @@
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
+#include "common/listen_check.h"
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/secret.h"
@@ -108,6 +109,11 @@ fb_worker_loaded_keydb(void)
 {
     return loaded.keydb;
 }
+
+/* What gRPC logged first while the listener was being added: the reason
+ * it refused, for the one line that says why the worker cannot listen. */
+static bool listen_capture;
+static char listen_error[GRPC_SHOW_MAX * 4 + 8];
 
 /* fb_worker_free_keys -- wipe and free what fb_worker_load_keys loaded. */
 void
@@ -622,6 +628,12 @@ grpc_log(gpr_log_func_args *args)
                            : args->severity == GPR_LOG_SEVERITY_INFO ? FB_LOG_INFO
                                                                      : FB_LOG_DEBUG;
 
+    if (listen_capture && level == FB_LOG_ERROR && listen_error[0] == '\0') {
+        /* the first is the cause (later ones say that listening failed) */
+        const char *details = strstr(msg, " {"); /* gRPC's status fields */
+        fb_log_show(listen_error, sizeof(listen_error), msg,
+                    details ? (size_t)(details - msg) : strlen(msg), GRPC_SHOW_MAX);
+    }
     if (level > fb_log_get_level())
         return;
     snprintf(where, sizeof(where), "%s:%d", slash ? slash + 1 : file, args->line);
@@ -802,11 +814,21 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         rc = 2;
         goto out;
     }
+    listen_capture = true;
     port = grpc_server_add_http2_port(w.server, conf->listen, creds);
+    listen_capture = false;
     grpc_server_credentials_release(creds);
     if (port == 0) {
-        fb_log_errorx("cannot listen on %s (address in use by another program, or not local)",
-                      conf->listen);
+        /* gRPC says why in its own log only: its first error; an address
+         * this host lacks is told apart (at boot it may come later; the
+         * master restarts the worker with back-off) */
+        char text[256];
+        if (fb_listen_check(conf->listen, text, sizeof(text)) == FB_LISTEN_NOT_LOCAL)
+            fb_log_errorx("cannot listen on %s: not an address of this host (%s)", conf->listen,
+                          text);
+        else
+            fb_log_errorx("cannot listen on %s: %s", conf->listen,
+                          listen_error[0] ? listen_error : "gRPC gave no reason");
         rc = 1;
         goto out;
     }
