@@ -889,10 +889,19 @@ fb_conf_verify(const fb_conf_t *conf)
     if (conf->router_enabled) {
         struct stat st;
         if (stat(conf->router_dir, &st) < 0) {
+            /* a file system not mounted yet at boot: the routers wait for
+             * it (with back-off) while the ingester runs */
             int e = errno;
-            conf_err(conf, fb_conf_line(conf, "router", "dir"), "router", "dir: %s: %s",
-                     conf->router_dir, strerror(e));
-            errors++;
+            if (e == ENOENT) {
+                conf_warn(conf, fb_conf_line(conf, "router", "dir"), "router",
+                          "dir: %s: %s (not mounted yet?): the routers retry until it is "
+                          "there; the ingester runs and Kafka keeps the records",
+                          conf->router_dir, strerror(e));
+            } else {
+                conf_err(conf, fb_conf_line(conf, "router", "dir"), "router", "dir: %s: %s",
+                         conf->router_dir, strerror(e));
+                errors++;
+            }
         } else if (!S_ISDIR(st.st_mode)) {
             conf_err(conf, fb_conf_line(conf, "router", "dir"), "router",
                      "dir: %s is not a directory", conf->router_dir);

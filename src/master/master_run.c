@@ -308,8 +308,9 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
         else if (now != was)
             fb_log_info("descriptor limit raised from %llu to %llu (RLIMIT_NOFILE)", was, now);
     }
-    ring = fb_ring_create(conf->ring_size, (unsigned)conf->max_workers);
-    if (ring == NULL)
+    /* only the ingester uses the ring: routers alone need none */
+    if (conf->ingester_enabled &&
+        (ring = fb_ring_create(conf->ring_size, (unsigned)conf->max_workers)) == NULL)
         goto out;
     /* what a reload revokes reaches the calls already open */
     if ((revocations = fb_revoke_create()) == NULL)
@@ -325,9 +326,12 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
         rc = FB_EXIT_CONFIG;
         goto out;
     }
-    fb_log_notice("fbpiped starting: ring %llu bytes, %llu lanes of %llu bytes",
-                  (unsigned long long)conf->ring_size, (unsigned long long)conf->max_workers,
-                  (unsigned long long)ring->sh->lane_size);
+    if (ring != NULL)
+        fb_log_notice("fbpiped starting: ring %llu bytes, %llu lanes of %llu bytes",
+                      (unsigned long long)conf->ring_size, (unsigned long long)conf->max_workers,
+                      (unsigned long long)ring->sh->lane_size);
+    else
+        fb_log_notice("fbpiped starting: routers only (no ring)");
     if (conf->ingester_enabled) {
         if (fb_master_spawn(FB_ROLE_PRODUCER, 0, "producer", fb_producer_main, conf, ring) < 0)
             goto out;
@@ -388,12 +392,12 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
         if (fb_sig_usr1) {
             fb_sig_usr1 = 0;
             fb_master_signal_children(SIGUSR1);
-            if (conf->ingester_enabled)
+            if (ring != NULL)
                 log_auth_refusals(ring);
         }
     }
 out:
-    if (ring != NULL && conf->ingester_enabled)
+    if (ring != NULL)
         log_auth_refusals(ring);
     fb_worker_free_keys();
     fb_worker_set_revoke(NULL);

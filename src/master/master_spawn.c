@@ -2,7 +2,10 @@
  * master_spawn.c -- fork, reap and respawn the master's children.
  *
  * Contract with a child: exit 0 = clean; exit 2 = fatal configuration
- * error, never respawned; anything else, or death by a signal, is a crash:
+ * error (the master's checks at start and reload find those first), never
+ * respawned: the daemon stops; exit 6 = what it needs is not there yet (a
+ * router's directory): started again with back-off while the other roles
+ * run; anything else, or death by a signal, is a crash:
  * logged with pid, status and signal, and respawned with throttling (a
  * child that dies within FAST_DEATH_MS of its start backs off
  * exponentially up to MAX_BACKOFF_MS). Children die with the master
@@ -29,6 +32,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/proc.h"
 #include "master/master.h"
 
 #define MAX_CHILDREN 1100
@@ -190,7 +194,21 @@ fb_master_reap(fb_ring_t *ring)
             c->backoff_ms = 0;
             c->respawn_at_ms = fb_monotonic_ms();
             continue;
+        } else if (WIFEXITED(st) && WEXITSTATUS(st) == FB_EXIT_NOT_READY) {
+            /* what it needs is not there yet (a file system not mounted):
+             * it waits, the other roles run on */
+            if (stopping)
+                continue;
+            c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : FIRST_BACKOFF_MS;
+            if (c->backoff_ms > MAX_BACKOFF_MS)
+                c->backoff_ms = MAX_BACKOFF_MS;
+            c->respawn_at_ms = fb_monotonic_ms() + c->backoff_ms;
+            fb_log_errorx("%s (pid %ld) cannot run yet (its last lines say why): starting it "
+                          "again in %u ms; the other roles run on",
+                          c->name, (long)pid, c->backoff_ms);
+            continue;
         } else if (WIFEXITED(st) && WEXITSTATUS(st) == FB_EXIT_CONFIG) {
+            /* at start: the daemon cannot run as configured */
             fb_log_errorx("%s (pid %ld) exited with status 2 (configuration error): "
                           "not restarting it", c->name, (long)pid);
             c->given_up = true;

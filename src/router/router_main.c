@@ -103,6 +103,7 @@ typedef struct router {
     size_t n;
     bool dropped; /* revoked before it could be written: never stored */
     bool transient; /* the consumer could not start for now */
+    bool not_ready; /* router.dir cannot be written (yet) */
     bool restart;   /* records that must be read again could not be: exit 1 */
 } router_t;
 
@@ -882,8 +883,10 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         return 2;
     }
     r->liner = fb_liner_new();
-    if (r->liner == NULL || open_files(r) < 0 || (r->rk = consumer(r)) == NULL) {
-        rc = r->transient ? 1 : 2;
+    if (r->liner != NULL && open_files(r) < 0)
+        r->not_ready = true; /* router.dir missing, not writable: not mounted yet? */
+    if (r->liner == NULL || r->not_ready || (r->rk = consumer(r)) == NULL) {
+        rc = r->not_ready ? FB_EXIT_NOT_READY : r->transient ? 1 : 2;
         fb_liner_free(r->liner);
         fb_files_free(r->files);
         fb_files_free(r->dead);
