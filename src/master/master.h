@@ -53,6 +53,10 @@ int fb_master_reload_workers(const fb_conf_t *conf, fb_ring_t *ring,
 int fb_master_reload_routers(const fb_conf_t *conf, fb_ring_t *ring,
                              fb_child_main_t router_main);
 
+/* master_notify.c: systemd's notification socket ($NOTIFY_SOCKET) */
+int fb_master_notify_init(void);
+void fb_master_notify(const char *state);
+
 /* master_run.c */
 int fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts);
 int fb_master_drop_privileges(void);

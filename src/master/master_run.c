@@ -294,6 +294,7 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
     if (pidf != NULL && write_pid_file(pidf) < 0)
         goto out;
     fb_log_set_role("master");
+    fb_master_notify_init();
     if (fb_master_signals_init() < 0)
         goto out;
     {
@@ -351,6 +352,7 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
         }
     }
 
+    fb_master_notify("READY=1");
     for (;;) {
         struct pollfd pfd = {.fd = fb_master_signal_fd(), .events = POLLIN};
         int next_ms;
@@ -363,6 +365,7 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
         if (fb_sig_child) {
             fb_sig_child = 0;
             if (fb_master_reap(ring) > 0) {
+                fb_master_notify("STOPPING=1");
                 fb_log_errorx("a child cannot run with this configuration: stopping");
                 fb_master_stop_children(SIGTERM, (unsigned)conf->shutdown_timeout_ms);
                 rc = FB_EXIT_CONFIG;
@@ -371,6 +374,7 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
         }
         if (fb_sig_term) {
             fb_sig_term = 0;
+            fb_master_notify("STOPPING=1");
             fb_log_notice("TERM: stopping gracefully (at most %llu ms)",
                           (unsigned long long)conf->shutdown_timeout_ms);
             rc = fb_master_stop_children(SIGTERM, (unsigned)conf->shutdown_timeout_ms) > 0
@@ -380,6 +384,7 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
         }
         if (fb_sig_quick) {
             fb_sig_quick = 0;
+            fb_master_notify("STOPPING=1");
             fb_log_notice("INT/QUIT: stopping now");
             rc = fb_master_stop_children(SIGTERM, QUICK_STOP_MS) > 0 ? FB_EXIT_FAILURE
                                                                      : FB_EXIT_OK;
@@ -387,7 +392,9 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
         }
         if (fb_sig_hup) {
             fb_sig_hup = 0;
+            fb_master_notify("RELOADING=1");
             conf = reload(conf, opts->conf_path, ring);
+            fb_master_notify("READY=1");
         }
         if (fb_sig_usr1) {
             fb_sig_usr1 = 0;
