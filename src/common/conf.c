@@ -130,6 +130,7 @@ static const conf_key_t conf_keys[] = {
     {"router", "spool_max", T_SIZE, O(spool_max), "1G", 0, U64MAX},
 
     {"metrics", "listen", T_ADDR_OPT, O(metrics_listen), "", 0, 0},
+    {"metrics", "max_tenants", T_UINT, O(metrics_max_tenants), "1000", 1, 100000},
 };
 
 #define N_KEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))

@@ -121,6 +121,7 @@ typedef struct fb_conf {
     /* [metrics] */
     char *metrics_listen; /* "" = off */
     fb_addr_t metrics_addr;
+    uint64_t metrics_max_tenants; /* named tenants in the metrics; the rest: "_other" */
 
     unsigned *lines; /* line of each table entry, 0 = default */
 } fb_conf_t;

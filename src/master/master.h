@@ -35,7 +35,12 @@ void fb_master_signals_drain(void);
 void fb_master_signals_reset_child(void);
 
 /* master_spawn.c */
-typedef enum fb_child_role { FB_ROLE_PRODUCER, FB_ROLE_WORKER, FB_ROLE_ROUTER } fb_child_role_t;
+typedef enum fb_child_role {
+    FB_ROLE_PRODUCER,
+    FB_ROLE_WORKER,
+    FB_ROLE_ROUTER,
+    FB_ROLE_METRICS,
+} fb_child_role_t;
 typedef int (*fb_child_main_t)(const fb_conf_t *conf, fb_ring_t *ring, unsigned index);
 
 int fb_master_spawn(fb_child_role_t role, unsigned index, const char *name, fb_child_main_t fn,

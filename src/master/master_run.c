@@ -24,6 +24,7 @@
 #include "common/auth.h"
 #include "common/listen_check.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/proc.h"
 #include "common/revoke.h"
 #include "master/master.h"
@@ -204,6 +205,26 @@ log_auth_refusals(const fb_ring_t *ring)
                   total ? ":" : "", line);
 }
 
+/* name_tenants -- the key database's tenants get their names in the
+ * metrics zone (those it names already keep theirs). */
+static void
+name_tenants(void)
+{
+    const fb_keydb_t *db = fb_worker_loaded_keydb();
+    const char **keys;
+
+    if (db == NULL || fb_metrics_zone() == NULL || db->n_tenants == 0)
+        return;
+    if ((keys = calloc(db->n_tenants, sizeof(*keys))) == NULL) {
+        fb_log_errorx("out of memory naming tenants in the metrics");
+        return;
+    }
+    for (size_t i = 0; i < db->n_tenants; i++)
+        keys[i] = db->tenants[i].access_key;
+    fb_metrics_name_tenants(fb_metrics_zone(), keys, db->n_tenants);
+    free(keys);
+}
+
 /* reload -- validate the new configuration whole, with its keys and
  * secrets; on success the workers are replaced by a generation that holds
  * them. On any failure the running configuration stays, whole. */
@@ -225,6 +246,7 @@ reload(fb_conf_t *conf, const char *path, fb_ring_t *ring)
         fb_log_warnx("reload: ingester.ring_size, max_workers and enabled take effect at the "
                      "next start");
     fb_log_set_level(next->log_level);
+    name_tenants(); /* tenants the reload added */
     if (conf->ingester_enabled && next->ingester_enabled &&
         fb_master_reload_workers(next, ring, fb_worker_main) < 0) {
         fb_log_errorx("reload of %s: workers not replaced; they keep the previous keys", path);
@@ -313,6 +335,19 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
     if (conf->ingester_enabled &&
         (ring = fb_ring_create(conf->ring_size, (unsigned)conf->max_workers)) == NULL)
         goto out;
+    /* the counters every process adds to: beside the pid file, so that
+     * fbpiped ledger and status can read them */
+    {
+        char zpath[4096];
+        fb_metrics_t *zone = fb_metrics_create(
+            pidf != NULL && fb_metrics_path(pidf, zpath, sizeof(zpath)) == 0 ? zpath : NULL,
+            (unsigned)conf->metrics_max_tenants,
+            conf->ingester_enabled ? (unsigned)conf->max_workers : 1,
+            conf->router_enabled ? (unsigned)conf->router_workers : 1);
+        if (zone == NULL)
+            goto out;
+        fb_metrics_use(zone);
+    }
     /* what a reload revokes reaches the calls already open */
     if ((revocations = fb_revoke_create()) == NULL)
         goto out;
@@ -323,6 +358,7 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
         rc = FB_EXIT_CONFIG;
         goto out;
     }
+    name_tenants();
     if (resolve_user(conf) < 0) {
         rc = FB_EXIT_CONFIG;
         goto out;
@@ -410,6 +446,8 @@ out:
     fb_worker_set_revoke(NULL);
     fb_revoke_free(revocations);
     fb_ring_destroy(ring);
+    fb_metrics_free(fb_metrics_zone());
+    fb_metrics_use(NULL);
     if (pid_path != NULL) {
         if (unlink(pid_path) < 0 && errno != ENOENT)
             fb_log_warn("unlink(%s) failed", pid_path);

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/proc.h"
 #include "master/master.h"
 
@@ -82,6 +83,30 @@ signal_child(const child_t *c, int sig)
     return -1;
 }
 
+/* mrole -- where a child's role counts in the metrics zone. */
+static fb_mrole_t
+mrole(fb_child_role_t role)
+{
+    switch (role) {
+    case FB_ROLE_PRODUCER:
+        return FB_MROLE_PRODUCER;
+    case FB_ROLE_WORKER:
+        return FB_MROLE_WORKER;
+    case FB_ROLE_ROUTER:
+        return FB_MROLE_ROUTER;
+    default:
+        return FB_MROLE_METRICS;
+    }
+}
+
+/* count -- one more of the master's counters by role (starts, crashes). */
+static void
+count(fb_mc_t first, fb_child_role_t role)
+{
+    fb_metrics_add(fb_metrics_slot(fb_metrics_zone(), FB_MROLE_MASTER, 0),
+                   (fb_mc_t)(first + mrole(role)), 1);
+}
+
 /* start -- fork one child for slot c. */
 static int
 start(child_t *c, const fb_conf_t *conf, fb_ring_t *ring)
@@ -109,6 +134,7 @@ start(child_t *c, const fb_conf_t *conf, fb_ring_t *ring)
         fflush(NULL);
         _exit(rc);
     }
+    count(FB_MC_CHILD_STARTS, c->role);
     c->pid = pid;
     c->alive = true;
     c->stall_killed = false;
@@ -199,6 +225,7 @@ fb_master_reap(fb_ring_t *ring)
              * it waits, the other roles run on */
             if (stopping)
                 continue;
+            count(FB_MC_CHILD_NOT_READY, c->role);
             c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : FIRST_BACKOFF_MS;
             if (c->backoff_ms > MAX_BACKOFF_MS)
                 c->backoff_ms = MAX_BACKOFF_MS;
@@ -225,6 +252,7 @@ fb_master_reap(fb_ring_t *ring)
         if (stopping)
             continue;
         c->crashes++;
+        count(FB_MC_CHILD_CRASHES, c->role);
         if (lived < FAST_DEATH_MS) {
             c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : FIRST_BACKOFF_MS;
             if (c->backoff_ms > MAX_BACKOFF_MS)
