@@ -30,6 +30,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/ring.h"
 #include "producer/producer.h"
 
@@ -41,6 +42,7 @@
 #define SETTINGS_EVERY_MS 300000 /* the topic's settings read again (and on HUP) */
 #define BATCH_OVERHEAD 128      /* bytes of a record batch around one record */
 #define CORRUPT_TRIES 5         /* INVALID_MSG answers before a record counts as corrupt */
+#define KAFKA_UP_MS 10000       /* the metrics: Kafka is up when it answered within this */
 
 typedef struct prod {
     const fb_conf_t *conf;
@@ -66,6 +68,7 @@ typedef struct prod {
     uint64_t client_max;        /* message.max.bytes of the current client (0: the setting) */
     _Atomic uint64_t want_max;  /* what the topic allows, from the watcher (0: the setting) */
     volatile sig_atomic_t *stop;
+    fb_mslot_t *metrics; /* the producer's slot in the metrics zone */
 } prod_t;
 
 #define WATCH_INTERVAL_MS 5000
@@ -138,6 +141,12 @@ kafka_watch(void *arg)
                                   memory_order_relaxed);
             rd_kafka_metadata_destroy(md);
         }
+        /* the metrics: Kafka answered within KAFKA_UP_MS, what is in flight */
+        fb_metrics_set(p->metrics, FB_MC_KAFKA_UP,
+                       fb_monotonic_ms() - atomic_load_explicit(&p->ring->sh->kafka_ok_ms,
+                                                                memory_order_relaxed) <
+                           KAFKA_UP_MS);
+        fb_metrics_set(p->metrics, FB_MC_IN_FLIGHT, (uint64_t)rd_kafka_outq_len(p->rk));
         for (int i = 0; i < WATCH_INTERVAL_MS / 100 && !*p->stop && !p->watch_stop &&
                         !reread_requested; i++)
             usleep(100000);
@@ -246,6 +255,20 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     fb_rec_t *rec = m->_private;
 
     (void)rk;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) { /* the ledger: in Kafka */
+        fb_metrics_t *z = fb_metrics_zone();
+        int64_t us = rd_kafka_message_latency(m);
+        fb_metrics_add(p->metrics, FB_MC_RECORDS_DELIVERED, 1);
+        fb_metrics_add(p->metrics, FB_MC_BYTES_DELIVERED, (uint64_t)rec->key_len + rec->val_len);
+        if (us >= 0)
+            fb_metrics_observe(p->metrics, FB_MC_DELIVERY_LATENCY, (uint64_t)us);
+        if (z != NULL)
+            fb_metrics_tenant_add(p->metrics,
+                                  fb_metrics_tenant(z, (const char *)fb_rec_key(rec), rec->key_len),
+                                  FB_MT_IN_KAFKA, 1);
+    } else {
+        fb_metrics_add(p->metrics, FB_MC_DELIVERY_ERRORS, 1);
+    }
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR || fb_kafka_err_permanent(m->err)) {
         p->inflight[lane_of(p, rec)]--;
         mark(p, rec, m->err);
@@ -540,7 +563,8 @@ client_renew(prod_t *p, unsigned backoff_ms)
 int
 fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *stop)
 {
-    prod_t p = {.conf = conf, .ring = ring, .dr_fd = -1, .stop = stop};
+    prod_t p = {.conf = conf, .ring = ring, .dr_fd = -1, .stop = stop,
+                .metrics = fb_metrics_slot(fb_metrics_zone(), FB_MROLE_PRODUCER, 0)};
     char fatal[512];
     uint64_t delivered_then = 0;
     unsigned backoff_ms = 1000;

@@ -17,6 +17,7 @@
 #include "common/auth.h"
 #include "common/conf.h"
 #include "common/keys.h"
+#include "common/metrics.h"
 #include "common/revoke.h"
 #include "common/ring.h"
 
@@ -96,6 +97,7 @@ typedef struct fb_worker {
     uint64_t kicks_done;
     bool ack_stop;
     pthread_t ack_thread;
+    fb_mslot_t *metrics; /* this lane's slot in the metrics zone */
     bool ack_started;
     /* calls whose chunk waits for room in the lane */
     fb_wcall_t **blocked;
@@ -141,6 +143,13 @@ struct fb_wcall {
     char *tenant;        /* counted in w->tenants while set */
     fb_wcall_t *next_stream, *prev_stream; /* in w->streams while listed */
     bool listed;
+    /* seed streams: events buffered per tenant (metrics zone numbers), for
+     * the ledger's "acked" once the stream is answered SUCCESS */
+    struct fb_tally {
+        unsigned tenant;
+        uint64_t n;
+    } *tally;
+    size_t n_tally, cap_tally;
 
     /* native streams (fbpipe.v1.Ingest/Stream) */
     bool native;
@@ -151,6 +160,7 @@ struct fb_wcall {
     uint64_t blocked_since_ms; /* the batch in buf waits for room since, 0 = not */
     bool on_blocked;     /* in w->blocked */
     uint64_t *inflight;  /* seqs read and not yet answered */
+    uint32_t *inflight_n; /* their records (for the metrics) */
     unsigned n_inflight;
     uint64_t inflight_sent; /* seq of the Ack being written */
     fb_ack_out_t *acks;  /* answered, waiting to be sent (FIFO) */
@@ -161,6 +171,9 @@ struct fb_wcall {
 };
 
 int fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index);
+/* worker_server.c: count events of tenant key in column col (and in the
+ * worker's counter c when not FB_MC_N) */
+void fb_worker_count(fb_worker_t *w, const char *key, fb_mc_t c, fb_mt_t col, uint64_t n);
 int fb_worker_load_keys(const fb_conf_t *conf);
 /* The revocation table the master publishes on each reload (before the
  * first fork); workers inherit it. */

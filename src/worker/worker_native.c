@@ -156,7 +156,9 @@ inflight_remove(fb_wcall_t *c, uint64_t seq)
 {
     for (unsigned i = 0; i < c->n_inflight; i++)
         if (c->inflight[i] == seq) {
-            c->inflight[i] = c->inflight[--c->n_inflight];
+            c->n_inflight--;
+            c->inflight[i] = c->inflight[c->n_inflight];
+            c->inflight_n[i] = c->inflight_n[c->n_inflight];
             return;
         }
 }
@@ -170,6 +172,19 @@ queue_ack(fb_wcall_t *c, uint64_t seq, int code, uint32_t retry_after_ms, const 
 
     if (c->n_acks == cap) /* cannot happen: every queued ack is in flight */
         fb_panic("stream ack queue overflow (%u)", cap);
+    /* the ledger: what became of the batch's records */
+    for (unsigned i = 0; i < c->n_inflight; i++)
+        if (c->inflight[i] == seq) {
+            if (code == FBPIPE__V1__ACK_CODE__OK)
+                fb_worker_count(c->w, c->auth.access_key, FB_MC_EVENTS_ACKED, FB_MT_ACKED,
+                                c->inflight_n[i]);
+            else if (code == FBPIPE__V1__ACK_CODE__REJECTED)
+                fb_worker_count(c->w, c->auth.access_key, FB_MC_EVENTS_REFUSED_INVALID,
+                                FB_MT_REFUSED, c->inflight_n[i]);
+            else
+                fb_metrics_add(c->w->metrics, FB_MC_EVENTS_RETRY, c->inflight_n[i]);
+            break;
+        }
     a = &c->acks[(c->ack_head + c->n_acks) % cap];
     a->seq = seq;
     a->code = code;
@@ -486,6 +501,7 @@ on_batch(fb_wcall_t *c, int ok)
             fb_worker_native_settled(c);
             return;
         }
+    c->inflight_n[c->n_inflight] = 0; /* counted once parsed: a count is a client's word */
     c->inflight[c->n_inflight++] = seq;
 
     /* checked before parsing: a hostile count never sizes anything */
@@ -529,6 +545,11 @@ on_batch(fb_wcall_t *c, int ok)
         fb_worker_native_settled(c);
         return;
     }
+    for (unsigned i = 0; i < c->n_inflight; i++)
+        if (c->inflight[i] == seq)
+            c->inflight_n[i] = (uint32_t)b.n;
+    fb_worker_count(w, c->auth.access_key, FB_MC_EVENTS_RECEIVED, FB_MT_RECEIVED, b.n);
+    fb_metrics_add(w->metrics, FB_MC_BYTES_RECEIVED, len);
     if (fb_auth_check_tenant(&c->auth, w->keydb, c->auth.access_key,
                              strlen(c->auth.access_key), &r) == FB_AUTH_OK)
         t = fb_keydb_find(w->keydb, r.access_key, strlen(r.access_key));
@@ -566,8 +587,9 @@ fb_worker_stream_start(fb_wcall_t *c)
     }
     c->native = true;
     c->inflight = calloc(cap, sizeof(*c->inflight));
+    c->inflight_n = calloc(cap, sizeof(*c->inflight_n));
     c->acks = calloc(cap, sizeof(*c->acks));
-    if (c->inflight == NULL || c->acks == NULL) {
+    if (c->inflight == NULL || c->inflight_n == NULL || c->acks == NULL) {
         c->replied = true;
         fb_wcall_reply(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
         return;

@@ -106,6 +106,36 @@ fb_worker_refuse_revoked(fb_wcall_t *c, const char *key)
     return -1;
 }
 
+/* tally -- one event of tenant key buffered: counted as received, and
+ * kept per tenant so that SUCCESS counts them as acknowledged. */
+static void
+tally(fb_wcall_t *c, const char *key)
+{
+    fb_metrics_t *m = fb_metrics_zone();
+    unsigned t;
+    size_t i;
+
+    if (m == NULL)
+        return;
+    t = fb_metrics_tenant(m, key, strlen(key));
+    fb_metrics_add(c->w->metrics, FB_MC_EVENTS_RECEIVED, 1);
+    fb_metrics_tenant_add(c->w->metrics, t, FB_MT_RECEIVED, 1);
+    for (i = 0; i < c->n_tally && c->tally[i].tenant != t; i++)
+        ;
+    if (i == c->n_tally) {
+        if (c->n_tally == c->cap_tally) {
+            size_t cap = c->cap_tally ? c->cap_tally * 2 : 2;
+            struct fb_tally *n = realloc(c->tally, cap * sizeof(*n));
+            if (n == NULL)
+                return; /* acked is not counted for it: the ledger shows a gap */
+            c->tally = n;
+            c->cap_tally = cap;
+        }
+        c->tally[c->n_tally++] = (struct fb_tally){.tenant = t, .n = 0};
+    }
+    c->tally[i].n++;
+}
+
 /* answer -- the stream's one EResponse. */
 static void
 answer(fb_wcall_t *c)
@@ -127,6 +157,10 @@ answer(fb_wcall_t *c)
         gpr_free(p);
     }
     resp.status = c->failed ? API__EVENT_CODE__FAILURE : API__EVENT_CODE__SUCCESS;
+    for (size_t i = 0; !c->failed && i < c->n_tally; i++) { /* the ledger: acked */
+        fb_metrics_add(c->w->metrics, FB_MC_EVENTS_ACKED, c->tally[i].n);
+        fb_metrics_tenant_add(c->w->metrics, c->tally[i].tenant, FB_MT_ACKED, c->tally[i].n);
+    }
     fb_wcall_reply(c, &resp.base, GRPC_STATUS_OK, NULL, NULL);
 }
 
@@ -303,10 +337,17 @@ on_event(fb_wcall_t *c, int ok)
         break;
     case FB_RECORD_WRONG_KEY:
         api__event__free_unpacked(ev, &a.base);
+        fb_worker_count(w, t->access_key, FB_MC_EVENTS_REFUSED_WRONG_KEY, FB_MT_REFUSED, 1);
         invalid(c, GRPC_STATUS_PERMISSION_DENIED, "event key", why);
+        return;
+    case FB_RECORD_TOO_LARGE:
+        api__event__free_unpacked(ev, &a.base);
+        fb_worker_count(w, t->access_key, FB_MC_EVENTS_REFUSED_TOO_LARGE, FB_MT_REFUSED, 1);
+        invalid(c, GRPC_STATUS_INVALID_ARGUMENT, "event invalid", why);
         return;
     default:
         api__event__free_unpacked(ev, &a.base);
+        fb_worker_count(w, t->access_key, FB_MC_EVENTS_REFUSED_INVALID, FB_MT_REFUSED, 1);
         invalid(c, GRPC_STATUS_INVALID_ARGUMENT, "event invalid", why);
         return;
     }
@@ -325,6 +366,8 @@ on_event(fb_wcall_t *c, int ok)
         return;
     }
     fb_record_pack(&rec, val);
+    tally(c, t->access_key);
+    fb_metrics_add(w->metrics, FB_MC_BYTES_RECEIVED, rec.size);
     if (w->conf->ingester_print_events)
         print_event(w, t, ev->message);
     api__event__free_unpacked(ev, &a.base);

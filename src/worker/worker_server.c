@@ -342,6 +342,22 @@ fb_worker_count_refusal(fb_worker_t *w, fb_auth_err_t err)
 {
     if ((int)err > 0 && (int)err < FB_RING_COUNTERS)
         atomic_fetch_add_explicit(&w->ring->sh->auth_refusals[err], 1, memory_order_relaxed);
+    if ((int)err > 0 && (int)err < FB_AUTH_N_ERRS)
+        fb_metrics_add(w->metrics, (fb_mc_t)(FB_MC_AUTH_REFUSED + (int)err), 1);
+}
+
+/* fb_worker_count -- see worker.h. */
+void
+fb_worker_count(fb_worker_t *w, const char *key, fb_mc_t c, fb_mt_t col, uint64_t n)
+{
+    fb_metrics_t *m = fb_metrics_zone();
+
+    if (m == NULL || n == 0)
+        return;
+    if (c != FB_MC_N)
+        fb_metrics_add(w->metrics, c, n);
+    if (key != NULL && key[0] != '\0')
+        fb_metrics_tenant_add(w->metrics, fb_metrics_tenant(m, key, strlen(key)), col, n);
 }
 
 /* fb_wcall_settle -- make progress on an event stream after a change. */
@@ -390,8 +406,8 @@ sweep(fb_worker_t *w)
                       "ending them", w->index, n, (unsigned long long)w->revoked->generation);
 }
 
-/* tick -- every STOP_CHECK_MS: the heartbeat, revocations, token expiry,
- * batches waiting too long. */
+/* tick -- every STOP_CHECK_MS: the heartbeat, the lane's fill for the
+ * metrics, revocations, token expiry, batches waiting too long. */
 static void
 tick(fb_worker_t *w)
 {
@@ -406,6 +422,7 @@ tick(fb_worker_t *w)
         sweep(w);
     /* the loop turns: the master's watchdog leaves this worker alone */
     fb_lane_beat(&w->lane, w->pid, FB_BEAT_SERVING);
+    fb_metrics_set(w->metrics, FB_MC_RING_FILL, fb_lane_head(&w->lane) - fb_lane_acked(&w->lane));
     for (c = w->streams; c != NULL; c = next) {
         next = c->next_stream; /* c may unlist itself */
         if (c->native)
@@ -423,6 +440,8 @@ fb_wcall_release(fb_wcall_t *c)
     fb_worker_stream_unlist(c);
     peer_leave(c);
     free(c->inflight);
+    free(c->inflight_n);
+    free(c->tally);
     free(c->acks);
     if (c->send_bb != NULL)
         grpc_byte_buffer_destroy(c->send_bb);
@@ -588,6 +607,7 @@ new_call(fb_wcall_t *c, int ok)
         fb_wcall_finish(c);
         return;
     }
+    fb_metrics_add(w->metrics, FB_MC_CALLS, 1);
     if (!w->shutting_down)
         request_call(w);
     /* every call counts against its peer, health checks too: a check waits
@@ -705,6 +725,7 @@ shutdown_server(fb_worker_t *w)
 {
     fb_wcall_t *sd = wcall_new(w, shutdown_done);
 
+    fb_metrics_set(w->metrics, FB_MC_SERVING, 0);
     w->shutting_down = 1;
     grpc_server_shutdown_and_notify(w->server, w->cq, &sd->tag);
 }
@@ -745,6 +766,8 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         return 1;
     }
     fb_ring_lane(ring, index, &w.lane);
+    w.metrics = fb_metrics_slot(fb_metrics_zone(), FB_MROLE_WORKER, index);
+    fb_metrics_set(w.metrics, FB_MC_RING_SIZE, w.lane.size);
     /* beat from the start, and while waiting for the lane: its last
      * owner's records may wait for Kafka for as long as Kafka is away,
      * and the master's watchdog must not take that wait for a hang */
@@ -835,6 +858,7 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     grpc_server_start(w.server);
     fb_worker_listen_find(&w, port);
     fb_worker_memory_start(&w);
+    fb_metrics_set(w.metrics, FB_MC_SERVING, 1);
     fb_log_info("worker %u serving on %s (port %d, %s), lane %u", index, conf->listen, port,
                 conf->tls_cert[0] ? (conf->tls_client_ca[0] ? "mTLS" : "TLS") : "plaintext",
                 index);
