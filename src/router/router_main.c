@@ -37,12 +37,12 @@
 #include <sodium.h>
 
 #include "common/kafka.h"
+#include "common/loaded.h"
 #include "common/log.h"
 #include "common/proc.h"
 #include "router/router.h"
 #include "router/router_files.h"
 #include "router/router_line.h"
-#include "worker/worker.h"
 
 /* a batch: what the consumer has ready, up to this many records or bytes
  * of lines (one write per file and one sync per batch) */
@@ -812,12 +812,6 @@ open_files(router_t *r)
     return 0;
 }
 
-const fb_keydb_t *
-fb_router_keydb(void)
-{
-    return fb_worker_loaded_keydb(); /* loaded by the master with the workers' keys */
-}
-
 /* reopen_if_asked -- SIGUSR1: every file opened again at its next write
  * (what is buffered stays, and goes to the new files). */
 static void
@@ -873,7 +867,7 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         return 1;
     }
     r->conf = conf;
-    r->keydb = fb_router_keydb();
+    r->keydb = fb_loaded_get()->keydb; /* the master's, inherited */
     r->index = index;
     fb_proc_child_signals(on_signal);
     signal(SIGUSR1, on_signal);

@@ -161,12 +161,6 @@ struct fb_wcall {
 };
 
 int fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index);
-int fb_worker_load_keys(const fb_conf_t *conf);
-/* The revocation table the master publishes on each reload (before the
- * first fork); workers inherit it. */
-void fb_worker_set_revoke(fb_revoke_t *r);
-void fb_worker_free_keys(void);
-const fb_keydb_t *fb_worker_loaded_keydb(void);
 
 /* worker_server.c */
 void fb_wcall_finish(fb_wcall_t *c);
