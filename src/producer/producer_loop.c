@@ -29,6 +29,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/ring.h"
 #include "producer/producer.h"

@@ -36,6 +36,7 @@
 #include <librdkafka/rdkafka.h>
 #include <sodium.h>
 
+#include "common/clock.h"
 #include "common/kafka.h"
 #include "common/loaded.h"
 #include "common/log.h"

@@ -27,6 +27,7 @@
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
+#include "common/clock.h"
 #include "common/listen_check.h"
 #include "common/loaded.h"
 #include "common/log.h"
