@@ -38,6 +38,7 @@
 #include <sodium.h>
 
 #include "common/cipher.h"
+#include "common/clock.h"
 #include "common/ingest_client.h"
 #include "common/keys.h"
 #include "common/record.h"
@@ -138,15 +139,6 @@ say(const char *level, const char *fmt, ...)
     fprintf(stderr, "[%s] [%5s] [output:fbpipe] %s\n", when, level, msg);
 }
 
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static const char *
 prop(struct flbgo_output_plugin *p, const char *key)
 {
@@ -208,9 +200,9 @@ check_expiry(agent_t *a)
     int64_t left = a->token_exp - (int64_t)time(NULL);
 
     if (a->token_exp == 0 || left > EXPIRY_WARN_S ||
-        (a->warned_ms && now_ms() - a->warned_ms < 300 * 1000))
+        (a->warned_ms && fb_monotonic_ms() - a->warned_ms < 300 * 1000))
         return;
-    a->warned_ms = now_ms();
+    a->warned_ms = fb_monotonic_ms();
     if (left <= 0)
         say("error", "the access token of %s expired %lld s ago: set a new Access_Token",
             a->access_key, (long long)-left);
@@ -357,7 +349,7 @@ exchange(agent_t *a, fb_client_status_t *st)
             a->access_key, a->target, a->compat ? "compat" : "native",
             a->user_id[0] ? a->user_id : "-", a->cipher ? "encrypting" : "not encrypting",
             a->max_json);
-    a->exchanged_ms = now_ms();
+    a->exchanged_ms = fb_monotonic_ms();
     return 0;
 }
 
@@ -532,7 +524,8 @@ broken(agent_t *a, const fb_client_status_t *st)
     if (a->backoff_ms > BACKOFF_MAX_MS)
         a->backoff_ms = BACKOFF_MAX_MS;
     /* jitter: 75% to 125% */
-    a->retry_at_ms = now_ms() + a->backoff_ms * 3 / 4 + randombytes_uniform(a->backoff_ms / 2 + 1);
+    a->retry_at_ms =
+        fb_monotonic_ms() + a->backoff_ms * 3 / 4 + randombytes_uniform(a->backoff_ms / 2 + 1);
     say("warn", "%s: connection to %s lost (%s, code %d): retrying in about %u ms",
         a->access_key, a->target, st->detail, st->code, a->backoff_ms);
     if (a->stream != NULL) {
@@ -694,7 +687,7 @@ compat_range(agent_t *a, size_t from, size_t n, size_t *bad, char *why, size_t w
 static void
 say_bad(agent_t *a, size_t n, size_t of, const char *why)
 {
-    uint64_t now = now_ms();
+    uint64_t now = fb_monotonic_ms();
     unsigned long long ago = (unsigned long long)((now - a->bad_said_ms) / 1000);
 
     if (n > 0 && a->bad_said_ms != 0 && now - a->bad_said_ms < BAD_SAY_MS) {
@@ -754,9 +747,9 @@ group(agent_t *a)
     for (unsigned g = 0; g < a->n_group; g++)
         a->group[g]->result = FB_FLB_RETRY;
     check_expiry(a);
-    if (now_ms() < a->retry_at_ms)
+    if (fb_monotonic_ms() < a->retry_at_ms)
         return; /* backing off: Fluent Bit retries later */
-    if (a->exchanged_ms == 0 || now_ms() - a->exchanged_ms >= a->refresh_ms) {
+    if (a->exchanged_ms == 0 || fb_monotonic_ms() - a->exchanged_ms >= a->refresh_ms) {
         if (exchange(a, &st) < 0) {
             if (auth_error(st.code) || st.code == UNUSABLE) {
                 /* nothing goes out, on the old config either */
@@ -764,7 +757,7 @@ group(agent_t *a)
                     st.code == UNUSABLE ? "the ingester's config cannot be used"
                                         : "the ingester refuses the token or the key",
                     st.code, st.detail);
-                a->retry_at_ms = now_ms() + BACKOFF_MAX_MS;
+                a->retry_at_ms = fb_monotonic_ms() + BACKOFF_MAX_MS;
                 return;
             }
             if (a->exchanged_ms == 0) {

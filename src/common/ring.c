@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/ring.h"
 
@@ -193,26 +194,6 @@ fb_ring_lane(fb_ring_t *r, unsigned index, fb_lane_t *out)
     out->hold = UINT64_MAX;
     /* pairs with the worker's release store of head in fb_lane_publish */
     out->reserved = atomic_load_explicit(&out->sh->head, memory_order_acquire);
-}
-
-/* fb_monotonic_ms -- CLOCK_MONOTONIC in ms: the same clock in every process. */
-uint64_t
-fb_monotonic_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* fb_wall_ns -- CLOCK_REALTIME in ns: event times, token checks, rotation by age. */
-int64_t
-fb_wall_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* fb_ring_max_record -- the largest record a lane takes (half a lane). */

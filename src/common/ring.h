@@ -157,8 +157,6 @@ int fb_ring_format(void *base, size_t seg_size, unsigned n_lanes, const char **w
 int fb_ring_check(const void *base, size_t seg_size, const char **why);
 void fb_ring_lane(fb_ring_t *r, unsigned index, fb_lane_t *out);
 size_t fb_ring_max_record(const fb_ring_t *r);
-uint64_t fb_monotonic_ms(void);
-int64_t fb_wall_ns(void);
 
 /* lane ownership */
 int fb_lane_claim(fb_lane_t *l, pid_t pid, uint64_t gen);

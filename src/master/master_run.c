@@ -23,6 +23,7 @@
 
 #include "common/auth.h"
 #include "common/listen_check.h"
+#include "common/loaded.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/proc.h"
@@ -210,7 +211,7 @@ log_auth_refusals(const fb_ring_t *ring)
 static void
 name_tenants(void)
 {
-    const fb_keydb_t *db = fb_worker_loaded_keydb();
+    const fb_keydb_t *db = fb_loaded_get()->keydb;
     const char **keys;
 
     if (db == NULL || fb_metrics_zone() == NULL || db->n_tenants == 0)
@@ -234,7 +235,7 @@ reload(fb_conf_t *conf, const char *path, fb_ring_t *ring)
     fb_conf_t *next = fb_conf_load(path);
 
     if (next == NULL || fb_conf_verify(next) < 0 ||
-        ((next->ingester_enabled || next->router_enabled) && fb_worker_load_keys(next) < 0) ||
+        ((next->ingester_enabled || next->router_enabled) && fb_loaded_replace(next) < 0) ||
         resolve_user(next) < 0) {
         fb_log_errorx("reload of %s failed (see above): keeping the running configuration",
                       path);
@@ -351,10 +352,10 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
     /* what a reload revokes reaches the calls already open */
     if ((revocations = fb_revoke_create()) == NULL)
         goto out;
-    fb_worker_set_revoke(revocations);
+    fb_loaded_set_revoke(revocations);
     /* secrets, keys and TLS files may be readable by root only: the master
      * loads them (again on reload); children inherit them and drop */
-    if ((conf->ingester_enabled || conf->router_enabled) && fb_worker_load_keys(conf) < 0) {
+    if ((conf->ingester_enabled || conf->router_enabled) && fb_loaded_replace(conf) < 0) {
         rc = FB_EXIT_CONFIG;
         goto out;
     }
@@ -442,8 +443,8 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
 out:
     if (ring != NULL)
         log_auth_refusals(ring);
-    fb_worker_free_keys();
-    fb_worker_set_revoke(NULL);
+    fb_loaded_free();
+    fb_loaded_set_revoke(NULL);
     fb_revoke_free(revocations);
     fb_ring_destroy(ring);
     fb_metrics_free(fb_metrics_zone());

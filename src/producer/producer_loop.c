@@ -29,6 +29,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "common/backoff.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/ring.h"
@@ -38,6 +40,7 @@
 #define TOPIC_RETRY_MS 30000
 #define AUTH_RETRY_MS 1000    /* produce again while Kafka refuses the principal */
 #define ALARM_INTERVAL_MS 30000
+#define FATAL_BACKOFF_FIRST_MS 1000
 #define FATAL_BACKOFF_MAX_MS 30000
 #define SETTINGS_EVERY_MS 300000 /* the topic's settings read again (and on HUP) */
 #define BATCH_OVERHEAD 128      /* bytes of a record batch around one record */
@@ -567,9 +570,10 @@ fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *s
                 .metrics = fb_metrics_slot(fb_metrics_zone(), FB_MROLE_PRODUCER, 0)};
     char fatal[512];
     uint64_t delivered_then = 0;
-    unsigned backoff_ms = 1000;
+    fb_backoff_t fatal_backoff; /* before a new client after a fatal error */
     int rc = FB_PRODUCER_EXIT_FATAL;
 
+    fb_backoff_init(&fatal_backoff, FATAL_BACKOFF_FIRST_MS, FATAL_BACKOFF_MAX_MS);
     p.n_lanes = ring->sh->n_lanes;
     p.lanes = calloc(p.n_lanes, sizeof(*p.lanes));
     p.read = calloc(p.n_lanes, sizeof(*p.read));
@@ -603,7 +607,8 @@ fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *s
         settle(&p, full ? 10 : 0);
         if (p.delivered > delivered_then) {
             delivered_then = p.delivered;
-            backoff_ms = 1000; /* this client works: the next fatal error starts afresh */
+            /* this client works: the next fatal error starts afresh */
+            fb_backoff_reset(&fatal_backoff);
         }
         if (atomic_load(&p.want_max) != p.client_max) {
             p.client_max = atomic_load(&p.want_max);
@@ -617,14 +622,13 @@ fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *s
         }
         if (rd_kafka_fatal_error(p.rk, fatal, sizeof(fatal)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
             char who[160];
+            unsigned wait_ms = fb_backoff_next(&fatal_backoff);
             fb_log_errorx("fatal idempotent-producer error as %s: %s; a new Kafka client "
                           "resumes from acked in %u ms",
-                          fb_kafka_principal(conf, who, sizeof(who)), fatal, backoff_ms);
-            if ((rc = client_renew(&p, backoff_ms)) != 0)
+                          fb_kafka_principal(conf, who, sizeof(who)), fatal, wait_ms);
+            if ((rc = client_renew(&p, wait_ms)) != 0)
                 goto out;
             rc = FB_PRODUCER_EXIT_FATAL;
-            backoff_ms = backoff_ms * 2 > FATAL_BACKOFF_MAX_MS ? FATAL_BACKOFF_MAX_MS
-                                                                : backoff_ms * 2;
             continue;
         }
         if (n == 0 && !full)

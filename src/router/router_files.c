@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/ring.h"
+#include "common/clock.h"
 #include "router/router_files.h"
 
 #define NAME_MAX_LEN 160 /* an access key (128) and ".log.NNNNN" */

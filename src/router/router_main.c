@@ -36,14 +36,16 @@
 #include <librdkafka/rdkafka.h>
 #include <sodium.h>
 
+#include "common/backoff.h"
+#include "common/clock.h"
 #include "common/kafka.h"
+#include "common/loaded.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/proc.h"
 #include "router/router.h"
 #include "router/router_files.h"
 #include "router/router_line.h"
-#include "worker/worker.h"
 
 /* a batch: what the consumer has ready, up to this many records or bytes
  * of lines (one write per file and one sync per batch) */
@@ -51,6 +53,7 @@
 #define BATCH_BYTES (32u << 20)
 #define BATCH_WAIT_MS 100
 #define POLL_MS 100
+#define BACKOFF_FIRST_MS 250
 #define BACKOFF_MAX_MS 30000
 #define SEEK_TIMEOUT_MS 10000
 #define REFUSED_KEYS 64 /* keys whose refusals are counted apart; the rest together */
@@ -91,7 +94,7 @@ typedef struct router {
     /* per partition, the offset of its first record not stored: where a
      * roll back reads again from (the files' checkpoint covers the rest) */
     rd_kafka_topic_partition_list_t *from;
-    unsigned rollback_ms; /* the pause after a roll back, doubled while they recur */
+    fb_backoff_t rollback; /* the pause after a roll back, doubled while they recur */
     uint64_t last_rollback_ms;
     /* print_events: the batch's lines, written to stdout once it is written */
     char *print;
@@ -344,9 +347,9 @@ roll_back(router_t *r, bool seek)
     /* recurring failures wait longer each time: a disk that keeps failing
      * is not read from and written to in a loop */
     uint64_t now = fb_monotonic_ms();
-    r->rollback_ms = r->rollback_ms == 0 || now - r->last_rollback_ms > BACKOFF_MAX_MS * 2
-                         ? 250 : (r->rollback_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-                                                                      : r->rollback_ms * 2);
+    if (now - r->last_rollback_ms > BACKOFF_MAX_MS * 2)
+        fb_backoff_reset(&r->rollback); /* the last one is long past: start afresh */
+    fb_backoff_next(&r->rollback);
     r->last_rollback_ms = now;
 }
 
@@ -917,12 +920,6 @@ open_files(router_t *r)
     return 0;
 }
 
-const fb_keydb_t *
-fb_router_keydb(void)
-{
-    return fb_worker_loaded_keydb(); /* loaded by the master with the workers' keys */
-}
-
 /* reopen_if_asked -- SIGUSR1: every file opened again at its next write
  * (what is buffered stays, and goes to the new files). */
 static void
@@ -968,7 +965,7 @@ int
 fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
 {
     router_t *r = calloc(1, sizeof(*r));
-    unsigned backoff = 0;
+    fb_backoff_t backoff; /* of a failed write, retried */
     char err[512];
     int rc = 0;
 
@@ -977,8 +974,10 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         fb_log_errorx("router %u: out of memory", index);
         return 1;
     }
+    fb_backoff_init(&backoff, BACKOFF_FIRST_MS, BACKOFF_MAX_MS);
+    fb_backoff_init(&r->rollback, BACKOFF_FIRST_MS, BACKOFF_MAX_MS);
     r->conf = conf;
-    r->keydb = fb_router_keydb();
+    r->keydb = fb_loaded_get()->keydb; /* the master's, inherited */
     r->index = index;
     r->metrics = fb_metrics_slot(fb_metrics_zone(), FB_MROLE_ROUTER, index);
     fb_proc_child_signals(on_signal);
@@ -1036,15 +1035,14 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
          * failed sync rolls back and reads the records again */
         int flushed = -1;
         while (!r->dropped && (flushed = flush_all(r, &logged)) < 0 && !stop_requested) {
-            backoff = backoff ? (backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2)
-                              : 250;
+            unsigned wait_ms = fb_backoff_next(&backoff);
             if (flushed == FB_FILES_UNSYNCED) {
                 roll_back(r, true);
-                backoff_wait(r, r->rollback_ms);
+                backoff_wait(r, fb_backoff_last(&r->rollback));
                 logged = false; /* logged as a roll back, not a retry */
                 break;
             }
-            backoff_wait(r, backoff);
+            backoff_wait(r, wait_ms);
             reopen_if_asked(r); /* logrotate may have made room */
         }
         if (logged && !stop_requested && !r->dropped)
@@ -1056,14 +1054,14 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         log_refused(r);
         if (fb_files_pending(r->files) == 0 && fb_files_pending(r->dead) == 0 &&
             fb_files_pending(r->spool) == 0) {
-            backoff = 0;
+            fb_backoff_reset(&backoff);
             store(r);
         }
         if (!stop_requested && interval_sync(r, err, sizeof(err)) < 0) {
             fb_log_errorx("router %u: %s; the files are cut back to their last sync and the "
                           "records since read again", index, err);
             roll_back(r, true);
-            backoff_wait(r, r->rollback_ms);
+            backoff_wait(r, fb_backoff_last(&r->rollback));
         }
         for (size_t i = 0; i < r->n; i++)
             rd_kafka_message_destroy(r->ms[i]);

@@ -174,12 +174,6 @@ int fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index);
 /* worker_server.c: count events of tenant key in column col (and in the
  * worker's counter c when not FB_MC_N) */
 void fb_worker_count(fb_worker_t *w, const char *key, fb_mc_t c, fb_mt_t col, uint64_t n);
-int fb_worker_load_keys(const fb_conf_t *conf);
-/* The revocation table the master publishes on each reload (before the
- * first fork); workers inherit it. */
-void fb_worker_set_revoke(fb_revoke_t *r);
-void fb_worker_free_keys(void);
-const fb_keydb_t *fb_worker_loaded_keydb(void);
 
 /* worker_server.c */
 void fb_wcall_finish(fb_wcall_t *c);

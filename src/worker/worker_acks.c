@@ -19,6 +19,7 @@
 
 #include <grpc/grpc.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "worker/worker.h"
 

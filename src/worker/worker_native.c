@@ -28,6 +28,7 @@
 #include <sodium.h>
 
 #include "common/cipher.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/batch.h"
 #include "common/pballoc.h"

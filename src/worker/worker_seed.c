@@ -24,6 +24,7 @@
 
 #include "api.pb-c.h"
 #include "common/cipher.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/pballoc.h"
 #include "common/record.h"

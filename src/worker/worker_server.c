@@ -27,10 +27,11 @@
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
+#include "common/clock.h"
 #include "common/listen_check.h"
+#include "common/loaded.h"
 #include "common/log.h"
 #include "common/proc.h"
-#include "common/secret.h"
 #include "worker/worker.h"
 
 #define STOP_CHECK_MS 200
@@ -39,88 +40,10 @@
 
 static volatile sig_atomic_t stop_requested;
 
-/* Loaded by the master, which keeps root to read them again on reload
- * (secrets and keys are 0600, owned by root); a worker inherits them
- * through fork before it drops privileges. */
-typedef struct loaded {
-    fb_keydb_t *keydb;
-    fb_auth_t *auth;
-    uint8_t *tls_cert, *tls_key, *tls_ca; /* NULL when not configured */
-    size_t tls_cert_len, tls_key_len, tls_ca_len;
-} loaded_t;
-
-static loaded_t loaded;
-static fb_revoke_t *revocations; /* the master's, inherited by the workers */
-
-/* fb_worker_set_revoke -- see worker.h. */
-void
-fb_worker_set_revoke(fb_revoke_t *r)
-{
-    revocations = r;
-}
-
-/* loaded_free -- wipe and free one set. */
-static void
-loaded_free(loaded_t *l)
-{
-    fb_keydb_free(l->keydb);
-    fb_auth_free(l->auth);
-    if (l->tls_cert != NULL)
-        fb_secret_free(l->tls_cert, l->tls_cert_len);
-    if (l->tls_key != NULL)
-        fb_secret_free(l->tls_key, l->tls_key_len);
-    if (l->tls_ca != NULL)
-        fb_secret_free(l->tls_ca, l->tls_ca_len);
-    memset(l, 0, sizeof(*l));
-}
-
-/* fb_worker_load_keys -- the key database, the token keys and the TLS
- * files, in the master. Replaces what was loaded only when all of it
- * loads: 0, or -1 after logging (the previous set stays). */
-int
-fb_worker_load_keys(const fb_conf_t *conf)
-{
-    loaded_t next = {0};
-
-    next.keydb = fb_keydb_load(conf->keys_file);
-    next.auth = next.keydb ? fb_auth_new(conf) : NULL;
-    if (next.auth == NULL ||
-        (conf->tls_cert[0] != '\0' &&
-         (fb_secret_read(conf->tls_cert, 0, 1, &next.tls_cert, &next.tls_cert_len) < 0 ||
-          fb_secret_read(conf->tls_key, FB_SECRET_F_PRIVATE, 1, &next.tls_key,
-                         &next.tls_key_len) < 0)) ||
-        (conf->tls_client_ca[0] != '\0' &&
-         fb_secret_read(conf->tls_client_ca, 0, 1, &next.tls_ca, &next.tls_ca_len) < 0)) {
-        loaded_free(&next);
-        return -1;
-    }
-    /* what the running calls may no longer do, for the workers */
-    if (revocations != NULL && loaded.keydb != NULL)
-        fb_revoke_publish(revocations, loaded.keydb, loaded.auth, next.keydb, next.auth);
-    loaded_free(&loaded);
-    loaded = next;
-    return 0;
-}
-
-/* fb_worker_loaded_keydb -- the key database loaded in the master, for
- * the other children (routers decrypt with it). */
-const fb_keydb_t *
-fb_worker_loaded_keydb(void)
-{
-    return loaded.keydb;
-}
-
 /* What gRPC logged first while the listener was being added: the reason
  * it refused, for the one line that says why the worker cannot listen. */
 static bool listen_capture;
 static char listen_error[GRPC_SHOW_MAX * 4 + 8];
-
-/* fb_worker_free_keys -- wipe and free what fb_worker_load_keys loaded. */
-void
-fb_worker_free_keys(void)
-{
-    loaded_free(&loaded);
-}
 
 static volatile sig_atomic_t retire_requested;
 
@@ -418,7 +341,8 @@ tick(fb_worker_t *w)
         return;
     w->last_tick_ms = now_ms;
     fb_log_limited_flush(false); /* refusal lines held back, once their interval is over */
-    if (revocations != NULL && w->revoked != NULL && fb_revoke_refresh(revocations, w->revoked))
+    if (fb_loaded_revoke() != NULL && w->revoked != NULL &&
+        fb_revoke_refresh(fb_loaded_revoke(), w->revoked))
         sweep(w);
     /* the loop turns: the master's watchdog leaves this worker alone */
     fb_lane_beat(&w->lane, w->pid, FB_BEAT_SERVING);
@@ -668,17 +592,18 @@ grpc_log(gpr_log_func_args *args)
 static grpc_server_credentials *
 server_credentials(const fb_conf_t *conf)
 {
+    const fb_loaded_t *loaded = fb_loaded_get();
     grpc_ssl_pem_key_cert_pair pair;
 
     if (conf->tls_cert[0] == '\0')
         return grpc_insecure_server_credentials_create();
-    if (loaded.tls_cert == NULL || loaded.tls_key == NULL)
+    if (loaded->tls_cert == NULL || loaded->tls_key == NULL)
         return NULL;
-    pair.private_key = (const char *)loaded.tls_key;
-    pair.cert_chain = (const char *)loaded.tls_cert;
+    pair.private_key = (const char *)loaded->tls_key;
+    pair.cert_chain = (const char *)loaded->tls_cert;
     return grpc_ssl_server_credentials_create_ex(
-        (const char *)loaded.tls_ca, &pair, 1,
-        loaded.tls_ca != NULL ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+        (const char *)loaded->tls_ca, &pair, 1,
+        loaded->tls_ca != NULL ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
                               : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
         NULL);
 }
@@ -781,16 +706,16 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         return 1;
     }
 
-    w.keydb = loaded.keydb;
+    w.keydb = fb_loaded_get()->keydb;
     w.revoked = calloc(1, sizeof(*w.revoked));
     if (w.revoked == NULL) {
         fb_log_errorx("worker %u: out of memory for the revocation table", index);
         fb_lane_release(&w.lane);
         return 1;
     }
-    if (revocations != NULL)
-        fb_revoke_refresh(revocations, w.revoked);
-    w.auth = loaded.auth;
+    if (fb_loaded_revoke() != NULL)
+        fb_revoke_refresh(fb_loaded_revoke(), w.revoked);
+    w.auth = fb_loaded_get()->auth;
     if (w.keydb == NULL || w.auth == NULL) {
         fb_log_errorx("no key database loaded before the worker started");
         fb_lane_release(&w.lane);
@@ -921,7 +846,7 @@ out:
     free(w.peers);
     free(w.tenants);
     free(w.revoked);
-    fb_worker_free_keys();
+    fb_loaded_free(); /* wipe the inherited secrets */
     fb_lane_release(&w.lane);
     fb_log_limited_flush(true); /* the counts of what was held back, before the last word */
     fb_log_info("worker %u stopped", index);

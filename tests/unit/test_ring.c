@@ -13,6 +13,7 @@
 
 #include <criterion/criterion.h>
 
+#include "common/clock.h"
 #include "common/ring.h"
 #include "helpers.h"
 
