@@ -71,7 +71,6 @@ typedef enum fb_mc {
     FB_MC_SPOOLED,           /* lines put aside for a key whose file refused them */
     FB_MC_ROTATIONS,
     FB_MC_FILES_OPEN,        /* gauge */
-    FB_MC_SPOOL_BYTES,       /* gauge */
     FB_MC_CONSUMER_LAG,      /* gauge: records behind the partitions' ends (sum) */
     FB_MC_ASSIGNED,          /* gauge: partitions assigned */
     FB_MC_FSYNC_LATENCY,     /* histogram, as above */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/metrics.h"
 #include "router/router_files.h"
 
 #define NAME_MAX_LEN 160 /* an access key (128) and ".log.NNNNN" */
@@ -129,6 +130,7 @@ entry_close(fb_files_t *f, entry_t *e)
         close(e->fd);
         e->fd = -1;
         f->n_open--;
+        fb_metrics_set(f->o.metrics, FB_MC_FILES_OPEN, f->n_open);
     }
 }
 
@@ -598,6 +600,7 @@ entry_open(fb_files_t *f, entry_t *e, char *err, size_t errlen)
                               (uint64_t)st.st_mtim.tv_nsec / 1000000);
     e->dir_dirty |= st.st_size == 0; /* new, probably: its name is synced too */
     f->n_open++;
+    fb_metrics_set(f->o.metrics, FB_MC_FILES_OPEN, f->n_open);
     return 0;
 }
 
@@ -669,7 +672,7 @@ entry_write(fb_files_t *f, entry_t *e, size_t off, size_t n, char *err, size_t e
 /* entry_sync -- fsync e's file (and the folder, after a rotation or a
  * creation); 0, or FB_FILES_UNSYNCED with err. */
 static int
-entry_sync(fb_files_t *f, entry_t *e, char *err, size_t errlen)
+entry_sync_now(fb_files_t *f, entry_t *e, char *err, size_t errlen)
 {
     if (fdatasync(e->fd) < 0) { /* an append's new size is data for this */
         snprintf(err, errlen, "%s/%s.log: fdatasync failed: %s", f->o.dir, e->key,
@@ -684,6 +687,23 @@ entry_sync(fb_files_t *f, entry_t *e, char *err, size_t errlen)
         e->dir_dirty = false;
     }
     return 0;
+}
+
+/* synced -- one sync took since t0_us (the metrics' fsync latency);
+ * returns rc. */
+static int
+synced(const fb_files_t *f, uint64_t t0_us, int rc)
+{
+    fb_metrics_observe(f->o.metrics, FB_MC_FSYNC_LATENCY, fb_monotonic_us() - t0_us);
+    return rc;
+}
+
+static int
+entry_sync(fb_files_t *f, entry_t *e, char *err, size_t errlen)
+{
+    uint64_t t0 = fb_monotonic_us();
+
+    return synced(f, t0, entry_sync_now(f, e, err, errlen));
 }
 
 /* consume -- n written bytes leave e's buffer; an empty buffer is given
@@ -737,6 +757,7 @@ entry_flush(fb_files_t *f, entry_t *e, uint64_t now, bool sync, bool defer, char
                 rc = -1;
                 break;
             }
+            fb_metrics_add(f->o.metrics, FB_MC_ROTATIONS, 1);
             e->dir_dirty = true;
             continue;
         }
@@ -761,7 +782,7 @@ entry_flush(fb_files_t *f, entry_t *e, uint64_t now, bool sync, bool defer, char
 /* sync_whole -- the whole file system of the directory, and the directory
  * itself when dir is set; 0, or FB_FILES_UNSYNCED with err. */
 static int
-sync_whole(fb_files_t *f, bool dir, char *err, size_t errlen)
+sync_whole_now(fb_files_t *f, bool dir, char *err, size_t errlen)
 {
     if (syncfs(f->dirfd) < 0) {
         snprintf(err, errlen, "%s: syncfs failed: %s", f->o.dir, strerror(errno));
@@ -780,7 +801,7 @@ sync_whole(fb_files_t *f, bool dir, char *err, size_t errlen)
  * more than SYNC_WHOLE, or when a file written was rotated or closed
  * meanwhile. 0, or FB_FILES_UNSYNCED with err. */
 static int
-sync_many(fb_files_t *f, size_t files, bool dir, char *err, size_t errlen)
+sync_many_now(fb_files_t *f, size_t files, bool dir, char *err, size_t errlen)
 {
     bool whole = files > SYNC_WHOLE;
 
@@ -794,7 +815,7 @@ sync_many(fb_files_t *f, size_t files, bool dir, char *err, size_t errlen)
             (void)sync_file_range(e->fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* a hint */
     }
     if (whole)
-        return sync_whole(f, dir, err, errlen);
+        return sync_whole_now(f, dir, err, errlen);
     for (size_t i = 0; i < f->cap; i++) {
         entry_t *e = &f->tab[i];
         if (e->key != NULL && e->done > 0 && fdatasync(e->fd) < 0) {
@@ -808,6 +829,22 @@ sync_many(fb_files_t *f, size_t files, bool dir, char *err, size_t errlen)
         return FB_FILES_UNSYNCED;
     }
     return 0;
+}
+
+static int
+sync_whole(fb_files_t *f, bool dir, char *err, size_t errlen)
+{
+    uint64_t t0 = fb_monotonic_us();
+
+    return synced(f, t0, sync_whole_now(f, dir, err, errlen));
+}
+
+static int
+sync_many(fb_files_t *f, size_t files, bool dir, char *err, size_t errlen)
+{
+    uint64_t t0 = fb_monotonic_us();
+
+    return synced(f, t0, sync_many_now(f, files, dir, err, errlen));
 }
 
 int

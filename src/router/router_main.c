@@ -861,7 +861,8 @@ open_files(router_t *r)
                          .rotate_age_ms = r->conf->rotate_age_ms,
                          .rotate_keep = (unsigned)r->conf->rotate_keep,
                          .refusals = true,
-                         .durable = r->conf->fsync != FB_FSYNC_NONE};
+                         .durable = r->conf->fsync != FB_FSYNC_NONE,
+                         .metrics = r->metrics};
     struct rlimit rl;
     rlim_t want = (rlim_t)r->conf->max_open_files + 64;
 
@@ -900,6 +901,7 @@ open_files(router_t *r)
      * never refused (a failure there is retried, nothing is dropped) */
     o.dir = dead;
     o.max_open = 1;
+    o.metrics = NULL; /* the gauges and latencies are the key files' */
     o.refusals = false;
     o.nofollow = true;
     o.spool_dir = NULL;
