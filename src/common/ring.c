@@ -204,13 +204,14 @@ fb_ring_max_record(const fb_ring_t *r)
 }
 
 /* fb_lane_claim -- take a free lane for (pid, gen) once its last owner's
- * records are all acknowledged; -EBUSY if owned, -EAGAIN if not drained. */
+ * records are all acknowledged; -EBUSY if owned, -EAGAIN while some are
+ * not acknowledged. */
 int
 fb_lane_claim(fb_lane_t *l, pid_t pid, uint64_t gen)
 {
     uint32_t expect = FB_LANE_FREE;
 
-    if (!fb_lane_drained(l))
+    if (!fb_lane_all_acked(l))
         return -EAGAIN;
     if (!atomic_compare_exchange_strong(&l->sh->owner_state, &expect, FB_LANE_OWNED))
         return -EBUSY;
@@ -228,9 +229,9 @@ fb_lane_release(fb_lane_t *l)
     atomic_store(&l->sh->owner_state, FB_LANE_FREE);
 }
 
-/* fb_lane_drained -- everything published has been acknowledged. */
+/* fb_lane_all_acked -- everything published has been acknowledged. */
 bool
-fb_lane_drained(const fb_lane_t *l)
+fb_lane_all_acked(const fb_lane_t *l)
 {
     /* both pair with the release stores of their writers */
     return atomic_load_explicit(&l->sh->acked, memory_order_acquire) ==
@@ -534,7 +535,7 @@ fb_lane_advance_acked(fb_lane_t *l)
 void
 fb_lane_skip_to_head(fb_lane_t *l)
 {
-    /* pairs with the acquire loads of acked (fb_lane_drained, the claim) */
+    /* pairs with the acquire loads of acked (fb_lane_all_acked, the claim) */
     atomic_store_explicit(&l->sh->acked, fb_lane_head(l), memory_order_release);
     atomic_store(&l->sh->quarantined, 0);
     atomic_fetch_add(&l->sh->acked_seq, 1);

@@ -161,7 +161,7 @@ size_t fb_ring_max_record(const fb_ring_t *r);
 /* lane ownership */
 int fb_lane_claim(fb_lane_t *l, pid_t pid, uint64_t gen);
 void fb_lane_release(fb_lane_t *l);
-bool fb_lane_drained(const fb_lane_t *l);
+bool fb_lane_all_acked(const fb_lane_t *l);
 
 /* heartbeat: the worker beats, the master's watchdog reads */
 void fb_lane_beat(fb_lane_t *l, pid_t pid, uint32_t state);

@@ -31,7 +31,7 @@ typedef struct fb_master_opts {
 extern volatile sig_atomic_t fb_sig_child, fb_sig_term, fb_sig_quick, fb_sig_hup, fb_sig_usr1;
 int fb_master_signals_init(void);
 int fb_master_signal_fd(void);
-void fb_master_signals_drain(void);
+void fb_master_signals_read(void);
 void fb_master_signals_reset_child(void);
 
 /* master_spawn.c */

@@ -398,7 +398,7 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
         fb_master_watchdog(conf, ring, &next_ms); /* stuck workers */
         if (poll(&pfd, 1, next_ms) < 0 && errno != EINTR)
             fb_log_warn("poll(self-pipe) failed");
-        fb_master_signals_drain();
+        fb_master_signals_read();
         if (fb_sig_child) {
             fb_sig_child = 0;
             if (fb_master_reap(ring) > 0) {

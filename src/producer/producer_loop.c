@@ -347,9 +347,9 @@ produce(prod_t *p, fb_rec_t *rec, bool again)
     return -EAGAIN;
 }
 
-/* drain -- hand librdkafka what the lanes published; counts handed. */
+/* hand_over -- hand librdkafka what the lanes published; counts handed. */
 static size_t
-drain(prod_t *p, bool *full)
+hand_over(prod_t *p, bool *full)
 {
     size_t total = 0;
 
@@ -420,7 +420,7 @@ static bool
 pending(prod_t *p)
 {
     for (unsigned i = 0; i < p->n_lanes; i++)
-        if (!fb_lane_drained(&p->lanes[i]) && !p->quarantined[i])
+        if (!fb_lane_all_acked(&p->lanes[i]) && !p->quarantined[i])
             return true;
     return false;
 }
@@ -462,7 +462,7 @@ shutdown_flush(prod_t *p)
     for (unsigned i = 0; i < p->n_lanes; i++)
         (void)fb_lane_head(&p->lanes[i]);
     while (fb_monotonic_ms() < deadline) {
-        drain(p, &full);
+        hand_over(p, &full);
         settle(p, 50);
         if (!pending(p) && p->n_retry == 0)
             break;
@@ -603,7 +603,7 @@ fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *s
         bool full;
         size_t n;
 
-        n = drain(&p, &full);
+        n = hand_over(&p, &full);
         settle(&p, full ? 10 : 0);
         if (p.delivered > delivered_then) {
             delivered_then = p.delivered;

@@ -18,7 +18,7 @@
 #include "router/router_files.h"
 
 #define NAME_MAX_LEN 160 /* an access key (128) and ".log.NNNNN" */
-#define TAIL_CHUNK 65536
+#define READ_BLOCK 65536
 #define SYNC_MANY 16    /* files written in one flush past which their syncs overlap */
 #define SYNC_WHOLE 1024 /* past which one syncfs() of the file system is cheaper */
 #define KEPT_BYTES (64u << 20) /* empty buffers kept for reuse, all keys together */
@@ -337,7 +337,7 @@ static int
 cut_back(int fd, uint64_t *size)
 {
     struct stat st;
-    char buf[TAIL_CHUNK];
+    char buf[READ_BLOCK];
     off_t end, pos;
 
     if (fstat(fd, &st) < 0)
@@ -456,14 +456,14 @@ spool_room(fb_files_t *f, const char *file)
     return S_ISREG(st.st_mode) && (uint64_t)st.st_size < f->o.spool_max;
 }
 
-/* drain_spool -- the lines spooled while e's file could not be written
+/* unspool -- the lines spooled while e's file could not be written
  * go into it first, whole lines only, synced; then the spool file is
  * removed (a crash in between writes them again: duplicates, never a
  * loss). 0, or -1 with errno. */
 static int
-drain_spool(fb_files_t *f, entry_t *e, int fd, const char *file)
+unspool(fb_files_t *f, entry_t *e, int fd, const char *file)
 {
-    char buf[TAIL_CHUNK];
+    char buf[READ_BLOCK];
     uint64_t copied = 0, whole;
     struct stat st;
     int sfd;
@@ -569,7 +569,7 @@ entry_open(fb_files_t *f, entry_t *e, char *err, size_t errlen)
         return -1;
     }
     /* the file this entry closed with bytes past its checkpoint keeps
-     * that checkpoint; any other (new, replaced, or settled when closed
+     * that checkpoint; any other (new, replaced, or fully stored when closed
      * and written by another router since) is taken as it is */
     bool tail = e->ino == st.st_ino && e->dev == st.st_dev && e->size > e->stored;
     if (cut_back(fd, &e->size) < 0) {
@@ -583,7 +583,7 @@ entry_open(fb_files_t *f, entry_t *e, char *err, size_t errlen)
     e->dev = st.st_dev;
     e->ino = st.st_ino;
     uint64_t before = e->size;
-    if (drain_spool(f, e, fd, file) < 0) {
+    if (unspool(f, e, fd, file) < 0) {
         snprintf(err, errlen, "%s/%s: cannot move its spooled lines (%s/%s) into it: %s",
                  f->o.dir, file, f->o.spool_dir, file, strerror(errno));
         close(fd);

@@ -2,7 +2,7 @@
  * worker_native.c -- fbpipe.v1.Ingest, the native API: Exchange (the
  * agent's configuration) and Stream (bidi: batches in, one Ack per batch).
  *
- * A batch becomes one contiguous chunk of the lane and is acknowledged OK
+ * A batch becomes one contiguous span of the lane and is acknowledged OK
  * only after Kafka acknowledged every record of it; REJECTED (with the
  * reason) when a record is refused for good or the batch is invalid;
  * RETRY when it waited for room in the lane longer than
@@ -300,10 +300,10 @@ close_stream(fb_wcall_t *c)
     fb_wcall_reply(c, NULL, status, detail, NULL);
 }
 
-/* fb_worker_native_settled -- make progress on a stream: write the next
+/* fb_worker_native_advance -- make progress on a stream: write the next
  * Ack, retry a blocked batch, read on, or close. */
 void
-fb_worker_native_settled(fb_wcall_t *c)
+fb_worker_native_advance(fb_wcall_t *c)
 {
     if (c->replied)
         return;
@@ -313,7 +313,7 @@ fb_worker_native_settled(fb_wcall_t *c)
     }
     if (c->ending && c->buf_records > 0)
         drop_buffered(c, "stream closing: send the batch again on a new stream");
-    if (c->buf_records > 0 && fb_worker_chunk_put(c) < 0) {
+    if (c->buf_records > 0 && fb_worker_span_put(c) < 0) {
         /* still no room; acks of earlier batches still go out */
     }
     if (!c->writing && c->n_acks > 0 && !c->gone)
@@ -344,10 +344,10 @@ fb_worker_native_written(fb_wcall_t *c, int ok)
     inflight_remove(c, c->inflight_sent);
     if (!ok)
         c->gone = c->eof = true;
-    fb_worker_native_settled(c);
+    fb_worker_native_advance(c);
 }
 
-/* fb_worker_native_acked -- Kafka acknowledged the chunk of batch seq;
+/* fb_worker_native_acked -- Kafka acknowledged the span of batch seq;
  * err is the first record's permanent error, 0 if none. */
 void
 fb_worker_native_acked(fb_wcall_t *c, uint64_t seq, int32_t err)
@@ -475,13 +475,13 @@ on_batch(fb_wcall_t *c, int ok)
     if (!ok || c->recv == NULL) { /* half-close, or the client is gone */
         c->eof = true;
         c->gone = !ok;
-        fb_worker_native_settled(c);
+        fb_worker_native_advance(c);
         return;
     }
     /* read in place: the records below point into this slice */
     if (fb_wcall_slice(c, &slice) < 0) {
         end_stream(c, GRPC_STATUS_INVALID_ARGUMENT, "stream malformed", "unreadable message");
-        fb_worker_native_settled(c);
+        fb_worker_native_advance(c);
         return;
     }
     msg = GRPC_SLICE_START_PTR(slice);
@@ -490,7 +490,7 @@ on_batch(fb_wcall_t *c, int ok)
         grpc_slice_unref(slice);
         end_stream(c, GRPC_STATUS_INVALID_ARGUMENT, "stream malformed",
                    "malformed fbpipe.v1.Batch");
-        fb_worker_native_settled(c);
+        fb_worker_native_advance(c);
         return;
     }
     for (unsigned i = 0; i < c->n_inflight; i++)
@@ -499,7 +499,7 @@ on_batch(fb_wcall_t *c, int ok)
             snprintf(why, sizeof(why), "batch seq %" PRIu64 " is already in flight on this stream",
                      seq);
             end_stream(c, GRPC_STATUS_INVALID_ARGUMENT, "stream duplicate seq", why);
-            fb_worker_native_settled(c);
+            fb_worker_native_advance(c);
             return;
         }
     c->inflight_n[c->n_inflight] = 0; /* counted once parsed: a count is a client's word */
@@ -510,7 +510,7 @@ on_batch(fb_wcall_t *c, int ok)
         queue_ack(c, seq, FBPIPE__V1__ACK_CODE__RETRY, (uint32_t)w->conf->retry_after_ms,
                   "stream closing: send the batch again on a new stream");
         grpc_slice_unref(slice);
-        fb_worker_native_settled(c);
+        fb_worker_native_advance(c);
         return;
     }
     if (n > w->conf->max_batch_records || len > max_batch_bytes(w)) {
@@ -522,7 +522,7 @@ on_batch(fb_wcall_t *c, int ok)
                      max_batch_bytes(w));
         grpc_slice_unref(slice);
         refuse_batch(c, seq, "batch too large", why);
-        fb_worker_native_settled(c);
+        fb_worker_native_advance(c);
         return;
     }
     /* parsed in place: the records point into the slice, nothing is allocated
@@ -532,7 +532,7 @@ on_batch(fb_wcall_t *c, int ok)
         if (grown == NULL) {
             grpc_slice_unref(slice);
             refuse_batch(c, seq, "batch out of memory", "out of memory");
-            fb_worker_native_settled(c);
+            fb_worker_native_advance(c);
             return;
         }
         w->recs = grown;
@@ -543,7 +543,7 @@ on_batch(fb_wcall_t *c, int ok)
         c->n_inflight--;
         end_stream(c, GRPC_STATUS_INVALID_ARGUMENT, "stream malformed",
                    "malformed fbpipe.v1.Batch");
-        fb_worker_native_settled(c);
+        fb_worker_native_advance(c);
         return;
     }
     for (unsigned i = 0; i < c->n_inflight; i++)
@@ -559,15 +559,15 @@ on_batch(fb_wcall_t *c, int ok)
         c->n_inflight--;
         fb_worker_count_refusal(w, r.err);
         end_stream(c, (grpc_status_code)r.grpc_status, "stream tenant refused", r.detail);
-        fb_worker_native_settled(c);
+        fb_worker_native_advance(c);
         return;
     }
     if (b.n == 0)
         queue_ack(c, seq, FBPIPE__V1__ACK_CODE__OK, 0, "empty batch");
     else if (take_batch(c, &b, t) == 0)
-        fb_worker_chunk_put(c);
+        fb_worker_span_put(c);
     grpc_slice_unref(slice);
-    fb_worker_native_settled(c);
+    fb_worker_native_advance(c);
 }
 
 /* fb_worker_stream_start -- Stream: authenticate (a bound token names the
@@ -596,7 +596,7 @@ fb_worker_stream_start(fb_wcall_t *c)
         return;
     }
     fb_worker_stream_list(c);
-    fb_worker_native_settled(c);
+    fb_worker_native_advance(c);
 }
 
 /* fb_worker_native_tick -- now and then: token expiry and batches that
@@ -624,5 +624,5 @@ fb_worker_native_tick(fb_wcall_t *c, uint64_t now_ms, int64_t now_s)
     if (c->buf_records > 0 && c->blocked_since_ms != 0 &&
         now_ms - c->blocked_since_ms >= w->conf->backpressure_timeout_ms)
         drop_buffered(c, "the ingester is busy: send the batch again after retry_after_ms");
-    fb_worker_native_settled(c);
+    fb_worker_native_advance(c);
 }

@@ -7,7 +7,7 @@
  * the token's tenant, and AccessKey and UserID in the record come from the
  * key database, never from the client. A stream is stored whole or not at
  * all: its events are checked and buffered as they come (at most half a
- * lane) and written as one chunk once the client half-closed; an invalid
+ * lane) and written as one span once the client half-closed; an invalid
  * event refuses the stream with nothing of it written. A full lane holds
  * the answer back; nothing is dropped.
  */
@@ -173,16 +173,16 @@ read_next(fb_wcall_t *c)
         return;
     if (fb_wcall_read(c, on_event) < 0) {
         c->eof = c->gone = true;
-        fb_worker_seed_settled(c);
+        fb_worker_seed_advance(c);
         return;
     }
     c->reading = true;
 }
 
 /* max_stream_bytes -- the most a SendEvent stream may take in the lane.
- * The stream is written only once it is complete and valid, as one chunk
+ * The stream is written only once it is complete and valid, as one span
  * (the original API answers once for all of it, so it is refused or
- * stored whole); a chunk takes at most half a lane, as a native batch,
+ * stored whole); a span takes at most half a lane, as a native batch,
  * so that it always fits beside the others. */
 static size_t
 max_stream_bytes(const fb_worker_t *w)
@@ -199,16 +199,16 @@ drop_stream(fb_wcall_t *c)
     c->stream_bytes = 0;
 }
 
-/* fb_worker_seed_settled -- a stream with nothing in flight: resume it
+/* fb_worker_seed_advance -- a stream with nothing in flight: resume it
  * (room came back), or answer it (half-closed and all acknowledged). */
 void
-fb_worker_seed_settled(fb_wcall_t *c)
+fb_worker_seed_advance(fb_wcall_t *c)
 {
     if (c->replied || c->on_blocked)
         return; /* answered, or resumed from the blocked list */
     if (c->gone && c->buf_records > 0)
         drop_stream(c); /* not complete: nobody was told it is stored */
-    if (c->eof && c->buf_records > 0 && fb_worker_chunk_put(c) < 0)
+    if (c->eof && c->buf_records > 0 && fb_worker_span_put(c) < 0)
         return; /* still no room */
     if (!c->eof) {
         read_next(c);
@@ -293,7 +293,7 @@ on_event(fb_wcall_t *c, int ok)
     if (!ok || c->recv == NULL) { /* half-close, or the client is gone */
         c->eof = true;
         c->gone = !ok;
-        fb_worker_seed_settled(c); /* writes the stream, complete and valid */
+        fb_worker_seed_advance(c); /* writes the stream, complete and valid */
         return;
     }
     msg = fb_wcall_message(c, &len);

@@ -79,7 +79,7 @@ wcall_new(fb_worker_t *w, fb_wcall_step_t step)
 }
 
 /* fb_wcall_finish -- the last gRPC event of a call: free it now, or once
- * its chunks are acknowledged and no kick is outstanding. */
+ * its spans are acknowledged and no kick is outstanding. */
 void
 fb_wcall_finish(fb_wcall_t *c)
 {
@@ -283,14 +283,14 @@ fb_worker_count(fb_worker_t *w, const char *key, fb_mc_t c, fb_mt_t col, uint64_
         fb_metrics_tenant_add(w->metrics, fb_metrics_tenant(m, key, strlen(key)), col, n);
 }
 
-/* fb_wcall_settle -- make progress on an event stream after a change. */
+/* fb_wcall_advance -- make progress on an event stream after a change. */
 void
-fb_wcall_settle(fb_wcall_t *c)
+fb_wcall_advance(fb_wcall_t *c)
 {
     if (c->native)
-        fb_worker_native_settled(c);
+        fb_worker_native_advance(c);
     else
-        fb_worker_seed_settled(c);
+        fb_worker_seed_advance(c);
 }
 
 /* fb_worker_revoked -- why a reload revoked the call c, or NULL: what it
@@ -828,7 +828,7 @@ out:
     if (!w.shutting_down)
         shutdown_server(&w);
     grpc_server_cancel_all_calls(w.server);
-    /* calls with chunks in the lane wait for Kafka's word: keep beating */
+    /* calls with spans in the lane wait for Kafka's word: keep beating */
     while (w.shutting_down != 2 || w.calls > 0) {
         grpc_event ev = grpc_completion_queue_next(
             w.cq, gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
