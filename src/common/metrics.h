@@ -41,6 +41,9 @@ extern const uint64_t fb_mhist_le_us[FB_MHIST_BUCKETS]; /* the last is +Inf */
 
 /* Counters and gauges of one process slot. */
 typedef enum fb_mc {
+    /* every process */
+    FB_MC_PID,               /* gauge: the process now in the slot (0: none yet) */
+    FB_MC_STARTED,           /* gauge: when it started (unix seconds) */
     /* worker */
     FB_MC_CALLS,             /* calls accepted (every method) */
     FB_MC_EVENTS_RECEIVED,   /* events of accepted batches and streams */
@@ -122,6 +125,8 @@ void fb_metrics_name_tenants(fb_metrics_t *m, const char *const *keys, size_t n)
 /* A process's slot (a worker's by its lane, a router's by its index
  * modulo the routers the zone has). */
 fb_mslot_t *fb_metrics_slot(fb_metrics_t *m, fb_mrole_t role, unsigned index);
+/* The same, taken by the calling process: its pid and start time set. */
+fb_mslot_t *fb_metrics_take_slot(fb_metrics_t *m, fb_mrole_t role, unsigned index);
 
 /* Add to, or set, one counter of a slot (NULL: nothing). */
 void fb_metrics_add(fb_mslot_t *s, fb_mc_t c, uint64_t n);

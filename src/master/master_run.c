@@ -348,6 +348,7 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
         if (zone == NULL)
             goto out;
         fb_metrics_use(zone);
+        fb_metrics_take_slot(zone, FB_MROLE_MASTER, 0);
     }
     /* what a reload revokes reaches the calls already open */
     if ((revocations = fb_revoke_create()) == NULL)

@@ -567,7 +567,7 @@ int
 fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *stop)
 {
     prod_t p = {.conf = conf, .ring = ring, .dr_fd = -1, .stop = stop,
-                .metrics = fb_metrics_slot(fb_metrics_zone(), FB_MROLE_PRODUCER, 0)};
+                .metrics = fb_metrics_take_slot(fb_metrics_zone(), FB_MROLE_PRODUCER, 0)};
     char fatal[512];
     uint64_t delivered_then = 0;
     fb_backoff_t fatal_backoff; /* before a new client after a fatal error */

@@ -981,7 +981,7 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     r->conf = conf;
     r->keydb = fb_loaded_get()->keydb; /* the master's, inherited */
     r->index = index;
-    r->metrics = fb_metrics_slot(fb_metrics_zone(), FB_MROLE_ROUTER, index);
+    r->metrics = fb_metrics_take_slot(fb_metrics_zone(), FB_MROLE_ROUTER, index);
     fb_proc_child_signals(on_signal);
     signal(SIGUSR1, on_signal);
     if (conf->router_decrypt && r->keydb == NULL) {

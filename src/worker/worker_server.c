@@ -691,7 +691,7 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         return 1;
     }
     fb_ring_lane(ring, index, &w.lane);
-    w.metrics = fb_metrics_slot(fb_metrics_zone(), FB_MROLE_WORKER, index);
+    w.metrics = fb_metrics_take_slot(fb_metrics_zone(), FB_MROLE_WORKER, index);
     fb_metrics_set(w.metrics, FB_MC_RING_SIZE, w.lane.size);
     /* beat from the start, and while waiting for the lane: its last
      * owner's records may wait for Kafka for as long as Kafka is away,
