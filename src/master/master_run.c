@@ -185,17 +185,21 @@ fb_master_drop_privileges(void)
     return 0;
 }
 
-/* log_auth_refusals -- the refusal counters the workers keep in the ring. */
+/* log_auth_refusals -- the refusal counters the workers keep in the
+ * metrics zone (the master never reads the ring's data). */
 static void
-log_auth_refusals(const fb_ring_t *ring)
+log_auth_refusals(void)
 {
+    const fb_metrics_t *m = fb_metrics_zone();
     char line[1024];
     size_t off = 0;
     uint64_t total = 0;
 
     line[0] = '\0';
-    for (int i = 1; i < FB_AUTH_N_ERRS && i < FB_RING_COUNTERS; i++) {
-        uint64_t n = atomic_load_explicit(&ring->sh->auth_refusals[i], memory_order_relaxed);
+    if (m == NULL)
+        return;
+    for (int i = 1; i < FB_AUTH_N_ERRS; i++) {
+        uint64_t n = fb_metrics_role_sum(m, FB_MROLE_WORKER, (fb_mc_t)(FB_MC_AUTH_REFUSED + i));
         if (n == 0 || off >= sizeof(line))
             continue;
         total += n;
@@ -438,12 +442,12 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
             fb_sig_usr1 = 0;
             fb_master_signal_children(SIGUSR1);
             if (ring != NULL)
-                log_auth_refusals(ring);
+                log_auth_refusals();
         }
     }
 out:
     if (ring != NULL)
-        log_auth_refusals(ring);
+        log_auth_refusals();
     fb_loaded_free();
     fb_loaded_set_revoke(NULL);
     fb_revoke_free(revocations);

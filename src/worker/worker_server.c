@@ -263,8 +263,6 @@ fb_worker_stream_unlist(fb_wcall_t *c)
 void
 fb_worker_count_refusal(fb_worker_t *w, fb_auth_err_t err)
 {
-    if ((int)err > 0 && (int)err < FB_RING_COUNTERS)
-        atomic_fetch_add_explicit(&w->ring->sh->auth_refusals[err], 1, memory_order_relaxed);
     if ((int)err > 0 && (int)err < FB_AUTH_N_ERRS)
         fb_metrics_add(w->metrics, (fb_mc_t)(FB_MC_AUTH_REFUSED + (int)err), 1);
 }
