@@ -29,6 +29,7 @@ usage(FILE *fp)
             "       fbpiped token --access-key KEY [--expiry SECONDS] [--kid ID] [-c FILE]\n"
             "       fbpiped token --fingerprint TOKEN|-\n"
             "       fbpiped replay [--dry-run] [-c FILE] DEAD-LETTER-FILE...\n"
+            "       fbpiped status [-c FILE] [-p PIDFILE]\n"
             "  -c FILE            configuration file (default %s/fbpipe.conf)\n"
             "  -f                 stay in the foreground, log to stderr\n"
             "  -t                 test the configuration and everything it names, then exit\n"
@@ -63,6 +64,8 @@ main(int argc, char **argv)
         return fb_token_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "replay") == 0)
         return fb_replay_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "status") == 0)
+        return fb_status_main(argc - 1, argv + 1);
     while ((c = getopt_long(argc, argv, "c:fhp:tvV", longopts, NULL)) != -1) {
         switch (c) {
         case 'c': conf_path = optarg; break;

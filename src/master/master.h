@@ -66,6 +66,9 @@ void fb_master_notify(const char *state);
 int fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts);
 int fb_master_drop_privileges(void);
 
+/* master_status.c: `fbpiped status ...` (argv[0] is "status"); an FB_EXIT_* status */
+int fb_status_main(int argc, char **argv);
+
 /* token.c: `fbpiped token ...` (argv[0] is "token"); returns an FB_EXIT_* status */
 int fb_token_main(int argc, char **argv);
 
