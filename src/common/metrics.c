@@ -364,6 +364,14 @@ fb_metrics_tenants(const fb_metrics_t *m)
     return atomic_load_explicit(&m->z->n_named, memory_order_acquire);
 }
 
+/* fb_metrics_other -- the tenant number of "_other": fb_metrics_tenant
+ * gives max_tenants to a key not named, however many names there are. */
+unsigned
+fb_metrics_other(const fb_metrics_t *m)
+{
+    return m->z->max_tenants;
+}
+
 const char *
 fb_metrics_tenant_name(const fb_metrics_t *m, unsigned t)
 {

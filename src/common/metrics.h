@@ -137,10 +137,12 @@ unsigned fb_metrics_tenant(fb_metrics_t *m, const char *key, size_t len);
 /* Add n to a tenant's column in a slot. */
 void fb_metrics_tenant_add(fb_mslot_t *s, unsigned tenant, fb_mt_t col, uint64_t n);
 
-/* Reading: the named tenants (their numbers are 0..n-1; n is "_other"),
+/* Reading: the named tenants (their numbers are 0..n-1), the number
+ * "_other" counts under (fb_metrics_other: the zone's max_tenants, not n),
  * a name, the sum of a counter or a tenant's column over every slot, and
  * one role's gauge or counter by slot. */
 unsigned fb_metrics_tenants(const fb_metrics_t *m);
+unsigned fb_metrics_other(const fb_metrics_t *m);
 const char *fb_metrics_tenant_name(const fb_metrics_t *m, unsigned t);
 uint64_t fb_metrics_sum(const fb_metrics_t *m, fb_mc_t c);
 uint64_t fb_metrics_role_sum(const fb_metrics_t *m, fb_mrole_t role, fb_mc_t c);

@@ -31,6 +31,7 @@ Test(metrics, slots_sum_and_tenants)
     cr_assert_eq(fb_metrics_tenant(m, "acmex", 4), 0, "the length decides, not a NUL");
     cr_assert_eq(fb_metrics_tenant(m, "nope", 4), 3, "not named: _other");
     cr_assert_str_eq(fb_metrics_tenant_name(m, 3), "_other");
+    cr_assert_eq(fb_metrics_other(m), 3, "_other is max_tenants, not the count of names");
 
     fb_mslot_t *w0 = fb_metrics_slot(m, FB_MROLE_WORKER, 0), *w3 = fb_metrics_slot(m, FB_MROLE_WORKER, 3);
     fb_mslot_t *r = fb_metrics_slot(m, FB_MROLE_ROUTER, 5); /* index modulo the routers */
