@@ -69,4 +69,8 @@ int fb_master_drop_privileges(void);
 /* token.c: `fbpiped token ...` (argv[0] is "token"); returns an FB_EXIT_* status */
 int fb_token_main(int argc, char **argv);
 
+/* master_ledger.c: `fbpiped ledger [--json] [-c FILE] [-p PIDFILE]` (argv[0]
+ * is "ledger"): where each tenant's events are; an FB_EXIT_* status */
+int fb_ledger_main(int argc, char **argv);
+
 #endif /* FB_MASTER_H */
