@@ -129,6 +129,11 @@ void fb_metrics_add(fb_mslot_t *s, fb_mc_t c, uint64_t n);
 void fb_metrics_set(fb_mslot_t *s, fb_mc_t c, uint64_t v);
 /* A histogram starting at c: one observation of us microseconds. */
 void fb_metrics_observe(fb_mslot_t *s, fb_mc_t c, uint64_t us);
+/* The master, when a process of role died: the gauges of its slot that
+ * only a live process keeps true (serving, Kafka up, in flight, files
+ * open, partitions assigned) back to 0; the others (a lane's fill, the
+ * spool, the lag) describe what outlives it and stay. */
+void fb_metrics_forget(fb_mslot_t *s, fb_mrole_t role);
 
 /* The tenant number of an access key: a name of the zone, or the
  * "_other" number (fb_metrics_tenants). Cached per process; names the

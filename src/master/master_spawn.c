@@ -183,6 +183,11 @@ fb_master_reap(fb_ring_t *ring)
             continue;
         c->alive = false;
         lived = fb_monotonic_ms() - c->started_ms;
+        /* it cannot say it no longer serves: /readyz must not count it. A
+         * retiring router's successor has its index, and its slot, already */
+        if (!(c->retiring && c->role == FB_ROLE_ROUTER))
+            fb_metrics_forget(fb_metrics_slot(fb_metrics_zone(), mrole(c->role), c->index),
+                              mrole(c->role));
         if (c->role == FB_ROLE_WORKER && ring != NULL) {
             /* ownership only: the lane goes to the next worker once the
              * producer has acknowledged what this one published */
