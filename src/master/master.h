@@ -57,6 +57,8 @@ int fb_master_reload_workers(const fb_conf_t *conf, fb_ring_t *ring,
                              fb_child_main_t worker_main);
 int fb_master_reload_routers(const fb_conf_t *conf, fb_ring_t *ring,
                              fb_child_main_t router_main);
+int fb_master_reload_metrics(const fb_conf_t *conf, fb_ring_t *ring,
+                             fb_child_main_t metrics_main);
 
 /* master_notify.c: systemd's notification socket ($NOTIFY_SOCKET) */
 int fb_master_notify_init(void);

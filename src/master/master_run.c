@@ -246,9 +246,8 @@ reload(fb_conf_t *conf, const char *path, fb_ring_t *ring)
         next->ingester_enabled != conf->ingester_enabled)
         fb_log_warnx("reload: ingester.ring_size, max_workers and enabled take effect at the "
                      "next start");
-    if (strcmp(next->metrics_listen, conf->metrics_listen) != 0 ||
-        next->metrics_max_tenants != conf->metrics_max_tenants)
-        fb_log_warnx("reload: metrics.listen and max_tenants take effect at the next start");
+    if (next->metrics_max_tenants != conf->metrics_max_tenants)
+        fb_log_warnx("reload: metrics.max_tenants takes effect at the next start");
     fb_log_set_level(next->log_level);
     name_tenants(); /* tenants the reload added */
     if (conf->ingester_enabled && next->ingester_enabled &&
@@ -262,6 +261,12 @@ reload(fb_conf_t *conf, const char *path, fb_ring_t *ring)
     if ((conf->router_enabled || next->router_enabled) &&
         fb_master_reload_routers(next, ring, fb_router_main) < 0)
         fb_log_errorx("reload of %s: a router did not start; it is retried", path);
+    /* a new address, or routers that /readyz must wait for, or no more */
+    if ((conf->metrics_listen[0] != '\0' || next->metrics_listen[0] != '\0') &&
+        (strcmp(next->metrics_listen, conf->metrics_listen) != 0 ||
+         next->router_enabled != conf->router_enabled) &&
+        fb_master_reload_metrics(next, ring, fb_metrics_main) < 0)
+        fb_log_errorx("reload of %s: the metrics child did not start; it is retried", path);
     fb_conf_free(conf);
     return next;
 }
