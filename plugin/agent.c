@@ -38,6 +38,7 @@
 #include <sodium.h>
 
 #include "common/cipher.h"
+#include "common/clock.h"
 #include "common/ingest_client.h"
 #include "common/keys.h"
 #include "common/record.h"
@@ -49,6 +50,8 @@
 #define BACKOFF_MAX_MS 30000
 #define RETRY_ROUNDS 3
 #define RETRY_AFTER_MAX_MS 5000
+#define TALLY_SAY_MS 60000 /* the agent's side of the ledger, logged this often */
+enum { T_SENT, T_ACKED, T_RETRIED, T_REFUSED };
 #define GROUP_MAX 16 /* chunks waiting together: sent together, acked together */
 #define EXPIRY_WARN_S (15 * 60) /* warned this long before the token expires */
 #define COMPAT_TRIES 4 /* a SendEvent answered FAILURE is sent this many times in all */
@@ -110,6 +113,10 @@ typedef struct agent {
     uint64_t warned_ms;
     uint64_t bad_said_ms; /* events rejected for good: when last logged */
     size_t bad_unsaid;    /* and how many since, not logged */
+    /* its side of the ledger, logged every TALLY_SAY_MS (and at exit):
+     * events sent (each time), acknowledged OK, to be sent again, refused
+     * for good; since start, and as last logged */
+    uint64_t tally[4], tally_said[4], tally_said_ms;
     /* the chunk being sent */
     ev_t *evs;
     size_t n, cap;
@@ -136,15 +143,6 @@ say(const char *level, const char *fmt, ...)
     va_end(ap);
     strftime(when, sizeof(when), "%Y/%m/%d %H:%M:%S", localtime_r(&t, &tm));
     fprintf(stderr, "[%s] [%5s] [output:fbpipe] %s\n", when, level, msg);
-}
-
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static const char *
@@ -208,9 +206,9 @@ check_expiry(agent_t *a)
     int64_t left = a->token_exp - (int64_t)time(NULL);
 
     if (a->token_exp == 0 || left > EXPIRY_WARN_S ||
-        (a->warned_ms && now_ms() - a->warned_ms < 300 * 1000))
+        (a->warned_ms && fb_monotonic_ms() - a->warned_ms < 300 * 1000))
         return;
-    a->warned_ms = now_ms();
+    a->warned_ms = fb_monotonic_ms();
     if (left <= 0)
         say("error", "the access token of %s expired %lld s ago: set a new Access_Token",
             a->access_key, (long long)-left);
@@ -357,7 +355,7 @@ exchange(agent_t *a, fb_client_status_t *st)
             a->access_key, a->target, a->compat ? "compat" : "native",
             a->user_id[0] ? a->user_id : "-", a->cipher ? "encrypting" : "not encrypting",
             a->max_json);
-    a->exchanged_ms = now_ms();
+    a->exchanged_ms = fb_monotonic_ms();
     return 0;
 }
 
@@ -475,6 +473,10 @@ on_ack(void *arg, const Fbpipe__V1__Ack *ack, uint64_t latency_us)
         a->evs[i].code = (int)ack->code;
         a->evs[i].retry_after_ms = ack->retry_after_ms;
     }
+    a->tally[ack->code == FBPIPE__V1__ACK_CODE__OK         ? T_ACKED
+             : ack->code == FBPIPE__V1__ACK_CODE__REJECTED ? T_REFUSED
+                                                          : T_RETRIED] +=
+        a->batch_first[b + 1] - a->batch_first[b];
     if (ack->code == FBPIPE__V1__ACK_CODE__REJECTED)
         say("error", "%s: a batch of %zu events rejected for good: %s", a->access_key,
             a->batch_first[b + 1] - a->batch_first[b], ack->detail);
@@ -517,6 +519,8 @@ send_batch(agent_t *a, size_t b, fb_client_status_t *st)
     batch.records = ptrs;
     batch.n_records = n;
     rc = fb_stream_send(a->stream, &batch, st);
+    if (rc == 0)
+        a->tally[T_SENT] += n;
 out:
     free(recs);
     free(ptrs);
@@ -532,7 +536,8 @@ broken(agent_t *a, const fb_client_status_t *st)
     if (a->backoff_ms > BACKOFF_MAX_MS)
         a->backoff_ms = BACKOFF_MAX_MS;
     /* jitter: 75% to 125% */
-    a->retry_at_ms = now_ms() + a->backoff_ms * 3 / 4 + randombytes_uniform(a->backoff_ms / 2 + 1);
+    a->retry_at_ms =
+        fb_monotonic_ms() + a->backoff_ms * 3 / 4 + randombytes_uniform(a->backoff_ms / 2 + 1);
     say("warn", "%s: connection to %s lost (%s, code %d): retrying in about %u ms",
         a->access_key, a->target, st->detail, st->code, a->backoff_ms);
     if (a->stream != NULL) {
@@ -610,6 +615,15 @@ native(agent_t *a)
     return 0;
 }
 
+/* failure -- st is the answer FAILURE: the original ingester's transient
+ * failure (fbpiped's when Kafka did not take every event), worth sending
+ * again. */
+static bool
+failure(const fb_client_status_t *st)
+{
+    return st->code == 0 && strcmp(st->detail, "FAILURE") == 0;
+}
+
 /* compat_send -- events [from, from + n) of the chunk in one SendEvent
  * call: 0 when the server answered SUCCESS, else -1 and st (FAILURE is
  * code 0, see failure()). */
@@ -640,20 +654,16 @@ compat_send(agent_t *a, size_t from, size_t n, fb_client_status_t *st)
         ptrs[i] = &evs[i];
     }
     rc = fb_client_send_events(a->client, ptrs, n, st);
+    a->tally[T_SENT] += n;
+    if (rc == 0 && st->code == GRPC_STATUS_OK && !failure(st))
+        a->tally[T_ACKED] += n;
+    else if (failure(st))
+        a->tally[T_RETRIED] += n;
 out:
     free(evs);
     free(ptrs);
     free(ts);
     return rc;
-}
-
-/* failure -- st is the answer FAILURE: the original ingester's transient
- * failure (fbpiped's when Kafka did not take every event), worth sending
- * again. */
-static bool
-failure(const fb_client_status_t *st)
-{
-    return st->code == 0 && strcmp(st->detail, "FAILURE") == 0;
 }
 
 /* compat_range -- events [from, from + n) through SendEvent: a FAILURE
@@ -678,6 +688,7 @@ compat_range(agent_t *a, size_t from, size_t n, size_t *bad, char *why, size_t w
         return FB_FLB_RETRY;
     if (n == 1) {
         /* refused alone: this event is the bad one */
+        a->tally[T_REFUSED]++;
         if ((*bad)++ == 0)
             snprintf(why, whylen, "%s", st->detail);
         return FB_FLB_OK;
@@ -694,7 +705,7 @@ compat_range(agent_t *a, size_t from, size_t n, size_t *bad, char *why, size_t w
 static void
 say_bad(agent_t *a, size_t n, size_t of, const char *why)
 {
-    uint64_t now = now_ms();
+    uint64_t now = fb_monotonic_ms();
     unsigned long long ago = (unsigned long long)((now - a->bad_said_ms) / 1000);
 
     if (n > 0 && a->bad_said_ms != 0 && now - a->bad_said_ms < BAD_SAY_MS) {
@@ -754,9 +765,9 @@ group(agent_t *a)
     for (unsigned g = 0; g < a->n_group; g++)
         a->group[g]->result = FB_FLB_RETRY;
     check_expiry(a);
-    if (now_ms() < a->retry_at_ms)
+    if (fb_monotonic_ms() < a->retry_at_ms)
         return; /* backing off: Fluent Bit retries later */
-    if (a->exchanged_ms == 0 || now_ms() - a->exchanged_ms >= a->refresh_ms) {
+    if (a->exchanged_ms == 0 || fb_monotonic_ms() - a->exchanged_ms >= a->refresh_ms) {
         if (exchange(a, &st) < 0) {
             if (auth_error(st.code) || st.code == UNUSABLE) {
                 /* nothing goes out, on the old config either */
@@ -764,7 +775,7 @@ group(agent_t *a)
                     st.code == UNUSABLE ? "the ingester's config cannot be used"
                                         : "the ingester refuses the token or the key",
                     st.code, st.detail);
-                a->retry_at_ms = now_ms() + BACKOFF_MAX_MS;
+                a->retry_at_ms = fb_monotonic_ms() + BACKOFF_MAX_MS;
                 return;
             }
             if (a->exchanged_ms == 0) {
@@ -783,6 +794,7 @@ group(agent_t *a)
             say("error", "out of memory decoding a chunk of %zu bytes", j->size);
             return;
         }
+        a->tally[T_REFUSED] += cs.refused;
         if (cs.refused || cs.bad_bytes) {
             /* lost for good: Fluent Bit counts an error once the rest is acknowledged */
             lost[a->cur] = true;
@@ -811,6 +823,32 @@ group(agent_t *a)
             j->result = FB_FLB_RETRY;
     }
     evs_clear(a);
+}
+
+/* say_tally -- the agent's side of the ledger, every TALLY_SAY_MS while it
+ * works and at exit (force): since the last line and since start, to hold
+ * against `fbpiped ledger`. */
+static void
+say_tally(agent_t *a, bool force)
+{
+    uint64_t now = fb_monotonic_ms();
+    unsigned long long d[4];
+
+    if (a->tally_said_ms == 0)
+        a->tally_said_ms = now;
+    if (!force && now - a->tally_said_ms < TALLY_SAY_MS)
+        return;
+    for (int i = 0; i < 4; i++)
+        d[i] = (unsigned long long)(a->tally[i] - a->tally_said[i]);
+    if (d[T_SENT] + d[T_ACKED] + d[T_RETRIED] + d[T_REFUSED] > 0 || force)
+        say("info", "%s: in %llu s: %llu events sent, %llu acked, %llu to send again, %llu "
+            "refused for good; since start: %llu sent, %llu acked, %llu to send again, %llu "
+            "refused", a->access_key, (unsigned long long)((now - a->tally_said_ms) / 1000),
+            d[T_SENT], d[T_ACKED], d[T_RETRIED], d[T_REFUSED],
+            (unsigned long long)a->tally[T_SENT], (unsigned long long)a->tally[T_ACKED],
+            (unsigned long long)a->tally[T_RETRIED], (unsigned long long)a->tally[T_REFUSED]);
+    memcpy(a->tally_said, a->tally, sizeof(a->tally));
+    a->tally_said_ms = now;
 }
 
 /* ---- the thread ------------------------------------------------------ */
@@ -844,6 +882,7 @@ run(void *arg)
                 a->group[g]->result = FB_FLB_RETRY;
         else
             group(a);
+        say_tally(a, false);
         pthread_mutex_lock(&a->mu);
         for (unsigned g = 0; g < a->n_group; g++)
             a->group[g]->done = true;
@@ -852,6 +891,7 @@ run(void *arg)
     pthread_mutex_unlock(&a->mu);
     if (a->bad_unsaid > 0)
         say_bad(a, 0, 0, NULL);
+    say_tally(a, true);
     if (a->stream != NULL) {
         fb_client_status_t st;
         if (fb_stream_close(a->stream, &st) < 0)

@@ -24,6 +24,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 
+#include "common/clock.h"
 #include "common/ingest_client.h"
 #include "common/pballoc.h"
 
@@ -83,15 +84,6 @@ set_status(fb_client_status_t *st, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(st->detail, sizeof(st->detail), fmt, ap);
     va_end(ap);
-}
-
-static uint64_t
-now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 static gpr_timespec
@@ -632,7 +624,7 @@ post_recv(fb_stream_t *s, fb_client_status_t *st)
 static int
 on_ack(fb_stream_t *s, const Fbpipe__V1__Ack *a)
 {
-    uint64_t t = now_us(), sent;
+    uint64_t t = fb_monotonic_us(), sent;
     unsigned i;
 
     for (i = 0; i < s->n_inflight && s->inflight[i].seq != a->seq; i++)
@@ -702,7 +694,7 @@ static int
 wait_until(fb_stream_t *s, bool (*done)(const fb_stream_t *), uint64_t deadline)
 {
     while (!done(s)) {
-        if (now_us() >= deadline)
+        if (fb_monotonic_us() >= deadline)
             return -1;
         pump(s, 100);
     }
@@ -777,7 +769,7 @@ stream_send(fb_stream_t *s, uint64_t seq, grpc_byte_buffer *bb, fb_client_status
         set_status(st, GRPC_STATUS_FAILED_PRECONDITION, "the stream is closed");
         return -1;
     }
-    if (wait_until(s, room, now_us() + (uint64_t)c->timeout_ms * 1000) < 0) {
+    if (wait_until(s, room, fb_monotonic_us() + (uint64_t)c->timeout_ms * 1000) < 0) {
         grpc_byte_buffer_destroy(bb);
         set_status(st, GRPC_STATUS_DEADLINE_EXCEEDED,
                    "no room on the stream within %u ms (%u batches unacknowledged)",
@@ -805,7 +797,7 @@ stream_send(fb_stream_t *s, uint64_t seq, grpc_byte_buffer *bb, fb_client_status
         return -1;
     }
     s->sending = true;
-    s->inflight[s->n_inflight++] = (inflight_t){.seq = seq, .sent_us = now_us()};
+    s->inflight[s->n_inflight++] = (inflight_t){.seq = seq, .sent_us = fb_monotonic_us()};
     while (pump(s, 0) == 0) /* take what already arrived, without waiting */
         ;
     return 0;
@@ -832,7 +824,7 @@ int
 fb_stream_close(fb_stream_t *s, fb_client_status_t *st)
 {
     fb_client_t *c = s->c.client;
-    uint64_t deadline = now_us() + (uint64_t)c->timeout_ms * 1000;
+    uint64_t deadline = fb_monotonic_us() + (uint64_t)c->timeout_ms * 1000;
     grpc_op op;
 
     if (s->closed) {
@@ -872,7 +864,7 @@ int
 fb_stream_wait(fb_stream_t *s, fb_client_status_t *st)
 {
     fb_client_t *c = s->c.client;
-    uint64_t deadline = now_us() + (uint64_t)c->timeout_ms * 1000;
+    uint64_t deadline = fb_monotonic_us() + (uint64_t)c->timeout_ms * 1000;
 
     if (wait_until(s, all_acked, deadline) < 0) {
         set_status(st, GRPC_STATUS_DEADLINE_EXCEEDED,

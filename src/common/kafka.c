@@ -15,9 +15,9 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "common/clock.h"
 #include "common/kafka.h"
 #include "common/log.h"
-#include "common/ring.h"
 
 /* fb_kafka_err_permanent -- what is wrong with the record itself: too
  * large, invalid. Everything else, authorisation failures included (an

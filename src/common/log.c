@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #define FB_LOG_LINE_MAX 2048
@@ -38,7 +39,6 @@ static fb_log_limit_t log_limits = {.mu = PTHREAD_MUTEX_INITIALIZER,
 static fb_log_limit_slot_t *limit_slot(fb_log_limit_t *l, const char *reason);
 static void limit_take(fb_log_limit_t *l, fb_log_limit_slot_t *s, uint64_t now_ms, char *out,
                        size_t size, fb_log_level_t *level);
-static uint64_t limit_now_ms(void);
 
 static const struct {
     const char *name;
@@ -402,16 +402,6 @@ fb_log_limit_held(fb_log_limit_t *l, const char *reason)
     return n;
 }
 
-/* limit_now_ms -- the process table's clock. */
-static uint64_t
-limit_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* fb_log_limited -- one line of reason through the process table. */
 void
 fb_log_limited(fb_log_level_t level, const char *reason, const char *fmt, ...)
@@ -421,7 +411,7 @@ fb_log_limited(fb_log_level_t level, const char *reason, const char *fmt, ...)
     if (level > log_level)
         return;
     va_start(ap, fmt);
-    fb_log_limit_vmsg(&log_limits, limit_now_ms(), level, reason, fmt, ap);
+    fb_log_limit_vmsg(&log_limits, fb_monotonic_ms(), level, reason, fmt, ap);
     va_end(ap);
 }
 
@@ -429,5 +419,5 @@ fb_log_limited(fb_log_level_t level, const char *reason, const char *fmt, ...)
 void
 fb_log_limited_flush(bool force)
 {
-    fb_log_limit_flush(&log_limits, limit_now_ms(), force);
+    fb_log_limit_flush(&log_limits, fb_monotonic_ms(), force);
 }

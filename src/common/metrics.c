@@ -284,6 +284,16 @@ fb_metrics_slot(fb_metrics_t *m, fb_mrole_t role, unsigned index)
     return slot_at(m, first_slot(m->z, role) + index % m->z->n_slot[role]);
 }
 
+fb_mslot_t *
+fb_metrics_take_slot(fb_metrics_t *m, fb_mrole_t role, unsigned index)
+{
+    fb_mslot_t *s = fb_metrics_slot(m, role, index);
+
+    fb_metrics_set(s, FB_MC_PID, (uint64_t)getpid());
+    fb_metrics_set(s, FB_MC_STARTED, (uint64_t)time(NULL));
+    return s;
+}
+
 void
 fb_metrics_add(fb_mslot_t *s, fb_mc_t c, uint64_t n)
 {

@@ -41,6 +41,9 @@ extern const uint64_t fb_mhist_le_us[FB_MHIST_BUCKETS]; /* the last is +Inf */
 
 /* Counters and gauges of one process slot. */
 typedef enum fb_mc {
+    /* every process */
+    FB_MC_PID,               /* gauge: the process now in the slot (0: none yet) */
+    FB_MC_STARTED,           /* gauge: when it started (unix seconds) */
     /* worker */
     FB_MC_CALLS,             /* calls accepted (every method) */
     FB_MC_EVENTS_RECEIVED,   /* events of accepted batches and streams */
@@ -71,7 +74,6 @@ typedef enum fb_mc {
     FB_MC_SPOOLED,           /* lines put aside for a key whose file refused them */
     FB_MC_ROTATIONS,
     FB_MC_FILES_OPEN,        /* gauge */
-    FB_MC_SPOOL_BYTES,       /* gauge */
     FB_MC_CONSUMER_LAG,      /* gauge: records behind the partitions' ends (sum) */
     FB_MC_ASSIGNED,          /* gauge: partitions assigned */
     FB_MC_FSYNC_LATENCY,     /* histogram, as above */
@@ -123,6 +125,8 @@ void fb_metrics_name_tenants(fb_metrics_t *m, const char *const *keys, size_t n)
 /* A process's slot (a worker's by its lane, a router's by its index
  * modulo the routers the zone has). */
 fb_mslot_t *fb_metrics_slot(fb_metrics_t *m, fb_mrole_t role, unsigned index);
+/* The same, taken by the calling process: its pid and start time set. */
+fb_mslot_t *fb_metrics_take_slot(fb_metrics_t *m, fb_mrole_t role, unsigned index);
 
 /* Add to, or set, one counter of a slot (NULL: nothing). */
 void fb_metrics_add(fb_mslot_t *s, fb_mc_t c, uint64_t n);
@@ -132,7 +136,7 @@ void fb_metrics_observe(fb_mslot_t *s, fb_mc_t c, uint64_t us);
 /* The master, when a process of role died: the gauges of its slot that
  * only a live process keeps true (serving, Kafka up, in flight, files
  * open, partitions assigned) back to 0; the others (a lane's fill, the
- * spool, the lag) describe what outlives it and stay. */
+ * lag) describe what outlives it and stay. */
 void fb_metrics_forget(fb_mslot_t *s, fb_mrole_t role);
 
 /* The tenant number of an access key: a name of the zone, or the

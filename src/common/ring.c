@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/ring.h"
 
@@ -195,26 +196,6 @@ fb_ring_lane(fb_ring_t *r, unsigned index, fb_lane_t *out)
     out->reserved = atomic_load_explicit(&out->sh->head, memory_order_acquire);
 }
 
-/* fb_monotonic_ms -- CLOCK_MONOTONIC in ms: the same clock in every process. */
-uint64_t
-fb_monotonic_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* fb_wall_ns -- CLOCK_REALTIME in ns: event times, token checks, rotation by age. */
-int64_t
-fb_wall_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* fb_ring_max_record -- the largest record a lane takes (half a lane). */
 size_t
 fb_ring_max_record(const fb_ring_t *r)
@@ -223,13 +204,14 @@ fb_ring_max_record(const fb_ring_t *r)
 }
 
 /* fb_lane_claim -- take a free lane for (pid, gen) once its last owner's
- * records are all acknowledged; -EBUSY if owned, -EAGAIN if not drained. */
+ * records are all acknowledged; -EBUSY if owned, -EAGAIN while some are
+ * not acknowledged. */
 int
 fb_lane_claim(fb_lane_t *l, pid_t pid, uint64_t gen)
 {
     uint32_t expect = FB_LANE_FREE;
 
-    if (!fb_lane_drained(l))
+    if (!fb_lane_all_acked(l))
         return -EAGAIN;
     if (!atomic_compare_exchange_strong(&l->sh->owner_state, &expect, FB_LANE_OWNED))
         return -EBUSY;
@@ -247,9 +229,9 @@ fb_lane_release(fb_lane_t *l)
     atomic_store(&l->sh->owner_state, FB_LANE_FREE);
 }
 
-/* fb_lane_drained -- everything published has been acknowledged. */
+/* fb_lane_all_acked -- everything published has been acknowledged. */
 bool
-fb_lane_drained(const fb_lane_t *l)
+fb_lane_all_acked(const fb_lane_t *l)
 {
     /* both pair with the release stores of their writers */
     return atomic_load_explicit(&l->sh->acked, memory_order_acquire) ==
@@ -553,7 +535,7 @@ fb_lane_advance_acked(fb_lane_t *l)
 void
 fb_lane_skip_to_head(fb_lane_t *l)
 {
-    /* pairs with the acquire loads of acked (fb_lane_drained, the claim) */
+    /* pairs with the acquire loads of acked (fb_lane_all_acked, the claim) */
     atomic_store_explicit(&l->sh->acked, fb_lane_head(l), memory_order_release);
     atomic_store(&l->sh->quarantined, 0);
     atomic_fetch_add(&l->sh->acked_seq, 1);

@@ -19,9 +19,8 @@
 #include <sys/types.h>
 
 #define FB_RING_MAGIC 0x31474e4952504246ULL /* "FBPRING1" */
-#define FB_RING_VERSION 4
+#define FB_RING_VERSION 5
 #define FB_CACHELINE 64
-#define FB_RING_COUNTERS 32 /* auth refusal counters, a multiple of 8 */
 #define FB_RING_MAX_LANES 512
 #define FB_RING_LANE_MIN (64u * 1024u) /* bytes: fb_ring_format refuses smaller lanes */
 #define FB_REC_MAGIC 0xfb7e
@@ -115,8 +114,7 @@ typedef struct fb_ring_sh {
      * kafka.message_max_bytes and the topic's max.message.bytes, from the
      * producer; 0 until it is known (the workers use the setting) */
     _Atomic uint64_t record_max;
-    /* refused calls by fb_auth_err_t (index 0 unused), for metrics */
-    _Alignas(FB_CACHELINE) _Atomic uint64_t auth_refusals[FB_RING_COUNTERS];
+    /* (the counters live in the metrics zone, common/metrics.h) */
 } fb_ring_sh_t;
 
 _Static_assert(sizeof(fb_rec_t) == 24, "record header layout");
@@ -126,9 +124,7 @@ _Static_assert(offsetof(fb_lane_sh_t, owner_state) == 2 * FB_CACHELINE, "lane la
 _Static_assert(offsetof(fb_lane_sh_t, beat_ms) == 3 * FB_CACHELINE, "lane layout");
 _Static_assert(sizeof(fb_lane_sh_t) == 4 * FB_CACHELINE, "lane header size");
 _Static_assert(offsetof(fb_ring_sh_t, producer_sleeping) == FB_CACHELINE, "ring header layout");
-_Static_assert(offsetof(fb_ring_sh_t, auth_refusals) == 2 * FB_CACHELINE, "ring header layout");
-_Static_assert(sizeof(fb_ring_sh_t) == 2 * FB_CACHELINE + FB_RING_COUNTERS * 8,
-               "ring header size");
+_Static_assert(sizeof(fb_ring_sh_t) == 2 * FB_CACHELINE, "ring header size");
 
 typedef struct fb_ring {
     fb_ring_sh_t *sh;
@@ -157,13 +153,11 @@ int fb_ring_format(void *base, size_t seg_size, unsigned n_lanes, const char **w
 int fb_ring_check(const void *base, size_t seg_size, const char **why);
 void fb_ring_lane(fb_ring_t *r, unsigned index, fb_lane_t *out);
 size_t fb_ring_max_record(const fb_ring_t *r);
-uint64_t fb_monotonic_ms(void);
-int64_t fb_wall_ns(void);
 
 /* lane ownership */
 int fb_lane_claim(fb_lane_t *l, pid_t pid, uint64_t gen);
 void fb_lane_release(fb_lane_t *l);
-bool fb_lane_drained(const fb_lane_t *l);
+bool fb_lane_all_acked(const fb_lane_t *l);
 
 /* heartbeat: the worker beats, the master's watchdog reads */
 void fb_lane_beat(fb_lane_t *l, pid_t pid, uint32_t state);

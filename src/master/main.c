@@ -3,8 +3,9 @@
  *
  * Parses the command line, loads and verifies the configuration, and
  * either reports the verdict (-t) or becomes the master; `fbpiped token`
- * is handed to master_token.c, `fbpiped replay` to router_replay.c and
- * `fbpiped ledger` to master_ledger.c before any of that. It must never
+ * is handed to master_token.c, `fbpiped replay` to router_replay.c,
+ * `fbpiped status` to master_status.c and `fbpiped ledger` to
+ * master_ledger.c before any of that. It must never
  * initialise gRPC or librdkafka: the processes that use them are forked.
  */
 #include <getopt.h>
@@ -30,6 +31,7 @@ usage(FILE *fp)
             "       fbpiped token --fingerprint TOKEN|-\n"
             "       fbpiped replay [--dry-run] [-c FILE] DEAD-LETTER-FILE...\n"
             "       fbpiped ledger [--json] [-c FILE] [-p PIDFILE]\n"
+            "       fbpiped status [-c FILE] [-p PIDFILE]\n"
             "  -c FILE            configuration file (default %s/fbpipe.conf)\n"
             "  -f                 stay in the foreground, log to stderr\n"
             "  -t                 test the configuration and everything it names, then exit\n"
@@ -66,6 +68,8 @@ main(int argc, char **argv)
         return fb_replay_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "ledger") == 0)
         return fb_ledger_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "status") == 0)
+        return fb_status_main(argc - 1, argv + 1);
     while ((c = getopt_long(argc, argv, "c:fhp:tvV", longopts, NULL)) != -1) {
         switch (c) {
         case 'c': conf_path = optarg; break;

@@ -31,7 +31,7 @@ typedef struct fb_master_opts {
 extern volatile sig_atomic_t fb_sig_child, fb_sig_term, fb_sig_quick, fb_sig_hup, fb_sig_usr1;
 int fb_master_signals_init(void);
 int fb_master_signal_fd(void);
-void fb_master_signals_drain(void);
+void fb_master_signals_read(void);
 void fb_master_signals_reset_child(void);
 
 /* master_spawn.c */
@@ -67,6 +67,9 @@ void fb_master_notify(const char *state);
 /* master_run.c */
 int fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts);
 int fb_master_drop_privileges(void);
+
+/* master_status.c: `fbpiped status ...` (argv[0] is "status"); an FB_EXIT_* status */
+int fb_status_main(int argc, char **argv);
 
 /* token.c: `fbpiped token ...` (argv[0] is "token"); returns an FB_EXIT_* status */
 int fb_token_main(int argc, char **argv);

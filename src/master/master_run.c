@@ -23,6 +23,7 @@
 
 #include "common/auth.h"
 #include "common/listen_check.h"
+#include "common/loaded.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/proc.h"
@@ -185,17 +186,21 @@ fb_master_drop_privileges(void)
     return 0;
 }
 
-/* log_auth_refusals -- the refusal counters the workers keep in the ring. */
+/* log_auth_refusals -- the refusal counters the workers keep in the
+ * metrics zone (the master never reads the ring's data). */
 static void
-log_auth_refusals(const fb_ring_t *ring)
+log_auth_refusals(void)
 {
+    const fb_metrics_t *m = fb_metrics_zone();
     char line[1024];
     size_t off = 0;
     uint64_t total = 0;
 
     line[0] = '\0';
-    for (int i = 1; i < FB_AUTH_N_ERRS && i < FB_RING_COUNTERS; i++) {
-        uint64_t n = atomic_load_explicit(&ring->sh->auth_refusals[i], memory_order_relaxed);
+    if (m == NULL)
+        return;
+    for (int i = 1; i < FB_AUTH_N_ERRS; i++) {
+        uint64_t n = fb_metrics_role_sum(m, FB_MROLE_WORKER, (fb_mc_t)(FB_MC_AUTH_REFUSED + i));
         if (n == 0 || off >= sizeof(line))
             continue;
         total += n;
@@ -211,7 +216,7 @@ log_auth_refusals(const fb_ring_t *ring)
 static void
 name_tenants(void)
 {
-    const fb_keydb_t *db = fb_worker_loaded_keydb();
+    const fb_keydb_t *db = fb_loaded_get()->keydb;
     const char **keys;
 
     if (db == NULL || fb_metrics_zone() == NULL || db->n_tenants == 0)
@@ -235,7 +240,7 @@ reload(fb_conf_t *conf, const char *path, fb_ring_t *ring)
     fb_conf_t *next = fb_conf_load(path);
 
     if (next == NULL || fb_conf_verify(next) < 0 ||
-        ((next->ingester_enabled || next->router_enabled) && fb_worker_load_keys(next) < 0) ||
+        ((next->ingester_enabled || next->router_enabled) && fb_loaded_replace(next) < 0) ||
         resolve_user(next) < 0) {
         fb_log_errorx("reload of %s failed (see above): keeping the running configuration",
                       path);
@@ -356,14 +361,15 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
         if (zone == NULL)
             goto out;
         fb_metrics_use(zone);
+        fb_metrics_take_slot(zone, FB_MROLE_MASTER, 0);
     }
     /* what a reload revokes reaches the calls already open */
     if ((revocations = fb_revoke_create()) == NULL)
         goto out;
-    fb_worker_set_revoke(revocations);
+    fb_loaded_set_revoke(revocations);
     /* secrets, keys and TLS files may be readable by root only: the master
      * loads them (again on reload); children inherit them and drop */
-    if ((conf->ingester_enabled || conf->router_enabled) && fb_worker_load_keys(conf) < 0) {
+    if ((conf->ingester_enabled || conf->router_enabled) && fb_loaded_replace(conf) < 0) {
         rc = FB_EXIT_CONFIG;
         goto out;
     }
@@ -411,7 +417,7 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
         fb_master_watchdog(conf, ring, &next_ms); /* stuck workers */
         if (poll(&pfd, 1, next_ms) < 0 && errno != EINTR)
             fb_log_warn("poll(self-pipe) failed");
-        fb_master_signals_drain();
+        fb_master_signals_read();
         if (fb_sig_child) {
             fb_sig_child = 0;
             if (fb_master_reap(ring) > 0) {
@@ -450,14 +456,14 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
             fb_sig_usr1 = 0;
             fb_master_signal_children(SIGUSR1);
             if (ring != NULL)
-                log_auth_refusals(ring);
+                log_auth_refusals();
         }
     }
 out:
     if (ring != NULL)
-        log_auth_refusals(ring);
-    fb_worker_free_keys();
-    fb_worker_set_revoke(NULL);
+        log_auth_refusals();
+    fb_loaded_free();
+    fb_loaded_set_revoke(NULL);
     fb_revoke_free(revocations);
     fb_ring_destroy(ring);
     fb_metrics_free(fb_metrics_zone());

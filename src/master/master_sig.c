@@ -68,9 +68,9 @@ fb_master_signal_fd(void)
     return self_pipe[0];
 }
 
-/* fb_master_signals_drain -- empty the self-pipe after waking. */
+/* fb_master_signals_read -- empty the self-pipe after waking. */
 void
-fb_master_signals_drain(void)
+fb_master_signals_read(void)
 {
     char buf[64];
 

@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/backoff.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/proc.h"
@@ -55,7 +57,7 @@ typedef struct child {
     fb_child_main_t fn;
     uint64_t started_ms;
     uint64_t respawn_at_ms;
-    unsigned backoff_ms;
+    fb_backoff_t backoff; /* respawn throttling while it dies young or cannot run yet */
     unsigned crashes;
     bool retiring; /* a worker of an older generation: finishing its calls */
     bool stall_killed; /* the watchdog sent it SIGKILL; not reaped yet */
@@ -154,6 +156,7 @@ fb_master_spawn(fb_child_role_t role, unsigned index, const char *name, fb_child
         if (c->in_use)
             continue;
         memset(c, 0, sizeof(*c));
+        fb_backoff_init(&c->backoff, FIRST_BACKOFF_MS, MAX_BACKOFF_MS);
         c->in_use = true;
         c->role = role;
         c->index = index;
@@ -176,6 +179,7 @@ fb_master_reap(fb_ring_t *ring)
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
         child_t *c = NULL;
         uint64_t lived;
+        unsigned wait_ms = 0;
 
         for (size_t i = 0; i < MAX_CHILDREN; i++)
             if (children[i].in_use && children[i].alive && children[i].pid == pid)
@@ -211,7 +215,7 @@ fb_master_reap(fb_ring_t *ring)
              * worker serves once it is */
             fb_log_notice("%s (pid %ld) left its quarantined lane; starting another", c->name,
                           (long)pid);
-            c->backoff_ms = 0;
+            fb_backoff_reset(&c->backoff);
             c->respawn_at_ms = fb_monotonic_ms();
             continue;
         } else if (c->role == FB_ROLE_WORKER && WIFEXITED(st) &&
@@ -223,7 +227,7 @@ fb_master_reap(fb_ring_t *ring)
             fb_log_notice("%s (pid %ld) %s; starting another", c->name, (long)pid,
                           WEXITSTATUS(st) == FB_EXIT_MEMORY ? "exceeded its memory limit"
                                                             : "stopped accepting connections");
-            c->backoff_ms = 0;
+            fb_backoff_reset(&c->backoff);
             c->respawn_at_ms = fb_monotonic_ms();
             continue;
         } else if (WIFEXITED(st) && WEXITSTATUS(st) == FB_EXIT_NOT_READY) {
@@ -232,13 +236,11 @@ fb_master_reap(fb_ring_t *ring)
             if (stopping)
                 continue;
             count(FB_MC_CHILD_NOT_READY, c->role);
-            c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : FIRST_BACKOFF_MS;
-            if (c->backoff_ms > MAX_BACKOFF_MS)
-                c->backoff_ms = MAX_BACKOFF_MS;
-            c->respawn_at_ms = fb_monotonic_ms() + c->backoff_ms;
+            wait_ms = fb_backoff_next(&c->backoff);
+            c->respawn_at_ms = fb_monotonic_ms() + wait_ms;
             fb_log_errorx("%s (pid %ld) cannot run yet (its last lines say why): starting it "
                           "again in %u ms; the other roles run on",
-                          c->name, (long)pid, c->backoff_ms);
+                          c->name, (long)pid, wait_ms);
             continue;
         } else if (WIFEXITED(st) && WEXITSTATUS(st) == FB_EXIT_CONFIG) {
             /* at start: the daemon cannot run as configured */
@@ -259,16 +261,13 @@ fb_master_reap(fb_ring_t *ring)
             continue;
         c->crashes++;
         count(FB_MC_CHILD_CRASHES, c->role);
-        if (lived < FAST_DEATH_MS) {
-            c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : FIRST_BACKOFF_MS;
-            if (c->backoff_ms > MAX_BACKOFF_MS)
-                c->backoff_ms = MAX_BACKOFF_MS;
-        } else {
-            c->backoff_ms = 0;
-        }
-        c->respawn_at_ms = fb_monotonic_ms() + c->backoff_ms;
-        if (c->backoff_ms > 0)
-            fb_log_warnx("restarting %s in %u ms (it died %u time(s))", c->name, c->backoff_ms,
+        if (lived < FAST_DEATH_MS)
+            wait_ms = fb_backoff_next(&c->backoff);
+        else
+            fb_backoff_reset(&c->backoff);
+        c->respawn_at_ms = fb_monotonic_ms() + wait_ms;
+        if (wait_ms > 0)
+            fb_log_warnx("restarting %s in %u ms (it died %u time(s))", c->name, wait_ms,
                          c->crashes);
     }
     return given_up;

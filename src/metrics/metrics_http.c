@@ -15,7 +15,8 @@
  * (the master restarts it with back-off; the other roles are not
  * affected).
  *
- * It must never write to the zone or touch the ring, and never exit 2
+ * It must never write to the zone (but its own slot's pid and start
+ * time, as every process does) or touch the ring, and never exit 2
  * (a configuration error, which stops the daemon). Threads start here,
  * in the child, never in the master.
  */
@@ -229,12 +230,14 @@ fb_metrics_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     int fd;
 
     (void)ring;
-    (void)index;
     fb_proc_child_signals(on_stop);
     if (srv.zone == NULL) {
         fb_log_errorx("no metrics zone to serve (the master makes it before forking)");
         return 1;
     }
+    /* its pid and start in its own slot, for fbpiped status: the only
+     * words of the zone it writes */
+    fb_metrics_take_slot(fb_metrics_zone(), FB_MROLE_METRICS, index);
     /* blocked before libmicrohttpd's thread starts, which inherits the
      * mask: TERM and INT reach this thread's sigtimedwait only */
     sigemptyset(&stop);

@@ -337,8 +337,6 @@ fb_metrics_render(const fb_metrics_t *m, fb_mbuf_t *out)
     counter(out, m, "fbpipe_router_rotations_total", "Files rotated.", FB_MC_ROTATIONS);
     role_gauge(out, m, "fbpipe_router_files_open", "Output files open.", FB_MROLE_ROUTER,
                FB_MC_FILES_OPEN);
-    role_gauge(out, m, "fbpipe_router_spool_bytes", "Bytes in the spool.", FB_MROLE_ROUTER,
-               FB_MC_SPOOL_BYTES);
     role_gauge(out, m, "fbpipe_router_consumer_lag",
                "Records behind the ends of the assigned partitions.", FB_MROLE_ROUTER,
                FB_MC_CONSUMER_LAG);

@@ -29,7 +29,10 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "common/backoff.h"
+#include "common/clock.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/ring.h"
 #include "producer/producer.h"
 
@@ -37,10 +40,12 @@
 #define TOPIC_RETRY_MS 30000
 #define AUTH_RETRY_MS 1000    /* produce again while Kafka refuses the principal */
 #define ALARM_INTERVAL_MS 30000
+#define FATAL_BACKOFF_FIRST_MS 1000
 #define FATAL_BACKOFF_MAX_MS 30000
 #define SETTINGS_EVERY_MS 300000 /* the topic's settings read again (and on HUP) */
 #define BATCH_OVERHEAD 128      /* bytes of a record batch around one record */
 #define CORRUPT_TRIES 5         /* INVALID_MSG answers before a record counts as corrupt */
+#define KAFKA_UP_MS 10000       /* the metrics: Kafka is up when it answered within this */
 
 typedef struct prod {
     const fb_conf_t *conf;
@@ -66,6 +71,7 @@ typedef struct prod {
     uint64_t client_max;        /* message.max.bytes of the current client (0: the setting) */
     _Atomic uint64_t want_max;  /* what the topic allows, from the watcher (0: the setting) */
     volatile sig_atomic_t *stop;
+    fb_mslot_t *metrics; /* the producer's slot in the metrics zone */
 } prod_t;
 
 #define WATCH_INTERVAL_MS 5000
@@ -138,6 +144,12 @@ kafka_watch(void *arg)
                                   memory_order_relaxed);
             rd_kafka_metadata_destroy(md);
         }
+        /* the metrics: Kafka answered within KAFKA_UP_MS, what is in flight */
+        fb_metrics_set(p->metrics, FB_MC_KAFKA_UP,
+                       fb_monotonic_ms() - atomic_load_explicit(&p->ring->sh->kafka_ok_ms,
+                                                                memory_order_relaxed) <
+                           KAFKA_UP_MS);
+        fb_metrics_set(p->metrics, FB_MC_IN_FLIGHT, (uint64_t)rd_kafka_outq_len(p->rk));
         for (int i = 0; i < WATCH_INTERVAL_MS / 100 && !*p->stop && !p->watch_stop &&
                         !reread_requested; i++)
             usleep(100000);
@@ -246,6 +258,20 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     fb_rec_t *rec = m->_private;
 
     (void)rk;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) { /* the ledger: in Kafka */
+        fb_metrics_t *z = fb_metrics_zone();
+        int64_t us = rd_kafka_message_latency(m);
+        fb_metrics_add(p->metrics, FB_MC_RECORDS_DELIVERED, 1);
+        fb_metrics_add(p->metrics, FB_MC_BYTES_DELIVERED, (uint64_t)rec->key_len + rec->val_len);
+        if (us >= 0)
+            fb_metrics_observe(p->metrics, FB_MC_DELIVERY_LATENCY, (uint64_t)us);
+        if (z != NULL)
+            fb_metrics_tenant_add(p->metrics,
+                                  fb_metrics_tenant(z, (const char *)fb_rec_key(rec), rec->key_len),
+                                  FB_MT_IN_KAFKA, 1);
+    } else {
+        fb_metrics_add(p->metrics, FB_MC_DELIVERY_ERRORS, 1);
+    }
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR || fb_kafka_err_permanent(m->err)) {
         p->inflight[lane_of(p, rec)]--;
         mark(p, rec, m->err);
@@ -321,9 +347,9 @@ produce(prod_t *p, fb_rec_t *rec, bool again)
     return -EAGAIN;
 }
 
-/* drain -- hand librdkafka what the lanes published; counts handed. */
+/* hand_over -- hand librdkafka what the lanes published; counts handed. */
 static size_t
-drain(prod_t *p, bool *full)
+hand_over(prod_t *p, bool *full)
 {
     size_t total = 0;
 
@@ -394,7 +420,7 @@ static bool
 pending(prod_t *p)
 {
     for (unsigned i = 0; i < p->n_lanes; i++)
-        if (!fb_lane_drained(&p->lanes[i]) && !p->quarantined[i])
+        if (!fb_lane_all_acked(&p->lanes[i]) && !p->quarantined[i])
             return true;
     return false;
 }
@@ -436,7 +462,7 @@ shutdown_flush(prod_t *p)
     for (unsigned i = 0; i < p->n_lanes; i++)
         (void)fb_lane_head(&p->lanes[i]);
     while (fb_monotonic_ms() < deadline) {
-        drain(p, &full);
+        hand_over(p, &full);
         settle(p, 50);
         if (!pending(p) && p->n_retry == 0)
             break;
@@ -540,12 +566,14 @@ client_renew(prod_t *p, unsigned backoff_ms)
 int
 fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *stop)
 {
-    prod_t p = {.conf = conf, .ring = ring, .dr_fd = -1, .stop = stop};
+    prod_t p = {.conf = conf, .ring = ring, .dr_fd = -1, .stop = stop,
+                .metrics = fb_metrics_take_slot(fb_metrics_zone(), FB_MROLE_PRODUCER, 0)};
     char fatal[512];
     uint64_t delivered_then = 0;
-    unsigned backoff_ms = 1000;
+    fb_backoff_t fatal_backoff; /* before a new client after a fatal error */
     int rc = FB_PRODUCER_EXIT_FATAL;
 
+    fb_backoff_init(&fatal_backoff, FATAL_BACKOFF_FIRST_MS, FATAL_BACKOFF_MAX_MS);
     p.n_lanes = ring->sh->n_lanes;
     p.lanes = calloc(p.n_lanes, sizeof(*p.lanes));
     p.read = calloc(p.n_lanes, sizeof(*p.read));
@@ -575,11 +603,12 @@ fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *s
         bool full;
         size_t n;
 
-        n = drain(&p, &full);
+        n = hand_over(&p, &full);
         settle(&p, full ? 10 : 0);
         if (p.delivered > delivered_then) {
             delivered_then = p.delivered;
-            backoff_ms = 1000; /* this client works: the next fatal error starts afresh */
+            /* this client works: the next fatal error starts afresh */
+            fb_backoff_reset(&fatal_backoff);
         }
         if (atomic_load(&p.want_max) != p.client_max) {
             p.client_max = atomic_load(&p.want_max);
@@ -593,14 +622,13 @@ fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *s
         }
         if (rd_kafka_fatal_error(p.rk, fatal, sizeof(fatal)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
             char who[160];
+            unsigned wait_ms = fb_backoff_next(&fatal_backoff);
             fb_log_errorx("fatal idempotent-producer error as %s: %s; a new Kafka client "
                           "resumes from acked in %u ms",
-                          fb_kafka_principal(conf, who, sizeof(who)), fatal, backoff_ms);
-            if ((rc = client_renew(&p, backoff_ms)) != 0)
+                          fb_kafka_principal(conf, who, sizeof(who)), fatal, wait_ms);
+            if ((rc = client_renew(&p, wait_ms)) != 0)
                 goto out;
             rc = FB_PRODUCER_EXIT_FATAL;
-            backoff_ms = backoff_ms * 2 > FATAL_BACKOFF_MAX_MS ? FATAL_BACKOFF_MAX_MS
-                                                                : backoff_ms * 2;
             continue;
         }
         if (n == 0 && !full)

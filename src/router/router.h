@@ -7,13 +7,10 @@
 #define FB_ROUTER_H
 
 #include "common/conf.h"
-#include "common/keys.h"
 #include "common/ring.h"
 
 int fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index);
 
-/* The key database the master loaded (inherited through fork), or NULL. */
-const fb_keydb_t *fb_router_keydb(void);
 /* `fbpiped replay [--dry-run] [-c FILE] DEAD-LETTER-FILE...` (argv[0] is
  * "replay"): dead letters produced to the topic again; an exit status */
 int fb_replay_main(int argc, char **argv);

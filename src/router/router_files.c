@@ -13,11 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/ring.h"
+#include "common/clock.h"
+#include "common/metrics.h"
 #include "router/router_files.h"
 
 #define NAME_MAX_LEN 160 /* an access key (128) and ".log.NNNNN" */
-#define TAIL_CHUNK 65536
+#define READ_BLOCK 65536
 #define SYNC_MANY 16    /* files written in one flush past which their syncs overlap */
 #define SYNC_WHOLE 1024 /* past which one syncfs() of the file system is cheaper */
 #define KEPT_BYTES (64u << 20) /* empty buffers kept for reuse, all keys together */
@@ -129,6 +130,7 @@ entry_close(fb_files_t *f, entry_t *e)
         close(e->fd);
         e->fd = -1;
         f->n_open--;
+        fb_metrics_set(f->o.metrics, FB_MC_FILES_OPEN, f->n_open);
     }
 }
 
@@ -335,7 +337,7 @@ static int
 cut_back(int fd, uint64_t *size)
 {
     struct stat st;
-    char buf[TAIL_CHUNK];
+    char buf[READ_BLOCK];
     off_t end, pos;
 
     if (fstat(fd, &st) < 0)
@@ -454,14 +456,14 @@ spool_room(fb_files_t *f, const char *file)
     return S_ISREG(st.st_mode) && (uint64_t)st.st_size < f->o.spool_max;
 }
 
-/* drain_spool -- the lines spooled while e's file could not be written
+/* unspool -- the lines spooled while e's file could not be written
  * go into it first, whole lines only, synced; then the spool file is
  * removed (a crash in between writes them again: duplicates, never a
  * loss). 0, or -1 with errno. */
 static int
-drain_spool(fb_files_t *f, entry_t *e, int fd, const char *file)
+unspool(fb_files_t *f, entry_t *e, int fd, const char *file)
 {
-    char buf[TAIL_CHUNK];
+    char buf[READ_BLOCK];
     uint64_t copied = 0, whole;
     struct stat st;
     int sfd;
@@ -567,7 +569,7 @@ entry_open(fb_files_t *f, entry_t *e, char *err, size_t errlen)
         return -1;
     }
     /* the file this entry closed with bytes past its checkpoint keeps
-     * that checkpoint; any other (new, replaced, or settled when closed
+     * that checkpoint; any other (new, replaced, or fully stored when closed
      * and written by another router since) is taken as it is */
     bool tail = e->ino == st.st_ino && e->dev == st.st_dev && e->size > e->stored;
     if (cut_back(fd, &e->size) < 0) {
@@ -581,7 +583,7 @@ entry_open(fb_files_t *f, entry_t *e, char *err, size_t errlen)
     e->dev = st.st_dev;
     e->ino = st.st_ino;
     uint64_t before = e->size;
-    if (drain_spool(f, e, fd, file) < 0) {
+    if (unspool(f, e, fd, file) < 0) {
         snprintf(err, errlen, "%s/%s: cannot move its spooled lines (%s/%s) into it: %s",
                  f->o.dir, file, f->o.spool_dir, file, strerror(errno));
         close(fd);
@@ -598,6 +600,7 @@ entry_open(fb_files_t *f, entry_t *e, char *err, size_t errlen)
                               (uint64_t)st.st_mtim.tv_nsec / 1000000);
     e->dir_dirty |= st.st_size == 0; /* new, probably: its name is synced too */
     f->n_open++;
+    fb_metrics_set(f->o.metrics, FB_MC_FILES_OPEN, f->n_open);
     return 0;
 }
 
@@ -669,7 +672,7 @@ entry_write(fb_files_t *f, entry_t *e, size_t off, size_t n, char *err, size_t e
 /* entry_sync -- fsync e's file (and the folder, after a rotation or a
  * creation); 0, or FB_FILES_UNSYNCED with err. */
 static int
-entry_sync(fb_files_t *f, entry_t *e, char *err, size_t errlen)
+entry_sync_now(fb_files_t *f, entry_t *e, char *err, size_t errlen)
 {
     if (fdatasync(e->fd) < 0) { /* an append's new size is data for this */
         snprintf(err, errlen, "%s/%s.log: fdatasync failed: %s", f->o.dir, e->key,
@@ -684,6 +687,23 @@ entry_sync(fb_files_t *f, entry_t *e, char *err, size_t errlen)
         e->dir_dirty = false;
     }
     return 0;
+}
+
+/* synced -- one sync took since t0_us (the metrics' fsync latency);
+ * returns rc. */
+static int
+synced(const fb_files_t *f, uint64_t t0_us, int rc)
+{
+    fb_metrics_observe(f->o.metrics, FB_MC_FSYNC_LATENCY, fb_monotonic_us() - t0_us);
+    return rc;
+}
+
+static int
+entry_sync(fb_files_t *f, entry_t *e, char *err, size_t errlen)
+{
+    uint64_t t0 = fb_monotonic_us();
+
+    return synced(f, t0, entry_sync_now(f, e, err, errlen));
 }
 
 /* consume -- n written bytes leave e's buffer; an empty buffer is given
@@ -737,6 +757,7 @@ entry_flush(fb_files_t *f, entry_t *e, uint64_t now, bool sync, bool defer, char
                 rc = -1;
                 break;
             }
+            fb_metrics_add(f->o.metrics, FB_MC_ROTATIONS, 1);
             e->dir_dirty = true;
             continue;
         }
@@ -761,7 +782,7 @@ entry_flush(fb_files_t *f, entry_t *e, uint64_t now, bool sync, bool defer, char
 /* sync_whole -- the whole file system of the directory, and the directory
  * itself when dir is set; 0, or FB_FILES_UNSYNCED with err. */
 static int
-sync_whole(fb_files_t *f, bool dir, char *err, size_t errlen)
+sync_whole_now(fb_files_t *f, bool dir, char *err, size_t errlen)
 {
     if (syncfs(f->dirfd) < 0) {
         snprintf(err, errlen, "%s: syncfs failed: %s", f->o.dir, strerror(errno));
@@ -780,7 +801,7 @@ sync_whole(fb_files_t *f, bool dir, char *err, size_t errlen)
  * more than SYNC_WHOLE, or when a file written was rotated or closed
  * meanwhile. 0, or FB_FILES_UNSYNCED with err. */
 static int
-sync_many(fb_files_t *f, size_t files, bool dir, char *err, size_t errlen)
+sync_many_now(fb_files_t *f, size_t files, bool dir, char *err, size_t errlen)
 {
     bool whole = files > SYNC_WHOLE;
 
@@ -794,7 +815,7 @@ sync_many(fb_files_t *f, size_t files, bool dir, char *err, size_t errlen)
             (void)sync_file_range(e->fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* a hint */
     }
     if (whole)
-        return sync_whole(f, dir, err, errlen);
+        return sync_whole_now(f, dir, err, errlen);
     for (size_t i = 0; i < f->cap; i++) {
         entry_t *e = &f->tab[i];
         if (e->key != NULL && e->done > 0 && fdatasync(e->fd) < 0) {
@@ -808,6 +829,22 @@ sync_many(fb_files_t *f, size_t files, bool dir, char *err, size_t errlen)
         return FB_FILES_UNSYNCED;
     }
     return 0;
+}
+
+static int
+sync_whole(fb_files_t *f, bool dir, char *err, size_t errlen)
+{
+    uint64_t t0 = fb_monotonic_us();
+
+    return synced(f, t0, sync_whole_now(f, dir, err, errlen));
+}
+
+static int
+sync_many(fb_files_t *f, size_t files, bool dir, char *err, size_t errlen)
+{
+    uint64_t t0 = fb_monotonic_us();
+
+    return synced(f, t0, sync_many_now(f, files, dir, err, errlen));
 }
 
 int

@@ -63,6 +63,7 @@ typedef struct fb_files_opts {
                               * permissions is spooled (see above), or NULL */
     uint64_t spool_max;      /* bytes spooled per key before permissions are
                               * retried instead */
+    struct fb_mslot *metrics; /* where rotations, syncs and open files count, or NULL */
     bool durable;            /* the caller stores offsets only after a sync: a
                               * file is synced before it is rotated, so that
                               * a roll back finds in the current file all it

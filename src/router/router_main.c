@@ -36,13 +36,16 @@
 #include <librdkafka/rdkafka.h>
 #include <sodium.h>
 
+#include "common/backoff.h"
+#include "common/clock.h"
 #include "common/kafka.h"
+#include "common/loaded.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/proc.h"
 #include "router/router.h"
 #include "router/router_files.h"
 #include "router/router_line.h"
-#include "worker/worker.h"
 
 /* a batch: what the consumer has ready, up to this many records or bytes
  * of lines (one write per file and one sync per batch) */
@@ -50,6 +53,7 @@
 #define BATCH_BYTES (32u << 20)
 #define BATCH_WAIT_MS 100
 #define POLL_MS 100
+#define BACKOFF_FIRST_MS 250
 #define BACKOFF_MAX_MS 30000
 #define SEEK_TIMEOUT_MS 10000
 #define REFUSED_KEYS 64 /* keys whose refusals are counted apart; the rest together */
@@ -90,7 +94,7 @@ typedef struct router {
     /* per partition, the offset of its first record not stored: where a
      * roll back reads again from (the files' checkpoint covers the rest) */
     rd_kafka_topic_partition_list_t *from;
-    unsigned rollback_ms; /* the pause after a roll back, doubled while they recur */
+    fb_backoff_t rollback; /* the pause after a roll back, doubled while they recur */
     uint64_t last_rollback_ms;
     /* print_events: the batch's lines, written to stdout once it is written */
     char *print;
@@ -105,10 +109,23 @@ typedef struct router {
     bool transient; /* the consumer could not start for now */
     bool not_ready; /* router.dir cannot be written (yet) */
     bool restart;   /* records that must be read again could not be: exit 1 */
+    /* the metrics: the batch's counts, added to the zone once it is
+     * written, forgotten when it is rolled back (read again) */
+    fb_mslot_t *metrics;
+    int64_t *pend;        /* per tenant number: PEND_COLS columns */
+    unsigned *pend_touched, n_touched, n_pend_tenants;
+    int64_t pend_c[FB_MC_N]; /* the router's own counters, for this batch */
+    uint64_t metrics_at;  /* monotonic ms: next look at assignment and lag */
 } router_t;
+
+/* the ledger's columns a router counts, in its pending tally */
+#define PEND_COLS 3
+static const fb_mt_t pend_col[PEND_COLS] = {FB_MT_WRITTEN, FB_MT_DEAD_LETTERED, FB_MT_SPOOLED};
 
 static void store(router_t *r);
 static void roll_back(router_t *r, bool seek);
+static void pend(router_t *r, const char *key, size_t len, int col, fb_mc_t c, int64_t delta);
+static void pend_end(router_t *r, bool commit);
 static void print_flush(router_t *r);
 static void dead_letter(router_t *r, const rd_kafka_message_t *m, const char *why);
 static void spool(router_t *r, const rd_kafka_message_t *m);
@@ -127,10 +144,15 @@ refusals(router_t *r)
         for (size_t i = 0; i < r->n; i++) {
             const rd_kafka_message_t *m = r->ms[i];
             if (m->key_len == len && memcmp(m->key, key, len) == 0) {
-                if (to_spool)
+                /* counted as written when taken: moved */
+                pend(r, key, len, 0, FB_MC_RECORDS_WRITTEN, -1);
+                if (to_spool) {
                     spool(r, m);
-                else
+                    pend(r, key, len, 2, FB_MC_SPOOLED, 1);
+                } else {
                     dead_letter(r, m, why);
+                    pend(r, key, len, 1, FB_MC_DEAD_LETTERS_REFUSED, 1);
+                }
                 n++;
             }
         }
@@ -295,6 +317,7 @@ roll_back(router_t *r, bool seek)
     }
     r->unsynced = false;
     r->print_len = 0; /* not written: not printed */
+    pend_end(r, false); /* read again: counted then */
     for (size_t i = 0; i < r->n; i++)
         rd_kafka_message_destroy(r->ms[i]);
     r->n = 0;
@@ -324,9 +347,9 @@ roll_back(router_t *r, bool seek)
     /* recurring failures wait longer each time: a disk that keeps failing
      * is not read from and written to in a loop */
     uint64_t now = fb_monotonic_ms();
-    r->rollback_ms = r->rollback_ms == 0 || now - r->last_rollback_ms > BACKOFF_MAX_MS * 2
-                         ? 250 : (r->rollback_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-                                                                      : r->rollback_ms * 2);
+    if (now - r->last_rollback_ms > BACKOFF_MAX_MS * 2)
+        fb_backoff_reset(&r->rollback); /* the last one is long past: start afresh */
+    fb_backoff_next(&r->rollback);
     r->last_rollback_ms = now;
 }
 
@@ -498,6 +521,85 @@ log_refused(router_t *r)
     }
 }
 
+/* pend -- delta records of key in column col (0 written, 1 dead
+ * lettered, 2 spooled) and in the router's counter c, for the batch. */
+static void
+pend(router_t *r, const char *key, size_t len, int col, fb_mc_t c, int64_t delta)
+{
+    fb_metrics_t *z = fb_metrics_zone();
+    unsigned t;
+
+    if (z == NULL)
+        return;
+    if (c != FB_MC_N)
+        r->pend_c[c] += delta;
+    if (r->pend == NULL) {
+        r->n_pend_tenants = (unsigned)r->conf->metrics_max_tenants + 1;
+        r->pend = calloc((size_t)r->n_pend_tenants * PEND_COLS, sizeof(*r->pend));
+        r->pend_touched = calloc(r->n_pend_tenants, sizeof(*r->pend_touched));
+        if (r->pend == NULL || r->pend_touched == NULL)
+            fb_panic("router %u: out of memory for the metrics tally", r->index);
+    }
+    t = fb_metrics_tenant(z, key, len);
+    if (t >= r->n_pend_tenants)
+        return;
+    bool fresh = true;
+    for (int k = 0; k < PEND_COLS; k++)
+        fresh &= r->pend[(size_t)t * PEND_COLS + k] == 0;
+    if (fresh)
+        r->pend_touched[r->n_touched++] = t;
+    r->pend[(size_t)t * PEND_COLS + col] += delta;
+}
+
+/* pend_end -- the batch is written (commit) or read again (forget). */
+static void
+pend_end(router_t *r, bool commit)
+{
+    for (unsigned i = 0; i < r->n_touched; i++) {
+        unsigned t = r->pend_touched[i];
+        for (int k = 0; k < PEND_COLS; k++) {
+            int64_t *v = &r->pend[(size_t)t * PEND_COLS + k];
+            if (commit && *v > 0)
+                fb_metrics_tenant_add(r->metrics, t, pend_col[k], (uint64_t)*v);
+            *v = 0;
+        }
+    }
+    r->n_touched = 0;
+    for (int c = 0; c < FB_MC_N; c++) {
+        if (commit && r->pend_c[c] > 0)
+            fb_metrics_add(r->metrics, (fb_mc_t)c, (uint64_t)r->pend_c[c]);
+        r->pend_c[c] = 0;
+    }
+}
+
+/* watch_assignment -- every few seconds: partitions assigned, and how
+ * many records they are behind their ends (the cached high watermarks). */
+static void
+watch_assignment(router_t *r)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    uint64_t now = fb_monotonic_ms(), lag = 0;
+
+    if (r->metrics == NULL || now < r->metrics_at || r->rk == NULL)
+        return;
+    r->metrics_at = now + 5000;
+    if (rd_kafka_assignment(r->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || parts == NULL)
+        return;
+    rd_kafka_position(r->rk, parts);
+    for (int i = 0; i < parts->cnt; i++) {
+        int64_t lo, hi;
+        if (parts->elems[i].offset >= 0 &&
+            rd_kafka_get_watermark_offsets(r->rk, parts->elems[i].topic,
+                                           parts->elems[i].partition, &lo,
+                                           &hi) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            hi > parts->elems[i].offset)
+            lag += (uint64_t)(hi - parts->elems[i].offset);
+    }
+    fb_metrics_set(r->metrics, FB_MC_ASSIGNED, (uint64_t)parts->cnt);
+    fb_metrics_set(r->metrics, FB_MC_CONSUMER_LAG, lag);
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
 /* line_of -- m as its JSON line; false after sending it to the dead
  * letters (undecodable, undecryptable, an unsafe name). */
 static bool
@@ -510,6 +612,7 @@ line_of(router_t *r, const rd_kafka_message_t *m, fb_line_t *line)
                       sizeof(why)) == FB_LINE_OK)
         return true;
     dead_letter(r, m, why);
+    pend(r, m->key ? m->key : "", m->key ? m->key_len : 0, 1, FB_MC_DEAD_LETTERS_UNREADABLE, 1);
     return false;
 }
 
@@ -585,10 +688,12 @@ take(router_t *r, const rd_kafka_message_t *m)
 
     if (!line_of(r, m, &line))
         return;
+    size_t klen = strlen(line.access_key);
     switch (fb_files_refused(r->files, line.access_key, why, sizeof(why))) {
     case FB_FILES_DEAD:
         dead_letter(r, m, why);
         tally_refused(r, line.access_key, why);
+        pend(r, line.access_key, klen, 1, FB_MC_DEAD_LETTERS_REFUSED, 1);
         return;
     case FB_FILES_SPOOL:
         /* up to spool_max; past it, its file again: a refusal there is
@@ -596,12 +701,15 @@ take(router_t *r, const rd_kafka_message_t *m)
         if (fb_files_key_bytes(r->spool, line.access_key) < r->conf->spool_max) {
             if (fb_files_add(r->spool, line.access_key, line.text, line.len) < 0)
                 fb_panic("router %u: out of memory buffering a spooled line", r->index);
+            pend(r, line.access_key, klen, 2, FB_MC_SPOOLED, 1);
             break;
         }
         /* fall through */
     default:
         if (fb_files_add(r->files, line.access_key, line.text, line.len) < 0)
             fb_panic("router %u: out of memory buffering a line", r->index);
+        pend(r, line.access_key, klen, 0, FB_MC_RECORDS_WRITTEN, 1);
+        r->pend_c[FB_MC_BYTES_WRITTEN] += (int64_t)line.len;
     }
     if (r->conf->router_print_events)
         print_add(r, line.text, line.len);
@@ -753,7 +861,8 @@ open_files(router_t *r)
                          .rotate_age_ms = r->conf->rotate_age_ms,
                          .rotate_keep = (unsigned)r->conf->rotate_keep,
                          .refusals = true,
-                         .durable = r->conf->fsync != FB_FSYNC_NONE};
+                         .durable = r->conf->fsync != FB_FSYNC_NONE,
+                         .metrics = r->metrics};
     struct rlimit rl;
     rlim_t want = (rlim_t)r->conf->max_open_files + 64;
 
@@ -792,6 +901,7 @@ open_files(router_t *r)
      * never refused (a failure there is retried, nothing is dropped) */
     o.dir = dead;
     o.max_open = 1;
+    o.metrics = NULL; /* the gauges and latencies are the key files' */
     o.refusals = false;
     o.nofollow = true;
     o.spool_dir = NULL;
@@ -810,12 +920,6 @@ open_files(router_t *r)
      * run side by side, and each file has a single writer */
     snprintf(r->dead_key, sizeof(r->dead_key), "router-%u.%ld", r->index, (long)getpid());
     return 0;
-}
-
-const fb_keydb_t *
-fb_router_keydb(void)
-{
-    return fb_worker_loaded_keydb(); /* loaded by the master with the workers' keys */
 }
 
 /* reopen_if_asked -- SIGUSR1: every file opened again at its next write
@@ -863,7 +967,7 @@ int
 fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
 {
     router_t *r = calloc(1, sizeof(*r));
-    unsigned backoff = 0;
+    fb_backoff_t backoff; /* of a failed write, retried */
     char err[512];
     int rc = 0;
 
@@ -872,9 +976,12 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         fb_log_errorx("router %u: out of memory", index);
         return 1;
     }
+    fb_backoff_init(&backoff, BACKOFF_FIRST_MS, BACKOFF_MAX_MS);
+    fb_backoff_init(&r->rollback, BACKOFF_FIRST_MS, BACKOFF_MAX_MS);
     r->conf = conf;
-    r->keydb = fb_router_keydb();
+    r->keydb = fb_loaded_get()->keydb; /* the master's, inherited */
     r->index = index;
+    r->metrics = fb_metrics_take_slot(fb_metrics_zone(), FB_MROLE_ROUTER, index);
     fb_proc_child_signals(on_signal);
     signal(SIGUSR1, on_signal);
     if (conf->router_decrypt && r->keydb == NULL) {
@@ -928,34 +1035,35 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         /* written (and synced) first, then the offsets; on failure, pause
          * and retry: the batch stays in memory, nothing is skipped; a
          * failed sync rolls back and reads the records again */
-        int flushed;
+        int flushed = -1;
         while (!r->dropped && (flushed = flush_all(r, &logged)) < 0 && !stop_requested) {
-            backoff = backoff ? (backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2)
-                              : 250;
+            unsigned wait_ms = fb_backoff_next(&backoff);
             if (flushed == FB_FILES_UNSYNCED) {
                 roll_back(r, true);
-                backoff_wait(r, r->rollback_ms);
+                backoff_wait(r, fb_backoff_last(&r->rollback));
                 logged = false; /* logged as a roll back, not a retry */
                 break;
             }
-            backoff_wait(r, backoff);
+            backoff_wait(r, wait_ms);
             reopen_if_asked(r); /* logrotate may have made room */
         }
         if (logged && !stop_requested && !r->dropped)
             fb_log_notice("router %u: writing again", index);
         if (!r->dropped)
             print_flush(r); /* what is written, as it is written */
+        pend_end(r, !r->dropped && flushed >= 0); /* the metrics: what the batch became */
+        watch_assignment(r);
         log_refused(r);
         if (fb_files_pending(r->files) == 0 && fb_files_pending(r->dead) == 0 &&
             fb_files_pending(r->spool) == 0) {
-            backoff = 0;
+            fb_backoff_reset(&backoff);
             store(r);
         }
         if (!stop_requested && interval_sync(r, err, sizeof(err)) < 0) {
             fb_log_errorx("router %u: %s; the files are cut back to their last sync and the "
                           "records since read again", index, err);
             roll_back(r, true);
-            backoff_wait(r, r->rollback_ms);
+            backoff_wait(r, fb_backoff_last(&r->rollback));
         }
         for (size_t i = 0; i < r->n; i++)
             rd_kafka_message_destroy(r->ms[i]);
@@ -981,6 +1089,8 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     if (r->from != NULL)
         rd_kafka_topic_partition_list_destroy(r->from);
     free(r->print);
+    free(r->pend);
+    free(r->pend_touched);
     free(r);
     return rc;
 }

@@ -17,6 +17,7 @@
 #include "common/auth.h"
 #include "common/conf.h"
 #include "common/keys.h"
+#include "common/metrics.h"
 #include "common/revoke.h"
 #include "common/ring.h"
 
@@ -37,12 +38,12 @@ typedef struct fb_wtag {
 } fb_wtag_t;
 
 /* A run of records of one call, contiguous in the lane: [from, to). For a
- * native stream one chunk is exactly one Batch, answered by seq. */
-typedef struct fb_chunk {
+ * native stream one span is exactly one Batch, answered by seq. */
+typedef struct fb_span {
     uint64_t from, to;
     fb_wcall_t *c;
     uint64_t seq;
-} fb_chunk_t;
+} fb_span_t;
 
 /* An Ack waiting to be sent on a native stream. */
 typedef struct fb_ack_out {
@@ -88,16 +89,17 @@ typedef struct fb_worker {
     fb_auth_t *auth;
     fb_keydb_t *keydb;
 
-    /* chunks in lane order, waiting for Kafka; shared with the ack thread */
+    /* spans in lane order, waiting for Kafka; shared with the ack thread */
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    fb_chunk_t *chunks;
-    size_t chunk_head, chunk_len, chunk_cap;
+    fb_span_t *spans;
+    size_t span_head, span_len, span_cap;
     uint64_t kicks_done;
     bool ack_stop;
     pthread_t ack_thread;
+    fb_mslot_t *metrics; /* this lane's slot in the metrics zone */
     bool ack_started;
-    /* calls whose chunk waits for room in the lane */
+    /* calls whose span waits for room in the lane */
     fb_wcall_t **blocked;
     size_t n_blocked, cap_blocked;
     /* open event streams, for token expiry and backpressure timeouts */
@@ -125,7 +127,7 @@ struct fb_wcall {
     fb_auth_result_t auth;
     uint8_t *buf;        /* entries: u16 key len, u32 value len, key, value */
     size_t buf_len, buf_cap, buf_records;
-    unsigned pending;    /* chunks in the lane not yet acknowledged */
+    unsigned pending;    /* spans in the lane not yet acknowledged */
     bool eof;            /* the client half-closed (or went away) */
     bool gone;           /* the client went away: no answer */
     bool replied;
@@ -141,6 +143,13 @@ struct fb_wcall {
     char *tenant;        /* counted in w->tenants while set */
     fb_wcall_t *next_stream, *prev_stream; /* in w->streams while listed */
     bool listed;
+    /* seed streams: events buffered per tenant (metrics zone numbers), for
+     * the ledger's "acked" once the stream is answered SUCCESS */
+    struct fb_tally {
+        unsigned tenant;
+        uint64_t n;
+    } *tally;
+    size_t n_tally, cap_tally;
 
     /* native streams (fbpipe.v1.Ingest/Stream) */
     bool native;
@@ -151,6 +160,7 @@ struct fb_wcall {
     uint64_t blocked_since_ms; /* the batch in buf waits for room since, 0 = not */
     bool on_blocked;     /* in w->blocked */
     uint64_t *inflight;  /* seqs read and not yet answered */
+    uint32_t *inflight_n; /* their records (for the metrics) */
     unsigned n_inflight;
     uint64_t inflight_sent; /* seq of the Ack being written */
     fb_ack_out_t *acks;  /* answered, waiting to be sent (FIFO) */
@@ -161,12 +171,9 @@ struct fb_wcall {
 };
 
 int fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index);
-int fb_worker_load_keys(const fb_conf_t *conf);
-/* The revocation table the master publishes on each reload (before the
- * first fork); workers inherit it. */
-void fb_worker_set_revoke(fb_revoke_t *r);
-void fb_worker_free_keys(void);
-const fb_keydb_t *fb_worker_loaded_keydb(void);
+/* worker_server.c: count events of tenant key in column col (and in the
+ * worker's counter c when not FB_MC_N) */
+void fb_worker_count(fb_worker_t *w, const char *key, fb_mc_t c, fb_mt_t col, uint64_t n);
 
 /* worker_server.c */
 void fb_wcall_finish(fb_wcall_t *c);
@@ -184,7 +191,7 @@ void fb_worker_count_refusal(fb_worker_t *w, fb_auth_err_t err);
  * (the topic's max.message.bytes) when it has one, kafka.message_max_bytes
  * until then. */
 size_t fb_worker_record_max(const fb_worker_t *w);
-void fb_wcall_settle(fb_wcall_t *c);
+void fb_wcall_advance(fb_wcall_t *c);
 
 /* worker_health.c */
 void fb_worker_health_start(fb_wcall_t *c);
@@ -200,8 +207,8 @@ bool fb_worker_listen_stalled(fb_worker_t *w, uint64_t now_ms);
 /* worker_acks.c */
 int fb_worker_acks_start(fb_worker_t *w);
 void fb_worker_acks_stop(fb_worker_t *w);
-int fb_worker_chunk_flush(fb_wcall_t *c);
-int fb_worker_chunk_put(fb_wcall_t *c);
+int fb_worker_span_write(fb_wcall_t *c);
+int fb_worker_span_put(fb_wcall_t *c);
 void fb_worker_unblock(fb_wcall_t *c);
 void fb_worker_acks_kicked(fb_wcall_t *c);
 int fb_wcall_buffer(fb_wcall_t *c, const char *key, size_t key_len, size_t val_len,
@@ -211,7 +218,7 @@ int fb_wcall_buffer(fb_wcall_t *c, const char *key, size_t key_len, size_t val_l
 void fb_worker_exchange_start(fb_wcall_t *c);
 void fb_worker_stream_start(fb_wcall_t *c);
 void fb_worker_native_acked(fb_wcall_t *c, uint64_t seq, int32_t err);
-void fb_worker_native_settled(fb_wcall_t *c);
+void fb_worker_native_advance(fb_wcall_t *c);
 void fb_worker_native_written(fb_wcall_t *c, int ok);
 void fb_worker_native_tick(fb_wcall_t *c, uint64_t now_ms, int64_t now_s);
 
@@ -219,7 +226,7 @@ void fb_worker_native_tick(fb_wcall_t *c, uint64_t now_ms, int64_t now_s);
 void fb_worker_send_event_start(fb_wcall_t *c);
 void fb_worker_seed_tick(fb_wcall_t *c, uint64_t now_ms, int64_t now_s);
 void fb_worker_exchange_config_start(fb_wcall_t *c);
-void fb_worker_seed_settled(fb_wcall_t *c);
+void fb_worker_seed_advance(fb_wcall_t *c);
 int fb_worker_authenticate(fb_wcall_t *c);
 const char *fb_worker_revoked(fb_wcall_t *c, const char *key);
 int fb_worker_refuse_revoked(fb_wcall_t *c, const char *key);

@@ -1,12 +1,12 @@
 /*
  * worker_acks.c -- from the ring's acknowledgements back to the calls.
  *
- * A call's records go into the lane in chunks, each contiguous, in lane
- * order; the chunks wait in a FIFO. One acknowledgement thread sleeps on
- * the lane's futex until acked passes the oldest chunk, then wakes the
- * completion queue with a zero-operation batch on that chunk's call (the
+ * A call's records go into the lane in spans, each contiguous, in lane
+ * order; the spans wait in a FIFO. One acknowledgement thread sleeps on
+ * the lane's futex until acked passes the oldest span, then wakes the
+ * completion queue with a zero-operation batch on that span's call (the
  * C core's only public way to post an event). The queue thread then reads
- * the failures of every acknowledged chunk -- before that space can be
+ * the failures of every acknowledged span -- before that space can be
  * reused: lane.hold keeps it -- and answers the calls that are complete.
  * All call state stays on the queue thread; the thread shares only the
  * FIFO and the kick flags, under w->mu. Nothing here spins. A lane the
@@ -19,12 +19,13 @@
 
 #include <grpc/grpc.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "worker/worker.h"
 
 #define ACK_WAIT_MS 500
 
-/* ack_thread -- sleep until Kafka acknowledged the oldest chunk; kick. */
+/* ack_thread -- sleep until Kafka acknowledged the oldest span; kick. */
 static void *
 ack_thread(void *arg)
 {
@@ -32,14 +33,14 @@ ack_thread(void *arg)
 
     pthread_mutex_lock(&w->mu);
     while (!w->ack_stop) {
-        fb_chunk_t head;
+        fb_span_t head;
         uint64_t done;
 
-        if (w->chunk_len == 0) {
+        if (w->span_len == 0) {
             pthread_cond_wait(&w->cond, &w->mu);
             continue;
         }
-        head = w->chunks[w->chunk_head];
+        head = w->spans[w->span_head];
         done = w->kicks_done;
         pthread_mutex_unlock(&w->mu);
         fb_lane_wait_acked(&w->lane, head.to, ACK_WAIT_MS);
@@ -53,8 +54,8 @@ ack_thread(void *arg)
             _exit(FB_EXIT_LANE_QUARANTINED);
         }
         pthread_mutex_lock(&w->mu);
-        if (fb_lane_acked(&w->lane) < head.to || w->chunk_len == 0 ||
-            w->chunks[w->chunk_head].c != head.c)
+        if (fb_lane_acked(&w->lane) < head.to || w->span_len == 0 ||
+            w->spans[w->span_head].c != head.c)
             continue;
         if (!head.c->kick_pending) {
             head.c->kick_pending = true;
@@ -95,11 +96,11 @@ fb_worker_acks_stop(fb_worker_t *w)
         pthread_mutex_unlock(&w->mu);
         pthread_join(w->ack_thread, NULL);
     }
-    free(w->chunks);
+    free(w->spans);
     free(w->blocked);
 }
 
-/* fb_wcall_buffer -- room for one record in the call's next chunk. */
+/* fb_wcall_buffer -- room for one record in the call's next span. */
 int
 fb_wcall_buffer(fb_wcall_t *c, const char *key, size_t key_len, size_t val_len, uint8_t **val)
 {
@@ -130,11 +131,11 @@ fb_wcall_buffer(fb_wcall_t *c, const char *key, size_t key_len, size_t val_len, 
     return 0;
 }
 
-/* fb_worker_chunk_flush -- the buffered records into the lane as one
- * chunk. 0 (or nothing to do), -EAGAIN when the lane is full (nothing
+/* fb_worker_span_write -- the buffered records into the lane as one
+ * span. 0 (or nothing to do), -EAGAIN when the lane is full (nothing
  * written; try again after an acknowledgement). */
 int
-fb_worker_chunk_flush(fb_wcall_t *c)
+fb_worker_span_write(fb_wcall_t *c)
 {
     fb_worker_t *w = c->w;
     uint64_t from = fb_lane_reserved(&w->lane);
@@ -159,21 +160,21 @@ fb_worker_chunk_flush(fb_wcall_t *c)
     fb_lane_publish(&w->lane);
 
     pthread_mutex_lock(&w->mu);
-    if (w->chunk_len == w->chunk_cap) {
-        size_t cap = w->chunk_cap ? w->chunk_cap * 2 : 256;
-        fb_chunk_t *n = malloc(cap * sizeof(*n));
+    if (w->span_len == w->span_cap) {
+        size_t cap = w->span_cap ? w->span_cap * 2 : 256;
+        fb_span_t *n = malloc(cap * sizeof(*n));
         if (n == NULL)
-            fb_panic("malloc(%zu chunks) failed", cap);
-        for (size_t i = 0; i < w->chunk_len; i++)
-            n[i] = w->chunks[(w->chunk_head + i) % w->chunk_cap];
-        free(w->chunks);
-        w->chunks = n;
-        w->chunk_cap = cap;
-        w->chunk_head = 0;
+            fb_panic("malloc(%zu spans) failed", cap);
+        for (size_t i = 0; i < w->span_len; i++)
+            n[i] = w->spans[(w->span_head + i) % w->span_cap];
+        free(w->spans);
+        w->spans = n;
+        w->span_cap = cap;
+        w->span_head = 0;
     }
-    w->chunks[(w->chunk_head + w->chunk_len) % w->chunk_cap] =
-        (fb_chunk_t){.from = from, .to = fb_lane_reserved(&w->lane), .c = c, .seq = c->buf_seq};
-    if (w->chunk_len++ == 0)
+    w->spans[(w->span_head + w->span_len) % w->span_cap] =
+        (fb_span_t){.from = from, .to = fb_lane_reserved(&w->lane), .c = c, .seq = c->buf_seq};
+    if (w->span_len++ == 0)
         w->lane.hold = from; /* keep it until its failures are read */
     c->pending++;
     pthread_cond_broadcast(&w->cond);
@@ -200,15 +201,15 @@ fb_worker_unblock(fb_wcall_t *c)
     c->blocked_since_ms = 0;
 }
 
-/* fb_worker_chunk_put -- the buffered chunk into the lane, or c listed to
+/* fb_worker_span_put -- the buffered span into the lane, or c listed to
  * be resumed after the next acknowledgement (blocked_since_ms says since
  * when it waits). 0, or -EAGAIN (nothing of it written). */
 int
-fb_worker_chunk_put(fb_wcall_t *c)
+fb_worker_span_put(fb_wcall_t *c)
 {
     fb_worker_t *w = c->w;
 
-    if (fb_worker_chunk_flush(c) == 0) {
+    if (fb_worker_span_write(c) == 0) {
         fb_worker_unblock(c);
         return 0;
     }
@@ -229,9 +230,9 @@ fb_worker_chunk_put(fb_wcall_t *c)
     return -EAGAIN;
 }
 
-/* settle_call -- a call whose chunks may all be acknowledged now. */
+/* release_or_advance -- a call whose spans may all be acknowledged now. */
 static void
-settle_call(fb_wcall_t *c)
+release_or_advance(fb_wcall_t *c)
 {
     bool free_it;
 
@@ -241,11 +242,11 @@ settle_call(fb_wcall_t *c)
     if (free_it)
         fb_wcall_release(c);
     else if (!c->grpc_done && (c->pending == 0 || c->native))
-        fb_wcall_settle(c);
+        fb_wcall_advance(c);
 }
 
 /* fb_worker_acks_kicked -- on the queue thread: take every acknowledged
- * chunk, read its failures, answer or resume the calls concerned. */
+ * span, read its failures, answer or resume the calls concerned. */
 void
 fb_worker_acks_kicked(fb_wcall_t *kicked)
 {
@@ -256,8 +257,8 @@ fb_worker_acks_kicked(fb_wcall_t *kicked)
 
     pthread_mutex_lock(&w->mu);
     kicked->kick_pending = false;
-    while (w->chunk_len > 0) {
-        fb_chunk_t *ch = &w->chunks[w->chunk_head];
+    while (w->span_len > 0) {
+        fb_span_t *ch = &w->spans[w->span_head];
         int32_t err;
         bool seen = false;
 
@@ -281,12 +282,12 @@ fb_worker_acks_kicked(fb_wcall_t *kicked)
             seen |= touched[i] == ch->c;
         if (!seen && nt < 64)
             touched[nt++] = ch->c;
-        w->chunk_head = (w->chunk_head + 1) % w->chunk_cap;
-        w->chunk_len--;
+        w->span_head = (w->span_head + 1) % w->span_cap;
+        w->span_len--;
         if (nt == 64)
             break; /* the rest on the next kick */
     }
-    w->lane.hold = w->chunk_len ? w->chunks[w->chunk_head].from : UINT64_MAX;
+    w->lane.hold = w->span_len ? w->spans[w->span_head].from : UINT64_MAX;
     w->kicks_done++;
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->mu);
@@ -296,10 +297,10 @@ fb_worker_acks_kicked(fb_wcall_t *kicked)
         for (size_t i = 0; i < nt; i++)
             seen |= touched[i] == kicked;
         if (!seen)
-            settle_call(kicked);
+            release_or_advance(kicked);
     }
     for (size_t i = 0; i < nt; i++)
-        settle_call(touched[i]);
+        release_or_advance(touched[i]);
 
     /* room came back: calls waiting for the lane try again */
     for (size_t i = 0, n = w->n_blocked; i < n; i++) {
@@ -307,6 +308,6 @@ fb_worker_acks_kicked(fb_wcall_t *kicked)
         memmove(w->blocked, w->blocked + 1, (w->n_blocked - 1) * sizeof(*w->blocked));
         w->n_blocked--;
         c->on_blocked = false; /* flushing again lists it again */
-        fb_wcall_settle(c);
+        fb_wcall_advance(c);
     }
 }

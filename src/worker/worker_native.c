@@ -2,7 +2,7 @@
  * worker_native.c -- fbpipe.v1.Ingest, the native API: Exchange (the
  * agent's configuration) and Stream (bidi: batches in, one Ack per batch).
  *
- * A batch becomes one contiguous chunk of the lane and is acknowledged OK
+ * A batch becomes one contiguous span of the lane and is acknowledged OK
  * only after Kafka acknowledged every record of it; REJECTED (with the
  * reason) when a record is refused for good or the batch is invalid;
  * RETRY when it waited for room in the lane longer than
@@ -28,6 +28,7 @@
 #include <sodium.h>
 
 #include "common/cipher.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/batch.h"
 #include "common/pballoc.h"
@@ -156,7 +157,9 @@ inflight_remove(fb_wcall_t *c, uint64_t seq)
 {
     for (unsigned i = 0; i < c->n_inflight; i++)
         if (c->inflight[i] == seq) {
-            c->inflight[i] = c->inflight[--c->n_inflight];
+            c->n_inflight--;
+            c->inflight[i] = c->inflight[c->n_inflight];
+            c->inflight_n[i] = c->inflight_n[c->n_inflight];
             return;
         }
 }
@@ -170,6 +173,19 @@ queue_ack(fb_wcall_t *c, uint64_t seq, int code, uint32_t retry_after_ms, const 
 
     if (c->n_acks == cap) /* cannot happen: every queued ack is in flight */
         fb_panic("stream ack queue overflow (%u)", cap);
+    /* the ledger: what became of the batch's records */
+    for (unsigned i = 0; i < c->n_inflight; i++)
+        if (c->inflight[i] == seq) {
+            if (code == FBPIPE__V1__ACK_CODE__OK)
+                fb_worker_count(c->w, c->auth.access_key, FB_MC_EVENTS_ACKED, FB_MT_ACKED,
+                                c->inflight_n[i]);
+            else if (code == FBPIPE__V1__ACK_CODE__REJECTED)
+                fb_worker_count(c->w, c->auth.access_key, FB_MC_EVENTS_REFUSED_INVALID,
+                                FB_MT_REFUSED, c->inflight_n[i]);
+            else
+                fb_metrics_add(c->w->metrics, FB_MC_EVENTS_RETRY, c->inflight_n[i]);
+            break;
+        }
     a = &c->acks[(c->ack_head + c->n_acks) % cap];
     a->seq = seq;
     a->code = code;
@@ -284,10 +300,10 @@ close_stream(fb_wcall_t *c)
     fb_wcall_reply(c, NULL, status, detail, NULL);
 }
 
-/* fb_worker_native_settled -- make progress on a stream: write the next
+/* fb_worker_native_advance -- make progress on a stream: write the next
  * Ack, retry a blocked batch, read on, or close. */
 void
-fb_worker_native_settled(fb_wcall_t *c)
+fb_worker_native_advance(fb_wcall_t *c)
 {
     if (c->replied)
         return;
@@ -297,7 +313,7 @@ fb_worker_native_settled(fb_wcall_t *c)
     }
     if (c->ending && c->buf_records > 0)
         drop_buffered(c, "stream closing: send the batch again on a new stream");
-    if (c->buf_records > 0 && fb_worker_chunk_put(c) < 0) {
+    if (c->buf_records > 0 && fb_worker_span_put(c) < 0) {
         /* still no room; acks of earlier batches still go out */
     }
     if (!c->writing && c->n_acks > 0 && !c->gone)
@@ -328,10 +344,10 @@ fb_worker_native_written(fb_wcall_t *c, int ok)
     inflight_remove(c, c->inflight_sent);
     if (!ok)
         c->gone = c->eof = true;
-    fb_worker_native_settled(c);
+    fb_worker_native_advance(c);
 }
 
-/* fb_worker_native_acked -- Kafka acknowledged the chunk of batch seq;
+/* fb_worker_native_acked -- Kafka acknowledged the span of batch seq;
  * err is the first record's permanent error, 0 if none. */
 void
 fb_worker_native_acked(fb_wcall_t *c, uint64_t seq, int32_t err)
@@ -459,13 +475,13 @@ on_batch(fb_wcall_t *c, int ok)
     if (!ok || c->recv == NULL) { /* half-close, or the client is gone */
         c->eof = true;
         c->gone = !ok;
-        fb_worker_native_settled(c);
+        fb_worker_native_advance(c);
         return;
     }
     /* read in place: the records below point into this slice */
     if (fb_wcall_slice(c, &slice) < 0) {
         end_stream(c, GRPC_STATUS_INVALID_ARGUMENT, "stream malformed", "unreadable message");
-        fb_worker_native_settled(c);
+        fb_worker_native_advance(c);
         return;
     }
     msg = GRPC_SLICE_START_PTR(slice);
@@ -474,7 +490,7 @@ on_batch(fb_wcall_t *c, int ok)
         grpc_slice_unref(slice);
         end_stream(c, GRPC_STATUS_INVALID_ARGUMENT, "stream malformed",
                    "malformed fbpipe.v1.Batch");
-        fb_worker_native_settled(c);
+        fb_worker_native_advance(c);
         return;
     }
     for (unsigned i = 0; i < c->n_inflight; i++)
@@ -483,9 +499,10 @@ on_batch(fb_wcall_t *c, int ok)
             snprintf(why, sizeof(why), "batch seq %" PRIu64 " is already in flight on this stream",
                      seq);
             end_stream(c, GRPC_STATUS_INVALID_ARGUMENT, "stream duplicate seq", why);
-            fb_worker_native_settled(c);
+            fb_worker_native_advance(c);
             return;
         }
+    c->inflight_n[c->n_inflight] = 0; /* counted once parsed: a count is a client's word */
     c->inflight[c->n_inflight++] = seq;
 
     /* checked before parsing: a hostile count never sizes anything */
@@ -493,7 +510,7 @@ on_batch(fb_wcall_t *c, int ok)
         queue_ack(c, seq, FBPIPE__V1__ACK_CODE__RETRY, (uint32_t)w->conf->retry_after_ms,
                   "stream closing: send the batch again on a new stream");
         grpc_slice_unref(slice);
-        fb_worker_native_settled(c);
+        fb_worker_native_advance(c);
         return;
     }
     if (n > w->conf->max_batch_records || len > max_batch_bytes(w)) {
@@ -505,7 +522,7 @@ on_batch(fb_wcall_t *c, int ok)
                      max_batch_bytes(w));
         grpc_slice_unref(slice);
         refuse_batch(c, seq, "batch too large", why);
-        fb_worker_native_settled(c);
+        fb_worker_native_advance(c);
         return;
     }
     /* parsed in place: the records point into the slice, nothing is allocated
@@ -515,7 +532,7 @@ on_batch(fb_wcall_t *c, int ok)
         if (grown == NULL) {
             grpc_slice_unref(slice);
             refuse_batch(c, seq, "batch out of memory", "out of memory");
-            fb_worker_native_settled(c);
+            fb_worker_native_advance(c);
             return;
         }
         w->recs = grown;
@@ -526,9 +543,14 @@ on_batch(fb_wcall_t *c, int ok)
         c->n_inflight--;
         end_stream(c, GRPC_STATUS_INVALID_ARGUMENT, "stream malformed",
                    "malformed fbpipe.v1.Batch");
-        fb_worker_native_settled(c);
+        fb_worker_native_advance(c);
         return;
     }
+    for (unsigned i = 0; i < c->n_inflight; i++)
+        if (c->inflight[i] == seq)
+            c->inflight_n[i] = (uint32_t)b.n;
+    fb_worker_count(w, c->auth.access_key, FB_MC_EVENTS_RECEIVED, FB_MT_RECEIVED, b.n);
+    fb_metrics_add(w->metrics, FB_MC_BYTES_RECEIVED, len);
     if (fb_auth_check_tenant(&c->auth, w->keydb, c->auth.access_key,
                              strlen(c->auth.access_key), &r) == FB_AUTH_OK)
         t = fb_keydb_find(w->keydb, r.access_key, strlen(r.access_key));
@@ -537,15 +559,15 @@ on_batch(fb_wcall_t *c, int ok)
         c->n_inflight--;
         fb_worker_count_refusal(w, r.err);
         end_stream(c, (grpc_status_code)r.grpc_status, "stream tenant refused", r.detail);
-        fb_worker_native_settled(c);
+        fb_worker_native_advance(c);
         return;
     }
     if (b.n == 0)
         queue_ack(c, seq, FBPIPE__V1__ACK_CODE__OK, 0, "empty batch");
     else if (take_batch(c, &b, t) == 0)
-        fb_worker_chunk_put(c);
+        fb_worker_span_put(c);
     grpc_slice_unref(slice);
-    fb_worker_native_settled(c);
+    fb_worker_native_advance(c);
 }
 
 /* fb_worker_stream_start -- Stream: authenticate (a bound token names the
@@ -566,14 +588,15 @@ fb_worker_stream_start(fb_wcall_t *c)
     }
     c->native = true;
     c->inflight = calloc(cap, sizeof(*c->inflight));
+    c->inflight_n = calloc(cap, sizeof(*c->inflight_n));
     c->acks = calloc(cap, sizeof(*c->acks));
-    if (c->inflight == NULL || c->acks == NULL) {
+    if (c->inflight == NULL || c->inflight_n == NULL || c->acks == NULL) {
         c->replied = true;
         fb_wcall_reply(c, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
         return;
     }
     fb_worker_stream_list(c);
-    fb_worker_native_settled(c);
+    fb_worker_native_advance(c);
 }
 
 /* fb_worker_native_tick -- now and then: token expiry and batches that
@@ -601,5 +624,5 @@ fb_worker_native_tick(fb_wcall_t *c, uint64_t now_ms, int64_t now_s)
     if (c->buf_records > 0 && c->blocked_since_ms != 0 &&
         now_ms - c->blocked_since_ms >= w->conf->backpressure_timeout_ms)
         drop_buffered(c, "the ingester is busy: send the batch again after retry_after_ms");
-    fb_worker_native_settled(c);
+    fb_worker_native_advance(c);
 }

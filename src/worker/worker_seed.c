@@ -7,7 +7,7 @@
  * the token's tenant, and AccessKey and UserID in the record come from the
  * key database, never from the client. A stream is stored whole or not at
  * all: its events are checked and buffered as they come (at most half a
- * lane) and written as one chunk once the client half-closed; an invalid
+ * lane) and written as one span once the client half-closed; an invalid
  * event refuses the stream with nothing of it written. A full lane holds
  * the answer back; nothing is dropped.
  */
@@ -24,6 +24,7 @@
 
 #include "api.pb-c.h"
 #include "common/cipher.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/pballoc.h"
 #include "common/record.h"
@@ -106,6 +107,36 @@ fb_worker_refuse_revoked(fb_wcall_t *c, const char *key)
     return -1;
 }
 
+/* tally -- one event of tenant key buffered: counted as received, and
+ * kept per tenant so that SUCCESS counts them as acknowledged. */
+static void
+tally(fb_wcall_t *c, const char *key)
+{
+    fb_metrics_t *m = fb_metrics_zone();
+    unsigned t;
+    size_t i;
+
+    if (m == NULL)
+        return;
+    t = fb_metrics_tenant(m, key, strlen(key));
+    fb_metrics_add(c->w->metrics, FB_MC_EVENTS_RECEIVED, 1);
+    fb_metrics_tenant_add(c->w->metrics, t, FB_MT_RECEIVED, 1);
+    for (i = 0; i < c->n_tally && c->tally[i].tenant != t; i++)
+        ;
+    if (i == c->n_tally) {
+        if (c->n_tally == c->cap_tally) {
+            size_t cap = c->cap_tally ? c->cap_tally * 2 : 2;
+            struct fb_tally *n = realloc(c->tally, cap * sizeof(*n));
+            if (n == NULL)
+                return; /* acked is not counted for it: the ledger shows a gap */
+            c->tally = n;
+            c->cap_tally = cap;
+        }
+        c->tally[c->n_tally++] = (struct fb_tally){.tenant = t, .n = 0};
+    }
+    c->tally[i].n++;
+}
+
 /* answer -- the stream's one EResponse. */
 static void
 answer(fb_wcall_t *c)
@@ -127,6 +158,10 @@ answer(fb_wcall_t *c)
         gpr_free(p);
     }
     resp.status = c->failed ? API__EVENT_CODE__FAILURE : API__EVENT_CODE__SUCCESS;
+    for (size_t i = 0; !c->failed && i < c->n_tally; i++) { /* the ledger: acked */
+        fb_metrics_add(c->w->metrics, FB_MC_EVENTS_ACKED, c->tally[i].n);
+        fb_metrics_tenant_add(c->w->metrics, c->tally[i].tenant, FB_MT_ACKED, c->tally[i].n);
+    }
     fb_wcall_reply(c, &resp.base, GRPC_STATUS_OK, NULL, NULL);
 }
 
@@ -138,16 +173,16 @@ read_next(fb_wcall_t *c)
         return;
     if (fb_wcall_read(c, on_event) < 0) {
         c->eof = c->gone = true;
-        fb_worker_seed_settled(c);
+        fb_worker_seed_advance(c);
         return;
     }
     c->reading = true;
 }
 
 /* max_stream_bytes -- the most a SendEvent stream may take in the lane.
- * The stream is written only once it is complete and valid, as one chunk
+ * The stream is written only once it is complete and valid, as one span
  * (the original API answers once for all of it, so it is refused or
- * stored whole); a chunk takes at most half a lane, as a native batch,
+ * stored whole); a span takes at most half a lane, as a native batch,
  * so that it always fits beside the others. */
 static size_t
 max_stream_bytes(const fb_worker_t *w)
@@ -164,16 +199,16 @@ drop_stream(fb_wcall_t *c)
     c->stream_bytes = 0;
 }
 
-/* fb_worker_seed_settled -- a stream with nothing in flight: resume it
+/* fb_worker_seed_advance -- a stream with nothing in flight: resume it
  * (room came back), or answer it (half-closed and all acknowledged). */
 void
-fb_worker_seed_settled(fb_wcall_t *c)
+fb_worker_seed_advance(fb_wcall_t *c)
 {
     if (c->replied || c->on_blocked)
         return; /* answered, or resumed from the blocked list */
     if (c->gone && c->buf_records > 0)
         drop_stream(c); /* not complete: nobody was told it is stored */
-    if (c->eof && c->buf_records > 0 && fb_worker_chunk_put(c) < 0)
+    if (c->eof && c->buf_records > 0 && fb_worker_span_put(c) < 0)
         return; /* still no room */
     if (!c->eof) {
         read_next(c);
@@ -258,7 +293,7 @@ on_event(fb_wcall_t *c, int ok)
     if (!ok || c->recv == NULL) { /* half-close, or the client is gone */
         c->eof = true;
         c->gone = !ok;
-        fb_worker_seed_settled(c); /* writes the stream, complete and valid */
+        fb_worker_seed_advance(c); /* writes the stream, complete and valid */
         return;
     }
     msg = fb_wcall_message(c, &len);
@@ -303,10 +338,17 @@ on_event(fb_wcall_t *c, int ok)
         break;
     case FB_RECORD_WRONG_KEY:
         api__event__free_unpacked(ev, &a.base);
+        fb_worker_count(w, t->access_key, FB_MC_EVENTS_REFUSED_WRONG_KEY, FB_MT_REFUSED, 1);
         invalid(c, GRPC_STATUS_PERMISSION_DENIED, "event key", why);
+        return;
+    case FB_RECORD_TOO_LARGE:
+        api__event__free_unpacked(ev, &a.base);
+        fb_worker_count(w, t->access_key, FB_MC_EVENTS_REFUSED_TOO_LARGE, FB_MT_REFUSED, 1);
+        invalid(c, GRPC_STATUS_INVALID_ARGUMENT, "event invalid", why);
         return;
     default:
         api__event__free_unpacked(ev, &a.base);
+        fb_worker_count(w, t->access_key, FB_MC_EVENTS_REFUSED_INVALID, FB_MT_REFUSED, 1);
         invalid(c, GRPC_STATUS_INVALID_ARGUMENT, "event invalid", why);
         return;
     }
@@ -325,6 +367,8 @@ on_event(fb_wcall_t *c, int ok)
         return;
     }
     fb_record_pack(&rec, val);
+    tally(c, t->access_key);
+    fb_metrics_add(w->metrics, FB_MC_BYTES_RECEIVED, rec.size);
     if (w->conf->ingester_print_events)
         print_event(w, t, ev->message);
     api__event__free_unpacked(ev, &a.base);

@@ -27,10 +27,11 @@
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
+#include "common/clock.h"
 #include "common/listen_check.h"
+#include "common/loaded.h"
 #include "common/log.h"
 #include "common/proc.h"
-#include "common/secret.h"
 #include "worker/worker.h"
 
 #define STOP_CHECK_MS 200
@@ -39,88 +40,10 @@
 
 static volatile sig_atomic_t stop_requested;
 
-/* Loaded by the master, which keeps root to read them again on reload
- * (secrets and keys are 0600, owned by root); a worker inherits them
- * through fork before it drops privileges. */
-typedef struct loaded {
-    fb_keydb_t *keydb;
-    fb_auth_t *auth;
-    uint8_t *tls_cert, *tls_key, *tls_ca; /* NULL when not configured */
-    size_t tls_cert_len, tls_key_len, tls_ca_len;
-} loaded_t;
-
-static loaded_t loaded;
-static fb_revoke_t *revocations; /* the master's, inherited by the workers */
-
-/* fb_worker_set_revoke -- see worker.h. */
-void
-fb_worker_set_revoke(fb_revoke_t *r)
-{
-    revocations = r;
-}
-
-/* loaded_free -- wipe and free one set. */
-static void
-loaded_free(loaded_t *l)
-{
-    fb_keydb_free(l->keydb);
-    fb_auth_free(l->auth);
-    if (l->tls_cert != NULL)
-        fb_secret_free(l->tls_cert, l->tls_cert_len);
-    if (l->tls_key != NULL)
-        fb_secret_free(l->tls_key, l->tls_key_len);
-    if (l->tls_ca != NULL)
-        fb_secret_free(l->tls_ca, l->tls_ca_len);
-    memset(l, 0, sizeof(*l));
-}
-
-/* fb_worker_load_keys -- the key database, the token keys and the TLS
- * files, in the master. Replaces what was loaded only when all of it
- * loads: 0, or -1 after logging (the previous set stays). */
-int
-fb_worker_load_keys(const fb_conf_t *conf)
-{
-    loaded_t next = {0};
-
-    next.keydb = fb_keydb_load(conf->keys_file);
-    next.auth = next.keydb ? fb_auth_new(conf) : NULL;
-    if (next.auth == NULL ||
-        (conf->tls_cert[0] != '\0' &&
-         (fb_secret_read(conf->tls_cert, 0, 1, &next.tls_cert, &next.tls_cert_len) < 0 ||
-          fb_secret_read(conf->tls_key, FB_SECRET_F_PRIVATE, 1, &next.tls_key,
-                         &next.tls_key_len) < 0)) ||
-        (conf->tls_client_ca[0] != '\0' &&
-         fb_secret_read(conf->tls_client_ca, 0, 1, &next.tls_ca, &next.tls_ca_len) < 0)) {
-        loaded_free(&next);
-        return -1;
-    }
-    /* what the running calls may no longer do, for the workers */
-    if (revocations != NULL && loaded.keydb != NULL)
-        fb_revoke_publish(revocations, loaded.keydb, loaded.auth, next.keydb, next.auth);
-    loaded_free(&loaded);
-    loaded = next;
-    return 0;
-}
-
-/* fb_worker_loaded_keydb -- the key database loaded in the master, for
- * the other children (routers decrypt with it). */
-const fb_keydb_t *
-fb_worker_loaded_keydb(void)
-{
-    return loaded.keydb;
-}
-
 /* What gRPC logged first while the listener was being added: the reason
  * it refused, for the one line that says why the worker cannot listen. */
 static bool listen_capture;
 static char listen_error[GRPC_SHOW_MAX * 4 + 8];
-
-/* fb_worker_free_keys -- wipe and free what fb_worker_load_keys loaded. */
-void
-fb_worker_free_keys(void)
-{
-    loaded_free(&loaded);
-}
 
 static volatile sig_atomic_t retire_requested;
 
@@ -156,7 +79,7 @@ wcall_new(fb_worker_t *w, fb_wcall_step_t step)
 }
 
 /* fb_wcall_finish -- the last gRPC event of a call: free it now, or once
- * its chunks are acknowledged and no kick is outstanding. */
+ * its spans are acknowledged and no kick is outstanding. */
 void
 fb_wcall_finish(fb_wcall_t *c)
 {
@@ -340,18 +263,32 @@ fb_worker_stream_unlist(fb_wcall_t *c)
 void
 fb_worker_count_refusal(fb_worker_t *w, fb_auth_err_t err)
 {
-    if ((int)err > 0 && (int)err < FB_RING_COUNTERS)
-        atomic_fetch_add_explicit(&w->ring->sh->auth_refusals[err], 1, memory_order_relaxed);
+    if ((int)err > 0 && (int)err < FB_AUTH_N_ERRS)
+        fb_metrics_add(w->metrics, (fb_mc_t)(FB_MC_AUTH_REFUSED + (int)err), 1);
 }
 
-/* fb_wcall_settle -- make progress on an event stream after a change. */
+/* fb_worker_count -- see worker.h. */
 void
-fb_wcall_settle(fb_wcall_t *c)
+fb_worker_count(fb_worker_t *w, const char *key, fb_mc_t c, fb_mt_t col, uint64_t n)
+{
+    fb_metrics_t *m = fb_metrics_zone();
+
+    if (m == NULL || n == 0)
+        return;
+    if (c != FB_MC_N)
+        fb_metrics_add(w->metrics, c, n);
+    if (key != NULL && key[0] != '\0')
+        fb_metrics_tenant_add(w->metrics, fb_metrics_tenant(m, key, strlen(key)), col, n);
+}
+
+/* fb_wcall_advance -- make progress on an event stream after a change. */
+void
+fb_wcall_advance(fb_wcall_t *c)
 {
     if (c->native)
-        fb_worker_native_settled(c);
+        fb_worker_native_advance(c);
     else
-        fb_worker_seed_settled(c);
+        fb_worker_seed_advance(c);
 }
 
 /* fb_worker_revoked -- why a reload revoked the call c, or NULL: what it
@@ -390,8 +327,8 @@ sweep(fb_worker_t *w)
                       "ending them", w->index, n, (unsigned long long)w->revoked->generation);
 }
 
-/* tick -- every STOP_CHECK_MS: the heartbeat, revocations, token expiry,
- * batches waiting too long. */
+/* tick -- every STOP_CHECK_MS: the heartbeat, the lane's fill for the
+ * metrics, revocations, token expiry, batches waiting too long. */
 static void
 tick(fb_worker_t *w)
 {
@@ -402,10 +339,12 @@ tick(fb_worker_t *w)
         return;
     w->last_tick_ms = now_ms;
     fb_log_limited_flush(false); /* refusal lines held back, once their interval is over */
-    if (revocations != NULL && w->revoked != NULL && fb_revoke_refresh(revocations, w->revoked))
+    if (fb_loaded_revoke() != NULL && w->revoked != NULL &&
+        fb_revoke_refresh(fb_loaded_revoke(), w->revoked))
         sweep(w);
     /* the loop turns: the master's watchdog leaves this worker alone */
     fb_lane_beat(&w->lane, w->pid, FB_BEAT_SERVING);
+    fb_metrics_set(w->metrics, FB_MC_RING_FILL, fb_lane_head(&w->lane) - fb_lane_acked(&w->lane));
     for (c = w->streams; c != NULL; c = next) {
         next = c->next_stream; /* c may unlist itself */
         if (c->native)
@@ -423,6 +362,8 @@ fb_wcall_release(fb_wcall_t *c)
     fb_worker_stream_unlist(c);
     peer_leave(c);
     free(c->inflight);
+    free(c->inflight_n);
+    free(c->tally);
     free(c->acks);
     if (c->send_bb != NULL)
         grpc_byte_buffer_destroy(c->send_bb);
@@ -588,6 +529,7 @@ new_call(fb_wcall_t *c, int ok)
         fb_wcall_finish(c);
         return;
     }
+    fb_metrics_add(w->metrics, FB_MC_CALLS, 1);
     if (!w->shutting_down)
         request_call(w);
     /* every call counts against its peer, health checks too: a check waits
@@ -648,17 +590,18 @@ grpc_log(gpr_log_func_args *args)
 static grpc_server_credentials *
 server_credentials(const fb_conf_t *conf)
 {
+    const fb_loaded_t *loaded = fb_loaded_get();
     grpc_ssl_pem_key_cert_pair pair;
 
     if (conf->tls_cert[0] == '\0')
         return grpc_insecure_server_credentials_create();
-    if (loaded.tls_cert == NULL || loaded.tls_key == NULL)
+    if (loaded->tls_cert == NULL || loaded->tls_key == NULL)
         return NULL;
-    pair.private_key = (const char *)loaded.tls_key;
-    pair.cert_chain = (const char *)loaded.tls_cert;
+    pair.private_key = (const char *)loaded->tls_key;
+    pair.cert_chain = (const char *)loaded->tls_cert;
     return grpc_ssl_server_credentials_create_ex(
-        (const char *)loaded.tls_ca, &pair, 1,
-        loaded.tls_ca != NULL ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+        (const char *)loaded->tls_ca, &pair, 1,
+        loaded->tls_ca != NULL ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
                               : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
         NULL);
 }
@@ -705,6 +648,7 @@ shutdown_server(fb_worker_t *w)
 {
     fb_wcall_t *sd = wcall_new(w, shutdown_done);
 
+    fb_metrics_set(w->metrics, FB_MC_SERVING, 0);
     w->shutting_down = 1;
     grpc_server_shutdown_and_notify(w->server, w->cq, &sd->tag);
 }
@@ -745,6 +689,8 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         return 1;
     }
     fb_ring_lane(ring, index, &w.lane);
+    w.metrics = fb_metrics_take_slot(fb_metrics_zone(), FB_MROLE_WORKER, index);
+    fb_metrics_set(w.metrics, FB_MC_RING_SIZE, w.lane.size);
     /* beat from the start, and while waiting for the lane: its last
      * owner's records may wait for Kafka for as long as Kafka is away,
      * and the master's watchdog must not take that wait for a hang */
@@ -758,16 +704,16 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         return 1;
     }
 
-    w.keydb = loaded.keydb;
+    w.keydb = fb_loaded_get()->keydb;
     w.revoked = calloc(1, sizeof(*w.revoked));
     if (w.revoked == NULL) {
         fb_log_errorx("worker %u: out of memory for the revocation table", index);
         fb_lane_release(&w.lane);
         return 1;
     }
-    if (revocations != NULL)
-        fb_revoke_refresh(revocations, w.revoked);
-    w.auth = loaded.auth;
+    if (fb_loaded_revoke() != NULL)
+        fb_revoke_refresh(fb_loaded_revoke(), w.revoked);
+    w.auth = fb_loaded_get()->auth;
     if (w.keydb == NULL || w.auth == NULL) {
         fb_log_errorx("no key database loaded before the worker started");
         fb_lane_release(&w.lane);
@@ -835,6 +781,7 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     grpc_server_start(w.server);
     fb_worker_listen_find(&w, port);
     fb_worker_memory_start(&w);
+    fb_metrics_set(w.metrics, FB_MC_SERVING, 1);
     fb_log_info("worker %u serving on %s (port %d, %s), lane %u", index, conf->listen, port,
                 conf->tls_cert[0] ? (conf->tls_client_ca[0] ? "mTLS" : "TLS") : "plaintext",
                 index);
@@ -879,7 +826,7 @@ out:
     if (!w.shutting_down)
         shutdown_server(&w);
     grpc_server_cancel_all_calls(w.server);
-    /* calls with chunks in the lane wait for Kafka's word: keep beating */
+    /* calls with spans in the lane wait for Kafka's word: keep beating */
     while (w.shutting_down != 2 || w.calls > 0) {
         grpc_event ev = grpc_completion_queue_next(
             w.cq, gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
@@ -897,7 +844,7 @@ out:
     free(w.peers);
     free(w.tenants);
     free(w.revoked);
-    fb_worker_free_keys();
+    fb_loaded_free(); /* wipe the inherited secrets */
     fb_lane_release(&w.lane);
     fb_log_limited_flush(true); /* the counts of what was held back, before the last word */
     fb_log_info("worker %u stopped", index);

@@ -107,7 +107,6 @@ Test(metrics, a_dead_process_forgets_its_live_gauges)
     fb_metrics_set(p, FB_MC_IN_FLIGHT, 9);
     fb_metrics_set(r, FB_MC_ASSIGNED, 4);
     fb_metrics_set(r, FB_MC_FILES_OPEN, 2);
-    fb_metrics_set(r, FB_MC_SPOOL_BYTES, 100);
     fb_metrics_set(r, FB_MC_CONSUMER_LAG, 7);
     fb_metrics_forget(w1, FB_MROLE_WORKER);
     fb_metrics_forget(p, FB_MROLE_PRODUCER);
@@ -122,7 +121,6 @@ Test(metrics, a_dead_process_forgets_its_live_gauges)
     cr_assert_eq(fb_metrics_get(m, FB_MROLE_PRODUCER, 0, FB_MC_IN_FLIGHT), 0);
     cr_assert_eq(fb_metrics_get(m, FB_MROLE_ROUTER, 0, FB_MC_ASSIGNED), 0);
     cr_assert_eq(fb_metrics_get(m, FB_MROLE_ROUTER, 0, FB_MC_FILES_OPEN), 0);
-    cr_assert_eq(fb_metrics_get(m, FB_MROLE_ROUTER, 0, FB_MC_SPOOL_BYTES), 100);
     cr_assert_eq(fb_metrics_get(m, FB_MROLE_ROUTER, 0, FB_MC_CONSUMER_LAG), 7);
     fb_metrics_free(m);
 }

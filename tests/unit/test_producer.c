@@ -58,7 +58,7 @@ wait_for(fb_lane_t *l, bool (*cond)(fb_lane_t *))
 static bool
 settled(fb_lane_t *l)
 {
-    return fb_lane_drained(l);
+    return fb_lane_all_acked(l);
 }
 
 static bool
@@ -70,7 +70,7 @@ quarantined(fb_lane_t *l)
 static bool
 reset(fb_lane_t *l)
 {
-    return !quarantined(l) && fb_lane_drained(l);
+    return !quarantined(l) && fb_lane_all_acked(l);
 }
 
 /* one_record -- a producer on a one-lane ring holding one record, whose
@@ -148,7 +148,7 @@ quarantined_then_reset(fb_lane_t *lane, fb_rec_t *rec)
 {
     cr_assert(wait_for(lane, quarantined), "the lane was never quarantined");
     cr_assert_eq(atomic_load(&rec->state), FB_REC_S_PENDING, "marked failed, not quarantined");
-    cr_assert(!fb_lane_drained(lane), "acknowledged past a corrupt record");
+    cr_assert(!fb_lane_all_acked(lane), "acknowledged past a corrupt record");
     fb_lane_release(lane); /* its worker gone: the producer resets the lane */
     cr_assert(wait_for(lane, reset), "the lane was never reset");
 }
