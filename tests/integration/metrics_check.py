@@ -19,10 +19,18 @@ test-metrics.
   metrics_check.py ledger-json TENANT...
       standard input is `fbpiped ledger --json`: the tenants in order, each
       with every column, and the total their sum.
+  metrics_check.py ledger-settled FBPIPED PIDFILE TENANT N [TENANT N...]
+      within 60 s, `fbpiped ledger --json` says of each TENANT: N acked, in
+      Kafka and written, at least N received, nothing refused, dead
+      lettered or spooled, no gap.
+
+FBPIPE_METRICS_READY=1: /readyz must come to 200 (the roles count).
 """
 import http.client
 import json
+import os
 import socket
+import subprocess
 import sys
 import time
 
@@ -139,6 +147,8 @@ def cmd_http(port, workers, tenants):
         if time.time() >= deadline:
             check(status == 503 and text == "not ready: " + "; ".join(want) + "\n",
                   f"/readyz: {said}, the gauges say: {want}")
+            check(os.environ.get("FBPIPE_METRICS_READY") != "1",
+                  f"/readyz never came to 200: {said}")
             break
         time.sleep(0.5)
 
@@ -202,6 +212,26 @@ def cmd_ledger_json(tenants):
           "ledger --json: pid, started")
 
 
+def cmd_ledger_settled(fbpiped, pid_file, want):
+    deadline = time.time() + 60
+    rows = {}
+    while time.time() < deadline:
+        out = subprocess.run([fbpiped, "ledger", "--json", "-p", pid_file], check=True,
+                             capture_output=True, text=True).stdout
+        rows = {t["tenant"]: t for t in json.loads(out)["tenants"]}
+        if all(rows.get(t, {}).get("written") == n for t, n in want.items()):
+            break
+        time.sleep(0.5)
+    for t, n in want.items():
+        r = rows.get(t)
+        if not check(r is not None, f"ledger: no row {t}"):
+            continue
+        check(r["received"] >= n and r["acked"] == n and r["in_kafka"] == n and
+              r["written"] == n, f"ledger {t}: not {n} acked, in Kafka and written: {r}")
+        check(r["refused"] == r["dead_lettered"] == r["spooled"] == 0, f"ledger {t}: {r}")
+        check(r["not_yet_in_kafka"] == 0 and r["not_yet_written"] == 0, f"ledger {t}: gaps {r}")
+
+
 def main():
     cmd = sys.argv[1]
     said = None
@@ -217,6 +247,10 @@ def main():
         return 0 if not fails else 1
     elif cmd == "ledger-json":
         cmd_ledger_json(sys.argv[2:])
+    elif cmd == "ledger-settled":
+        pairs = sys.argv[4:]
+        cmd_ledger_settled(sys.argv[2], sys.argv[3],
+                           {pairs[i]: int(pairs[i + 1]) for i in range(0, len(pairs), 2)})
     else:
         print(__doc__)
         return 64
