@@ -322,6 +322,28 @@ fb_metrics_observe(fb_mslot_t *s, fb_mc_t c, uint64_t us)
     fb_metrics_add(s, (fb_mc_t)(c + FB_MHIST_BUCKETS + 1), 1);
 }
 
+/* fb_metrics_forget -- see metrics.h: a process killed cannot say that it
+ * no longer serves, and /readyz must not count it. */
+void
+fb_metrics_forget(fb_mslot_t *s, fb_mrole_t role)
+{
+    switch (role) {
+    case FB_MROLE_WORKER:
+        fb_metrics_set(s, FB_MC_SERVING, 0);
+        break;
+    case FB_MROLE_PRODUCER:
+        fb_metrics_set(s, FB_MC_KAFKA_UP, 0);
+        fb_metrics_set(s, FB_MC_IN_FLIGHT, 0);
+        break;
+    case FB_MROLE_ROUTER:
+        fb_metrics_set(s, FB_MC_FILES_OPEN, 0);
+        fb_metrics_set(s, FB_MC_ASSIGNED, 0);
+        break;
+    default:
+        break;
+    }
+}
+
 static uint32_t
 hash(const char *s, size_t len)
 {
@@ -372,6 +394,14 @@ unsigned
 fb_metrics_tenants(const fb_metrics_t *m)
 {
     return atomic_load_explicit(&m->z->n_named, memory_order_acquire);
+}
+
+/* fb_metrics_other -- the tenant number of "_other": fb_metrics_tenant
+ * gives max_tenants to a key not named, however many names there are. */
+unsigned
+fb_metrics_other(const fb_metrics_t *m)
+{
+    return m->z->max_tenants;
 }
 
 const char *

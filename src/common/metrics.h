@@ -133,6 +133,11 @@ void fb_metrics_add(fb_mslot_t *s, fb_mc_t c, uint64_t n);
 void fb_metrics_set(fb_mslot_t *s, fb_mc_t c, uint64_t v);
 /* A histogram starting at c: one observation of us microseconds. */
 void fb_metrics_observe(fb_mslot_t *s, fb_mc_t c, uint64_t us);
+/* The master, when a process of role died: the gauges of its slot that
+ * only a live process keeps true (serving, Kafka up, in flight, files
+ * open, partitions assigned) back to 0; the others (a lane's fill, the
+ * lag) describe what outlives it and stay. */
+void fb_metrics_forget(fb_mslot_t *s, fb_mrole_t role);
 
 /* The tenant number of an access key: a name of the zone, or the
  * "_other" number (fb_metrics_tenants). Cached per process; names the
@@ -141,10 +146,12 @@ unsigned fb_metrics_tenant(fb_metrics_t *m, const char *key, size_t len);
 /* Add n to a tenant's column in a slot. */
 void fb_metrics_tenant_add(fb_mslot_t *s, unsigned tenant, fb_mt_t col, uint64_t n);
 
-/* Reading: the named tenants (their numbers are 0..n-1; n is "_other"),
+/* Reading: the named tenants (their numbers are 0..n-1), the number
+ * "_other" counts under (fb_metrics_other: the zone's max_tenants, not n),
  * a name, the sum of a counter or a tenant's column over every slot, and
  * one role's gauge or counter by slot. */
 unsigned fb_metrics_tenants(const fb_metrics_t *m);
+unsigned fb_metrics_other(const fb_metrics_t *m);
 const char *fb_metrics_tenant_name(const fb_metrics_t *m, unsigned t);
 uint64_t fb_metrics_sum(const fb_metrics_t *m, fb_mc_t c);
 uint64_t fb_metrics_role_sum(const fb_metrics_t *m, fb_mrole_t role, fb_mc_t c);

@@ -3,8 +3,9 @@
  *
  * Parses the command line, loads and verifies the configuration, and
  * either reports the verdict (-t) or becomes the master; `fbpiped token`
- * is handed to master_token.c and `fbpiped replay` to router_replay.c
- * before any of that. It must never
+ * is handed to master_token.c, `fbpiped replay` to router_replay.c,
+ * `fbpiped status` to master_status.c and `fbpiped ledger` to
+ * master_ledger.c before any of that. It must never
  * initialise gRPC or librdkafka: the processes that use them are forked.
  */
 #include <getopt.h>
@@ -29,6 +30,7 @@ usage(FILE *fp)
             "       fbpiped token --access-key KEY [--expiry SECONDS] [--kid ID] [-c FILE]\n"
             "       fbpiped token --fingerprint TOKEN|-\n"
             "       fbpiped replay [--dry-run] [-c FILE] DEAD-LETTER-FILE...\n"
+            "       fbpiped ledger [--json] [-c FILE] [-p PIDFILE]\n"
             "       fbpiped status [-c FILE] [-p PIDFILE]\n"
             "  -c FILE            configuration file (default %s/fbpipe.conf)\n"
             "  -f                 stay in the foreground, log to stderr\n"
@@ -64,6 +66,8 @@ main(int argc, char **argv)
         return fb_token_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "replay") == 0)
         return fb_replay_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "ledger") == 0)
+        return fb_ledger_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "status") == 0)
         return fb_status_main(argc - 1, argv + 1);
     while ((c = getopt_long(argc, argv, "c:fhp:tvV", longopts, NULL)) != -1) {

@@ -57,6 +57,8 @@ int fb_master_reload_workers(const fb_conf_t *conf, fb_ring_t *ring,
                              fb_child_main_t worker_main);
 int fb_master_reload_routers(const fb_conf_t *conf, fb_ring_t *ring,
                              fb_child_main_t router_main);
+int fb_master_reload_metrics(const fb_conf_t *conf, fb_ring_t *ring,
+                             fb_child_main_t metrics_main);
 
 /* master_notify.c: systemd's notification socket ($NOTIFY_SOCKET) */
 int fb_master_notify_init(void);
@@ -71,5 +73,9 @@ int fb_status_main(int argc, char **argv);
 
 /* token.c: `fbpiped token ...` (argv[0] is "token"); returns an FB_EXIT_* status */
 int fb_token_main(int argc, char **argv);
+
+/* master_ledger.c: `fbpiped ledger [--json] [-c FILE] [-p PIDFILE]` (argv[0]
+ * is "ledger"): where each tenant's events are; an FB_EXIT_* status */
+int fb_ledger_main(int argc, char **argv);
 
 #endif /* FB_MASTER_H */

@@ -1,6 +1,6 @@
 /*
  * master_run.c -- the master's life: daemonise, pid file, the shared ring,
- * the children, and the signal loop (TERM graceful stop, INT/QUIT fast
+ * the metrics zone, the children, and the signal loop (TERM graceful stop, INT/QUIT fast
  * stop, HUP reload, USR1 reopen, CHLD reap and respawn), which also looks
  * at the workers' heartbeats every second.
  *
@@ -29,6 +29,7 @@
 #include "common/proc.h"
 #include "common/revoke.h"
 #include "master/master.h"
+#include "metrics/metrics_http.h"
 #include "producer/producer.h"
 #include "router/router.h"
 #include "worker/worker.h"
@@ -250,6 +251,8 @@ reload(fb_conf_t *conf, const char *path, fb_ring_t *ring)
         next->ingester_enabled != conf->ingester_enabled)
         fb_log_warnx("reload: ingester.ring_size, max_workers and enabled take effect at the "
                      "next start");
+    if (next->metrics_max_tenants != conf->metrics_max_tenants)
+        fb_log_warnx("reload: metrics.max_tenants takes effect at the next start");
     fb_log_set_level(next->log_level);
     name_tenants(); /* tenants the reload added */
     if (conf->ingester_enabled && next->ingester_enabled &&
@@ -263,6 +266,12 @@ reload(fb_conf_t *conf, const char *path, fb_ring_t *ring)
     if ((conf->router_enabled || next->router_enabled) &&
         fb_master_reload_routers(next, ring, fb_router_main) < 0)
         fb_log_errorx("reload of %s: a router did not start; it is retried", path);
+    /* a new address, or routers that /readyz must wait for, or no more */
+    if ((conf->metrics_listen[0] != '\0' || next->metrics_listen[0] != '\0') &&
+        (strcmp(next->metrics_listen, conf->metrics_listen) != 0 ||
+         next->router_enabled != conf->router_enabled) &&
+        fb_master_reload_metrics(next, ring, fb_metrics_main) < 0)
+        fb_log_errorx("reload of %s: the metrics child did not start; it is retried", path);
     fb_conf_free(conf);
     return next;
 }
@@ -393,6 +402,11 @@ fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts)
                 goto out;
         }
     }
+    /* it reads the zone only; one that cannot listen is restarted with
+     * back-off like any child, and the other roles run on */
+    if (conf->metrics_listen[0] != '\0' &&
+        fb_master_spawn(FB_ROLE_METRICS, 0, "metrics", fb_metrics_main, conf, ring) < 0)
+        goto out;
 
     fb_master_notify("READY=1");
     for (;;) {

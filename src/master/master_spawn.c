@@ -44,6 +44,7 @@
 #define MAX_BACKOFF_MS 60000
 #define WATCHDOG_EVERY_MS 1000
 #define WATCHDOG_START_MS 30000 /* a starting worker's allowance, at least */
+#define METRICS_STOP_MS 2000     /* a reload waits this long for the metrics child, twice */
 
 typedef struct child {
     bool in_use;
@@ -187,6 +188,11 @@ fb_master_reap(fb_ring_t *ring)
             continue;
         c->alive = false;
         lived = fb_monotonic_ms() - c->started_ms;
+        /* it cannot say it no longer serves: /readyz must not count it. A
+         * retiring router's successor has its index, and its slot, already */
+        if (!(c->retiring && c->role == FB_ROLE_ROUTER))
+            fb_metrics_forget(fb_metrics_slot(fb_metrics_zone(), mrole(c->role), c->index),
+                              mrole(c->role));
         if (c->role == FB_ROLE_WORKER && ring != NULL) {
             /* ownership only: the lane goes to the next worker once the
              * producer has acknowledged what this one published */
@@ -512,6 +518,58 @@ fb_master_reload_routers(const fb_conf_t *conf, fb_ring_t *ring, fb_child_main_t
     fb_log_notice("reload: %u routers started with the new keys and settings; %u stopping",
                   conf->router_enabled ? (unsigned)conf->router_workers : 0, retired);
     return rc;
+}
+
+/* metrics_left -- a metrics child of the previous configuration still runs. */
+static bool
+metrics_left(void)
+{
+    for (size_t i = 0; i < MAX_CHILDREN; i++)
+        if (children[i].in_use && children[i].retiring && children[i].alive &&
+            children[i].role == FB_ROLE_METRICS)
+            return true;
+    return false;
+}
+
+/* fb_master_reload_metrics -- the metrics child started again with the
+ * configuration just loaded (its address, the roles /readyz waits for).
+ * The running one is stopped first (TERM, KILL after METRICS_STOP_MS), so
+ * that the new one can bind the same address; none is started when
+ * metrics.listen is empty now. 0, or -1 when the fork failed (retried
+ * like a crash). */
+int
+fb_master_reload_metrics(const fb_conf_t *conf, fb_ring_t *ring, fb_child_main_t metrics_main)
+{
+    uint64_t deadline = fb_monotonic_ms() + METRICS_STOP_MS;
+    bool killed = false;
+
+    for (size_t i = 0; i < MAX_CHILDREN; i++) {
+        child_t *c = &children[i];
+        if (!c->in_use || c->role != FB_ROLE_METRICS || c->retiring)
+            continue;
+        c->retiring = true;
+        if (c->alive)
+            signal_child(c, SIGTERM);
+        else
+            c->in_use = false; /* was waiting to be respawned */
+    }
+    while (metrics_left()) {
+        if (fb_monotonic_ms() >= deadline) {
+            if (killed)
+                break; /* the new one backs off until the address is free */
+            for (size_t i = 0; i < MAX_CHILDREN; i++)
+                if (children[i].in_use && children[i].retiring && children[i].alive &&
+                    children[i].role == FB_ROLE_METRICS)
+                    signal_child(&children[i], SIGKILL);
+            killed = true;
+            deadline = fb_monotonic_ms() + METRICS_STOP_MS;
+        }
+        usleep(10000);
+        fb_master_reap(ring);
+    }
+    if (conf->metrics_listen[0] == '\0')
+        return 0;
+    return fb_master_spawn(FB_ROLE_METRICS, 0, "metrics", metrics_main, conf, ring);
 }
 
 /* fb_master_stop_children -- sig to all, wait up to grace_ms, then KILL.

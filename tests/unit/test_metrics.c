@@ -31,6 +31,7 @@ Test(metrics, slots_sum_and_tenants)
     cr_assert_eq(fb_metrics_tenant(m, "acmex", 4), 0, "the length decides, not a NUL");
     cr_assert_eq(fb_metrics_tenant(m, "nope", 4), 3, "not named: _other");
     cr_assert_str_eq(fb_metrics_tenant_name(m, 3), "_other");
+    cr_assert_eq(fb_metrics_other(m), 3, "_other is max_tenants, not the count of names");
 
     fb_mslot_t *w0 = fb_metrics_slot(m, FB_MROLE_WORKER, 0), *w3 = fb_metrics_slot(m, FB_MROLE_WORKER, 3);
     fb_mslot_t *r = fb_metrics_slot(m, FB_MROLE_ROUTER, 5); /* index modulo the routers */
@@ -88,6 +89,39 @@ Test(metrics, histogram_buckets)
     cr_assert_eq(fb_metrics_sum(m, FB_MC_DELIVERY_LATENCY + FB_MHIST_BUCKETS - 1), 1);
     cr_assert_eq(fb_metrics_sum(m, FB_MC_DELIVERY_LATENCY + FB_MHIST_BUCKETS), 99002001);
     cr_assert_eq(fb_metrics_sum(m, FB_MC_DELIVERY_LATENCY + FB_MHIST_BUCKETS + 1), 3);
+    fb_metrics_free(m);
+}
+
+Test(metrics, a_dead_process_forgets_its_live_gauges)
+{
+    fb_metrics_t *m = fb_metrics_create(NULL, 1, 2, 1);
+    fb_mslot_t *w1 = fb_metrics_slot(m, FB_MROLE_WORKER, 1);
+    fb_mslot_t *p = fb_metrics_slot(m, FB_MROLE_PRODUCER, 0);
+    fb_mslot_t *r = fb_metrics_slot(m, FB_MROLE_ROUTER, 0);
+
+    fb_metrics_set(fb_metrics_slot(m, FB_MROLE_WORKER, 0), FB_MC_SERVING, 1);
+    fb_metrics_set(w1, FB_MC_SERVING, 1);
+    fb_metrics_set(w1, FB_MC_RING_FILL, 500);
+    fb_metrics_add(w1, FB_MC_CALLS, 3);
+    fb_metrics_set(p, FB_MC_KAFKA_UP, 1);
+    fb_metrics_set(p, FB_MC_IN_FLIGHT, 9);
+    fb_metrics_set(r, FB_MC_ASSIGNED, 4);
+    fb_metrics_set(r, FB_MC_FILES_OPEN, 2);
+    fb_metrics_set(r, FB_MC_CONSUMER_LAG, 7);
+    fb_metrics_forget(w1, FB_MROLE_WORKER);
+    fb_metrics_forget(p, FB_MROLE_PRODUCER);
+    fb_metrics_forget(r, FB_MROLE_ROUTER);
+    fb_metrics_forget(NULL, FB_MROLE_WORKER); /* no zone: nothing */
+    cr_assert_eq(fb_metrics_get(m, FB_MROLE_WORKER, 1, FB_MC_SERVING), 0);
+    cr_assert_eq(fb_metrics_get(m, FB_MROLE_WORKER, 0, FB_MC_SERVING), 1, "another lane's");
+    cr_assert_eq(fb_metrics_get(m, FB_MROLE_WORKER, 1, FB_MC_RING_FILL), 500,
+                 "the lane outlives it");
+    cr_assert_eq(fb_metrics_get(m, FB_MROLE_WORKER, 1, FB_MC_CALLS), 3, "counters stay");
+    cr_assert_eq(fb_metrics_get(m, FB_MROLE_PRODUCER, 0, FB_MC_KAFKA_UP), 0);
+    cr_assert_eq(fb_metrics_get(m, FB_MROLE_PRODUCER, 0, FB_MC_IN_FLIGHT), 0);
+    cr_assert_eq(fb_metrics_get(m, FB_MROLE_ROUTER, 0, FB_MC_ASSIGNED), 0);
+    cr_assert_eq(fb_metrics_get(m, FB_MROLE_ROUTER, 0, FB_MC_FILES_OPEN), 0);
+    cr_assert_eq(fb_metrics_get(m, FB_MROLE_ROUTER, 0, FB_MC_CONSUMER_LAG), 7);
     fb_metrics_free(m);
 }
 
