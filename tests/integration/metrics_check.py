@@ -29,6 +29,7 @@ FBPIPE_METRICS_READY=1: /readyz must come to 200 (the roles count).
 import http.client
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -122,6 +123,15 @@ def cmd_http(port, workers, tenants):
         vals = [s.value for s in buckets]
         check(vals == sorted(vals), f"{h}: buckets not cumulative {vals}")
         check(value(samples, h + "_count") == vals[-1], f"{h}: _count is not the +Inf bucket")
+
+    # contrib/grafana/fbpipe.json asks only for series that are served
+    dash = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "contrib",
+                        "grafana", "fbpipe.json")
+    served = set(families) | {s.name for f in families.values() for s in f.samples}
+    exprs = [t["expr"] for p in json.load(open(dash))["panels"] for t in p["targets"]]
+    asked = {n for e in exprs for n in re.findall(r"\bfbpipe_[a-z_]+", e)}
+    check(asked and asked <= served,
+          f"the dashboard asks for series not served: {sorted(asked - served)}")
 
     status, headers, body = request(port, "HEAD", "/metrics")
     check(status == 200 and body == "", f"HEAD /metrics: {status}, {len(body)} bytes of body")
