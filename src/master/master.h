@@ -11,9 +11,11 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "common/conf.h"
+#include "common/log.h"
 #include "common/ring.h"
 
 #define FB_EXIT_OK 0
@@ -67,6 +69,17 @@ void fb_master_notify(const char *state);
 /* master_run.c */
 int fb_master_run(fb_conf_t *conf, const fb_master_opts_t *opts);
 int fb_master_drop_privileges(void);
+
+/* master_cmd.c: what the subcommands share (see there) */
+void fb_cmd_err(const char *cmd, const char *fmt, ...) FB_PRINTF(2, 3);
+/* getopt_long returned c (':' or an unknown option): said, with usage; FB_EXIT_USAGE */
+int fb_cmd_bad_option(const char *cmd, int c, char **argv, void (*usage)(FILE *));
+/* after the options: 0, or an operand said with usage and FB_EXIT_USAGE */
+int fb_cmd_no_operands(const char *cmd, int argc, char **argv, void (*usage)(FILE *));
+/* the metrics zone beside pid_file (NULL: conf_path's main.pid_file), its
+ * path into path; NULL after saying why, with *rc the exit status */
+struct fb_metrics *fb_cmd_zone(const char *cmd, const char *conf_path, const char *pid_file,
+                               char *path, size_t cap, int *rc);
 
 /* master_status.c: `fbpiped status ...` (argv[0] is "status"); an FB_EXIT_* status */
 int fb_status_main(int argc, char **argv);

@@ -30,11 +30,11 @@
 #include "master/master.h"
 
 #define LEDGER_PATH_MAX 4096
-#define LEDGER_SHOW_MAX 64 /* bytes of a command-line value shown in an error */
 
 /* the columns: the zone's (fb_mt_t order), then the two gaps */
 enum { COL_NOT_IN_KAFKA = FB_MT_N, COL_NOT_WRITTEN, COL_N };
 
+#define ledger_err(...) fb_cmd_err("ledger", __VA_ARGS__)
 static const char *const col_names[COL_N] = {
     [FB_MT_RECEIVED] = "received",         [FB_MT_ACKED] = "acked",
     [FB_MT_REFUSED] = "refused",           [FB_MT_IN_KAFKA] = "in_kafka",
@@ -53,7 +53,6 @@ typedef struct row {
 
 static void ledger_usage(FILE *fp);
 static void ledger_sink(fb_log_level_t level, const char *msg, void *arg);
-static void ledger_err(const char *fmt, ...) FB_PRINTF(1, 2);
 static void row_fill(row_t *r, const fb_metrics_t *m, unsigned t, const char *name);
 static void row_gaps(row_t *r);
 static int print_table(const row_t *rows, size_t n);
@@ -80,18 +79,6 @@ ledger_sink(fb_log_level_t level, const char *msg, void *arg)
     fprintf(stderr, "fbpiped ledger: %s\n", msg);
 }
 
-/* ledger_err -- one line on stderr. */
-static void
-ledger_err(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("fbpiped ledger: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
 
 /* row_fill -- tenant number t's columns, summed over the zone's slots. */
 static void
@@ -191,8 +178,7 @@ fb_ledger_main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *conf_path = FB_SYSCONFDIR "/fbpipe.conf", *pid_file = NULL;
-    char zpath[LEDGER_PATH_MAX], shown[LEDGER_SHOW_MAX * 4 + 4];
-    fb_conf_t *conf = NULL;
+    char zpath[LEDGER_PATH_MAX];
     fb_metrics_t *m = NULL;
     row_t *rows = NULL;
     bool json = false;
@@ -210,44 +196,14 @@ fb_ledger_main(int argc, char **argv)
         case 'p': pid_file = optarg; break;
         case 'j': json = true; break;
         case 'h': ledger_usage(stdout); return FB_EXIT_OK;
-        case ':':
-            ledger_err("option %s needs a value", argv[optind - 1]);
-            ledger_usage(stderr);
-            return FB_EXIT_USAGE;
         default:
-            if (optopt != 0)
-                fb_log_show(shown, sizeof(shown), &(char){(char)optopt}, 1, 1);
-            else
-                fb_log_show(shown, sizeof(shown), argv[optind - 1], strlen(argv[optind - 1]),
-                            LEDGER_SHOW_MAX);
-            ledger_err("unknown option %s%s", optopt != 0 ? "-" : "", shown);
-            ledger_usage(stderr);
-            return FB_EXIT_USAGE;
+            return fb_cmd_bad_option("ledger", c, argv, ledger_usage);
         }
     }
-    if (optind < argc) {
-        fb_log_show(shown, sizeof(shown), argv[optind], strlen(argv[optind]), LEDGER_SHOW_MAX);
-        ledger_err("unexpected argument \"%s\"", shown);
-        ledger_usage(stderr);
+    if (fb_cmd_no_operands("ledger", argc, argv, ledger_usage) != 0)
         return FB_EXIT_USAGE;
-    }
-    if (pid_file == NULL) {
-        if ((conf = fb_conf_load(conf_path)) == NULL) {
-            ledger_err("%s: configuration refused (see above)", conf_path);
-            return FB_EXIT_CONFIG;
-        }
-        pid_file = conf->pid_file;
-    }
-    if (fb_metrics_path(pid_file, zpath, sizeof(zpath)) < 0) {
-        ledger_err("pid file name too long: %s", pid_file);
+    if ((m = fb_cmd_zone("ledger", conf_path, pid_file, zpath, sizeof(zpath), &rc)) == NULL)
         goto done;
-    }
-    if ((m = fb_metrics_open(zpath)) == NULL) {
-        ledger_err("no metrics zone of a running fbpiped at %s (beside the pid file %s; a "
-                   "daemon started with -f and without -p keeps none)",
-                   zpath, pid_file);
-        goto done;
-    }
     if (kill((pid_t)fb_metrics_pid(m), 0) < 0 && errno == ESRCH)
         ledger_err("the fbpiped that made %s (pid %ld) is not running: these are its last "
                    "counts",
@@ -280,6 +236,5 @@ fb_ledger_main(int argc, char **argv)
 done:
     free(rows);
     fb_metrics_free(m);
-    fb_conf_free(conf);
     return rc;
 }

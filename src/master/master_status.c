@@ -75,6 +75,15 @@ state(const fb_metrics_t *m, fb_mrole_t role, unsigned i, char *out, size_t cap)
 #undef G
 }
 
+static void
+status_usage(FILE *fp)
+{
+    fprintf(fp, "usage: fbpiped status [-c FILE] [-p PIDFILE]\n"
+                "  -c FILE       configuration file (default %s/fbpipe.conf): its main.pid_file\n"
+                "  -p PIDFILE    the running daemon's pid file (overrides main.pid_file)\n",
+            FB_SYSCONFDIR);
+}
+
 int
 fb_status_main(int argc, char **argv)
 {
@@ -82,36 +91,23 @@ fb_status_main(int argc, char **argv)
                                              {NULL, 0, NULL, 0}};
     const char *conf_path = FB_SYSCONFDIR "/fbpipe.conf", *pid_file = NULL;
     char path[4096], when[32], what[256];
-    fb_conf_t *conf = NULL;
     fb_metrics_t *m;
-    int c, down = 0;
+    int c, rc, down = 0;
 
+    opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":c:p:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'c': conf_path = optarg; break;
         case 'p': pid_file = optarg; break;
-        case 'h':
-            printf("usage: fbpiped status [-c CONF] [-p PIDFILE]\n");
-            return FB_EXIT_OK;
-        default:
-            fprintf(stderr, "usage: fbpiped status [-c CONF] [-p PIDFILE]\n");
-            return FB_EXIT_USAGE;
+        case 'h': status_usage(stdout); return FB_EXIT_OK;
+        default: return fb_cmd_bad_option("status", c, argv, status_usage);
         }
     }
-    if (pid_file == NULL) {
-        if ((conf = fb_conf_load(conf_path)) == NULL)
-            return FB_EXIT_CONFIG;
-        pid_file = conf->pid_file;
-    }
-    if (fb_metrics_path(pid_file, path, sizeof(path)) < 0) {
-        fb_log_errorx("%s: pid file path too long", pid_file);
-        fb_conf_free(conf);
+    if (fb_cmd_no_operands("status", argc, argv, status_usage) != 0)
         return FB_EXIT_USAGE;
-    }
-    fb_conf_free(conf);
-    if ((m = fb_metrics_open(path)) == NULL)
-        return FB_EXIT_FAILURE;
+    if ((m = fb_cmd_zone("status", conf_path, pid_file, path, sizeof(path), &rc)) == NULL)
+        return rc;
     if (!alive((uint64_t)fb_metrics_pid(m))) {
         printf("fbpiped (pid %d) is not running; its metrics zone %s is left from it\n",
                (int)fb_metrics_pid(m), path);

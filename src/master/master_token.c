@@ -39,9 +39,9 @@
 #define TOKEN_EXPIRY_MAX 31536000 /* seconds: 365 days */
 #define TOKEN_SHOW_MAX 64         /* bytes of a command-line value shown in an error */
 
+#define token_err(...) fb_cmd_err("token", __VA_ARGS__)
 static void token_usage(FILE *fp);
 static void token_sink(fb_log_level_t level, const char *msg, void *arg);
-static void token_err(const char *fmt, ...) FB_PRINTF(1, 2);
 static int token_twice(const char *option);
 static int token_readable(const char *path, const char *what, const char *kid);
 static int token_check_files(const fb_conf_t *conf, bool hs);
@@ -75,18 +75,6 @@ token_sink(fb_log_level_t level, const char *msg, void *arg)
     fprintf(stderr, "fbpiped token: %s\n", msg);
 }
 
-/* token_err -- one refusal, one line on stderr. */
-static void
-token_err(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("fbpiped token: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
 
 /* token_twice -- an option given twice is a usage error, not "the last one wins". */
 static int
@@ -348,27 +336,12 @@ fb_token_main(int argc, char **argv)
         case 'h':
             token_usage(stdout);
             return FB_EXIT_OK;
-        case ':':
-            token_err("option %s needs a value", argv[optind - 1]);
-            token_usage(stderr);
-            return FB_EXIT_USAGE;
         default:
-            if (optopt != 0)
-                fb_log_show(shown, sizeof(shown), &(char){(char)optopt}, 1, 1);
-            else
-                fb_log_show(shown, sizeof(shown), argv[optind - 1], strlen(argv[optind - 1]),
-                            TOKEN_SHOW_MAX);
-            token_err("unknown option %s%s", optopt != 0 ? "-" : "", shown);
-            token_usage(stderr);
-            return FB_EXIT_USAGE;
+            return fb_cmd_bad_option("token", c, argv, token_usage);
         }
     }
-    if (optind < argc) {
-        fb_log_show(shown, sizeof(shown), argv[optind], strlen(argv[optind]), TOKEN_SHOW_MAX);
-        token_err("unexpected argument \"%s\"", shown);
-        token_usage(stderr);
+    if (fb_cmd_no_operands("token", argc, argv, token_usage) != 0)
         return FB_EXIT_USAGE;
-    }
     if (fingerprint != NULL) {
         if (access_key != NULL || expiry_arg != NULL || kid != NULL || conf_given) {
             token_err("--fingerprint takes no other option: it reads no configuration and "
