@@ -34,8 +34,9 @@ typedef enum fb_mrole {
     FB_MROLE_N
 } fb_mrole_t;
 
-/* Delivery latency buckets (producer: from the batch's production to
- * Kafka's acknowledgement) and fsync buckets (router), in microseconds. */
+/* Delivery latency buckets (producer: from a record's hand-over to
+ * librdkafka to Kafka's acknowledgement) and fsync buckets (router), in
+ * microseconds. */
 #define FB_MHIST_BUCKETS 12
 extern const uint64_t fb_mhist_le_us[FB_MHIST_BUCKETS]; /* the last is +Inf */
 

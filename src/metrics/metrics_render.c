@@ -321,7 +321,7 @@ fb_metrics_render(const fb_metrics_t *m, fb_mbuf_t *out)
     role_gauge(out, m, "fbpipe_kafka_up", "1 when a broker answered within the last 10 s.",
                FB_MROLE_PRODUCER, FB_MC_KAFKA_UP);
     histogram(out, m, "fbpipe_kafka_delivery_latency_seconds",
-              "From a batch's production to Kafka's acknowledgement.", FB_MC_DELIVERY_LATENCY);
+              "From a record's hand-over to librdkafka to Kafka's acknowledgement, per record.", FB_MC_DELIVERY_LATENCY);
 
     /* router */
     counter(out, m, "fbpipe_router_records_written_total", "Records the routers wrote to files.",
