@@ -62,13 +62,15 @@ state(const fb_metrics_t *m, fb_mrole_t role, unsigned i, char *out, size_t cap)
         snprintf(out, cap, "%llu partitions, lag %llu, %llu records written",
                  G(FB_MC_ASSIGNED), G(FB_MC_CONSUMER_LAG), G(FB_MC_RECORDS_WRITTEN));
         break;
-    case FB_MROLE_MASTER:
-        snprintf(out, cap, "%llu child starts, %llu crashes",
-                 G(FB_MC_CHILD_STARTS) + G(FB_MC_CHILD_STARTS + 1) + G(FB_MC_CHILD_STARTS + 2) +
-                     G(FB_MC_CHILD_STARTS + 3) + G(FB_MC_CHILD_STARTS + 4),
-                 G(FB_MC_CHILD_CRASHES) + G(FB_MC_CHILD_CRASHES + 1) + G(FB_MC_CHILD_CRASHES + 2) +
-                     G(FB_MC_CHILD_CRASHES + 3) + G(FB_MC_CHILD_CRASHES + 4));
+    case FB_MROLE_MASTER: {
+        unsigned long long starts = 0, crashes = 0;
+        for (int r = 0; r < FB_MROLE_N; r++) { /* counted by role */
+            starts += G(FB_MC_CHILD_STARTS + r);
+            crashes += G(FB_MC_CHILD_CRASHES + r);
+        }
+        snprintf(out, cap, "%llu child starts, %llu crashes", starts, crashes);
         break;
+    }
     default:
         snprintf(out, cap, "-");
     }

@@ -198,6 +198,20 @@ fuzz_keydb(const char *json)
     " \"rev\": {\"AccessKey\": \"rev\", \"tokens_not_before\": 1699990000, " FUZZ_UNBOUND_LIST     \
     "}}"
 
+/* fuzz_tenants -- the key database of FUZZ_KEYS_JSON with "plain" in
+ * t[0] and the tenant named second in t[1]; aborts when either is missing. */
+static inline fb_keydb_t *
+fuzz_tenants(const char *second, const fb_tenant_t *t[2])
+{
+    fb_keydb_t *db = fuzz_keydb(FUZZ_KEYS_JSON);
+
+    t[0] = fb_keydb_find(db, "plain", 5);
+    t[1] = fb_keydb_find(db, second, strlen(second));
+    if (t[0] == NULL || t[1] == NULL)
+        abort();
+    return db;
+}
+
 /* fuzz_secret_file -- a memory file (0600) holding s and a newline; its
  * path. Left open: fb_auth_new reads it. */
 static inline void

@@ -34,11 +34,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     fuzz_log_start(true);
-    db = fuzz_keydb(FUZZ_KEYS_JSON);
-    tenants[0] = fb_keydb_find(db, "plain", 5);
-    tenants[1] = fb_keydb_find(db, "seed", 4);
-    if (tenants[0] == NULL || tenants[1] == NULL)
-        abort();
+    db = fuzz_tenants("seed", tenants);
     return 0;
 }
 
