@@ -37,6 +37,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "common/backoff.h"
 #include "common/cipher.h"
 #include "common/clock.h"
 #include "common/ingest_client.h"
@@ -108,7 +109,7 @@ typedef struct agent {
     size_t max_json; /* the largest body whose payload fits max_record */
     uint64_t seq, first_seq, retry_at_ms;
     bool reopen; /* the config changed: the next batches go on a new stream */
-    unsigned backoff_ms;
+    fb_backoff_t backoff; /* reconnecting after a lost connection */
     int64_t token_exp;
     uint64_t warned_ms;
     uint64_t bad_said_ms; /* events rejected for good: when last logged */
@@ -532,14 +533,11 @@ out:
 static void
 broken(agent_t *a, const fb_client_status_t *st)
 {
-    a->backoff_ms = a->backoff_ms ? a->backoff_ms * 2 : BACKOFF_FIRST_MS;
-    if (a->backoff_ms > BACKOFF_MAX_MS)
-        a->backoff_ms = BACKOFF_MAX_MS;
-    /* jitter: 75% to 125% */
-    a->retry_at_ms =
-        fb_monotonic_ms() + a->backoff_ms * 3 / 4 + randombytes_uniform(a->backoff_ms / 2 + 1);
+    unsigned wait_ms = fb_backoff_next(&a->backoff);
+
+    a->retry_at_ms = fb_monotonic_ms() + fb_backoff_spread(wait_ms, randombytes_random());
     say("warn", "%s: connection to %s lost (%s, code %d): retrying in about %u ms",
-        a->access_key, a->target, st->detail, st->code, a->backoff_ms);
+        a->access_key, a->target, st->detail, st->code, wait_ms);
     if (a->stream != NULL) {
         fb_stream_free(a->stream);
         a->stream = NULL;
@@ -595,7 +593,7 @@ native(agent_t *a)
             broken(a, &st);
             return -1;
         }
-        a->backoff_ms = 0;
+        fb_backoff_reset(&a->backoff);
         for (size_t i = 0; i < a->n; i++) {
             if (a->evs[i].code != FBPIPE__V1__ACK_CODE__OK &&
                 a->evs[i].code != FBPIPE__V1__ACK_CODE__REJECTED) {
@@ -746,7 +744,7 @@ compat(agent_t *a)
             return FB_FLB_RETRY; /* the bad events are found again then */
         }
     }
-    a->backoff_ms = 0;
+    fb_backoff_reset(&a->backoff);
     if (bad == 0)
         return FB_FLB_OK;
     say_bad(a, bad, a->n, why);
@@ -1016,6 +1014,7 @@ fb_agent_init(struct flbgo_output_plugin *p)
         return FB_FLB_ERROR;
     }
     pthread_mutex_init(&a->mu, NULL);
+    fb_backoff_init(&a->backoff, BACKOFF_FIRST_MS, BACKOFF_MAX_MS);
     pthread_cond_init(&a->cv_job, NULL);
     pthread_cond_init(&a->cv_done, NULL);
     pthread_cond_init(&a->cv_idle, NULL);

@@ -3,6 +3,8 @@
  * It must never sleep or read a clock: callers wait in their own loops,
  * which keep serving signals while they do.
  */
+#include <limits.h>
+
 #include "common/backoff.h"
 
 /* fb_backoff_init -- a back-off that starts at initial_ms, capped at max_ms. */
@@ -39,4 +41,14 @@ unsigned
 fb_backoff_last(const fb_backoff_t *b)
 {
     return b->last_ms;
+}
+
+/* fb_backoff_spread -- wait_ms * 3/4 plus random modulo wait_ms/2 + 1:
+ * 75% to 125% of it, computed in 64 bits and held at UINT_MAX. */
+unsigned
+fb_backoff_spread(unsigned wait_ms, uint32_t random)
+{
+    uint64_t w = (uint64_t)wait_ms * 3 / 4 + random % ((uint64_t)wait_ms / 2 + 1);
+
+    return w > UINT_MAX ? UINT_MAX : (unsigned)w;
 }

@@ -5,11 +5,13 @@
  * fails, a Kafka client with a fatal error), it waits what this says, so
  * that a fault is never retried in a tight loop.
  *
- * It only computes waits: it never sleeps, reads no clock and logs
- * nothing; the caller decides what counts as a success (reset).
+ * It only computes waits: it never sleeps, reads no clock, draws no
+ * random number and logs nothing; the caller decides what counts as a success (reset).
  */
 #ifndef FB_BACKOFF_H
 #define FB_BACKOFF_H
+
+#include <stdint.h>
 
 typedef struct fb_backoff {
     unsigned initial_ms; /* the first wait after a reset (> 0) */
@@ -24,5 +26,9 @@ unsigned fb_backoff_next(fb_backoff_t *b);
 void fb_backoff_reset(fb_backoff_t *b);
 /* the last wait fb_backoff_next gave; 0 after a reset */
 unsigned fb_backoff_last(const fb_backoff_t *b);
+/* wait_ms spread over 75% to 125% of itself by random (any uniformly
+ * random value, e.g. randombytes_random()), so that many clients that
+ * lost the same server do not come back at the same instant */
+unsigned fb_backoff_spread(unsigned wait_ms, uint32_t random);
 
 #endif /* FB_BACKOFF_H */

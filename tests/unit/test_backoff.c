@@ -1,8 +1,9 @@
 /*
  * test_backoff.c -- the doubling back-off of the master's respawns, the
  * router's retried writes and roll backs, and the producer's new Kafka
- * clients: the same waits as the copies it replaced, a cap that holds
- * without overflow, and a reset that starts afresh.
+ * clients and the agent's reconnects: the same waits as the copies it
+ * replaced, a cap that holds without overflow, a reset that starts
+ * afresh, and the agent's spread.
  */
 #include <limits.h>
 
@@ -133,4 +134,27 @@ Test(backoff, bad_limits)
     fb_backoff_init(&b, 500, 100);
     cr_assert_eq(fb_backoff_next(&b), 500);
     cr_assert_eq(fb_backoff_next(&b), 500);
+}
+
+/* the agent's reconnects: 500 ms doubling to 30 s, each spread over
+ * 75%..125% of itself, and the spread reaches both ends */
+Test(backoff, agent_reconnect_spread)
+{
+    static const unsigned want[] = {500, 1000, 2000, 4000, 8000, 16000, 30000, 30000};
+    fb_backoff_t b;
+
+    fb_backoff_init(&b, 500, 30000);
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        unsigned w = fb_backoff_next(&b);
+        cr_assert_eq(w, want[i], "step %zu", i);
+        cr_assert_eq(fb_backoff_spread(w, 0), w * 3 / 4);
+        cr_assert_eq(fb_backoff_spread(w, w / 2), w * 3 / 4 + w / 2);
+        for (uint32_t r = 0; r < 5000; r += 7) {
+            unsigned s = fb_backoff_spread(w, r * 2654435761u);
+            cr_assert(s >= w * 3 / 4 && s <= w * 3 / 4 + w / 2, "%u from %u", s, w);
+        }
+    }
+    /* the largest wait does not wrap round to a short one */
+    cr_assert_eq(fb_backoff_spread(UINT_MAX, 0), (unsigned)((uint64_t)UINT_MAX * 3 / 4));
+    cr_assert_eq(fb_backoff_spread(UINT_MAX, UINT32_MAX), UINT_MAX);
 }
