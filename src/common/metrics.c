@@ -338,6 +338,8 @@ fb_metrics_forget(fb_mslot_t *s, fb_mrole_t role)
     case FB_MROLE_ROUTER:
         fb_metrics_set(s, FB_MC_FILES_OPEN, 0);
         fb_metrics_set(s, FB_MC_ASSIGNED, 0);
+        for (int p = 0; p < FB_METRICS_PARTITIONS; p++)
+            fb_metrics_set(s, (fb_mc_t)(FB_MC_PARTITION_LAG + p), 0);
         break;
     default:
         break;

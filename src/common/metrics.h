@@ -23,6 +23,9 @@
 #include "common/auth.h"
 
 #define FB_METRICS_TENANTS_MAX 100000
+/* Partitions whose lag has a series of its own (0..N-1); the total lag
+ * counts every partition. */
+#define FB_METRICS_PARTITIONS 256
 
 /* Where a process counts. */
 typedef enum fb_mrole {
@@ -77,7 +80,12 @@ typedef enum fb_mc {
     FB_MC_FILES_OPEN,        /* gauge */
     FB_MC_CONSUMER_LAG,      /* gauge: records behind the partitions' ends (sum) */
     FB_MC_ASSIGNED,          /* gauge: partitions assigned */
-    FB_MC_FSYNC_LATENCY,     /* histogram, as above */
+    FB_MC_SPOOL_BYTES,       /* gauge: bytes in <router.dir>/.spool (each router looks) */
+    FB_MC_SPOOL_FILES,       /* gauge: files there */
+    FB_MC_PARTITION_LAG,     /* FB_METRICS_PARTITIONS gauges: 1 + the lag of each partition
+                              * the router holds, 0 for the others */
+    FB_MC_PARTITION_LAG_END = FB_MC_PARTITION_LAG + FB_METRICS_PARTITIONS,
+    FB_MC_FSYNC_LATENCY = FB_MC_PARTITION_LAG_END, /* histogram, as above */
     FB_MC_FSYNC_LATENCY_END = FB_MC_FSYNC_LATENCY + FB_MHIST_BUCKETS + 2,
     /* master */
     FB_MC_CHILD_STARTS = FB_MC_FSYNC_LATENCY_END, /* FB_MROLE_N counters, by role */
@@ -86,7 +94,8 @@ typedef enum fb_mc {
     FB_MC_N = FB_MC_CHILD_NOT_READY + FB_MROLE_N
 } fb_mc_t;
 
-/* Per tenant, where its events are: the ledger's columns. */
+/* Per tenant, where its events are (the ledger's columns, up to
+ * FB_MT_STAGES), then bytes. */
 typedef enum fb_mt {
     FB_MT_RECEIVED,      /* by a worker */
     FB_MT_ACKED,         /* answered OK to the agent */
@@ -95,6 +104,9 @@ typedef enum fb_mt {
     FB_MT_WRITTEN,       /* written by a router */
     FB_MT_DEAD_LETTERED, /* to the dead letters */
     FB_MT_SPOOLED,       /* put aside in the spool */
+    FB_MT_STAGES,
+    FB_MT_BYTES_RECEIVED = FB_MT_STAGES, /* payload bytes received by a worker */
+    FB_MT_BYTES_WRITTEN, /* bytes of the lines a router wrote */
     FB_MT_N
 } fb_mt_t;
 
@@ -136,8 +148,9 @@ void fb_metrics_set(fb_mslot_t *s, fb_mc_t c, uint64_t v);
 void fb_metrics_observe(fb_mslot_t *s, fb_mc_t c, uint64_t us);
 /* The master, when a process of role died: the gauges of its slot that
  * only a live process keeps true (serving, Kafka up, in flight, files
- * open, partitions assigned) back to 0; the others (a lane's fill, the
- * lag) describe what outlives it and stay. */
+ * open, partitions assigned and each one's lag) back to 0; the others
+ * (a lane's fill, the total lag, the spool) describe what outlives it
+ * and stay. */
 void fb_metrics_forget(fb_mslot_t *s, fb_mrole_t role);
 
 /* The tenant number of an access key: a name of the zone, or the

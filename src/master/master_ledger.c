@@ -31,8 +31,8 @@
 
 #define LEDGER_PATH_MAX 4096
 
-/* the columns: the zone's (fb_mt_t order), then the two gaps */
-enum { COL_NOT_IN_KAFKA = FB_MT_N, COL_NOT_WRITTEN, COL_N };
+/* the columns: the zone's stages (fb_mt_t order), then the two gaps */
+enum { COL_NOT_IN_KAFKA = FB_MT_STAGES, COL_NOT_WRITTEN, COL_N };
 
 #define ledger_err(...) fb_cmd_err("ledger", __VA_ARGS__)
 static const char *const col_names[COL_N] = {
@@ -85,7 +85,7 @@ static void
 row_fill(row_t *r, const fb_metrics_t *m, unsigned t, const char *name)
 {
     r->tenant = name;
-    for (int c = 0; c < FB_MT_N; c++)
+    for (int c = 0; c < FB_MT_STAGES; c++)
         r->v[c] = (int64_t)fb_metrics_tenant_sum(m, t, (fb_mt_t)c);
     row_gaps(r);
 }
@@ -217,14 +217,14 @@ fb_ledger_main(int argc, char **argv)
     for (unsigned t = 0; t < named; t++)
         row_fill(&rows[n++], m, t, fb_metrics_tenant_name(m, t));
     row_fill(&rows[n], m, fb_metrics_other(m), "_other");
-    for (int col = 0; col < FB_MT_N; col++)
+    for (int col = 0; col < FB_MT_STAGES; col++)
         if (rows[n].v[col] != 0) {
             n++;
             break;
         }
     rows[n].tenant = "TOTAL";
     for (size_t i = 0; i < n; i++)
-        for (int col = 0; col < FB_MT_N; col++)
+        for (int col = 0; col < FB_MT_STAGES; col++)
             rows[n].v[col] += rows[i].v[col];
     row_gaps(&rows[n]);
     n++;

@@ -47,7 +47,7 @@ static const char *const role_names[FB_MROLE_N] = {
 };
 
 /* the ledger's columns, as the label stage says them */
-static const char *const stage_names[FB_MT_N] = {
+static const char *const stage_names[FB_MT_STAGES] = {
     [FB_MT_RECEIVED] = "received", [FB_MT_ACKED] = "acked",
     [FB_MT_REFUSED] = "refused",   [FB_MT_IN_KAFKA] = "in_kafka",
     [FB_MT_WRITTEN] = "written",   [FB_MT_DEAD_LETTERED] = "dead_lettered",
@@ -228,31 +228,81 @@ by_role(fb_mbuf_t *b, const fb_metrics_t *m, const char *name, const char *help,
                            fb_metrics_role_sum(m, FB_MROLE_MASTER, (fb_mc_t)(first + r)));
 }
 
-/* tenants -- the ledger's columns per tenant: the named ones, then
- * "_other" when it counted anything. */
+/* tenant_label -- the tenant label of tenant number t ("_other" past the
+ * named ones). */
+static void
+tenant_label(fb_mbuf_t *b, const fb_metrics_t *m, unsigned t)
+{
+    fb_mbuf_printf(b, "{tenant=\"");
+    fb_metrics_label_escape(b, t < fb_metrics_tenants(m) ? fb_metrics_tenant_name(m, t) : "_other");
+    fb_mbuf_printf(b, "\"");
+}
+
+/* tenants -- the ledger's columns and the bytes per tenant: the named
+ * ones, then "_other" when it counted anything. */
 static void
 tenants(fb_mbuf_t *b, const fb_metrics_t *m)
 {
+    static const fb_mt_t bytes[] = {FB_MT_BYTES_RECEIVED, FB_MT_BYTES_WRITTEN};
+    static const char *const bytes_names[] = {"received", "written"};
     unsigned named = fb_metrics_tenants(m), other = fb_metrics_other(m);
+    bool other_counted = false;
     uint64_t v[FB_MT_N];
 
+    for (int col = 0; col < FB_MT_N; col++)
+        other_counted |= fb_metrics_tenant_sum(m, other, (fb_mt_t)col) != 0;
     family(b, "fbpipe_tenant_events_total", "counter",
            "Events of a tenant by stage: received, acked, refused (by a worker), in_kafka, "
            "written, dead_lettered, spooled (by a router).");
-    for (unsigned t = 0; t <= named; t++) {
+    for (unsigned t = 0; t < named + other_counted; t++) {
         unsigned num = t < named ? t : other;
-        bool any = false;
-        for (int col = 0; col < FB_MT_N; col++) {
+        for (int col = 0; col < FB_MT_STAGES; col++) {
             v[col] = fb_metrics_tenant_sum(m, num, (fb_mt_t)col);
-            any |= v[col] != 0;
+            fb_mbuf_printf(b, "fbpipe_tenant_events_total");
+            tenant_label(b, m, t);
+            fb_mbuf_printf(b, ",stage=\"%s\"} %" PRIu64 "\n", stage_names[col], v[col]);
         }
-        if (t == named && !any)
-            break; /* _other only when it counted */
-        for (int col = 0; col < FB_MT_N; col++) {
-            fb_mbuf_printf(b, "fbpipe_tenant_events_total{tenant=\"");
-            fb_metrics_label_escape(b, t < named ? fb_metrics_tenant_name(m, t) : "_other");
-            fb_mbuf_printf(b, "\",stage=\"%s\"} %" PRIu64 "\n", stage_names[col], v[col]);
+    }
+    family(b, "fbpipe_tenant_bytes_total", "counter",
+           "Bytes of a tenant: payload received by a worker, lines written by a router.");
+    for (unsigned t = 0; t < named + other_counted; t++) {
+        unsigned num = t < named ? t : other;
+        for (size_t i = 0; i < sizeof(bytes) / sizeof(bytes[0]); i++) {
+            fb_mbuf_printf(b, "fbpipe_tenant_bytes_total");
+            tenant_label(b, m, t);
+            fb_mbuf_printf(b, ",stage=\"%s\"} %" PRIu64 "\n", bytes_names[i],
+                           fb_metrics_tenant_sum(m, num, bytes[i]));
         }
+    }
+}
+
+/* role_max -- the largest of one gauge over the slots of role: what
+ * every such process measures alike (the routers' shared spool). */
+static uint64_t
+role_max(const fb_metrics_t *m, fb_mrole_t role, fb_mc_t c)
+{
+    uint64_t max = 0;
+
+    for (unsigned i = 0; i < fb_metrics_slots(m, role); i++) {
+        uint64_t v = fb_metrics_get(m, role, i, c);
+        max = v > max ? v : max;
+    }
+    return max;
+}
+
+/* partition_lags -- one series per partition a router holds: its lag
+ * (the zone keeps 1 + lag; two routers claim one partition only for the
+ * moments of a rebalance, and the larger figure is shown). */
+static void
+partition_lags(fb_mbuf_t *b, const fb_metrics_t *m)
+{
+    family(b, "fbpipe_router_partition_lag", "gauge",
+           "Records behind the end of a partition a router holds, by partition.");
+    for (int p = 0; p < FB_METRICS_PARTITIONS; p++) {
+        uint64_t v = role_max(m, FB_MROLE_ROUTER, (fb_mc_t)(FB_MC_PARTITION_LAG + p));
+        if (v > 0)
+            fb_mbuf_printf(b, "fbpipe_router_partition_lag{partition=\"%d\"} %" PRIu64 "\n", p,
+                           v - 1);
     }
 }
 
@@ -340,8 +390,16 @@ fb_metrics_render(const fb_metrics_t *m, fb_mbuf_t *out)
     role_gauge(out, m, "fbpipe_router_consumer_lag",
                "Records behind the ends of the assigned partitions.", FB_MROLE_ROUTER,
                FB_MC_CONSUMER_LAG);
+    partition_lags(out, m);
     role_gauge(out, m, "fbpipe_router_partitions_assigned", "Partitions assigned to the routers.",
                FB_MROLE_ROUTER, FB_MC_ASSIGNED);
+    family(out, "fbpipe_router_spool_bytes", "gauge",
+           "Bytes put aside in the spool, waiting for their keys' files.");
+    fb_mbuf_printf(out, "fbpipe_router_spool_bytes %" PRIu64 "\n",
+                   role_max(m, FB_MROLE_ROUTER, FB_MC_SPOOL_BYTES));
+    family(out, "fbpipe_router_spool_files", "gauge", "Files in the spool (one per key).");
+    fb_mbuf_printf(out, "fbpipe_router_spool_files %" PRIu64 "\n",
+                   role_max(m, FB_MROLE_ROUTER, FB_MC_SPOOL_FILES));
     histogram(out, m, "fbpipe_router_fsync_latency_seconds", "How long a router's fsync took.",
               FB_MC_FSYNC_LATENCY);
 

@@ -5,6 +5,7 @@
  * closing descriptors. It never logs and never follows a symbolic link
  * below its directory.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -1008,4 +1009,33 @@ fb_files_reopen(fb_files_t *f)
             entry_close(f, &f->tab[i]);
             forget_refusal(&f->tab[i]);
         }
+}
+
+/* fb_files_usage -- see router_files.h: the directory read afresh through
+ * a duplicate of its descriptor (readdir moves the position). */
+int
+fb_files_usage(fb_files_t *f, uint64_t *bytes, uint64_t *files)
+{
+    struct dirent *d;
+    struct stat st;
+    DIR *dir;
+    int fd = openat(f->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    *bytes = *files = 0;
+    if (fd < 0)
+        return -1;
+    if ((dir = fdopendir(fd)) == NULL) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    while ((d = readdir(dir)) != NULL) {
+        if (fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+            *bytes += (uint64_t)st.st_size;
+            (*files)++;
+        }
+    }
+    closedir(dir);
+    return 0;
 }

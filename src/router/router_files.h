@@ -122,6 +122,10 @@ size_t fb_files_pending(const fb_files_t *f);
 /* Bytes of key's file (as it is on disk, or open) and buffered for it. */
 uint64_t fb_files_key_bytes(fb_files_t *f, const char *key);
 
+/* What the directory holds now: its regular files and their bytes (for
+ * the spool's gauges). -1 with errno when it cannot be read. */
+int fb_files_usage(fb_files_t *f, uint64_t *bytes, uint64_t *files);
+
 /* Drop what is buffered and not written (the caller reads it again). */
 void fb_files_discard(fb_files_t *f);
 

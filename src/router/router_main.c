@@ -119,8 +119,9 @@ typedef struct router {
 } router_t;
 
 /* the ledger's columns a router counts, in its pending tally */
-#define PEND_COLS 3
-static const fb_mt_t pend_col[PEND_COLS] = {FB_MT_WRITTEN, FB_MT_DEAD_LETTERED, FB_MT_SPOOLED};
+#define PEND_COLS 4
+static const fb_mt_t pend_col[PEND_COLS] = {FB_MT_WRITTEN, FB_MT_DEAD_LETTERED, FB_MT_SPOOLED,
+                                            FB_MT_BYTES_WRITTEN};
 
 static void store(router_t *r);
 static void roll_back(router_t *r, bool seek);
@@ -128,7 +129,7 @@ static void pend(router_t *r, const char *key, size_t len, int col, fb_mc_t c, i
 static void pend_end(router_t *r, bool commit);
 static void print_flush(router_t *r);
 static void dead_letter(router_t *r, const rd_kafka_message_t *m, const char *why);
-static void spool(router_t *r, const rd_kafka_message_t *m);
+static bool line_of(router_t *r, const rd_kafka_message_t *m, fb_line_t *line);
 
 /* refusals -- the records of keys whose file cannot be written (found by
  * the flush, which dropped their lines): to the spool when permissions
@@ -144,10 +145,15 @@ refusals(router_t *r)
         for (size_t i = 0; i < r->n; i++) {
             const rd_kafka_message_t *m = r->ms[i];
             if (m->key_len == len && memcmp(m->key, key, len) == 0) {
+                fb_line_t line;
+                if (!line_of(r, m, &line))
+                    continue; /* not reached: it was built once already */
                 /* counted as written when taken: moved */
                 pend(r, key, len, 0, FB_MC_RECORDS_WRITTEN, -1);
+                pend(r, key, len, 3, FB_MC_BYTES_WRITTEN, -(int64_t)line.len);
                 if (to_spool) {
-                    spool(r, m);
+                    if (fb_files_add(r->spool, line.access_key, line.text, line.len) < 0)
+                        fb_panic("router %u: out of memory buffering a spooled line", r->index);
                     pend(r, key, len, 2, FB_MC_SPOOLED, 1);
                 } else {
                     dead_letter(r, m, why);
@@ -521,8 +527,9 @@ log_refused(router_t *r)
     }
 }
 
-/* pend -- delta records of key in column col (0 written, 1 dead
- * lettered, 2 spooled) and in the router's counter c, for the batch. */
+/* pend -- delta in key's column col (records: 0 written, 1 dead
+ * lettered, 2 spooled; 3 bytes written) and in the router's counter c,
+ * for the batch. */
 static void
 pend(router_t *r, const char *key, size_t len, int col, fb_mc_t c, int64_t delta)
 {
@@ -572,29 +579,40 @@ pend_end(router_t *r, bool commit)
     }
 }
 
-/* watch_assignment -- every few seconds: partitions assigned, and how
- * many records they are behind their ends (the cached high watermarks). */
+/* watch_assignment -- every few seconds: partitions assigned, how many
+ * records each is behind its end (the cached high watermarks), and what
+ * the spool holds. */
 static void
 watch_assignment(router_t *r)
 {
     rd_kafka_topic_partition_list_t *parts = NULL;
-    uint64_t now = fb_monotonic_ms(), lag = 0;
+    uint64_t now = fb_monotonic_ms(), lag = 0, held[FB_METRICS_PARTITIONS] = {0};
+    uint64_t spool_bytes, spool_files;
 
     if (r->metrics == NULL || now < r->metrics_at || r->rk == NULL)
         return;
     r->metrics_at = now + 5000;
+    if (fb_files_usage(r->spool, &spool_bytes, &spool_files) == 0) {
+        fb_metrics_set(r->metrics, FB_MC_SPOOL_BYTES, spool_bytes);
+        fb_metrics_set(r->metrics, FB_MC_SPOOL_FILES, spool_files);
+    }
     if (rd_kafka_assignment(r->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || parts == NULL)
         return;
     rd_kafka_position(r->rk, parts);
     for (int i = 0; i < parts->cnt; i++) {
-        int64_t lo, hi;
-        if (parts->elems[i].offset >= 0 &&
-            rd_kafka_get_watermark_offsets(r->rk, parts->elems[i].topic,
-                                           parts->elems[i].partition, &lo,
-                                           &hi) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-            hi > parts->elems[i].offset)
-            lag += (uint64_t)(hi - parts->elems[i].offset);
+        const rd_kafka_topic_partition_t *p = &parts->elems[i];
+        int64_t lo, hi, behind = 0;
+        if (p->offset >= 0 &&
+            rd_kafka_get_watermark_offsets(r->rk, p->topic, p->partition, &lo, &hi) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            hi > p->offset)
+            behind = hi - p->offset;
+        lag += (uint64_t)behind;
+        if (p->partition >= 0 && p->partition < FB_METRICS_PARTITIONS)
+            held[p->partition] = 1 + (uint64_t)behind;
     }
+    for (int p = 0; p < FB_METRICS_PARTITIONS; p++)
+        fb_metrics_set(r->metrics, (fb_mc_t)(FB_MC_PARTITION_LAG + p), held[p]);
     fb_metrics_set(r->metrics, FB_MC_ASSIGNED, (uint64_t)parts->cnt);
     fb_metrics_set(r->metrics, FB_MC_CONSUMER_LAG, lag);
     rd_kafka_topic_partition_list_destroy(parts);
@@ -614,19 +632,6 @@ line_of(router_t *r, const rd_kafka_message_t *m, fb_line_t *line)
     dead_letter(r, m, why);
     pend(r, m->key ? m->key : "", m->key ? m->key_len : 0, 1, FB_MC_DEAD_LETTERS_UNREADABLE, 1);
     return false;
-}
-
-/* spool -- one record whose key's file may not be opened, as its line,
- * into <router.dir>/.spool/<key>.log. Out of memory aborts (read again). */
-static void
-spool(router_t *r, const rd_kafka_message_t *m)
-{
-    fb_line_t line;
-
-    if (!line_of(r, m, &line))
-        return; /* not reached: it was built once already */
-    if (fb_files_add(r->spool, line.access_key, line.text, line.len) < 0)
-        fb_panic("router %u: out of memory buffering a spooled line", r->index);
 }
 
 /* print_add -- a written line, for standard output. */
@@ -709,7 +714,7 @@ take(router_t *r, const rd_kafka_message_t *m)
         if (fb_files_add(r->files, line.access_key, line.text, line.len) < 0)
             fb_panic("router %u: out of memory buffering a line", r->index);
         pend(r, line.access_key, klen, 0, FB_MC_RECORDS_WRITTEN, 1);
-        r->pend_c[FB_MC_BYTES_WRITTEN] += (int64_t)line.len;
+        pend(r, line.access_key, klen, 3, FB_MC_BYTES_WRITTEN, (int64_t)line.len);
     }
     if (r->conf->router_print_events)
         print_add(r, line.text, line.len);

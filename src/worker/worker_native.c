@@ -550,7 +550,7 @@ on_batch(fb_wcall_t *c, int ok)
         if (c->inflight[i] == seq)
             c->inflight_n[i] = (uint32_t)b.n;
     fb_worker_count(w, c->auth.access_key, FB_MC_EVENTS_RECEIVED, FB_MT_RECEIVED, b.n);
-    fb_metrics_add(w->metrics, FB_MC_BYTES_RECEIVED, len);
+    fb_worker_count(w, c->auth.access_key, FB_MC_BYTES_RECEIVED, FB_MT_BYTES_RECEIVED, len);
     if (fb_auth_check_tenant(&c->auth, w->keydb, c->auth.access_key,
                              strlen(c->auth.access_key), &r) == FB_AUTH_OK)
         t = fb_keydb_find(w->keydb, r.access_key, strlen(r.access_key));

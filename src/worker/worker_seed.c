@@ -107,10 +107,11 @@ fb_worker_refuse_revoked(fb_wcall_t *c, const char *key)
     return -1;
 }
 
-/* tally -- one event of tenant key buffered: counted as received, and
- * kept per tenant so that SUCCESS counts them as acknowledged. */
+/* tally -- one event of tenant key, of size payload bytes, buffered:
+ * counted as received, and kept per tenant so that SUCCESS counts them as
+ * acknowledged. */
 static void
-tally(fb_wcall_t *c, const char *key)
+tally(fb_wcall_t *c, const char *key, size_t size)
 {
     fb_metrics_t *m = fb_metrics_zone();
     unsigned t;
@@ -120,7 +121,9 @@ tally(fb_wcall_t *c, const char *key)
         return;
     t = fb_metrics_tenant(m, key, strlen(key));
     fb_metrics_add(c->w->metrics, FB_MC_EVENTS_RECEIVED, 1);
+    fb_metrics_add(c->w->metrics, FB_MC_BYTES_RECEIVED, size);
     fb_metrics_tenant_add(c->w->metrics, t, FB_MT_RECEIVED, 1);
+    fb_metrics_tenant_add(c->w->metrics, t, FB_MT_BYTES_RECEIVED, size);
     for (i = 0; i < c->n_tally && c->tally[i].tenant != t; i++)
         ;
     if (i == c->n_tally) {
@@ -367,8 +370,7 @@ on_event(fb_wcall_t *c, int ok)
         return;
     }
     fb_record_pack(&rec, val);
-    tally(c, t->access_key);
-    fb_metrics_add(w->metrics, FB_MC_BYTES_RECEIVED, rec.size);
+    tally(c, t->access_key, rec.size);
     if (w->conf->ingester_print_events)
         print_event(w, t, ev->message);
     api__event__free_unpacked(ev, &a.base);

@@ -24,6 +24,14 @@ test-metrics.
       Kafka and written, at least N received, nothing refused, dead
       lettered or spooled, no gap.
 
+  metrics_check.py routed PORT DIR PARTITIONS TENANT...
+      within 30 s: each TENANT's bytes written equal the size of its
+      files in DIR (DIR/TENANT.log and its rotations), its bytes received
+      are more than none, and their sum is fbpipe_bytes_received_total;
+      every partition 0..PARTITIONS-1 has a lag series, each 0 (one router
+      holds them all and has read them to their ends), and the total lag
+      is 0; the spool holds nothing.
+
 FBPIPE_METRICS_READY=1: /readyz must come to 200 (the roles count).
 """
 import http.client
@@ -242,6 +250,34 @@ def cmd_ledger_settled(fbpiped, pid_file, want):
         check(r["not_yet_in_kafka"] == 0 and r["not_yet_written"] == 0, f"ledger {t}: gaps {r}")
 
 
+def cmd_routed(port, out_dir, partitions, tenants):
+    deadline = time.time() + 30
+    while True:
+        fails.clear()
+        _, families, samples = scrape(port)
+        received = 0
+        for t in tenants:
+            size = sum(os.path.getsize(os.path.join(out_dir, f)) for f in os.listdir(out_dir)
+                       if f == t + ".log" or f.startswith(t + ".log."))
+            wrote = value(samples, "fbpipe_tenant_bytes_total", tenant=t, stage="written")
+            got = value(samples, "fbpipe_tenant_bytes_total", tenant=t, stage="received")
+            check(wrote == size, f"{t}: {wrote} bytes written by the metrics, {size} in its files")
+            check(got is not None and (got > 0) == (size > 0), f"{t}: {got} bytes received")
+            received += got or 0
+        check(received == value(samples, "fbpipe_bytes_received_total"),
+              f"the tenants' bytes received ({received}) are not the total's")
+        lags = {s.labels["partition"]: s.value
+                for s in families["fbpipe_router_partition_lag"].samples} \
+            if "fbpipe_router_partition_lag" in families else {}
+        check(lags == {str(p): 0 for p in range(partitions)}, f"partition lags {lags}")
+        check(value(samples, "fbpipe_router_consumer_lag") == 0, "the total lag is not 0")
+        check(value(samples, "fbpipe_router_spool_bytes") == 0 and
+              value(samples, "fbpipe_router_spool_files") == 0, "the spool is not empty")
+        if not fails or time.time() > deadline:
+            return
+        time.sleep(0.5)
+
+
 def main():
     cmd = sys.argv[1]
     said = None
@@ -255,6 +291,8 @@ def main():
         v = value(samples, sys.argv[3], **labels)
         print("none" if v is None else f"{v:g}")
         return 0 if not fails else 1
+    elif cmd == "routed":
+        cmd_routed(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5:])
     elif cmd == "ledger-json":
         cmd_ledger_json(sys.argv[2:])
     elif cmd == "ledger-settled":

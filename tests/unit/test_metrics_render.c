@@ -149,6 +149,52 @@ Test(metrics_render, counters_gauges_and_roles)
     text = render(m);
     LINE(text, "fbpipe_tenant_events_total{tenant=\"_other\",stage=\"written\"} 2");
     LINE(text, "fbpipe_tenant_events_total{tenant=\"_other\",stage=\"received\"} 0");
+    LINE(text, "fbpipe_tenant_bytes_total{tenant=\"_other\",stage=\"written\"} 0");
+    free(text);
+    fb_metrics_free(m);
+}
+
+/* Bytes per tenant, the routers' partitions each with its lag (only
+ * those a router holds; the larger figure while two claim one), and the
+ * spool the routers all look at (shown once, not summed). */
+Test(metrics_render, tenant_bytes_partitions_and_spool)
+{
+    fb_metrics_t *m = fb_metrics_create(NULL, 2, 1, 2);
+    const char *keys[] = {"acme"};
+    fb_mslot_t *w = fb_metrics_slot(m, FB_MROLE_WORKER, 0);
+    fb_mslot_t *r0 = fb_metrics_slot(m, FB_MROLE_ROUTER, 0);
+    fb_mslot_t *r1 = fb_metrics_slot(m, FB_MROLE_ROUTER, 1);
+    char *text;
+
+    fb_metrics_name_tenants(m, keys, 1);
+    fb_metrics_tenant_add(w, 0, FB_MT_BYTES_RECEIVED, 1234);
+    fb_metrics_tenant_add(r0, 0, FB_MT_BYTES_WRITTEN, 1000);
+    fb_metrics_tenant_add(r1, 0, FB_MT_BYTES_WRITTEN, 500);
+    fb_metrics_set(r0, (fb_mc_t)(FB_MC_PARTITION_LAG + 0), 1);  /* held, nothing behind */
+    fb_metrics_set(r0, (fb_mc_t)(FB_MC_PARTITION_LAG + 3), 11); /* 10 behind */
+    fb_metrics_set(r1, (fb_mc_t)(FB_MC_PARTITION_LAG + 3), 4);  /* a rebalance: 3 */
+    fb_metrics_set(r1, (fb_mc_t)(FB_MC_PARTITION_LAG + FB_METRICS_PARTITIONS - 1), 8);
+    fb_metrics_set(r0, FB_MC_SPOOL_BYTES, 700);
+    fb_metrics_set(r1, FB_MC_SPOOL_BYTES, 650); /* looked a moment earlier */
+    fb_metrics_set(r0, FB_MC_SPOOL_FILES, 2);
+    fb_metrics_set(r1, FB_MC_SPOOL_FILES, 2);
+    text = render(m);
+    LINE(text, "fbpipe_tenant_bytes_total{tenant=\"acme\",stage=\"received\"} 1234");
+    LINE(text, "fbpipe_tenant_bytes_total{tenant=\"acme\",stage=\"written\"} 1500");
+    LINE(text, "# TYPE fbpipe_router_partition_lag gauge");
+    LINE(text, "fbpipe_router_partition_lag{partition=\"0\"} 0");
+    LINE(text, "fbpipe_router_partition_lag{partition=\"3\"} 10");
+    LINE(text, "fbpipe_router_partition_lag{partition=\"255\"} 7");
+    NO_LINE(text, "fbpipe_router_partition_lag{partition=\"1\"}");
+    LINE(text, "fbpipe_router_spool_bytes 700");
+    LINE(text, "fbpipe_router_spool_files 2");
+    free(text);
+    /* a router that died holds nothing any more; the spool stays */
+    fb_metrics_forget(r1, FB_MROLE_ROUTER);
+    text = render(m);
+    NO_LINE(text, "fbpipe_router_partition_lag{partition=\"255\"}");
+    LINE(text, "fbpipe_router_partition_lag{partition=\"3\"} 10");
+    LINE(text, "fbpipe_router_spool_bytes 700");
     free(text);
     fb_metrics_free(m);
 }
@@ -251,7 +297,9 @@ Test(metrics_render, well_formed_and_grows)
         cr_assert(strchr(l, ' ') != NULL, "%s", l);
         samples++;
         tenant_lines += strncmp(l, "fbpipe_tenant_events_total{", 27) == 0;
+        tenant_lines += strncmp(l, "fbpipe_tenant_bytes_total{", 26) == 0;
     }
+    /* every stage of the ledger and the two byte counts, per tenant */
     cr_assert_eq(tenant_lines, (size_t)TENANTS * FB_MT_N);
     cr_assert_gt(types, 30);
     cr_assert_gt(samples, tenant_lines);
