@@ -63,7 +63,7 @@ typedef struct conf_key {
 #define U64MAX UINT64_MAX
 
 static const conf_key_t conf_keys[] = {
-    {"main", "pid_file", T_PATH, O(pid_file), "/run/fbpiped.pid", 0, 0},
+    {"main", "pid_file", T_PATH, O(pid_file), "/run/fbpipe/fbpiped.pid", 0, 0},
     {"main", "user", T_STR, O(user), "", 0, 0},
     {"main", "group", T_STR, O(group), "", 0, 0},
     {"main", "log_level", T_LEVEL, O(log_level), "info", 0, 0},

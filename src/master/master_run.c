@@ -69,6 +69,22 @@ write_pid_file(const char *path)
     if (check_pid_file(path) < 0)
         return -1;
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0 && errno == ENOENT) {
+        /* its directory (/run/fbpipe) is gone after a reboot unless
+         * systemd made it: made here, one level, as the metrics zone
+         * beside the pid file needs it too */
+        char dir[4096];
+        const char *slash = strrchr(path, '/');
+        if (slash != NULL && slash != path && (size_t)(slash - path) < sizeof(dir)) {
+            memcpy(dir, path, (size_t)(slash - path));
+            dir[slash - path] = '\0';
+            if (mkdir(dir, 0755) == 0)
+                fb_log_info("made %s for the pid file", dir);
+            else if (errno != EEXIST)
+                fb_log_error("mkdir(%s) for the pid file failed", dir);
+        }
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    }
     if (fd < 0) {
         fb_log_error("open(%s) failed", path);
         return -1;

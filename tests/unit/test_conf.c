@@ -36,7 +36,7 @@ Test(conf, empty_file_gives_documented_defaults)
     fb_conf_t *c = load_text("; nothing\n[ingester]\nlisten = 127.0.0.1:7777\n");
 
     cr_assert_not_null(c, "%s", test_log_buf);
-    cr_assert_str_eq(c->pid_file, "/run/fbpiped.pid");
+    cr_assert_str_eq(c->pid_file, "/run/fbpipe/fbpiped.pid");
     cr_assert_eq(c->log_level, FB_LOG_INFO);
     cr_assert_eq(c->shutdown_timeout_ms, 30000);
     cr_assert(c->ingester_enabled);
