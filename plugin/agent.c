@@ -546,12 +546,29 @@ broken(agent_t *a, const fb_client_status_t *st)
         a->exchanged_ms = 0; /* exchange again before the next stream */
 }
 
+/* ended_meanwhile -- a send or a wait failed on a stream kept from an
+ * earlier group: when the server had ended it (after answering every
+ * batch of that group, which native waited for: an expired token, a
+ * worker stopping) between the check and the send, the group goes again
+ * on a new stream at once, once per group, not as a lost connection. */
+static bool
+ended_meanwhile(agent_t *a, bool reused, bool *renewed)
+{
+    if (!reused || *renewed || !fb_stream_ended(a->stream))
+        return false;
+    *renewed = true;
+    fb_stream_free(a->stream);
+    a->stream = NULL;
+    return true;
+}
+
 /* native -- the group's events through the stream; -1 when the
  * connection broke (every chunk is retried), else 0 and each event's code. */
 static int
 native(agent_t *a)
 {
     fb_client_status_t st = {0};
+    bool renewed = false;
 
     if (a->reopen && a->stream != NULL) {
         if (fb_stream_close(a->stream, &st) < 0)
@@ -562,7 +579,7 @@ native(agent_t *a)
     }
     a->reopen = false;
     for (unsigned round = 0; round <= RETRY_ROUNDS; round++) {
-        bool pending = false;
+        bool pending = false, reused, failed = false;
         uint32_t wait = 0;
 
         if (a->stream != NULL && fb_stream_ended(a->stream)) {
@@ -571,6 +588,7 @@ native(agent_t *a)
             fb_stream_free(a->stream);
             a->stream = NULL;
         }
+        reused = a->stream != NULL;
         if (a->stream == NULL &&
             (a->stream = fb_stream_open(a->client, on_ack, a, &st)) == NULL) {
             broken(a, &st);
@@ -584,12 +602,14 @@ native(agent_t *a)
                 continue;
             for (size_t i = a->batch_first[b]; i < a->batch_first[b + 1]; i++)
                 a->evs[i].code = -1;
-            if (send_batch(a, b, &st) < 0) {
-                broken(a, &st);
-                return -1;
-            }
+            if ((failed = send_batch(a, b, &st) < 0))
+                break;
         }
-        if (fb_stream_wait(a->stream, &st) < 0) {
+        if (failed || fb_stream_wait(a->stream, &st) < 0) {
+            if (ended_meanwhile(a, reused, &renewed)) {
+                round--; /* this round again, on a new stream */
+                continue;
+            }
             broken(a, &st);
             return -1;
         }

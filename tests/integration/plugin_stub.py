@@ -11,6 +11,10 @@ usage: plugin_stub.py PORT MODE LOG [CERT KEY]
                  OK, then ends the stream with UNAUTHENTICATED, as fbpiped
                  ends the stream of a token that expired once every batch
                  it holds is acknowledged
+  end-on-next    Exchange answers no cipher; Stream acknowledges the first
+                 batch of each stream OK and ends the stream with
+                 UNAUTHENTICATED when the next one arrives, unread and
+                 unanswered: the end crossed that batch on the wire
   refuse-marked  ExchangeConfig answers no EncryptionKey; a SendEvent stream
                  holding an event whose message contains BAD is refused
                  whole with INVALID_ARGUMENT (nothing of it is written, as
@@ -81,7 +85,14 @@ def opens(rec, access_key):
 
 def stream(batches, ctx):
     log.write("stream\n")
+    answered = 0
     for b in batches:
+        if mode == "end-on-next" and answered == 1:
+            log.write("ended before batch %d\n" % b.seq)
+            ctx.set_code(grpc.StatusCode.UNAUTHENTICATED)
+            ctx.set_details("token expired: open a new stream with a fresh token")
+            return
+        answered += 1
         first = b.records[0].payload.decode("utf-8", "replace") if b.records else ""
         log.write("batch %d %d %s\n" % (b.seq, len(b.records), first))
         if mode.startswith("cipher="):
