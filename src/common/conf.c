@@ -822,6 +822,40 @@ check_listen_port(const fb_conf_t *conf)
     return 0;
 }
 
+/* check_router_dir_owner -- a warning when the routers, which run as
+ * main.user and main.group alone (no other groups), may not write
+ * router.dir by its mode bits: made by root, it is the usual mistake.
+ * Only a warning: an ACL may allow them, and a router that cannot write
+ * there waits as "not ready" and says so. */
+static void
+check_router_dir_owner(const fb_conf_t *conf, const struct stat *st)
+{
+    struct passwd *pw = conf->user[0] != '\0' ? getpwnam(conf->user) : NULL;
+    struct group *gr = conf->group[0] != '\0' ? getgrnam(conf->group) : NULL;
+    uid_t uid;
+    gid_t gid;
+    mode_t need;
+
+    if (pw == NULL && gr == NULL)
+        return; /* no user to run as, or a missing one (said above) */
+    uid = pw != NULL ? pw->pw_uid : getuid();
+    gid = gr != NULL ? gr->gr_gid : pw != NULL ? pw->pw_gid : getgid();
+    if (uid == 0)
+        return;
+    need = st->st_uid == uid ? (S_IWUSR | S_IXUSR)
+           : st->st_gid == gid ? (S_IWGRP | S_IXGRP)
+                               : (S_IWOTH | S_IXOTH);
+    if ((st->st_mode & need) == need)
+        return;
+    conf_warn(conf, fb_conf_line(conf, "router", "dir"), "router",
+              "dir: %s (owner uid %ld, gid %ld, mode %04o) is not writable by the routers, "
+              "which run as uid %ld, gid %ld (main.user, main.group): they will wait as not "
+              "ready until it is (chown %ld:%ld %s)",
+              conf->router_dir, (long)st->st_uid, (long)st->st_gid,
+              (unsigned)(st->st_mode & 07777), (long)uid, (long)gid, (long)uid, (long)gid,
+              conf->router_dir);
+}
+
 /* fb_conf_verify -- check what the settings name: files, keys, users. */
 int
 fb_conf_verify(const fb_conf_t *conf)
@@ -907,6 +941,8 @@ fb_conf_verify(const fb_conf_t *conf)
             conf_err(conf, fb_conf_line(conf, "router", "dir"), "router",
                      "dir: %s is not a directory", conf->router_dir);
             errors++;
+        } else {
+            check_router_dir_owner(conf, &st);
         }
     }
 
