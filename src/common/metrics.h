@@ -43,6 +43,19 @@ typedef enum fb_mrole {
 #define FB_MHIST_BUCKETS 12
 extern const uint64_t fb_mhist_le_us[FB_MHIST_BUCKETS]; /* the last is +Inf */
 
+/* Why a child ended, as the master counts it. */
+typedef enum fb_mexit {
+    FB_MEXIT_CLEAN,            /* exit 0 (a stop) */
+    FB_MEXIT_RETIRED,          /* of a previous generation, after a reload */
+    FB_MEXIT_CRASH,            /* a signal, or a status the master does not expect */
+    FB_MEXIT_NOT_READY,        /* status 6: what it needs is not there yet */
+    FB_MEXIT_CONFIG,           /* status 2: a configuration error, not restarted */
+    FB_MEXIT_MEMORY,           /* a worker past its memory limit, restarted */
+    FB_MEXIT_NOT_ACCEPTING,    /* a worker whose gRPC server stopped accepting, restarted */
+    FB_MEXIT_LANE_QUARANTINED, /* a worker that left its quarantined lane, restarted */
+    FB_MEXIT_N
+} fb_mexit_t;
+
 /* Counters and gauges of one process slot. */
 typedef enum fb_mc {
     /* every process */
@@ -89,9 +102,10 @@ typedef enum fb_mc {
     FB_MC_FSYNC_LATENCY_END = FB_MC_FSYNC_LATENCY + FB_MHIST_BUCKETS + 2,
     /* master */
     FB_MC_CHILD_STARTS = FB_MC_FSYNC_LATENCY_END, /* FB_MROLE_N counters, by role */
-    FB_MC_CHILD_CRASHES = FB_MC_CHILD_STARTS + FB_MROLE_N, /* by role */
-    FB_MC_CHILD_NOT_READY = FB_MC_CHILD_CRASHES + FB_MROLE_N, /* by role (status 6) */
-    FB_MC_N = FB_MC_CHILD_NOT_READY + FB_MROLE_N
+    FB_MC_CHILD_EXITS = FB_MC_CHILD_STARTS + FB_MROLE_N, /* by role, then by fb_mexit_t:
+                                                          * FB_MC_CHILD_EXITS + role * FB_MEXIT_N
+                                                          * + why */
+    FB_MC_N = FB_MC_CHILD_EXITS + FB_MROLE_N * FB_MEXIT_N
 } fb_mc_t;
 
 /* Per tenant, where its events are (the ledger's columns, up to

@@ -104,10 +104,18 @@ mrole(fb_child_role_t role)
 
 /* count -- one more of the master's counters by role (starts, crashes). */
 static void
-count(fb_mc_t first, fb_child_role_t role)
+count_start(fb_child_role_t role)
 {
     fb_metrics_add(fb_metrics_slot(fb_metrics_zone(), FB_MROLE_MASTER, 0),
-                   (fb_mc_t)(first + mrole(role)), 1);
+                   (fb_mc_t)(FB_MC_CHILD_STARTS + mrole(role)), 1);
+}
+
+/* count_exit -- a child of role ended, for why. */
+static void
+count_exit(fb_child_role_t role, fb_mexit_t why)
+{
+    fb_metrics_add(fb_metrics_slot(fb_metrics_zone(), FB_MROLE_MASTER, 0),
+                   (fb_mc_t)(FB_MC_CHILD_EXITS + mrole(role) * FB_MEXIT_N + why), 1);
 }
 
 /* start -- fork one child for slot c. */
@@ -137,7 +145,7 @@ start(child_t *c, const fb_conf_t *conf, fb_ring_t *ring)
         fflush(NULL);
         _exit(rc);
     }
-    count(FB_MC_CHILD_STARTS, c->role);
+    count_start(c->role);
     c->pid = pid;
     c->alive = true;
     c->stall_killed = false;
@@ -202,17 +210,20 @@ fb_master_reap(fb_ring_t *ring)
                 fb_lane_release(&l);
         }
         if (c->retiring) { /* an older generation: never respawned */
+            count_exit(c->role, FB_MEXIT_RETIRED);
             fb_log_info("%s (pid %ld) of the previous generation ended (status 0x%x)", c->name,
                         (long)pid, (unsigned)st);
             c->in_use = false;
             continue;
         }
         if (WIFEXITED(st) && WEXITSTATUS(st) == FB_EXIT_OK) {
+            count_exit(c->role, FB_MEXIT_CLEAN);
             fb_log_info("%s (pid %ld) exited cleanly", c->name, (long)pid);
         } else if (c->role == FB_ROLE_WORKER && WIFEXITED(st) &&
                    WEXITSTATUS(st) == FB_EXIT_LANE_QUARANTINED) {
             /* not a crash: its lane is reset by the producer, and the new
              * worker serves once it is */
+            count_exit(c->role, FB_MEXIT_LANE_QUARANTINED);
             fb_log_notice("%s (pid %ld) left its quarantined lane; starting another", c->name,
                           (long)pid);
             fb_backoff_reset(&c->backoff);
@@ -224,6 +235,8 @@ fb_master_reap(fb_ring_t *ring)
             /* not a crash: it ran out of descriptors and gRPC stopped
              * accepting for good, or a flood of calls grew it past its
              * memory limit; a fresh process serves again */
+            count_exit(c->role, WEXITSTATUS(st) == FB_EXIT_MEMORY ? FB_MEXIT_MEMORY
+                                                                  : FB_MEXIT_NOT_ACCEPTING);
             fb_log_notice("%s (pid %ld) %s; starting another", c->name, (long)pid,
                           WEXITSTATUS(st) == FB_EXIT_MEMORY ? "exceeded its memory limit"
                                                             : "stopped accepting connections");
@@ -233,9 +246,9 @@ fb_master_reap(fb_ring_t *ring)
         } else if (WIFEXITED(st) && WEXITSTATUS(st) == FB_EXIT_NOT_READY) {
             /* what it needs is not there yet (a file system not mounted):
              * it waits, the other roles run on */
+            count_exit(c->role, FB_MEXIT_NOT_READY);
             if (stopping)
                 continue;
-            count(FB_MC_CHILD_NOT_READY, c->role);
             wait_ms = fb_backoff_next(&c->backoff);
             c->respawn_at_ms = fb_monotonic_ms() + wait_ms;
             fb_log_errorx("%s (pid %ld) cannot run yet (its last lines say why): starting it "
@@ -244,6 +257,7 @@ fb_master_reap(fb_ring_t *ring)
             continue;
         } else if (WIFEXITED(st) && WEXITSTATUS(st) == FB_EXIT_CONFIG) {
             /* at start: the daemon cannot run as configured */
+            count_exit(c->role, FB_MEXIT_CONFIG);
             fb_log_errorx("%s (pid %ld) exited with status 2 (configuration error): "
                           "not restarting it", c->name, (long)pid);
             c->given_up = true;
@@ -257,10 +271,10 @@ fb_master_reap(fb_ring_t *ring)
                           (long)pid, WTERMSIG(st), strsignal(WTERMSIG(st)),
                           (unsigned long long)lived);
         }
+        count_exit(c->role, FB_MEXIT_CRASH);
         if (stopping)
             continue;
         c->crashes++;
-        count(FB_MC_CHILD_CRASHES, c->role);
         if (lived < FAST_DEATH_MS)
             wait_ms = fb_backoff_next(&c->backoff);
         else

@@ -66,7 +66,7 @@ state(const fb_metrics_t *m, fb_mrole_t role, unsigned i, char *out, size_t cap)
         unsigned long long starts = 0, crashes = 0;
         for (int r = 0; r < FB_MROLE_N; r++) { /* counted by role */
             starts += G(FB_MC_CHILD_STARTS + r);
-            crashes += G(FB_MC_CHILD_CRASHES + r);
+            crashes += G(FB_MC_CHILD_EXITS + r * FB_MEXIT_N + FB_MEXIT_CRASH);
         }
         snprintf(out, cap, "%llu child starts, %llu crashes", starts, crashes);
         break;

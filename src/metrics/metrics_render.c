@@ -228,6 +228,30 @@ by_role(fb_mbuf_t *b, const fb_metrics_t *m, const char *name, const char *help,
                            fb_metrics_role_sum(m, FB_MROLE_MASTER, (fb_mc_t)(first + r)));
 }
 
+/* child_exits -- the master's count of children ended, by role and why. */
+static void
+child_exits(fb_mbuf_t *b, const fb_metrics_t *m)
+{
+    static const char *const why[FB_MEXIT_N] = {
+        [FB_MEXIT_CLEAN] = "clean",         [FB_MEXIT_RETIRED] = "retired",
+        [FB_MEXIT_CRASH] = "crash",         [FB_MEXIT_NOT_READY] = "not_ready",
+        [FB_MEXIT_CONFIG] = "config",       [FB_MEXIT_MEMORY] = "memory_limit",
+        [FB_MEXIT_NOT_ACCEPTING] = "not_accepting",
+        [FB_MEXIT_LANE_QUARANTINED] = "lane_quarantined",
+    };
+
+    family(b, "fbpipe_child_exits_total", "counter",
+           "Children that ended, by role and why: clean, retired (after a reload), crash, "
+           "not_ready (status 6), config (status 2), memory_limit, not_accepting, "
+           "lane_quarantined (workers restarted).");
+    for (int r = 0; r < FB_MROLE_N; r++)
+        for (int w = 0; r != FB_MROLE_MASTER && w < FB_MEXIT_N; w++)
+            fb_mbuf_printf(b, "fbpipe_child_exits_total{role=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
+                           role_names[r], why[w],
+                           fb_metrics_role_sum(m, FB_MROLE_MASTER,
+                                               (fb_mc_t)(FB_MC_CHILD_EXITS + r * FB_MEXIT_N + w)));
+}
+
 /* tenant_label -- the tenant label of tenant number t ("_other" past the
  * named ones). */
 static void
@@ -406,11 +430,7 @@ fb_metrics_render(const fb_metrics_t *m, fb_mbuf_t *out)
     /* master */
     by_role(out, m, "fbpipe_child_starts_total", "Children the master started, by role.",
             FB_MC_CHILD_STARTS);
-    by_role(out, m, "fbpipe_child_crashes_total",
-            "Children that crashed (died by a signal or failed), by role.", FB_MC_CHILD_CRASHES);
-    by_role(out, m, "fbpipe_child_not_ready_total",
-            "Children that exited because what they need is not there yet (status 6), by role.",
-            FB_MC_CHILD_NOT_READY);
+    child_exits(out, m);
 
     tenants(out, m);
     return out->failed ? -1 : 0;

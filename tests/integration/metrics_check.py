@@ -107,8 +107,8 @@ def cmd_http(port, workers, tenants):
         v = value(samples, "fbpipe_child_starts_total", role=role)
         check(v is not None and v >= (workers if role == "worker" else 1),
               f"fbpipe_child_starts_total{{role={role}}} = {v}")
-        check(value(samples, "fbpipe_child_crashes_total", role=role) == 0,
-              f"fbpipe_child_crashes_total{{role={role}}} is not 0")
+        check(value(samples, "fbpipe_child_exits_total", role=role, reason="crash") == 0,
+              f"fbpipe_child_exits_total{{role={role},reason=crash}} is not 0")
     for t in tenants:
         for st in STAGES:
             check(value(samples, "fbpipe_tenant_events_total", tenant=t, stage=st) is not None,

@@ -96,7 +96,11 @@ Test(metrics_render, counters_gauges_and_roles)
     fb_metrics_set(r, FB_MC_ASSIGNED, 4);
     fb_metrics_add(master, (fb_mc_t)(FB_MC_CHILD_STARTS + FB_MROLE_WORKER), 2);
     fb_metrics_add(master, (fb_mc_t)(FB_MC_CHILD_STARTS + FB_MROLE_METRICS), 1);
-    fb_metrics_add(master, (fb_mc_t)(FB_MC_CHILD_CRASHES + FB_MROLE_ROUTER), 1);
+    fb_metrics_add(master,
+                   (fb_mc_t)(FB_MC_CHILD_EXITS + FB_MROLE_ROUTER * FB_MEXIT_N + FB_MEXIT_CRASH), 1);
+    fb_metrics_add(master,
+                   (fb_mc_t)(FB_MC_CHILD_EXITS + FB_MROLE_WORKER * FB_MEXIT_N + FB_MEXIT_MEMORY),
+                   3);
     fb_metrics_tenant_add(w0, 0, FB_MT_RECEIVED, 10);
     fb_metrics_tenant_add(w1, 0, FB_MT_RECEIVED, 1);
     fb_metrics_tenant_add(w0, 0, FB_MT_ACKED, 9);
@@ -132,8 +136,11 @@ Test(metrics_render, counters_gauges_and_roles)
     LINE(text, "fbpipe_child_starts_total{role=\"producer\"} 0");
     LINE(text, "fbpipe_child_starts_total{role=\"worker\"} 2");
     LINE(text, "fbpipe_child_starts_total{role=\"metrics\"} 1");
-    LINE(text, "fbpipe_child_crashes_total{role=\"router\"} 1");
-    LINE(text, "fbpipe_child_not_ready_total{role=\"router\"} 0");
+    LINE(text, "fbpipe_child_exits_total{role=\"router\",reason=\"crash\"} 1");
+    LINE(text, "fbpipe_child_exits_total{role=\"router\",reason=\"not_ready\"} 0");
+    LINE(text, "fbpipe_child_exits_total{role=\"worker\",reason=\"memory_limit\"} 3");
+    LINE(text, "fbpipe_child_exits_total{role=\"worker\",reason=\"crash\"} 0");
+    NO_LINE(text, "fbpipe_child_crashes_total");
     NO_LINE(text, "role=\"master\"");
     LINE(text, "# TYPE fbpipe_tenant_events_total counter");
     LINE(text, "fbpipe_tenant_events_total{tenant=\"acme\",stage=\"received\"} 11");
