@@ -22,6 +22,8 @@
 #include "common/log.h"
 #include "common/secret.h"
 
+static void say(char *err, size_t errlen, const char *fmt, ...) FB_PRINTF(3, 4);
+
 /* say -- format why a file was refused into err (bounded, never fails) */
 static void
 say(char *err, size_t errlen, const char *fmt, ...)
