@@ -57,6 +57,8 @@ static bool bucket_ok(const char *b);
 static bool region_ok(const char *r);
 static bool part_ok(const char *s, size_t len);
 static bool name_ok(const char *name, const char **why);
+static const char *shown(const char *endpoint);
+static const char *url_strerror(CURLUcode uc);
 static char *url_of(const fb_s3_t *s3, const char *name);
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg);
 static void copy_clean(char *dst, size_t dstlen, const char *src, size_t len);
@@ -284,6 +286,24 @@ fb_s3_object_name(char *out, size_t outlen, const char *prefix, const char *key,
 
 /* ---------------------------------------------------------------- the client */
 
+/* shown -- the endpoint as err may show it: not at all if it may hold a password */
+static const char *
+shown(const char *endpoint)
+{
+    return strchr(endpoint, '@') == NULL ? endpoint : "(with user info, not shown)";
+}
+
+/* url_strerror -- libcurl's words for a URL error (7.80 and later) */
+static const char *
+url_strerror(CURLUcode uc)
+{
+#if LIBCURL_VERSION_NUM >= 0x075000
+    return curl_url_strerror(uc);
+#else
+    return uc == CURLUE_MALFORMED_INPUT ? "malformed URL" : "invalid URL";
+#endif
+}
+
 /* fb_s3_client_new -- check the options, parse the endpoint, set up the handle */
 fb_s3_t *
 fb_s3_client_new(const fb_s3_opts_t *opts, char *err, size_t errlen)
@@ -343,13 +363,13 @@ fb_s3_client_new(const fb_s3_opts_t *opts, char *err, size_t errlen)
     }
     uc = curl_url_set(u, CURLUPART_URL, opts->endpoint, 0);
     if (uc != CURLUE_OK) {
-        say(err, errlen, "S3: endpoint \"%s\": %s", opts->endpoint, curl_url_strerror(uc));
+        say(err, errlen, "S3: endpoint \"%s\": %s", shown(opts->endpoint), url_strerror(uc));
         goto fail;
     }
     ok = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
          (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0);
     if (!ok) {
-        say(err, errlen, "S3: endpoint \"%s\": not http:// or https://", opts->endpoint);
+        say(err, errlen, "S3: endpoint \"%s\": not http:// or https://", shown(opts->endpoint));
         goto fail;
     }
     ok = curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_NO_USER &&
@@ -366,7 +386,7 @@ fb_s3_client_new(const fb_s3_opts_t *opts, char *err, size_t errlen)
         goto fail;
     }
     if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-        say(err, errlen, "S3: endpoint \"%s\": no host", opts->endpoint);
+        say(err, errlen, "S3: endpoint \"%s\": no host", shown(opts->endpoint));
         goto fail;
     }
     if (!opts->path_style) {
@@ -375,7 +395,7 @@ fb_s3_client_new(const fb_s3_opts_t *opts, char *err, size_t errlen)
             say(err, errlen,
                 "S3: endpoint \"%s\": virtual-host style needs a host name, not an address "
                 "(use path style)",
-                opts->endpoint);
+                shown(opts->endpoint));
             goto fail;
         }
         if (asprintf(&vhost, "%s.%s", opts->bucket, host) < 0) {
@@ -385,12 +405,12 @@ fb_s3_client_new(const fb_s3_opts_t *opts, char *err, size_t errlen)
         }
         uc = curl_url_set(u, CURLUPART_HOST, vhost, 0);
         if (uc != CURLUE_OK) {
-            say(err, errlen, "S3: host %s: %s", vhost, curl_url_strerror(uc));
+            say(err, errlen, "S3: host %s: %s", vhost, url_strerror(uc));
             goto fail;
         }
     }
     if (curl_url_get(u, CURLUPART_URL, &part, 0) != CURLUE_OK) {
-        say(err, errlen, "S3: endpoint \"%s\": cannot be made a URL", opts->endpoint);
+        say(err, errlen, "S3: endpoint \"%s\": cannot be made a URL", shown(opts->endpoint));
         goto fail;
     }
     s3->base = strdup(part);

@@ -409,6 +409,8 @@ Test(s3, options_checked)
         {"ftp://h", "bkt", NULL, true, "not http"},
         {"127.0.0.1:9000", "bkt", NULL, true, "endpoint"},
         {"http://user:pw@h:9000", "bkt", NULL, true, "without user"},
+        {"http://user:pw@h st:9000", "bkt", NULL, true, "with user info, not shown"},
+        {"ftp://user:pw@h", "bkt", NULL, true, "with user info, not shown"},
         {"http://h:9000/path", "bkt", NULL, true, "without user, path"},
         {"http://h:9000/?q=1", "bkt", NULL, true, "query"},
         {"http://h:9000/#f", "bkt", NULL, true, "fragment"},
