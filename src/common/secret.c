@@ -3,10 +3,15 @@
  *
  * The checks run on the opened descriptor (fstat), never on the path, so a
  * file swapped between check and read cannot slip through. The buffer is
- * NUL-terminated for PEM parsers and wiped when freed. Never logs contents.
+ * NUL-terminated for PEM parsers and wiped when freed. Never logs contents;
+ * fb_secret_load does not log at all (it says why in a buffer) for the
+ * modules that never log.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,9 +22,25 @@
 #include "common/log.h"
 #include "common/secret.h"
 
-/* fb_secret_read -- the whole file into *out (NUL-terminated); logs every refusal. */
+static void say(char *err, size_t errlen, const char *fmt, ...) FB_PRINTF(3, 4);
+
+/* say -- format why a file was refused into err (bounded, never fails) */
+static void
+say(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* fb_secret_load -- the whole file into *out (NUL-terminated); says why in err. */
 int
-fb_secret_read(const char *path, unsigned flags, size_t min_len, uint8_t **out, size_t *out_len)
+fb_secret_load(const char *path, unsigned flags, size_t min_len, uint8_t **out, size_t *out_len,
+               char *err, size_t errlen)
 {
     struct stat st;
     uint8_t *buf = NULL;
@@ -30,31 +51,33 @@ fb_secret_read(const char *path, unsigned flags, size_t min_len, uint8_t **out, 
     *out_len = 0;
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        fb_log_error("open(%s) failed", path);
+        say(err, errlen, "open(%s) failed: %s", path, strerror(errno));
         return -1;
     }
     if (fstat(fd, &st) < 0) {
-        fb_log_error("fstat(%s) failed", path);
+        say(err, errlen, "fstat(%s) failed: %s", path, strerror(errno));
         goto fail;
     }
     if (!S_ISREG(st.st_mode)) {
-        fb_log_errorx("%s: not a regular file", path);
+        say(err, errlen, "%s: not a regular file", path);
         goto fail;
     }
     if ((flags & FB_SECRET_F_PRIVATE) && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-        fb_log_errorx("%s: is accessible by group or others (mode %04o); "
-                      "refusing it, chmod 600 it",
-                      path, (unsigned)(st.st_mode & 07777));
+        say(err, errlen,
+            "%s: is accessible by group or others (mode %04o); "
+            "refusing it, chmod 600 it",
+            path, (unsigned)(st.st_mode & 07777));
         goto fail;
     }
     if (st.st_size > FB_SECRET_MAX) {
-        fb_log_errorx("%s: %lld bytes, more than the %d a key file may have", path,
-                      (long long)st.st_size, FB_SECRET_MAX);
+        say(err, errlen, "%s: %lld bytes, more than the %d a key file may have", path,
+            (long long)st.st_size, FB_SECRET_MAX);
         goto fail;
     }
     buf = malloc((size_t)st.st_size + 1);
     if (buf == NULL) {
-        fb_log_error("malloc(%lld) for %s failed", (long long)st.st_size + 1, path);
+        say(err, errlen, "malloc(%lld) for %s failed: %s", (long long)st.st_size + 1, path,
+            strerror(errno));
         goto fail;
     }
     while (len < (size_t)st.st_size) {
@@ -62,7 +85,7 @@ fb_secret_read(const char *path, unsigned flags, size_t min_len, uint8_t **out, 
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            fb_log_error("read(%s) failed", path);
+            say(err, errlen, "read(%s) failed: %s", path, strerror(errno));
             goto fail;
         }
         if (n == 0)
@@ -77,7 +100,7 @@ fb_secret_read(const char *path, unsigned flags, size_t min_len, uint8_t **out, 
     }
     buf[len] = '\0';
     if (len < min_len) {
-        fb_log_errorx("%s: %zu bytes, a secret needs at least %zu", path, len, min_len);
+        say(err, errlen, "%s: %zu bytes, a secret needs at least %zu", path, len, min_len);
         goto fail;
     }
     close(fd);
@@ -89,6 +112,19 @@ fail:
     fb_secret_free(buf, len);
     close(fd);
     return -1;
+}
+
+/* fb_secret_read -- fb_secret_load that logs every refusal. */
+int
+fb_secret_read(const char *path, unsigned flags, size_t min_len, uint8_t **out, size_t *out_len)
+{
+    char err[PATH_MAX + 256]; /* the path and a sentence */
+
+    if (fb_secret_load(path, flags, min_len, out, out_len, err, sizeof(err)) < 0) {
+        fb_log_errorx("%s", err);
+        return -1;
+    }
+    return 0;
 }
 
 /* fb_secret_free -- wipe and free a buffer from fb_secret_read. */

@@ -91,3 +91,27 @@ Test(secret, refuses_missing_directory_and_huge)
     cr_assert(strstr(test_log_buf, "more than the 65536") != NULL, "%s", test_log_buf);
     free(big);
 }
+
+Test(secret, load_says_why_without_logging)
+{
+    uint8_t *buf;
+    size_t len;
+    char err[256];
+
+    err[0] = '\0';
+    cr_assert_eq(fb_secret_load(test_write("s", S32, 0640), FB_SECRET_F_PRIVATE, 32, &buf, &len,
+                                err, sizeof(err)), -1);
+    cr_assert_null(buf);
+    cr_assert(strstr(err, "/s: is accessible by group or others (mode 0640)") != NULL, "%s", err);
+    cr_assert_eq(fb_secret_load("/nonexistent/fbpipe/secret", 0, 1, &buf, &len, err,
+                                sizeof(err)), -1);
+    cr_assert_str_eq(err, "open(/nonexistent/fbpipe/secret) failed: No such file or directory");
+    /* a short buffer is cut, never overrun */
+    cr_assert_eq(fb_secret_load("/nonexistent/fbpipe/secret", 0, 1, &buf, &len, err, 5), -1);
+    cr_assert_str_eq(err, "open");
+    cr_assert_eq(fb_secret_load(test_write("s", S32 "\n", 0600), FB_SECRET_F_STRIP_NL, 32, &buf,
+                                &len, err, sizeof(err)), 0);
+    cr_assert_eq(len, 32);
+    fb_secret_free(buf, len);
+    cr_assert_eq(test_log_count, 0);
+}
