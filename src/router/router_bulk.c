@@ -949,82 +949,29 @@ fb_bulk_send(fb_bulk_t *c, const fb_bulk_body_t *body, fb_bulk_result_t *r)
 /* ===================================================================== */
 /* credentials files                                                      */
 
-/* fb_bulk_secret_read -- secret.c's rules, checked on the opened file,
- * with the refusal returned instead of logged. */
+/* fb_bulk_secret_read -- secret.c's rules (fb_secret_load: a regular
+ * file, private, bounded, a trailing newline dropped), and one line of
+ * printable characters, with the refusal returned instead of logged. */
 int
 fb_bulk_secret_read(const char *path, char **out, char *err, size_t errlen)
 {
-    struct stat st;
-    char *buf = NULL;
-    size_t len = 0;
-    int fd;
+    uint8_t *buf;
+    size_t len;
 
     *out = NULL;
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        snprintf(err, errlen, "open(%s) failed: %s", path, strerror(errno));
+    if (fb_secret_load(path, FB_SECRET_F_PRIVATE | FB_SECRET_F_STRIP_NL, 1, &buf, &len, err,
+                       errlen) < 0)
         return -1;
-    }
-    if (fstat(fd, &st) < 0) {
-        snprintf(err, errlen, "fstat(%s) failed: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s: not a regular file", path);
-        goto fail;
-    }
-    if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-        snprintf(err, errlen,
-                 "%s: is accessible by group or others (mode %04o); refusing it, chmod 600 it",
-                 path, (unsigned)(st.st_mode & 07777));
-        goto fail;
-    }
-    if (st.st_size > FB_SECRET_MAX) {
-        snprintf(err, errlen, "%s: %lld bytes, more than the %d a credentials file may have", path,
-                 (long long)st.st_size, FB_SECRET_MAX);
-        goto fail;
-    }
-    buf = malloc((size_t)st.st_size + 1);
-    if (buf == NULL) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        goto fail;
-    }
-    while (len < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            snprintf(err, errlen, "read(%s) failed: %s", path, strerror(errno));
-            goto fail;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    if (len > 0 && buf[len - 1] == '\n')
-        len--;
-    if (len > 0 && buf[len - 1] == '\r')
-        len--;
-    buf[len] = '\0';
-    if (len == 0) {
-        snprintf(err, errlen, "%s: empty", path);
-        goto fail;
-    }
     for (size_t i = 0; i < len; i++) {
-        if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f) {
+        if (buf[i] < 0x20 || buf[i] == 0x7f) {
             snprintf(err, errlen, "%s: a control character at byte %zu (one line expected)", path,
                      i);
-            goto fail;
+            fb_secret_free(buf, len);
+            return -1;
         }
     }
-    close(fd);
-    *out = buf;
+    *out = (char *)buf;
     return 0;
-
-fail:
-    fb_secret_free((uint8_t *)buf, len);
-    close(fd);
-    return -1;
 }
 
 /* fb_bulk_secret_free -- wipe and free. */

@@ -586,8 +586,8 @@ Test(secret, read_private_one_line_files, .init = test_mkdir, .fini = test_rmdir
         {"group", "u:topsecret\n", 0640, "accessible by group or others (mode 0640)"},
         {"other", "u:topsecret\n", 0604, "accessible by group or others"},
         {"exec", "u:topsecret\n", 0610, "accessible by group or others"},
-        {"empty", "", 0600, "empty"},
-        {"newline", "\n", 0600, "empty"},
+        {"empty", "", 0600, "0 bytes, a secret needs at least 1"},
+        {"newline", "\n", 0600, "0 bytes, a secret needs at least 1"},
         {"two", "u:topsecret\nmore\n", 0600, "control character at byte 11"},
         {"tab", "u:top\tsecret", 0600, "control character"},
     };
