@@ -101,7 +101,7 @@ each_record(const char *key, const uint8_t *rec, size_t len, void *arg)
     fb_line_t line;
     char why[256];
 
-    if (fb_line_from_record(rec, len, key, strlen(key), NULL, false, &line, why, sizeof(why)) !=
+    if (fb_line_from_record(rec, len, key, strlen(key), NULL, 0, &line, why, sizeof(why)) !=
         FB_LINE_OK)
         die(why);
     x->bytes[key_index(key)] += line.len;
@@ -300,7 +300,7 @@ files_consumer(const char *brokers, const char *topic, const char *group, const 
             size_t kl = m->key_len < sizeof(key) - 1 ? m->key_len : sizeof(key) - 1;
             memcpy(key, m->key, kl);
             key[kl] = '\0';
-            if (fb_line_build(liner, m->payload, m->len, key, kl, NULL, false, &line, why,
+            if (fb_line_build(liner, m->payload, m->len, key, kl, NULL, 0, &line, why,
                               sizeof(why)) != FB_LINE_OK)
                 _exit(1);
             f = &kf[key_index(key) % keys];

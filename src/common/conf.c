@@ -121,6 +121,7 @@ static const conf_key_t conf_keys[] = {
     {"router", "group", T_STR, O(router_group), "fbpipe-router", 0, 0},
     {"router", "dir", T_PATH, O(router_dir), "/var/lib/fbpipe/out", 0, 0},
     {"router", "decrypt", T_BOOL, O(router_decrypt), "no", 0, 0},
+    {"router", "accept_legacy_records", T_BOOL, O(router_accept_legacy), "no", 0, 0},
     {"router", "print_events", T_BOOL, O(router_print_events), "no", 0, 0},
     {"router", "fsync", T_FSYNC, O(fsync), "batch", 0, 0},
     {"router", "max_open_files", T_UINT, O(max_open_files), "1024", 1, 1000000},

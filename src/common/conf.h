@@ -109,6 +109,7 @@ typedef struct fb_conf {
     char *router_group;
     char *router_dir;
     bool router_decrypt;
+    bool router_accept_legacy; /* read records without a Kafka key (the Go version's) */
     bool router_print_events;
     fb_fsync_policy_t fsync;
     uint64_t fsync_interval_ms;

@@ -45,6 +45,8 @@ static void keys_load_enc(keys_load_t *kl, const char *shown, json_t *obj, fb_te
 static void keys_load_targets(keys_load_t *kl, const char *shown, const char *name, json_t *list,
                               fb_tenant_t *t);
 static void keys_load_unbound(keys_load_t *kl, const char *shown, json_t *obj, fb_tenant_t *t);
+static void keys_warn_hex_for_unbound(const keys_load_t *kl, const char *shown, json_t *obj,
+                                      const fb_tenant_t *t);
 static void keys_load_tenant(keys_load_t *kl, const char *name, json_t *obj, fb_tenant_t *t);
 static int keys_tenant_cmp(const void *a, const void *b);
 
@@ -491,6 +493,32 @@ keys_load_unbound(keys_load_t *kl, const char *shown, json_t *obj, fb_tenant_t *
     }
 }
 
+/* keys_warn_hex_for_unbound -- a tenant that lets the Go version's agents
+ * in (it lists unbound tokens) and whose current key is 64 hex digits:
+ * those agents take the key's 64 characters as its bytes, which AES-256
+ * refuses, and drop every event while they report success. fbpipe reads
+ * the key correctly, so the file is not wrong: a warning, not an error,
+ * naming the tenant and the field, never the key. */
+static void
+keys_warn_hex_for_unbound(const keys_load_t *kl, const char *shown, json_t *obj,
+                          const fb_tenant_t *t)
+{
+    json_t *single = json_object_get(obj, "EncryptionKey");
+
+    if (t->n_unbound_tokens == 0 || t->encryption_key_text == NULL ||
+        strlen(t->encryption_key_text) != 2 * FB_ENC_KEY_LEN)
+        return;
+    fb_log_warnx("%s: key \"%s\": %s is 64 hex digits and unbound_tokens_sha256 lets the Go "
+                 "version's agents send for this key: they use the 64 characters as the key, "
+                 "which AES-256 refuses, and drop every event while reporting success. Make its "
+                 "current key one of 32 characters (the characters are the key), keeping this one "
+                 "as a previous entry of EncryptionKeys (fbpipe.conf(5), KEY DATABASE)",
+                 kl->path, shown,
+                 json_is_string(single) && json_string_length(single) > 0
+                     ? "EncryptionKey"
+                     : "EncryptionKeys[0].key");
+}
+
 /* keys_load_tenant -- one member of the top-level object; reports every problem. */
 static void
 keys_load_tenant(keys_load_t *kl, const char *name, json_t *obj, fb_tenant_t *t)
@@ -542,6 +570,8 @@ keys_load_tenant(keys_load_t *kl, const char *name, json_t *obj, fb_tenant_t *t)
     keys_load_enc(kl, shown, obj, t);
 
     keys_load_unbound(kl, shown, obj, t);
+
+    keys_warn_hex_for_unbound(kl, shown, obj, t);
 
     v = json_object_get(obj, "disabled");
     if (v != NULL && !json_is_boolean(v))

@@ -5,6 +5,13 @@
  * (router_json.c) and quoted otherwise; the line is built in the liner's
  * buffer, without allocation once it has grown. Plaintext is wiped after
  * use.
+ *
+ * A record without a Kafka key (the Go version's api.Event) is read only
+ * with FB_LINE_F_LEGACY: named after its own AccessKey, which must name an
+ * enabled tenant (the key database stands in for the token no one
+ * checked), its time normalised as the ingester does for old agents, its
+ * message in the seed format when the tenant has a key, and its line
+ * marked "unauthenticated": true.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,6 +24,7 @@
 #include "common/batch.h"
 #include "common/cipher.h"
 #include "common/log.h"
+#include "common/record.h"
 #include "fbpipe.pb-c.h"
 #include "router/router_json.h"
 #include "router/router_line.h"
@@ -42,6 +50,7 @@ typedef struct rec {
     int32_t ts_n, rx_n;
     fb_view_t agent_id, tag, message, user_id, access_key, key_id;
     uint64_t cipher;
+    bool has_own; /* a field of Record's own (16-20), which no api.Event has */
 } rec_t;
 
 fb_liner_t *
@@ -162,6 +171,7 @@ parse(const uint8_t *p, size_t len, rec_t *r)
 
         if (fb_pb_field(&p, end, &num, &wt, &v, &b) < 0)
             return -1;
+        r->has_own |= num >= 16 && num <= 20;
         switch (num) {
         case 1:
             r->has_ts = true;
@@ -238,6 +248,58 @@ decrypt(fb_liner_t *l, const rec_t *r, const fb_tenant_t *t, const uint8_t **pla
     return -1;
 }
 
+/* decrypt_legacy -- a record without a key: its message in the seed
+ * format (the Go version's agents encrypt exactly when the tenant has a
+ * key), opened with the tenant's keys in turn, newest first, for the
+ * record names none; AES-GCM authenticates, so a wrong key never opens it.
+ * Its length in l->bin (*plain), or -1. */
+static long
+decrypt_legacy(fb_liner_t *l, const rec_t *r, const fb_tenant_t *t, const uint8_t **plain)
+{
+    size_t out_len = 0;
+
+    if (grow((void **)&l->bin, &l->bin_cap, r->message.len / 2 + 1, true) < 0)
+        return -1;
+    *plain = l->bin;
+    for (size_t i = 0; i < t->n_enc_keys; i++)
+        if (fb_cipher_open_aesgcm_hex(t->enc_keys[i].key, (const char *)r->message.p,
+                                      r->message.len, l->bin, &out_len) == 0)
+            return (long)out_len;
+    return -1;
+}
+
+/* legacy_key -- a record without a Kafka key: why it cannot be read (its
+ * kind, why filled), or FB_LINE_OK with *t the tenant its AccessKey names. */
+static fb_line_err_t
+legacy_key(const rec_t *r, const fb_keydb_t *db, const fb_tenant_t **t, char *why, size_t whylen)
+{
+    char shown[SHOW_MAX * 4 + 8];
+    const char *reason;
+
+    if (r->has_own)
+        return refuse(FB_LINE_UNDECODABLE, why, whylen,
+                      "a record without a key that has fields of fbpipe.v1.Record's own "
+                      "(16-20): neither the Go version's nor fbpipe's", NULL, "");
+    fb_log_show(shown, sizeof(shown), (const char *)r->access_key.p, r->access_key.len, SHOW_MAX);
+    if (!fb_access_key_valid((const char *)r->access_key.p, r->access_key.len, &reason)) {
+        snprintf(why, whylen, "a record without a key: its AccessKey \"%s\" is not a safe file "
+                 "name: %s", shown, reason);
+        return FB_LINE_BAD_KEY;
+    }
+    *t = fb_keydb_find(db, (const char *)r->access_key.p, r->access_key.len);
+    if (*t == NULL) {
+        snprintf(why, whylen, "a record without a key: its AccessKey \"%s\" is no tenant of the "
+                 "key database", shown);
+        return FB_LINE_BAD_KEY;
+    }
+    if ((*t)->disabled) {
+        snprintf(why, whylen, "a record without a key: its AccessKey \"%s\" is disabled in the "
+                 "key database", shown);
+        return FB_LINE_BAD_KEY;
+    }
+    return FB_LINE_OK;
+}
+
 /* put -- append n bytes at *o */
 static char *
 put(char *o, const char *s, size_t n)
@@ -248,11 +310,13 @@ put(char *o, const char *s, size_t n)
 
 fb_line_err_t
 fb_line_build(fb_liner_t *l, const uint8_t *value, size_t len, const char *key, size_t key_len,
-              const fb_keydb_t *db, bool decrypt_it, fb_line_t *out, char *why, size_t whylen)
+              const fb_keydb_t *db, unsigned flags, fb_line_t *out, char *why, size_t whylen)
 {
+    const fb_tenant_t *t = NULL; /* a record without a key: the tenant it names */
     const char *msg, *reason;
     size_t msg_len, need;
-    bool wipe = false;
+    bool wipe = false, legacy = key == NULL;
+    fb_line_err_t err;
     int64_t sec;
     int32_t nanos;
     long compact;
@@ -262,19 +326,37 @@ fb_line_build(fb_liner_t *l, const uint8_t *value, size_t len, const char *key, 
     out->access_key[0] = '\0';
     out->text = NULL;
     out->len = 0;
-    if (!fb_access_key_valid(key, key_len, &reason)) {
+    out->unauthenticated = false;
+    if (legacy && !(flags & FB_LINE_F_LEGACY)) {
+        snprintf(why, whylen, "a record without a key, as the Go version writes: set "
+                              "router.accept_legacy_records = yes to read them");
+        return FB_LINE_LEGACY_OFF;
+    }
+    if (!legacy && !fb_access_key_valid(key, key_len, &reason)) {
         char k[SHOW_MAX * 4 + 8];
         fb_log_show(k, sizeof(k), key, key_len, SHOW_MAX);
         snprintf(why, whylen, "access key \"%s\" is not a safe file name: %s", k, reason);
         return FB_LINE_BAD_KEY;
     }
-    memcpy(out->access_key, key, key_len);
-    out->access_key[key_len] = '\0';
     if (parse(value, len, &r) < 0)
-        return refuse(FB_LINE_UNDECODABLE, why, whylen, "not a fbpipe.v1.Record", NULL, "");
-    if (r.access_key.len != key_len || memcmp(r.access_key.p, key, key_len) != 0)
+        return refuse(FB_LINE_UNDECODABLE, why, whylen,
+                      legacy ? "a record without a key that is not an api.Event"
+                             : "not a fbpipe.v1.Record", NULL, "");
+    if (legacy) {
+        if ((err = legacy_key(&r, db, &t, why, whylen)) != FB_LINE_OK)
+            return err;
+        key = (const char *)r.access_key.p;
+        key_len = r.access_key.len;
+        /* the Go version's agents put nanoseconds into seconds, and it
+         * wrote them as they came: normalised as fbpipe's ingester does */
+        if (r.has_ts)
+            fb_ts_normalize(&r.ts_s, &r.ts_n);
+    } else if (r.access_key.len != key_len || memcmp(r.access_key.p, key, key_len) != 0) {
         return refuse(FB_LINE_BAD_KEY, why, whylen, "the record's AccessKey \"", &r.access_key,
                       "\" is not its Kafka key");
+    }
+    memcpy(out->access_key, key, key_len);
+    out->access_key[key_len] = '\0';
     if (!fb_utf8_valid((const char *)r.tag.p, r.tag.len) ||
         !fb_utf8_valid((const char *)r.agent_id.p, r.agent_id.len) ||
         !fb_utf8_valid((const char *)r.user_id.p, r.user_id.len) ||
@@ -292,10 +374,22 @@ fb_line_build(fb_liner_t *l, const uint8_t *value, size_t len, const char *key, 
     }
     msg = (const char *)r.message.p;
     msg_len = r.message.len;
-    if (decrypt_it && r.cipher != FBPIPE__V1__CIPHER__CIPHER_NONE) {
-        const fb_tenant_t *t = db != NULL ? fb_keydb_find(db, key, key_len) : NULL;
+    if (legacy && (flags & FB_LINE_F_DECRYPT) && t->n_enc_keys > 0) {
         const uint8_t *plain = NULL;
-        long n = t != NULL ? decrypt(l, &r, t, &plain) : -1;
+        long n = decrypt_legacy(l, &r, t, &plain);
+        if (n < 0)
+            return refuse(FB_LINE_UNDECRYPTABLE, why, whylen,
+                          "a record without a key: its message does not decrypt in the seed "
+                          "format (AES-256-GCM, hex) with a key of \"", &r.access_key,
+                          "\" in the key database");
+        msg = (const char *)plain;
+        msg_len = (size_t)n;
+        wipe = true;
+    } else if (!legacy && (flags & FB_LINE_F_DECRYPT) &&
+               r.cipher != FBPIPE__V1__CIPHER__CIPHER_NONE) {
+        const fb_tenant_t *kt = db != NULL ? fb_keydb_find(db, key, key_len) : NULL;
+        const uint8_t *plain = NULL;
+        long n = kt != NULL ? decrypt(l, &r, kt, &plain) : -1;
         if (n < 0)
             return refuse(FB_LINE_UNDECRYPTABLE, why, whylen, "does not decrypt with key \"",
                           &r.key_id, "\" of the key database");
@@ -308,7 +402,7 @@ fb_line_build(fb_liner_t *l, const uint8_t *value, size_t len, const char *key, 
             sodium_memzero(l->bin, msg_len);
         return refuse(FB_LINE_UNDECODABLE, why, whylen, "message is not UTF-8", NULL, "");
     }
-    need = 160 + 6 * (r.tag.len + r.agent_id.len + r.user_id.len + key_len + msg_len);
+    need = 192 + 6 * (r.tag.len + r.agent_id.len + r.user_id.len + key_len + msg_len);
     if (grow((void **)&l->buf, &l->cap, need, false) < 0) {
         if (wipe)
             sodium_memzero(l->bin, msg_len);
@@ -326,6 +420,12 @@ fb_line_build(fb_liner_t *l, const uint8_t *value, size_t len, const char *key, 
     o += fb_json_quote((const char *)r.user_id.p, r.user_id.len, o);
     o = put(o, ",\"access_key\":", 14);
     o += fb_json_quote(key, key_len, o);
+    /* the access key and user id above are what the client asserted: no
+     * token vouched for them (a field of the line, not another file, so
+     * that the tenant's file stays one ordered history across a cut-over
+     * and a consumer can still tell these lines apart) */
+    if (legacy)
+        o = put(o, ",\"unauthenticated\":true", 23);
     o = put(o, ",\"message\":", 11);
     compact = fb_json_compact(msg, msg_len, o);
     o += compact >= 0 ? (size_t)compact : fb_json_quote(msg, msg_len, o);
@@ -334,12 +434,13 @@ fb_line_build(fb_liner_t *l, const uint8_t *value, size_t len, const char *key, 
         sodium_memzero(l->bin, msg_len);
     out->text = l->buf;
     out->len = (size_t)(o - l->buf);
+    out->unauthenticated = legacy;
     return FB_LINE_OK;
 }
 
 fb_line_err_t
 fb_line_from_record(const uint8_t *value, size_t len, const char *key, size_t key_len,
-                    const fb_keydb_t *db, bool decrypt_it, fb_line_t *out, char *why,
+                    const fb_keydb_t *db, unsigned flags, fb_line_t *out, char *why,
                     size_t whylen)
 {
     fb_liner_t *l = fb_liner_new();
@@ -349,7 +450,7 @@ fb_line_from_record(const uint8_t *value, size_t len, const char *key, size_t ke
         snprintf(why, whylen, "out of memory");
         return FB_LINE_UNDECODABLE;
     }
-    err = fb_line_build(l, value, len, key, key_len, db, decrypt_it, out, why, whylen);
+    err = fb_line_build(l, value, len, key, key_len, db, flags, out, why, whylen);
     if (err == FB_LINE_OK) {
         out->text = malloc(out->len + 1);
         if (out->text == NULL) {

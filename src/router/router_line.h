@@ -5,6 +5,14 @@
  * as a JSON value when it parses as JSON, a string otherwise), decrypted
  * when asked with the key its cipher and key_id name.
  *
+ * A record without a Kafka key is the Go version's (an api.Event, whose
+ * fields are Record's 1-6): refused unless FB_LINE_F_LEGACY
+ * (router.accept_legacy_records), and then named after the AccessKey the
+ * record itself carries, which must be a tenant of the key database. Its
+ * line says "unauthenticated": true, for no token vouched for that access
+ * key or user id: the client asserted them, and the file name alone could
+ * not tell such a line from one fbpipe's ingester wrote.
+ *
  * Everything in a record is hostile: a record that cannot be decoded,
  * decrypted or named safely is refused with its reason (for the dead-letter
  * file), never written half and never named after an unsafe key. Never
@@ -22,14 +30,23 @@
 typedef enum fb_line_err {
     FB_LINE_OK = 0,
     FB_LINE_UNDECODABLE,  /* not a Record, or a field that cannot be shown */
-    FB_LINE_BAD_KEY,      /* the access key is not a safe file name, or differs */
-    FB_LINE_UNDECRYPTABLE /* no such key, or the ciphertext does not authenticate */
+    FB_LINE_BAD_KEY,      /* the access key is not a safe file name, or differs; without
+                             a Kafka key: names no enabled tenant of the key database */
+    FB_LINE_UNDECRYPTABLE, /* no such key, or the ciphertext does not authenticate */
+    FB_LINE_LEGACY_OFF    /* no Kafka key, and FB_LINE_F_LEGACY not given */
 } fb_line_err_t;
+
+/* fb_line_build's flags */
+#define FB_LINE_F_DECRYPT (1u << 0) /* decrypt with the key database's keys (router.decrypt) */
+#define FB_LINE_F_LEGACY (1u << 1)  /* read records without a Kafka key as the Go version's
+                                       (router.accept_legacy_records) */
 
 typedef struct fb_line {
     char access_key[FB_ACCESS_KEY_MAX + 1]; /* the file's name, checked */
     char *text;                             /* the JSON object and "\n" */
     size_t len;
+    bool unauthenticated; /* a record without a Kafka key: its access key and user id are
+                             the record's own claim, and the line says so */
 } fb_line_t;
 
 /* A line writer's reusable buffers (the line, a plaintext); one per thread. */
@@ -37,17 +54,18 @@ typedef struct fb_liner fb_liner_t;
 fb_liner_t *fb_liner_new(void);
 void fb_liner_free(fb_liner_t *l);
 
-/* The line for record value[0..len) stored under Kafka key key[0..key_len).
- * db may be NULL when decrypt is false. FB_LINE_OK and *out, its text in
- * l's buffer until the next call; or the kind of refusal with why
- * (escaped, for a log or the dead-letter file). */
+/* The line for record value[0..len) stored under Kafka key key[0..key_len),
+ * key NULL for a record without one. flags: FB_LINE_F_*. db may be NULL
+ * when flags ask for neither decryption nor legacy records. FB_LINE_OK and
+ * *out, its text in l's buffer until the next call; or the kind of refusal
+ * with why (escaped, for a log or the dead-letter file). */
 fb_line_err_t fb_line_build(fb_liner_t *l, const uint8_t *value, size_t len, const char *key,
-                            size_t key_len, const fb_keydb_t *db, bool decrypt, fb_line_t *out,
+                            size_t key_len, const fb_keydb_t *db, unsigned flags, fb_line_t *out,
                             char *why, size_t whylen);
 
 /* The same with out->text of its own (free()). */
 fb_line_err_t fb_line_from_record(const uint8_t *value, size_t len, const char *key,
-                                  size_t key_len, const fb_keydb_t *db, bool decrypt,
+                                  size_t key_len, const fb_keydb_t *db, unsigned flags,
                                   fb_line_t *out, char *why, size_t whylen);
 
 /* RFC 3339 UTC with nanoseconds ("2026-11-29T01:02:03.000000042Z") into

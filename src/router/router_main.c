@@ -20,6 +20,12 @@
  * are closed when partitions are revoked:
  * their next owner may rotate them. It must never store an offset before
  * its line is written.
+ *
+ * A record without a Kafka key is the Go version's: a dead letter naming
+ * router.accept_legacy_records while it is off, read under the access key
+ * it carries (router_line.c) while it is on. Either way it is logged
+ * through the process's rate limiter: anyone who can write to the topic
+ * can send such records.
  */
 #include <errno.h>
 #include <limits.h>
@@ -104,6 +110,7 @@ typedef struct router {
     refused_tally_t refused[REFUSED_KEYS + 1]; /* the last: every other key */
     /* the batch being written: its offsets are stored once it is */
     rd_kafka_message_t *ms[BATCH_MAX];
+    bool in_files[BATCH_MAX]; /* ms[i]'s line is buffered in files (not dead, not spooled) */
     size_t n;
     bool dropped; /* revoked before it could be written: never stored */
     bool transient; /* the consumer could not start for now */
@@ -129,6 +136,8 @@ static void pend(router_t *r, const char *key, size_t len, int col, fb_mc_t c, i
 static void pend_end(router_t *r, bool commit);
 static void print_flush(router_t *r);
 static void dead_letter(router_t *r, const rd_kafka_message_t *m, const char *why);
+static fb_line_err_t build(router_t *r, const rd_kafka_message_t *m, fb_line_t *line, char *why,
+                           size_t whylen);
 static bool line_of(router_t *r, const rd_kafka_message_t *m, fb_line_t *line);
 
 /* refusals -- the records of keys whose file cannot be written (found by
@@ -144,23 +153,29 @@ refusals(router_t *r)
         size_t len = strlen(key), n = 0;
         for (size_t i = 0; i < r->n; i++) {
             const rd_kafka_message_t *m = r->ms[i];
-            if (m->key_len == len && memcmp(m->key, key, len) == 0) {
-                fb_line_t line;
-                if (!line_of(r, m, &line))
-                    continue; /* not reached: it was built once already */
-                /* counted as written when taken: moved */
-                pend(r, key, len, 0, FB_MC_RECORDS_WRITTEN, -1);
-                pend(r, key, len, 3, FB_MC_BYTES_WRITTEN, -(int64_t)line.len);
-                if (to_spool) {
-                    if (fb_files_add(r->spool, line.access_key, line.text, line.len) < 0)
-                        fb_panic("router %u: out of memory buffering a spooled line", r->index);
-                    pend(r, key, len, 2, FB_MC_SPOOLED, 1);
-                } else {
-                    dead_letter(r, m, why);
-                    pend(r, key, len, 1, FB_MC_DEAD_LETTERS_REFUSED, 1);
-                }
-                n++;
+            fb_line_t line;
+            char unused[512];
+            /* only what the flush dropped: a record that went to the dead
+             * letters or the spool when it was taken is there already */
+            if (!r->in_files[i] || (m->key != NULL && (m->key_len != len ||
+                                                       memcmp(m->key, key, len) != 0)))
+                continue;
+            /* a record without a key names its key inside: built again */
+            if (build(r, m, &line, unused, sizeof(unused)) != FB_LINE_OK ||
+                strcmp(line.access_key, key) != 0)
+                continue;
+            /* counted as written when taken: moved */
+            pend(r, key, len, 0, FB_MC_RECORDS_WRITTEN, -1);
+            pend(r, key, len, 3, FB_MC_BYTES_WRITTEN, -(int64_t)line.len);
+            if (to_spool) {
+                if (fb_files_add(r->spool, line.access_key, line.text, line.len) < 0)
+                    fb_panic("router %u: out of memory buffering a spooled line", r->index);
+                pend(r, key, len, 2, FB_MC_SPOOLED, 1);
+            } else {
+                dead_letter(r, m, why);
+                pend(r, key, len, 1, FB_MC_DEAD_LETTERS_REFUSED, 1);
             }
+            n++;
         }
         if (to_spool)
             fb_log_errorx("router %u: %s: %zu records spooled in %s/.spool, the other keys "
@@ -618,19 +633,47 @@ watch_assignment(router_t *r)
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
+/* build -- m's JSON line (router_line.c) with the router's settings;
+ * nothing else. A record without a Kafka key at all (NULL, not an empty
+ * one) is the Go version's. */
+static fb_line_err_t
+build(router_t *r, const rd_kafka_message_t *m, fb_line_t *line, char *why, size_t whylen)
+{
+    unsigned flags = (r->conf->router_decrypt ? FB_LINE_F_DECRYPT : 0u) |
+                     (r->conf->router_accept_legacy ? FB_LINE_F_LEGACY : 0u);
+
+    return fb_line_build(r->liner, m->payload, m->len, (const char *)m->key,
+                         m->key ? m->key_len : 0, r->keydb, flags, line, why, whylen);
+}
+
 /* line_of -- m as its JSON line; false after sending it to the dead
- * letters (undecodable, undecryptable, an unsafe name). */
+ * letters (undecodable, undecryptable, an unsafe name, no key while
+ * router.accept_legacy_records is off). Records without a key are
+ * logged, rate-limited: whoever writes to the topic chooses them. */
 static bool
 line_of(router_t *r, const rd_kafka_message_t *m, fb_line_t *line)
 {
     char why[512];
+    fb_line_err_t err = build(r, m, line, why, sizeof(why));
 
-    if (fb_line_build(r->liner, m->payload, m->len, m->key ? m->key : "",
-                      m->key ? m->key_len : 0, r->keydb, r->conf->router_decrypt, line, why,
-                      sizeof(why)) == FB_LINE_OK)
+    if (err == FB_LINE_OK) {
+        if (line->unauthenticated)
+            fb_log_limited(FB_LOG_NOTICE, "record without a key written",
+                           "router %u: a record without a key (%s [%d] at offset %lld) written "
+                           "to %s.log, marked unauthenticated (router.accept_legacy_records)",
+                           r->index, rd_kafka_topic_name(m->rkt), (int)m->partition,
+                           (long long)m->offset, line->access_key);
         return true;
+    }
     dead_letter(r, m, why);
     pend(r, m->key ? m->key : "", m->key ? m->key_len : 0, 1, FB_MC_DEAD_LETTERS_UNREADABLE, 1);
+    if (m->key == NULL)
+        fb_log_limited(FB_LOG_WARNING,
+                       err == FB_LINE_LEGACY_OFF ? "record without a key: setting off"
+                                                 : "record without a key refused",
+                       "router %u: %s [%d] at offset %lld to the dead letters: %s", r->index,
+                       rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset,
+                       why);
     return false;
 }
 
@@ -684,22 +727,24 @@ print_flush(router_t *r)
     r->print_len = 0;
 }
 
-/* take -- one record into its file's buffer, or the dead letters. */
-static void
+/* take -- one record into its file's buffer, or the dead letters, or
+ * the spool; true when into its file's buffer. */
+static bool
 take(router_t *r, const rd_kafka_message_t *m)
 {
     fb_line_t line;
     char why[512];
+    bool in_files = false;
 
     if (!line_of(r, m, &line))
-        return;
+        return false;
     size_t klen = strlen(line.access_key);
     switch (fb_files_refused(r->files, line.access_key, why, sizeof(why))) {
     case FB_FILES_DEAD:
         dead_letter(r, m, why);
         tally_refused(r, line.access_key, why);
         pend(r, line.access_key, klen, 1, FB_MC_DEAD_LETTERS_REFUSED, 1);
-        return;
+        return false;
     case FB_FILES_SPOOL:
         /* up to spool_max; past it, its file again: a refusal there is
          * retried with the partitions paused, nothing dropped */
@@ -715,9 +760,11 @@ take(router_t *r, const rd_kafka_message_t *m)
             fb_panic("router %u: out of memory buffering a line", r->index);
         pend(r, line.access_key, klen, 0, FB_MC_RECORDS_WRITTEN, 1);
         pend(r, line.access_key, klen, 3, FB_MC_BYTES_WRITTEN, (int64_t)line.len);
+        in_files = true;
     }
     if (r->conf->router_print_events)
         print_add(r, line.text, line.len);
+    return in_files;
 }
 
 /* poll_one -- a polled message into the batch. After a revoke the old
@@ -743,7 +790,7 @@ poll_one(router_t *r, rd_kafka_message_t *m)
         rd_kafka_message_destroy(m);
         return;
     }
-    take(r, m);
+    r->in_files[r->n] = take(r, m);
     note_from(r, m);
     r->ms[r->n++] = m;
 }
@@ -989,8 +1036,9 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     r->metrics = fb_metrics_take_slot(fb_metrics_zone(), FB_MROLE_ROUTER, index);
     fb_proc_child_signals(on_signal);
     signal(SIGUSR1, on_signal);
-    if (conf->router_decrypt && r->keydb == NULL) {
-        fb_log_errorx("router %u: no key database loaded to decrypt with", index);
+    if ((conf->router_decrypt || conf->router_accept_legacy) && r->keydb == NULL) {
+        fb_log_errorx("router %u: no key database loaded to decrypt with or to name the "
+                      "tenants of records without a key", index);
         free(r);
         return 2;
     }
@@ -1008,6 +1056,10 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     }
     fb_log_info("router %u consuming %s in group %s into %s", index, conf->topic,
                 conf->router_group, conf->router_dir);
+    if (conf->router_accept_legacy)
+        fb_log_notice("router %u: router.accept_legacy_records = yes: records without a key "
+                      "(the Go version's) are written under the AccessKey they carry, "
+                      "marked \"unauthenticated\": true", index);
     r->last_sync_ms = fb_monotonic_ms();
     while (!stop_requested) {
         bool logged = false;
@@ -1059,6 +1111,7 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         pend_end(r, !r->dropped && flushed >= 0); /* the metrics: what the batch became */
         watch_assignment(r);
         log_refused(r);
+        fb_log_limited_flush(false); /* records without a key: their lines held back */
         if (fb_files_pending(r->files) == 0 && fb_files_pending(r->dead) == 0 &&
             fb_files_pending(r->spool) == 0) {
             fb_backoff_reset(&backoff);
@@ -1090,6 +1143,7 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     fb_files_free(r->dead);
     fb_files_free(r->spool);
     fb_liner_free(r->liner);
+    fb_log_limited_flush(true);
     fb_log_info("router %u stopped (%lu dead letters)", index, r->dead_letters);
     if (r->from != NULL)
         rd_kafka_topic_partition_list_destroy(r->from);

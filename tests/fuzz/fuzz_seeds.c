@@ -226,6 +226,10 @@ event_seed(const char *name, const char *message, int64_t seconds, const char *a
     buf = malloc(len ? len : 1);
     api__event__pack(&ev, buf);
     put("event", name, buf, len);
+    /* the same event as the Go version writes it to the topic: a record
+     * without a Kafka key (flags: accepted, no key, decrypt when encrypted) */
+    snprintf(lname, sizeof(lname), "legacy-%s", name);
+    line_seed(lname, (uint8_t)(4 | 8 | (t->n_enc_keys > 0 ? 1 : 0)), "", buf, len);
     free(buf);
     if (fb_record_from_event(&ev, t, FUZZ_NOW * 1000000000, 1000000, &rec, why, sizeof(why)) !=
         FB_RECORD_OK) {

@@ -2,7 +2,9 @@
  * feed_records.c -- Records straight into Kafka for the router's tests and
  * benchmark (feed_records.h). Acks=all and idempotence, so that every
  * record is in the topic once, in order per key, when it returns 0. The
- * topic is created (4 partitions) when missing.
+ * topic is created (4 partitions) when missing. With no_key, api.Event
+ * values without a Kafka key (the Go version's), spread over the
+ * partitions by librdkafka.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 
 #include "common/batch.h"
 #include "common/cipher.h"
+#include "api.pb-c.h"
 #include "feed_records.h"
 #include "fbpipe.pb-c.h"
 
@@ -160,10 +163,24 @@ feed_records(const feed_opts_t *o, char *err, size_t errlen)
                                                     : FBPIPE__V1__CIPHER__CIPHER_AES256GCM_HEX;
             r.key_id = (char *)o->key_id;
         }
-        plen = fbpipe__v1__record__pack(&r, packed);
+        if (o->no_key) { /* the fields Record shares with api.Event, as the Go version wrote them */
+            Api__Event ev = API__EVENT__INIT;
+            ts.seconds = now.tv_sec * INT64_C(1000000000) + j % 1000000000;
+            ts.nanos = 0;
+            ev.timestamp = &ts;
+            ev.agent_id = r.agent_id;
+            ev.tag = r.tag;
+            ev.message = r.message;
+            ev.userid = r.userid;
+            ev.accesskey = r.accesskey;
+            plen = api__event__pack(&ev, packed);
+        } else {
+            plen = fbpipe__v1__record__pack(&r, packed);
+        }
         if (o->each != NULL)
             o->each(key, packed, plen, o->arg);
-        while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(o->topic), RD_KAFKA_V_KEY(key, strlen(key)),
+        while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(o->topic),
+                                 RD_KAFKA_V_KEY(o->no_key ? NULL : key, o->no_key ? 0 : strlen(key)),
                                  RD_KAFKA_V_VALUE(packed, plen),
                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                  RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)

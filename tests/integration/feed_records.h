@@ -2,8 +2,10 @@
  * feed_records.h -- produce fbpipe.v1.Record messages straight into a
  * Kafka topic, as the ingester writes them, for the router's tests and
  * router-bench: n events spread round-robin over `keys` access keys, each
- * key's events numbered in order, plaintext or encrypted. Never used by
- * fbpiped itself.
+ * key's events numbered in order, plaintext or encrypted; or, with
+ * no_key, api.Event values without a Kafka key, as the Go version writes
+ * them (nanoseconds in the timestamp's seconds, as its agents send). Never
+ * used by fbpiped itself.
  */
 #ifndef FB_FEED_RECORDS_H
 #define FB_FEED_RECORDS_H
@@ -24,6 +26,7 @@ typedef struct feed_opts {
     size_t pad;           /* messages padded with 'x' to this many bytes (0: none) */
     long rate;            /* about this many events a second (0: as fast as it goes) */
     const char *user_id;
+    int no_key;           /* api.Event values, no Kafka key (FEED_AESGCM or FEED_PLAIN) */
     feed_cipher_t cipher;
     char key_id[65];
     uint8_t key[32];

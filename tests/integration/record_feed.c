@@ -5,6 +5,8 @@
  *
  * Exit 0 once Kafka acknowledged all N records, 1 otherwise.
  * FEED_RATE=events/s paces it (for tests that act while records flow).
+ * FEED_NO_KEY=1 writes api.Event values without a Kafka key, as the Go
+ * version does (PLAIN or AESGCM only; HEXKEY is the key's bytes in hex).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +35,7 @@ main(int argc, char **argv)
     o.prefix = argv[5];
     o.start = argc > 6 ? atol(argv[6]) : 0;
     o.rate = getenv("FEED_RATE") ? atol(getenv("FEED_RATE")) : 0;
+    o.no_key = getenv("FEED_NO_KEY") != NULL && strcmp(getenv("FEED_NO_KEY"), "1") == 0;
     if (o.n < 0 || o.keys == 0 || strlen(o.prefix) > 200) {
         fprintf(stderr, "record_feed: N >= 0, KEYS >= 1, a PREFIX of at most 200 bytes\n");
         return 1;
@@ -48,6 +51,10 @@ main(int argc, char **argv)
             fprintf(stderr, "record_feed: HEXKEY must be 64 hex digits\n");
             return 1;
         }
+    }
+    if (o.no_key && o.cipher != FEED_PLAIN && o.cipher != FEED_AESGCM) {
+        fprintf(stderr, "record_feed: FEED_NO_KEY=1 takes PLAIN or AESGCM only\n");
+        return 1;
     }
     if (feed_records(&o, err, sizeof(err)) < 0) {
         fprintf(stderr, "record_feed: %s\n", err);

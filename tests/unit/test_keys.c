@@ -185,7 +185,10 @@ Test(keys, full_database)
     const fb_tenant_t *t;
 
     cr_assert_not_null(db, "%s", test_log_buf);
-    cr_assert_eq(test_log_count, 0, "%s", test_log_buf);
+    /* acme: a hex key and unbound tokens, the one warning */
+    cr_assert_eq(test_log_count, 1, "%s", test_log_buf);
+    cr_assert_not_null(strstr(test_log_buf, "key \"acme\": EncryptionKey is 64 hex digits"),
+                       "%s", test_log_buf);
     cr_assert_eq(db->n_tenants, 3);
     cr_assert_str_eq(db->tenants[0].access_key, "acme", "sorted");
     cr_assert_str_eq(db->tenants[1].access_key, "plain");
@@ -834,4 +837,53 @@ Test(keys, free_tolerates_null_and_half_built)
     db->n_tenants = 3; /* tenants never allocated */
     fb_keydb_free(db);
     cr_assert_eq(test_log_count, 0, "freeing logs nothing");
+}
+
+/* the Go version's agents take a 64-hex-digit key's characters as its
+ * bytes, which AES-256 refuses: a tenant that lets them in is warned
+ * about, naming the tenant and the field, never the key; loaded all the
+ * same (fbpipe reads the key correctly) */
+Test(keys, a_hex_key_for_the_go_versions_agents_is_warned_about)
+{
+    static const char want[] =
+        "key \"acme\": EncryptionKey is 64 hex digits and unbound_tokens_sha256 lets the Go "
+        "version's agents send for this key: they use the 64 characters as the key, which "
+        "AES-256 refuses, and drop every event while reporting success. Make its current key "
+        "one of 32 characters (the characters are the key), keeping this one as a previous "
+        "entry of EncryptionKeys (fbpipe.conf(5), KEY DATABASE)";
+    fb_keydb_t *db;
+
+    db = load("{\"acme\": {\"EncryptionKey\": \"" HEX64 "\", \"unbound_tokens_sha256\": [\"" HEX64B
+              "\"]}, \"zeta\": {\"EncryptionKey\": \"" HEX64B "\"}}");
+    cr_assert_not_null(db, "%s", test_log_buf);
+    cr_assert_not_null(strstr(test_log_buf, want), "%s", test_log_buf);
+    cr_assert_null(strstr(test_log_buf, "zeta"), "no unbound tokens, no warning: %s",
+                   test_log_buf);
+    cr_assert_eq(test_log_count, 1);
+    no_secret_logged(HEX64);
+    no_secret_logged(HEX64B);
+    fb_keydb_free(db);
+    /* the current key of a list */
+    db = load("{\"acme\": {\"EncryptionKeys\": [{\"id\": \"k2\", \"key\": \"" HEX64B_UPPER
+              "\"}, {\"id\": \"default\", \"key\": \"" RAW32 "\"}], \"unbound_tokens_sha256\": [\""
+              HEX64 "\"]}}");
+    cr_assert_not_null(db, "%s", test_log_buf);
+    cr_assert_not_null(strstr(test_log_buf, "key \"acme\": EncryptionKeys[0].key is 64 hex "
+                                            "digits and unbound_tokens_sha256"),
+                       "%s", test_log_buf);
+    no_secret_logged(HEX64B_UPPER);
+    fb_keydb_free(db);
+    /* the cure: a 32-character current key, the hex one kept after it */
+    db = load("{\"acme\": {\"EncryptionKeys\": [{\"id\": \"k2\", \"key\": \"" RAW32
+              "\"}, {\"id\": \"default\", \"key\": \"" HEX64 "\"}], \"unbound_tokens_sha256\": [\""
+              HEX64B "\"]}}");
+    cr_assert_not_null(db, "%s", test_log_buf);
+    cr_assert_eq(test_log_count, 0, "%s", test_log_buf);
+    fb_keydb_free(db);
+    /* without unbound tokens, or without a key: nothing to say */
+    db = load("{\"acme\": {\"EncryptionKey\": \"" HEX64 "\", \"unbound_tokens_sha256\": []}, "
+              "\"zeta\": {\"EncryptionKey\": \"\", \"unbound_tokens_sha256\": [\"" HEX64 "\"]}}");
+    cr_assert_not_null(db, "%s", test_log_buf);
+    cr_assert_eq(test_log_count, 0, "%s", test_log_buf);
+    fb_keydb_free(db);
 }

@@ -2,7 +2,10 @@
  * test_router_line.c -- Kafka records into the router's JSON lines: the
  * fields and time format, messages kept as JSON or as strings, decryption
  * with the current or a previous key (both ciphers), and every refusal a
- * hostile record deserves (for the dead-letter file).
+ * hostile record deserves (for the dead-letter file); records without a
+ * Kafka key (the Go version's api.Event values), refused naming
+ * router.accept_legacy_records or read under their own AccessKey and
+ * marked unauthenticated.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +14,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "api.pb-c.h"
 #include "common/cipher.h"
 #include "fbpipe.pb-c.h"
 #include "router/router_line.h"
@@ -380,4 +384,223 @@ Test(line, absent_fields_and_an_absent_value)
     /* no value: an empty Record, whose AccessKey "" is not the key */
     err = fb_line_from_record(NULL, 0, "acme", 4, &db, true, &out, why, sizeof(why));
     cr_assert_eq(err, FB_LINE_BAD_KEY, "%s", why);
+}
+
+/* ---- records without a Kafka key: the Go version's api.Event values ---- */
+
+/* the seed's key form: 32 characters, used as the key's bytes */
+#define KEY32 "0123456789abcdef0123456789ABCDEF"
+#define OFF_REASON                                                                               \
+    "a record without a key, as the Go version writes: set router.accept_legacy_records = yes " \
+    "to read them"
+
+static fb_enc_key_t legacy_keys[2] = {{.id = "new"}, {.id = "default"}};
+static fb_tenant_t legacy_tenants[4] = {
+    {.access_key = "acme", .user_id = "u-acme", .encryption_key_text = ""},
+    {.access_key = "crypt", .user_id = "u-crypt", .encryption_key_text = "x",
+     .enc_keys = legacy_keys, .n_enc_keys = 2},
+    {.access_key = "gone", .user_id = "u-gone", .encryption_key_text = "", .disabled = true},
+    {.access_key = "once", .user_id = "u-once", .encryption_key_text = "x",
+     .enc_keys = legacy_keys + 1, .n_enc_keys = 1},
+};
+static fb_keydb_t legacy_db = {.tenants = legacy_tenants, .n_tenants = 4};
+
+/* event -- a packed api.Event (caller frees): what the Go version writes. */
+static uint8_t *
+event(const char *access_key, const char *user_id, const char *message, int64_t seconds,
+      size_t *len)
+{
+    Api__Event ev = API__EVENT__INIT;
+    Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    uint8_t *buf;
+
+    ts.seconds = seconds;
+    ts.nanos = 7;
+    ev.timestamp = &ts;
+    ev.agent_id = "go-agent";
+    ev.tag = "app.log";
+    ev.message = (char *)message;
+    ev.userid = (char *)user_id;
+    ev.accesskey = (char *)access_key;
+    *len = api__event__get_packed_size(&ev);
+    buf = malloc(*len);
+    api__event__pack(&ev, buf);
+    return buf;
+}
+
+/* legacy -- the line of a value without a Kafka key, or NULL with why. */
+static json_t *
+legacy(const uint8_t *v, size_t len, unsigned flags, fb_line_err_t *err, char *why)
+{
+    fb_line_t out;
+    json_t *j = NULL;
+
+    *err = fb_line_from_record(v, len, NULL, 0, &legacy_db, flags, &out, why, 256);
+    if (*err == FB_LINE_OK) {
+        cr_assert(out.unauthenticated);
+        cr_assert_eq(out.text[out.len - 1], '\n');
+        cr_assert_null(memchr(out.text, '\n', out.len - 1), "one line");
+        j = json_loadb(out.text, out.len, 0, NULL);
+        cr_assert_not_null(j, "valid JSON: %s", out.text);
+        cr_assert_str_eq(json_string_value(json_object_get(j, "access_key")), out.access_key);
+        free(out.text);
+    }
+    return j;
+}
+
+TestSuite(legacy, .init = init);
+
+Test(legacy, off_the_reason_names_the_setting)
+{
+    fb_line_err_t err;
+    char why[256];
+    size_t len;
+    uint8_t *v = event("acme", "u-acme", "{\"a\":1}", 1764331200, &len);
+
+    cr_assert_null(legacy(v, len, 0, &err, why));
+    cr_assert_eq(err, FB_LINE_LEGACY_OFF);
+    cr_assert_str_eq(why, OFF_REASON);
+    cr_assert_null(legacy(v, len, FB_LINE_F_DECRYPT, &err, why));
+    cr_assert_eq(err, FB_LINE_LEGACY_OFF);
+    cr_assert_str_eq(why, OFF_REASON);
+    /* off, even a value that is no record at all says what to set */
+    cr_assert_null(legacy((const uint8_t *)"\xff", 1, 0, &err, why));
+    cr_assert_str_eq(why, OFF_REASON);
+    free(v);
+}
+
+Test(legacy, on_a_line_for_the_tenant_it_names_marked_unauthenticated)
+{
+    fb_line_err_t err;
+    char why[256];
+    size_t len;
+    /* the Go version's agents put nanoseconds into seconds */
+    uint8_t *v = event("acme", "u-claimed", "{\"log\":\"hi\"}", INT64_C(1764331200) * 1000000000 + 5,
+                       &len);
+    json_t *j = legacy(v, len, FB_LINE_F_LEGACY, &err, why), *m;
+
+    cr_assert_eq(err, FB_LINE_OK, "%s", why);
+    cr_assert_eq(json_object_size(j), 7);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "access_key")), "acme");
+    /* the record's, not the key database's u-acme: the line says what was asserted */
+    cr_assert_str_eq(json_string_value(json_object_get(j, "user_id")), "u-claimed");
+    cr_assert(json_is_true(json_object_get(j, "unauthenticated")));
+    cr_assert_str_eq(json_string_value(json_object_get(j, "agent_id")), "go-agent");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "time")),
+                     "2025-11-28T12:00:00.000000005Z");
+    m = json_object_get(j, "message");
+    cr_assert_str_eq(json_string_value(json_object_get(m, "log")), "hi");
+    json_decref(j);
+    free(v);
+}
+
+Test(legacy, keyed_records_are_unaffected_by_the_setting)
+{
+    fb_line_t a, b;
+    char why[256];
+    size_t len;
+    uint8_t *v = record("acme", "{\"x\":1}", 0, "", 1764331200, &len);
+
+    cr_assert_eq(fb_line_from_record(v, len, "acme", 4, &db, 0, &a, why, sizeof(why)), FB_LINE_OK);
+    cr_assert_eq(fb_line_from_record(v, len, "acme", 4, &db, FB_LINE_F_LEGACY, &b, why,
+                                     sizeof(why)), FB_LINE_OK);
+    cr_assert_not(a.unauthenticated);
+    cr_assert_not(b.unauthenticated);
+    cr_assert_eq(a.len, b.len);
+    cr_assert_eq(memcmp(a.text, b.text, a.len), 0);
+    cr_assert_null(strstr(a.text, "unauthenticated"));
+    free(a.text);
+    free(b.text);
+    /* an empty Kafka key is a key, and no safe name: not a record without one */
+    cr_assert_eq(fb_line_from_record(v, len, "", 0, &db, FB_LINE_F_LEGACY, &a, why, sizeof(why)),
+                 FB_LINE_BAD_KEY);
+    cr_assert(strstr(why, "is not a safe file name: is empty") != NULL, "%s", why);
+    free(v);
+}
+
+Test(legacy, a_key_that_names_no_tenant_or_no_safe_file_is_a_dead_letter)
+{
+    static const struct {
+        const char *key, *why;
+    } cases[] = {
+        {"zeta", "a record without a key: its AccessKey \"zeta\" is no tenant of the key "
+                 "database"},
+        {"gone", "a record without a key: its AccessKey \"gone\" is disabled in the key "
+                 "database"},
+        {"", "a record without a key: its AccessKey \"\" is not a safe file name: is empty"},
+        {"../acme", "a record without a key: its AccessKey \"../acme\" is not a safe file name: "
+                    "starts with a dot"},
+        {"a/b", "a record without a key: its AccessKey \"a/b\" is not a safe file name: has a "
+                "character outside [A-Za-z0-9._-]"},
+        {"a\nb", "a record without a key: its AccessKey \"a\\x0ab\" is not a safe file name: "
+                 "has a character outside [A-Za-z0-9._-]"},
+    };
+    fb_line_err_t err;
+    char why[256];
+    size_t len;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint8_t *v = event(cases[i].key, "u", "{}", 1, &len);
+        cr_assert_null(legacy(v, len, FB_LINE_F_LEGACY, &err, why), "case %zu", i);
+        cr_assert_eq(err, FB_LINE_BAD_KEY, "case %zu: %s", i, why);
+        cr_assert_str_eq(why, cases[i].why);
+        free(v);
+    }
+    /* not an api.Event */
+    cr_assert_null(legacy((const uint8_t *)"\x0a\xff\xff\x01", 4, FB_LINE_F_LEGACY, &err, why));
+    cr_assert_eq(err, FB_LINE_UNDECODABLE);
+    cr_assert_str_eq(why, "a record without a key that is not an api.Event");
+    /* fbpipe's own Record without its key, with fields of its own (a
+     * cipher): neither kind, never guessed (without them, it is an
+     * api.Event byte for byte) */
+    uint8_t *v = record("acme", "{}", 2, "k1", 1, &len);
+    cr_assert_null(legacy(v, len, FB_LINE_F_LEGACY, &err, why));
+    cr_assert_eq(err, FB_LINE_UNDECODABLE);
+    cr_assert(strstr(why, "fields of fbpipe.v1.Record's own (16-20)") != NULL, "%s", why);
+    free(v);
+}
+
+Test(legacy, an_encrypted_message_decrypts_as_the_seed_format_does)
+{
+    static const char msg[] = "{\"secret\":\"s3\"}";
+    uint8_t key[FB_ENC_KEY_LEN];
+    char hex[2 * (28 + sizeof(msg)) + 1], why[256];
+    fb_line_err_t err;
+    size_t len;
+    uint8_t *v;
+    json_t *j;
+
+    /* the tenant's EncryptionKey as the Go version's agents use it: 32
+     * characters, their bytes the key; rotated since ("default" second) */
+    cr_assert_eq(fb_enc_key_decode(KEY32, 32, key, NULL), 1);
+    cr_assert_eq(memcmp(key, KEY32, 32), 0);
+    memcpy(legacy_keys[1].key, key, sizeof(key));
+    memset(legacy_keys[0].key, 0x5a, sizeof(key));
+    cr_assert_eq(fb_cipher_seal_aesgcm_hex(key, (const uint8_t *)msg, sizeof(msg) - 1, hex), 0);
+    for (const char *t = "crypt"; t != NULL; t = strcmp(t, "crypt") == 0 ? "once" : NULL) {
+        v = event(t, "u", hex, 1764331200, &len);
+        j = legacy(v, len, FB_LINE_F_LEGACY | FB_LINE_F_DECRYPT, &err, why);
+        cr_assert_eq(err, FB_LINE_OK, "%s: %s", t, why);
+        cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "message"),
+                                                           "secret")), "s3");
+        json_decref(j);
+        /* without router.decrypt: the hex text as it came */
+        j = legacy(v, len, FB_LINE_F_LEGACY, &err, why);
+        cr_assert_str_eq(json_string_value(json_object_get(j, "message")), hex);
+        json_decref(j);
+        free(v);
+    }
+    /* tampered, or under a key the tenant does not have */
+    hex[70] = hex[70] == '0' ? '1' : '0';
+    v = event("crypt", "u", hex, 1764331200, &len);
+    cr_assert_null(legacy(v, len, FB_LINE_F_LEGACY | FB_LINE_F_DECRYPT, &err, why));
+    cr_assert_eq(err, FB_LINE_UNDECRYPTABLE);
+    cr_assert_str_eq(why, "a record without a key: its message does not decrypt in the seed "
+                          "format (AES-256-GCM, hex) with a key of \"crypt\" in the key database");
+    free(v);
+    /* plain JSON from a tenant with a key: the agents encrypt, so it does not decrypt */
+    v = event("crypt", "u", "{\"a\":1}", 1764331200, &len);
+    cr_assert_null(legacy(v, len, FB_LINE_F_LEGACY | FB_LINE_F_DECRYPT, &err, why));
+    cr_assert_eq(err, FB_LINE_UNDECRYPTABLE);
+    free(v);
 }
