@@ -340,6 +340,10 @@ fb_metrics_forget(fb_mslot_t *s, fb_mrole_t role)
         fb_metrics_set(s, FB_MC_ASSIGNED, 0);
         for (int p = 0; p < FB_METRICS_PARTITIONS; p++)
             fb_metrics_set(s, (fb_mc_t)(FB_MC_PARTITION_LAG + p), 0);
+        /* shown as the largest over the routers: a dead one's last look
+         * must not hide a live one's fresh figure */
+        fb_metrics_set(s, FB_MC_SPOOL_BYTES, 0);
+        fb_metrics_set(s, FB_MC_SPOOL_FILES, 0);
         break;
     default:
         break;

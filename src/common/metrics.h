@@ -162,9 +162,9 @@ void fb_metrics_set(fb_mslot_t *s, fb_mc_t c, uint64_t v);
 void fb_metrics_observe(fb_mslot_t *s, fb_mc_t c, uint64_t us);
 /* The master, when a process of role died: the gauges of its slot that
  * only a live process keeps true (serving, Kafka up, in flight, files
- * open, partitions assigned and each one's lag) back to 0; the others
- * (a lane's fill, the total lag, the spool) describe what outlives it
- * and stay. */
+ * open, partitions assigned and each one's lag, what it saw in the
+ * spool) back to 0; the others (a lane's fill, the total lag) describe
+ * what outlives it and stay. */
 void fb_metrics_forget(fb_mslot_t *s, fb_mrole_t role);
 
 /* The tenant number of an access key: a name of the zone, or the

@@ -271,7 +271,9 @@ fb_master_reap(fb_ring_t *ring)
                           (long)pid, WTERMSIG(st), strsignal(WTERMSIG(st)),
                           (unsigned long long)lived);
         }
-        count_exit(c->role, FB_MEXIT_CRASH);
+        /* exit 0 outside a stop is counted clean above, and respawned */
+        if (!(WIFEXITED(st) && WEXITSTATUS(st) == FB_EXIT_OK))
+            count_exit(c->role, FB_MEXIT_CRASH);
         if (stopping)
             continue;
         c->crashes++;

@@ -38,6 +38,7 @@ typedef struct entry {
     uint64_t used;      /* LRU clock of the last write */
     bool dir_dirty;     /* created or rotated since the folder was synced */
     bool refusal_new;   /* refused since the caller last asked */
+    size_t dropped;     /* bytes of lines the refusals since then dropped */
     size_t done;        /* written, waiting for the sync of the many */
     bool moved;         /* rotated or closed with done bytes: its fd is not theirs */
     char *buf;          /* pending lines */
@@ -529,6 +530,7 @@ refuse(fb_files_t *f, entry_t *e, const char *why, bool env)
     e->refused_env = env;
     e->refused_ms = fb_monotonic_ms();
     f->pending -= e->len;
+    e->dropped += e->len;
     e->len = 0;
     if (!e->refusal_new) {
         e->refusal_new = true;
@@ -906,7 +908,7 @@ fb_files_flush(fb_files_t *f, bool sync, char *err, size_t errlen)
 }
 
 const char *
-fb_files_next_refusal(fb_files_t *f, const char **why, bool *spool)
+fb_files_next_refusal(fb_files_t *f, const char **why, bool *spool, size_t *dropped)
 {
     for (size_t i = 0; f->n_refusals > 0 && i < f->cap; i++) {
         entry_t *e = &f->tab[i];
@@ -915,6 +917,8 @@ fb_files_next_refusal(fb_files_t *f, const char **why, bool *spool)
             f->n_refusals--;
             *why = e->refused;
             *spool = e->refused_env;
+            *dropped = e->dropped;
+            e->dropped = 0;
             return e->key;
         }
     }

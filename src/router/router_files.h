@@ -88,10 +88,12 @@ int fb_files_add(fb_files_t *f, const char *key, const char *line, size_t len);
 int fb_files_flush(fb_files_t *f, bool sync, char *err, size_t errlen);
 
 /* After a flush: the next key refused by it, with *why and *spool (true:
- * its permissions, false: its name), whose buffered lines were dropped
- * (send their records to the spool or the dead letters); NULL when there
- * is none left. Both strings live until the next flush or reopen. */
-const char *fb_files_next_refusal(fb_files_t *f, const char **why, bool *spool);
+ * its permissions, false: its name), whose buffered lines were dropped:
+ * the last *dropped bytes added for it, whole lines (send their records
+ * to the spool or the dead letters; the lines before them are written);
+ * NULL when there is none left. Both strings live until the next flush
+ * or reopen. */
+const char *fb_files_next_refusal(fb_files_t *f, const char **why, bool *spool, size_t *dropped);
 
 /* FB_FILES_DEAD with err when key's file is there and is not a regular
  * file (a symbolic link, a device...) or the key was refused for its name

@@ -110,7 +110,9 @@ typedef struct router {
     refused_tally_t refused[REFUSED_KEYS + 1]; /* the last: every other key */
     /* the batch being written: its offsets are stored once it is */
     rd_kafka_message_t *ms[BATCH_MAX];
-    bool in_files[BATCH_MAX]; /* ms[i]'s line is buffered in files (not dead, not spooled) */
+    /* the length of ms[i]'s line while it is in files (0: dead lettered,
+     * spooled, or taken back by a refusal) */
+    size_t in_files[BATCH_MAX];
     size_t n;
     bool dropped; /* revoked before it could be written: never stored */
     bool transient; /* the consumer could not start for now */
@@ -140,30 +142,53 @@ static fb_line_err_t build(router_t *r, const rd_kafka_message_t *m, fb_line_t *
                            size_t whylen);
 static bool line_of(router_t *r, const rd_kafka_message_t *m, fb_line_t *line);
 
+/* of_key -- ms[i] is a record of key (a record without a Kafka key
+ * names its key inside: built again; it built when taken). */
+static bool
+of_key(router_t *r, size_t i, const char *key, size_t len, fb_line_t *line)
+{
+    const rd_kafka_message_t *m = r->ms[i];
+    char why[512];
+
+    if (m->key != NULL && (m->key_len != len || memcmp(m->key, key, len) != 0))
+        return false;
+    if (build(r, m, line, why, sizeof(why)) != FB_LINE_OK)
+        fb_panic("router %u: a record of the batch no longer builds (%s)", r->index, why);
+    return strcmp(line->access_key, key) == 0;
+}
+
 /* refusals -- the records of keys whose file cannot be written (found by
- * the flush, which dropped their lines): to the spool when permissions
- * are at fault, to the dead letters when the name is. */
+ * the flush, which dropped the last lines buffered for them): to the
+ * spool when permissions are at fault, to the dead letters when the name
+ * is. Only the records whose lines were dropped move: the key's latest
+ * ones still in files, as many as make the bytes dropped; the lines
+ * before them are in the file already (a flush retried after another
+ * key's failure, a reopen in between). */
 static void
 refusals(router_t *r)
 {
     const char *key, *why;
     bool to_spool;
+    size_t dropped;
+    fb_line_t line;
 
-    while ((key = fb_files_next_refusal(r->files, &why, &to_spool)) != NULL) {
-        size_t len = strlen(key), n = 0;
-        for (size_t i = 0; i < r->n; i++) {
+    while ((key = fb_files_next_refusal(r->files, &why, &to_spool, &dropped)) != NULL) {
+        size_t len = strlen(key), n = 0, first = r->n, found = 0;
+        for (size_t i = r->n; i-- > 0 && found < dropped;) {
+            if (r->in_files[i] != 0 && of_key(r, i, key, len, &line)) {
+                found += r->in_files[i];
+                first = i;
+            }
+        }
+        if (found != dropped)
+            fb_log_errorx("router %u: %s: the flush dropped %zu bytes of its lines, the batch "
+                          "holds %zu: moving those (a fault of fbpipe's; please report it)",
+                          r->index, key, dropped, found);
+        for (size_t i = first; i < r->n; i++) {
             const rd_kafka_message_t *m = r->ms[i];
-            fb_line_t line;
-            char unused[512];
-            /* only what the flush dropped: a record that went to the dead
-             * letters or the spool when it was taken is there already */
-            if (!r->in_files[i] || (m->key != NULL && (m->key_len != len ||
-                                                       memcmp(m->key, key, len) != 0)))
+            if (r->in_files[i] == 0 || !of_key(r, i, key, len, &line))
                 continue;
-            /* a record without a key names its key inside: built again */
-            if (build(r, m, &line, unused, sizeof(unused)) != FB_LINE_OK ||
-                strcmp(line.access_key, key) != 0)
-                continue;
+            r->in_files[i] = 0;
             /* counted as written when taken: moved */
             pend(r, key, len, 0, FB_MC_RECORDS_WRITTEN, -1);
             pend(r, key, len, 3, FB_MC_BYTES_WRITTEN, -(int64_t)line.len);
@@ -616,12 +641,16 @@ watch_assignment(router_t *r)
     rd_kafka_position(r->rk, parts);
     for (int i = 0; i < parts->cnt; i++) {
         const rd_kafka_topic_partition_t *p = &parts->elems[i];
-        int64_t lo, hi, behind = 0;
-        if (p->offset >= 0 &&
-            rd_kafka_get_watermark_offsets(r->rk, p->topic, p->partition, &lo, &hi) ==
-                RD_KAFKA_RESP_ERR_NO_ERROR &&
-            hi > p->offset)
-            behind = hi - p->offset;
+        int64_t lo, hi, behind;
+        if (rd_kafka_get_watermark_offsets(r->rk, p->topic, p->partition, &lo, &hi) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR || hi < 0)
+            continue; /* not fetched yet: unknown, not shown */
+        if (p->offset >= 0)
+            behind = hi > p->offset ? hi - p->offset : 0;
+        else if (hi == lo)
+            behind = 0; /* nothing consumed here yet, and nothing to consume */
+        else
+            continue; /* no position yet: unknown, not shown as 0 */
         lag += (uint64_t)behind;
         if (p->partition >= 0 && p->partition < FB_METRICS_PARTITIONS)
             held[p->partition] = 1 + (uint64_t)behind;
@@ -728,23 +757,23 @@ print_flush(router_t *r)
 }
 
 /* take -- one record into its file's buffer, or the dead letters, or
- * the spool; true when into its file's buffer. */
-static bool
+ * the spool; the length of its line when into its file's buffer, else 0. */
+static size_t
 take(router_t *r, const rd_kafka_message_t *m)
 {
     fb_line_t line;
     char why[512];
-    bool in_files = false;
+    size_t in_files = 0;
 
     if (!line_of(r, m, &line))
-        return false;
+        return 0;
     size_t klen = strlen(line.access_key);
     switch (fb_files_refused(r->files, line.access_key, why, sizeof(why))) {
     case FB_FILES_DEAD:
         dead_letter(r, m, why);
         tally_refused(r, line.access_key, why);
         pend(r, line.access_key, klen, 1, FB_MC_DEAD_LETTERS_REFUSED, 1);
-        return false;
+        return 0;
     case FB_FILES_SPOOL:
         /* up to spool_max; past it, its file again: a refusal there is
          * retried with the partitions paused, nothing dropped */
@@ -760,7 +789,7 @@ take(router_t *r, const rd_kafka_message_t *m)
             fb_panic("router %u: out of memory buffering a line", r->index);
         pend(r, line.access_key, klen, 0, FB_MC_RECORDS_WRITTEN, 1);
         pend(r, line.access_key, klen, 3, FB_MC_BYTES_WRITTEN, (int64_t)line.len);
-        in_files = true;
+        in_files = line.len;
     }
     if (r->conf->router_print_events)
         print_add(r, line.text, line.len);

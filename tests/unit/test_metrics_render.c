@@ -196,12 +196,20 @@ Test(metrics_render, tenant_bytes_partitions_and_spool)
     LINE(text, "fbpipe_router_spool_bytes 700");
     LINE(text, "fbpipe_router_spool_files 2");
     free(text);
-    /* a router that died holds nothing any more; the spool stays */
+    /* a router that died holds nothing any more; the spool is what the
+     * live one saw */
     fb_metrics_forget(r1, FB_MROLE_ROUTER);
     text = render(m);
     NO_LINE(text, "fbpipe_router_partition_lag{partition=\"255\"}");
     LINE(text, "fbpipe_router_partition_lag{partition=\"3\"} 10");
     LINE(text, "fbpipe_router_spool_bytes 700");
+    free(text);
+    /* and once none is left, a stale figure does not outlive them: a
+     * live router's 0 is never hidden behind a dead one's last look */
+    fb_metrics_forget(r0, FB_MROLE_ROUTER);
+    text = render(m);
+    LINE(text, "fbpipe_router_spool_bytes 0");
+    LINE(text, "fbpipe_router_spool_files 0");
     free(text);
     fb_metrics_free(m);
 }

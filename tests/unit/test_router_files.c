@@ -389,8 +389,11 @@ Test(files, a_file_that_can_never_be_written_refuses_its_key_only)
     size_t len;
     bool sp;
 
+    size_t dropped;
+
     add(f, "good", 0);
     add(f, "bad", 0);
+    add(f, "bad", 10);
     add(f, "link", 0);
     /* planted after the lines were taken (after fb_files_refused) */
     snprintf(path, sizeof(path), "%s/bad.log", dir);
@@ -401,12 +404,15 @@ Test(files, a_file_that_can_never_be_written_refuses_its_key_only)
     cr_assert_eq(fb_files_pending(f), 0, "the refused lines are handed back, not kept");
     expect_lines("good.log", 0, 1);
     int seen = 0;
-    while ((key = fb_files_next_refusal(f, &why, &sp)) != NULL) {
+    while ((key = fb_files_next_refusal(f, &why, &sp, &dropped)) != NULL) {
         cr_assert(!sp, "a name's fault is for the dead letters");
-        if (strcmp(key, "bad") == 0)
+        if (strcmp(key, "bad") == 0) {
             cr_assert(strstr(why, "bad.log: Is a directory") != NULL, "%s", why);
-        else if (strcmp(key, "link") == 0)
+            cr_assert_eq(dropped, strlen("{\"i\":0}\n{\"i\":10}\n"), "both lines dropped");
+        } else if (strcmp(key, "link") == 0) {
             cr_assert(strstr(why, "link.log: is a symbolic link: refused") != NULL, "%s", why);
+            cr_assert_eq(dropped, strlen("{\"i\":0}\n"));
+        }
         else
             cr_assert_fail("refused %s", key);
         seen++;
@@ -422,11 +428,42 @@ Test(files, a_file_that_can_never_be_written_refuses_its_key_only)
     cr_assert_eq(fb_files_refused(f, "bad", err, sizeof(err)), 0, "%s", err);
     add(f, "bad", 1);
     flushed(f, false);
-    cr_assert_null(fb_files_next_refusal(f, &why, &sp));
+    cr_assert_null(fb_files_next_refusal(f, &why, &sp, &dropped));
     text = slurp("bad.log", &len);
     cr_assert_str_eq(text, "{\"i\":1}\n");
     free(text);
     cr_assert_null(slurp("passwd", &len));
+    fb_files_free(f);
+}
+
+/* A key written by one flush and refused by a later one (its file moved
+ * away and replaced, then a reopen): only the lines buffered since are
+ * dropped and counted, so the caller moves only their records. */
+Test(files, a_refusal_counts_only_the_lines_it_dropped)
+{
+    fb_files_t *f = files_refusing(4);
+    char path[256], moved[256];
+    const char *why = NULL;
+    size_t dropped, len;
+    bool sp;
+    char *text;
+
+    add(f, "k", 0);
+    add(f, "k", 1);
+    flushed(f, false);
+    snprintf(path, sizeof(path), "%s/k.log", dir);
+    snprintf(moved, sizeof(moved), "%s/k.log.1", dir);
+    cr_assert_eq(rename(path, moved), 0);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    fb_files_reopen(f);
+    add(f, "k", 2);
+    flushed(f, false);
+    cr_assert_str_eq(fb_files_next_refusal(f, &why, &sp, &dropped), "k");
+    cr_assert_eq(dropped, strlen("{\"i\":2}\n"), "only the line since: %zu", dropped);
+    cr_assert_null(fb_files_next_refusal(f, &why, &sp, &dropped));
+    text = slurp("k.log.1", &len);
+    cr_assert_str_eq(text, "{\"i\":0}\n{\"i\":1}\n", "the first flush's lines stay written");
+    free(text);
     fb_files_free(f);
 }
 
@@ -448,7 +485,9 @@ Test(files, a_file_with_other_hard_links_is_refused)
     add(f, "hard", 1);
     flushed(f, false);
     bool sp;
-    cr_assert_str_eq(fb_files_next_refusal(f, &why, &sp), "hard");
+    size_t dropped;
+    cr_assert_str_eq(fb_files_next_refusal(f, &why, &sp, &dropped), "hard");
+    cr_assert_eq(dropped, strlen("{\"i\":1}\n"));
     cr_assert(!sp);
     cr_assert(strstr(why, "has other hard links") != NULL, "%s", why);
     size_t len;
@@ -508,7 +547,8 @@ Test(files, a_file_it_may_not_open_is_spooled_then_moved_in_order)
     add(f, "locked", 0);
     flushed(f, true);
     expect_lines("good.log", 0, 1);
-    cr_assert_str_eq(fb_files_next_refusal(f, &why, &sp), "locked");
+    size_t dropped;
+    cr_assert_str_eq(fb_files_next_refusal(f, &why, &sp, &dropped), "locked");
     cr_assert(sp, "permissions are the environment's: spooled");
     cr_assert(strstr(why, "locked.log: Permission denied") != NULL, "%s", why);
     cr_assert_eq(fb_files_refused(f, "locked", err, sizeof(err)), FB_FILES_SPOOL, "%s", err);
@@ -535,6 +575,7 @@ Test(files, a_full_spool_retries_instead_and_keeps_the_lines)
     fb_files_t *spool, *f;
     const char *why = NULL;
     char path[256], err[256];
+    size_t dropped;
     bool sp;
     int fd;
 
@@ -550,7 +591,7 @@ Test(files, a_full_spool_retries_instead_and_keeps_the_lines)
     add(f, "locked", 1);
     cr_assert_eq(fb_files_flush(f, true, err, sizeof(err)), -1, "retried, not refused");
     cr_assert(strstr(err, "Permission denied") != NULL, "%s", err);
-    cr_assert_null(fb_files_next_refusal(f, &why, &sp));
+    cr_assert_null(fb_files_next_refusal(f, &why, &sp, &dropped));
     cr_assert_gt(fb_files_pending(f), 0, "the line stays buffered");
     cr_assert_eq(chmod(path, 0640), 0);
     flushed(f, true);
