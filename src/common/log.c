@@ -421,3 +421,16 @@ fb_log_limited_flush(bool force)
 {
     fb_log_limit_flush(&log_limits, fb_monotonic_ms(), force);
 }
+
+/* fb_errf -- see log.h. */
+void
+fb_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}

@@ -44,6 +44,10 @@ void fb_log_set_sink(fb_log_sink_t sink, void *arg);
 #define FB_PRINTF(f, a) __attribute__((format(printf, f, a)))
 
 void fb_log_msg(fb_log_level_t level, int errnum, const char *fmt, ...) FB_PRINTF(3, 4);
+/* A message into err (at most errlen bytes with its NUL; nothing when err
+ * is NULL or errlen 0), for modules that never log: their caller logs it
+ * or shows it. */
+void fb_errf(char *err, size_t errlen, const char *fmt, ...) FB_PRINTF(3, 4);
 void fb_log_vmsg(fb_log_level_t level, int errnum, const char *fmt, va_list ap) FB_PRINTF(3, 0);
 
 void fb_log_debug(const char *fmt, ...) FB_PRINTF(1, 2);

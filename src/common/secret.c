@@ -22,21 +22,6 @@
 #include "common/log.h"
 #include "common/secret.h"
 
-static void say(char *err, size_t errlen, const char *fmt, ...) FB_PRINTF(3, 4);
-
-/* say -- format why a file was refused into err (bounded, never fails) */
-static void
-say(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* fb_secret_load -- the whole file into *out (NUL-terminated); says why in err. */
 int
 fb_secret_load(const char *path, unsigned flags, size_t min_len, uint8_t **out, size_t *out_len,
@@ -51,32 +36,32 @@ fb_secret_load(const char *path, unsigned flags, size_t min_len, uint8_t **out, 
     *out_len = 0;
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        say(err, errlen, "open(%s) failed: %s", path, strerror(errno));
+        fb_errf(err, errlen, "open(%s) failed: %s", path, strerror(errno));
         return -1;
     }
     if (fstat(fd, &st) < 0) {
-        say(err, errlen, "fstat(%s) failed: %s", path, strerror(errno));
+        fb_errf(err, errlen, "fstat(%s) failed: %s", path, strerror(errno));
         goto fail;
     }
     if (!S_ISREG(st.st_mode)) {
-        say(err, errlen, "%s: not a regular file", path);
+        fb_errf(err, errlen, "%s: not a regular file", path);
         goto fail;
     }
     if ((flags & FB_SECRET_F_PRIVATE) && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-        say(err, errlen,
+        fb_errf(err, errlen,
             "%s: is accessible by group or others (mode %04o); "
             "refusing it, chmod 600 it",
             path, (unsigned)(st.st_mode & 07777));
         goto fail;
     }
     if (st.st_size > FB_SECRET_MAX) {
-        say(err, errlen, "%s: %lld bytes, more than the %d a key file may have", path,
+        fb_errf(err, errlen, "%s: %lld bytes, more than the %d a key file may have", path,
             (long long)st.st_size, FB_SECRET_MAX);
         goto fail;
     }
     buf = malloc((size_t)st.st_size + 1);
     if (buf == NULL) {
-        say(err, errlen, "malloc(%lld) for %s failed: %s", (long long)st.st_size + 1, path,
+        fb_errf(err, errlen, "malloc(%lld) for %s failed: %s", (long long)st.st_size + 1, path,
             strerror(errno));
         goto fail;
     }
@@ -85,7 +70,7 @@ fb_secret_load(const char *path, unsigned flags, size_t min_len, uint8_t **out, 
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            say(err, errlen, "read(%s) failed: %s", path, strerror(errno));
+            fb_errf(err, errlen, "read(%s) failed: %s", path, strerror(errno));
             goto fail;
         }
         if (n == 0)
@@ -100,7 +85,7 @@ fb_secret_load(const char *path, unsigned flags, size_t min_len, uint8_t **out, 
     }
     buf[len] = '\0';
     if (len < min_len) {
-        say(err, errlen, "%s: %zu bytes, a secret needs at least %zu", path, len, min_len);
+        fb_errf(err, errlen, "%s: %zu bytes, a secret needs at least %zu", path, len, min_len);
         goto fail;
     }
     close(fd);

@@ -86,21 +86,6 @@ struct fb_progress {
     char reported_topic[FB_PROGRESS_TOPIC_MAX + 1];
 };
 
-static void say(char *err, size_t errlen, const char *fmt, ...) FB_PRINTF(3, 4);
-
-/* say -- format into err (bounded; nothing when errlen is 0). */
-static void
-say(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* fnv -- FNV-1a 64 of len bytes, continuing from h. */
 static uint64_t
 fnv(uint64_t h, const void *data, size_t len)
@@ -158,18 +143,18 @@ file_name(const fb_progress_t *p, char *out, const char *topic, int32_t partitio
           size_t errlen)
 {
     if (!valid_topic(topic)) {
-        say(err, errlen, "%s: invalid topic name (1 to %d bytes of [A-Za-z0-9._-]): refused",
+        fb_errf(err, errlen, "%s: invalid topic name (1 to %d bytes of [A-Za-z0-9._-]): refused",
             p->path, FB_PROGRESS_TOPIC_MAX);
         return -1;
     }
     if (partition < 0) {
-        say(err, errlen, "%s: topic %s: invalid partition %" PRId32 ": refused", p->path, topic,
+        fb_errf(err, errlen, "%s: topic %s: invalid partition %" PRId32 ": refused", p->path, topic,
             partition);
         return -1;
     }
     int n = snprintf(out, NAME_MAX + 1, "%s-%" PRId32, topic, partition);
     if (n < 0 || n > NAME_MAX) {
-        say(err, errlen, "%s: %s-%" PRId32 ": too long for a file name: refused", p->path, topic,
+        fb_errf(err, errlen, "%s: %s-%" PRId32 ": too long for a file name: refused", p->path, topic,
             partition);
         return -1;
     }
@@ -216,11 +201,11 @@ fb_progress_open(const fb_progress_opts_t *o, char *err, size_t errlen)
     bool made = false;
 
     if (o == NULL || o->dir == NULL) {
-        say(err, errlen, "no router.dir given");
+        fb_errf(err, errlen, "no router.dir given");
         return NULL;
     }
     if ((p = calloc(1, sizeof(*p))) == NULL) {
-        say(err, errlen, "out of memory");
+        fb_errf(err, errlen, "out of memory");
         return NULL;
     }
     p->dirfd = -1;
@@ -232,31 +217,31 @@ fb_progress_open(const fb_progress_opts_t *o, char *err, size_t errlen)
     size_t plen = strlen(o->dir) + sizeof("/" SUBDIR);
     p->path = malloc(plen);
     if (p->buckets == NULL || p->path == NULL) {
-        say(err, errlen, "out of memory");
+        fb_errf(err, errlen, "out of memory");
         goto fail;
     }
     snprintf(p->path, plen, "%s/" SUBDIR, o->dir);
     top = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (top < 0) {
-        say(err, errlen, "open(%s) failed: %s", o->dir, strerror(errno));
+        fb_errf(err, errlen, "open(%s) failed: %s", o->dir, strerror(errno));
         goto fail;
     }
     if (mkdirat(top, SUBDIR, 0750) == 0)
         made = true;
     else if (errno != EEXIST) {
-        say(err, errlen, "mkdir(%s) failed: %s", p->path, strerror(errno));
+        fb_errf(err, errlen, "mkdir(%s) failed: %s", p->path, strerror(errno));
         goto fail;
     }
     p->dirfd = openat(top, SUBDIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (p->dirfd < 0) {
-        say(err, errlen, "%s: %s", p->path,
+        fb_errf(err, errlen, "%s: %s", p->path,
             errno == ELOOP || errno == ENOTDIR ? "not a directory (a symbolic link?): refused"
                                                : strerror(errno));
         goto fail;
     }
     /* a folder just made is in its parent only once the parent is synced */
     if (made && fsync(top) < 0) {
-        say(err, errlen, "fsync(%s) failed: %s", o->dir, strerror(errno));
+        fb_errf(err, errlen, "fsync(%s) failed: %s", o->dir, strerror(errno));
         goto fail;
     }
     close(top);
@@ -496,15 +481,15 @@ parse(part_t *e, uint8_t *id, const char *buf, size_t len, char *why, size_t why
 
     e->n_marks = 0;
     if (len == 0) {
-        say(why, whylen, "empty");
+        fb_errf(why, whylen, "empty");
         return -1;
     }
     if (nul != NULL) {
-        say(why, whylen, "a NUL byte at byte %zu", (size_t)(nul - buf));
+        fb_errf(why, whylen, "a NUL byte at byte %zu", (size_t)(nul - buf));
         return -1;
     }
     if (buf[len - 1] != '\n') {
-        say(why, whylen, "cut short (no newline at its end)");
+        fb_errf(why, whylen, "cut short (no newline at its end)");
         return -1;
     }
     while (at < len) {
@@ -513,47 +498,47 @@ parse(part_t *e, uint8_t *id, const char *buf, size_t len, char *why, size_t why
         unsigned no = (unsigned)++n_lines;
         at += ll + 1;
         if (ll + 1 > LINE_MAX_LEN) {
-            say(why, whylen, "line %u: longer than %d bytes", no, LINE_MAX_LEN);
+            fb_errf(why, whylen, "line %u: longer than %d bytes", no, LINE_MAX_LEN);
             return -1;
         }
         if (ended) {
-            say(why, whylen, "line %u: after the end line", no);
+            fb_errf(why, whylen, "line %u: after the end line", no);
             return -1;
         }
         if (no == 1) {
             if (!field(line, ll, MAGIC, &rest, &rlen)) {
-                say(why, whylen, "not a progress file (line 1)");
+                fb_errf(why, whylen, "not a progress file (line 1)");
                 return -1;
             }
             if (parse_offset(rest, rlen, &v) < 0) {
-                say(why, whylen, "line 1: not a version number");
+                fb_errf(why, whylen, "line 1: not a version number");
                 return -1;
             }
             if (v != VERSION) {
-                say(why, whylen, "version %" PRId64 ", this fbpipe reads version %d", v, VERSION);
+                fb_errf(why, whylen, "version %" PRId64 ", this fbpipe reads version %d", v, VERSION);
                 return -1;
             }
         } else if (no == 2) {
             if (!field(line, ll, "topic", &rest, &rlen) || rlen != strlen(e->topic) ||
                 memcmp(rest, e->topic, rlen) != 0) {
-                say(why, whylen, "line 2: not the topic of its name (%s)", e->topic);
+                fb_errf(why, whylen, "line 2: not the topic of its name (%s)", e->topic);
                 return -1;
             }
         } else if (no == 3) {
             if (!field(line, ll, "partition", &rest, &rlen) || parse_offset(rest, rlen, &v) < 0 ||
                 v != e->partition) {
-                say(why, whylen, "line 3: not the partition of its name (%" PRId32 ")",
+                fb_errf(why, whylen, "line 3: not the partition of its name (%" PRId32 ")",
                     e->partition);
                 return -1;
             }
         } else if (no == 4) {
             if (!field(line, ll, "id", &rest, &rlen) || parse_hex(rest, rlen, id) < 0) {
-                say(why, whylen, "line 4: not a topic id (32 lowercase hex digits)");
+                fb_errf(why, whylen, "line 4: not a topic id (32 lowercase hex digits)");
                 return -1;
             }
         } else if (field(line, ll, "end", &rest, &rlen)) {
             if (parse_offset(rest, rlen, &v) < 0 || v != (int64_t)e->n_marks) {
-                say(why, whylen, "line %u: the end line does not count %zu target lines", no,
+                fb_errf(why, whylen, "line %u: the end line does not count %zu target lines", no,
                     e->n_marks);
                 return -1;
             }
@@ -563,27 +548,27 @@ parse(part_t *e, uint8_t *id, const char *buf, size_t len, char *why, size_t why
             size_t tlen = sp ? (size_t)(sp - rest) : 0;
             char target[FB_PROGRESS_TARGET_MAX + 1];
             if (sp == NULL || tlen == 0 || tlen > FB_PROGRESS_TARGET_MAX) {
-                say(why, whylen, "line %u: not a target line", no);
+                fb_errf(why, whylen, "line %u: not a target line", no);
                 return -1;
             }
             memcpy(target, rest, tlen);
             target[tlen] = '\0';
             if (!valid_target(target)) {
-                say(why, whylen, "line %u: not a target name", no);
+                fb_errf(why, whylen, "line %u: not a target name", no);
                 return -1;
             }
             if (parse_offset(sp + 1, rlen - tlen - 1, &v) < 0) {
-                say(why, whylen, "line %u: target %s: not an offset (0 to %" PRId64 ")", no, target,
+                fb_errf(why, whylen, "line %u: target %s: not an offset (0 to %" PRId64 ")", no, target,
                     INT64_MAX);
                 return -1;
             }
             for (size_t i = 0; i < e->n_marks; i++)
                 if (strcmp(e->marks[i].target, target) == 0) {
-                    say(why, whylen, "line %u: target %s a second time", no, target);
+                    fb_errf(why, whylen, "line %u: target %s a second time", no, target);
                     return -1;
                 }
             if (e->n_marks == FB_PROGRESS_TARGETS) {
-                say(why, whylen, "line %u: more than %d targets", no, FB_PROGRESS_TARGETS);
+                fb_errf(why, whylen, "line %u: more than %d targets", no, FB_PROGRESS_TARGETS);
                 return -1;
             }
             mark_t *m = add_mark(e);
@@ -592,12 +577,12 @@ parse(part_t *e, uint8_t *id, const char *buf, size_t len, char *why, size_t why
             memcpy(m->target, target, tlen + 1);
             m->through = m->base = v;
         } else {
-            say(why, whylen, "line %u: neither a target nor the end line", no);
+            fb_errf(why, whylen, "line %u: neither a target nor the end line", no);
             return -1;
         }
     }
     if (!ended) {
-        say(why, whylen, n_lines < 4 ? "cut short (no header)" : "cut short (no end line)");
+        fb_errf(why, whylen, n_lines < 4 ? "cut short (no header)" : "cut short (no end line)");
         return -1;
     }
     return 0;
@@ -664,7 +649,7 @@ load_file(fb_progress_t *p, part_t *e, const uint8_t *want, char *why, size_t wh
     if (fstatat(p->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
         if (errno == ENOENT)
             return 0;
-        say(why, whylen, "%s/%s: stat failed: %s", p->path, name, strerror(errno));
+        fb_errf(why, whylen, "%s/%s: stat failed: %s", p->path, name, strerror(errno));
         return -1;
     }
     if ((bad = check_stat(&st)) != NULL)
@@ -677,12 +662,12 @@ load_file(fb_progress_t *p, part_t *e, const uint8_t *want, char *why, size_t wh
             bad = "a symbolic link: refused, not followed";
             goto stale;
         }
-        say(why, whylen, "%s/%s: open failed: %s", p->path, name, strerror(errno));
+        fb_errf(why, whylen, "%s/%s: open failed: %s", p->path, name, strerror(errno));
         return -1;
     }
     /* what is read is what is checked: the descriptor's file, not the name's */
     if (fstat(fd, &st) < 0) {
-        say(why, whylen, "%s/%s: fstat failed: %s", p->path, name, strerror(errno));
+        fb_errf(why, whylen, "%s/%s: fstat failed: %s", p->path, name, strerror(errno));
         close(fd);
         return -1;
     }
@@ -692,7 +677,7 @@ load_file(fb_progress_t *p, part_t *e, const uint8_t *want, char *why, size_t wh
     }
     len = read_all(fd, buf, sizeof(buf));
     if (len < 0) {
-        say(why, whylen, "%s/%s: read failed: %s", p->path, name, strerror(errno));
+        fb_errf(why, whylen, "%s/%s: read failed: %s", p->path, name, strerror(errno));
         close(fd);
         return -1;
     }
@@ -702,11 +687,11 @@ load_file(fb_progress_t *p, part_t *e, const uint8_t *want, char *why, size_t wh
         goto stale;
     }
     if ((rc = parse(e, id, buf, (size_t)len, reason, sizeof(reason))) == -2) {
-        say(why, whylen, "%s/%s: out of memory", p->path, name);
+        fb_errf(why, whylen, "%s/%s: out of memory", p->path, name);
         return -1;
     }
     if (rc < 0) {
-        say(why, whylen, "%s/%s: %s: its marks are dropped", p->path, name, reason);
+        fb_errf(why, whylen, "%s/%s: %s: its marks are dropped", p->path, name, reason);
         rc = FB_PROGRESS_STALE;
         goto dropped;
     }
@@ -714,7 +699,7 @@ load_file(fb_progress_t *p, part_t *e, const uint8_t *want, char *why, size_t wh
         memcmp(want, id, FB_PROGRESS_ID_LEN) != 0) {
         hex(have, id);
         hex(now, want);
-        say(why, whylen,
+        fb_errf(why, whylen,
             "%s/%s: written for topic id %s, the topic's id is now %s (made again?): its "
             "marks are dropped",
             p->path, name, have, now);
@@ -727,7 +712,7 @@ load_file(fb_progress_t *p, part_t *e, const uint8_t *want, char *why, size_t wh
         e->rewrite = true; /* the file takes the id now known */
     return 0;
 stale:
-    say(why, whylen, "%s/%s: %s: its marks are dropped", p->path, name, bad);
+    fb_errf(why, whylen, "%s/%s: %s: its marks are dropped", p->path, name, bad);
     rc = FB_PROGRESS_STALE;
 dropped:
     drop_marks(e);
@@ -745,7 +730,7 @@ add_part(fb_progress_t *p, const char *topic, int32_t partition, const uint8_t *
 
     if (e == NULL || (e->topic = strdup(topic)) == NULL) {
         free(e);
-        say(why, whylen, "%s: out of memory", p->path);
+        fb_errf(why, whylen, "%s: out of memory", p->path);
         return NULL;
     }
     e->partition = partition;
@@ -784,7 +769,7 @@ need(fb_progress_t *p, const char *topic, int32_t partition, char *err, size_t e
     if ((e = find(p, topic, partition)) != NULL)
         return e;
     if ((e = add_part(p, topic, partition, last_id(p, topic), &rc, why, sizeof(why))) == NULL) {
-        say(err, errlen, "%s", why);
+        fb_errf(err, errlen, "%s", why);
         return NULL;
     }
     if (rc == FB_PROGRESS_STALE && (e->stale = strdup(why)) != NULL)
@@ -804,13 +789,13 @@ fb_progress_load(fb_progress_t *p, const char *topic, int32_t partition, const u
     if (file_name(p, name, topic, partition, why, whylen) < 0)
         return -1;
     if (known && remember_id(p, topic, id) < 0) {
-        say(why, whylen, "%s: out of memory", p->path);
+        fb_errf(why, whylen, "%s: out of memory", p->path);
         return -1;
     }
     if ((e = find(p, topic, partition)) == NULL)
         return add_part(p, topic, partition, id, &rc, why, whylen) ? rc : -1;
     if (e->stale != NULL) { /* found stale since: said now */
-        say(why, whylen, "%s", e->stale);
+        fb_errf(why, whylen, "%s", e->stale);
         free(e->stale);
         e->stale = NULL;
         p->n_stale--;
@@ -826,7 +811,7 @@ fb_progress_load(fb_progress_t *p, const char *topic, int32_t partition, const u
     } else if (memcmp(e->id, id, FB_PROGRESS_ID_LEN) != 0) {
         hex(have, e->id);
         hex(now, id);
-        say(why, whylen,
+        fb_errf(why, whylen,
             "%s/%s: marks of topic id %s, the topic's id is now %s (made again?): they are "
             "dropped",
             p->path, name, have, now);
@@ -851,7 +836,7 @@ fb_progress_check_bounds(fb_progress_t *p, const char *topic, int32_t partition,
         const mark_t *m = &e->marks[i];
         int64_t top = m->through > m->base ? m->through : m->base;
         if (top >= high_watermark) {
-            say(why, whylen,
+            fb_errf(why, whylen,
                 "%s/%s-%" PRId32 ": target %s marked through offset %" PRId64
                 ", at or past the partition's end (%" PRId64 "): the log is not the one "
                 "marked, every mark of the partition is dropped",
@@ -905,12 +890,12 @@ put(fb_progress_t *p, const char *target, const char *topic, int32_t partition, 
     mark_t *m;
 
     if (!valid_target(target)) {
-        say(err, errlen, "%s: invalid target name (1 to %d bytes of [a-z0-9_-]): refused", p->path,
+        fb_errf(err, errlen, "%s: invalid target name (1 to %d bytes of [a-z0-9_-]): refused", p->path,
             FB_PROGRESS_TARGET_MAX);
         return -1;
     }
     if (through < (back ? FB_PROGRESS_NONE : 0)) {
-        say(err, errlen, "%s/%s-%" PRId32 ": target %s: invalid offset %" PRId64 ": refused",
+        fb_errf(err, errlen, "%s/%s-%" PRId32 ": target %s: invalid offset %" PRId64 ": refused",
             p->path, topic, partition, target, through);
         return -1;
     }
@@ -920,12 +905,12 @@ put(fb_progress_t *p, const char *target, const char *topic, int32_t partition, 
         if (through == FB_PROGRESS_NONE)
             return 0;
         if (e->n_marks == FB_PROGRESS_TARGETS) {
-            say(err, errlen, "%s/%s-%" PRId32 ": more than %d targets: %s refused", p->path, topic,
+            fb_errf(err, errlen, "%s/%s-%" PRId32 ": more than %d targets: %s refused", p->path, topic,
                 partition, FB_PROGRESS_TARGETS, target);
             return -1;
         }
         if ((m = add_mark(e)) == NULL) {
-            say(err, errlen, "%s: out of memory", p->path);
+            fb_errf(err, errlen, "%s: out of memory", p->path);
             return -1;
         }
         snprintf(m->target, sizeof(m->target), "%s", target);
@@ -934,7 +919,7 @@ put(fb_progress_t *p, const char *target, const char *topic, int32_t partition, 
     if (through == m->through)
         return 0;
     if (through < m->through && !back) {
-        say(err, errlen,
+        fb_errf(err, errlen,
             "%s/%s-%" PRId32 ": target %s: mark would move back from %" PRId64 " to %" PRId64
             ": refused",
             p->path, topic, partition, target, m->through, through);
@@ -1027,7 +1012,7 @@ write_file(fb_progress_t *p, const part_t *e, char *err, size_t errlen)
     temp_name(temp, sizeof(temp), name);
     /* O_EXCL: a leftover (or anything planted there) is never written through */
     if (unlinkat(p->dirfd, temp, 0) < 0 && errno != ENOENT) {
-        say(err, errlen, "%s/%s (for %s): cannot remove it: %s", p->path, temp, name,
+        fb_errf(err, errlen, "%s/%s (for %s): cannot remove it: %s", p->path, temp, name,
             strerror(errno));
         return -1;
     }
@@ -1064,7 +1049,7 @@ fail:
     if (fd >= 0)
         close(fd);
     (void)unlinkat(p->dirfd, temp, 0);
-    say(err, errlen, "%s/%s: %s of its replacement (%s) failed: %s", p->path, name, what, temp,
+    fb_errf(err, errlen, "%s/%s: %s of its replacement (%s) failed: %s", p->path, name, what, temp,
         strerror(saved));
     return -1;
 }
@@ -1081,7 +1066,7 @@ fb_progress_sync(fb_progress_t *p, char *err, size_t errlen)
             continue;
         if (write_file(p, e, why, sizeof(why)) < 0) {
             if (rc == 0)
-                say(err, errlen, "%s", why);
+                fb_errf(err, errlen, "%s", why);
             rc = -1;
             continue;
         }
@@ -1092,7 +1077,7 @@ fb_progress_sync(fb_progress_t *p, char *err, size_t errlen)
      * entries stay to be written again */
     if (staged > 0 && fsync(p->dirfd) < 0) {
         if (rc == 0)
-            say(err, errlen, "fsync(%s) failed: %s", p->path, strerror(errno));
+            fb_errf(err, errlen, "fsync(%s) failed: %s", p->path, strerror(errno));
         rc = -1;
         for (part_t *e = p->head; e != NULL; e = e->next)
             e->staged = false;

@@ -26,6 +26,7 @@
 #include <curl/curl.h>
 #include <sodium.h>
 
+#include "common/log.h"
 #include "common/record.h"
 #include "common/secret.h"
 #include "router/router_s3.h"
@@ -50,8 +51,6 @@ struct fb_s3 {
     size_t body_len;
 };
 
-static void say(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 static bool printable(const char *s, size_t len, bool space_ok);
 static bool bucket_ok(const char *b);
 static bool region_ok(const char *r);
@@ -67,19 +66,6 @@ static const char *hint_of(const char *code);
 static fb_s3_result_t request(fb_s3_t *s3, const char *url, const void *body, size_t len,
                               const char *content_type, const char *content_encoding, char *code,
                               size_t codelen, char *err, size_t errlen);
-
-/* say -- format into err, bounded (errlen 0: nothing) */
-static void
-say(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* printable -- only printable ASCII (and ' ' if space_ok) */
 static bool
@@ -110,7 +96,7 @@ fb_s3_credentials_load(const char *path, fb_s3_credentials_t *out, char *err, si
         return -1;
     text = (char *)buf;
     if (memchr(text, '\0', len) != NULL) {
-        say(err, errlen, "%s: holds a NUL byte; want ID:SECRET or ID and SECRET on two lines",
+        fb_errf(err, errlen, "%s: holds a NUL byte; want ID:SECRET or ID and SECRET on two lines",
             path);
         goto done;
     }
@@ -125,14 +111,14 @@ fb_s3_credentials_load(const char *path, fb_s3_credentials_t *out, char *err, si
         secret = nl + 1;
         secret_len = strlen(secret);
         if (memchr(secret, '\n', secret_len) != NULL) {
-            say(err, errlen,
+            fb_errf(err, errlen,
                 "%s: more than two lines; want ID:SECRET or ID and SECRET on two lines", path);
             goto done;
         }
     } else {
         char *colon = strchr(text, ':');
         if (colon == NULL) {
-            say(err, errlen,
+            fb_errf(err, errlen,
                 "%s: one line without ':'; want ID:SECRET or ID and SECRET on two lines", path);
             goto done;
         }
@@ -143,14 +129,14 @@ fb_s3_credentials_load(const char *path, fb_s3_credentials_t *out, char *err, si
     }
     if (id_len == 0 || id_len > FB_S3_ID_MAX || !printable(id, id_len, false) ||
         memchr(id, ':', id_len) != NULL) {
-        say(err, errlen,
+        fb_errf(err, errlen,
             "%s: the access key id must be 1 to %d printable ASCII characters without "
             "spaces or ':'",
             path, FB_S3_ID_MAX);
         goto done;
     }
     if (secret_len == 0 || secret_len > FB_S3_SECRET_MAX || !printable(secret, secret_len, false)) {
-        say(err, errlen, "%s: the secret must be 1 to %d printable ASCII characters without spaces",
+        fb_errf(err, errlen, "%s: the secret must be 1 to %d printable ASCII characters without spaces",
             path, FB_S3_SECRET_MAX);
         goto done;
     }
@@ -320,56 +306,56 @@ fb_s3_client_new(const fb_s3_opts_t *opts, char *err, size_t errlen)
     bool ok;
 
     if (sodium_init() < 0) {
-        say(err, errlen, "sodium_init() failed");
+        fb_errf(err, errlen, "sodium_init() failed");
         return NULL;
     }
     s3 = calloc(1, sizeof(*s3));
     if (s3 == NULL) {
-        say(err, errlen, "calloc(%zu) failed: %s", sizeof(*s3), strerror(errno));
+        fb_errf(err, errlen, "calloc(%zu) failed: %s", sizeof(*s3), strerror(errno));
         return NULL;
     }
     if (opts->endpoint == NULL || opts->endpoint[0] == '\0') {
-        say(err, errlen, "S3: no endpoint");
+        fb_errf(err, errlen, "S3: no endpoint");
         goto fail;
     }
     if (opts->bucket == NULL || !bucket_ok(opts->bucket)) {
-        say(err, errlen,
+        fb_errf(err, errlen,
             "S3: bucket \"%s\" is not a valid name (3 to 63 of a-z, 0-9, '.' and '-', "
             "a letter or digit at both ends)",
             opts->bucket != NULL ? opts->bucket : "");
         goto fail;
     }
     if (!region_ok(region)) {
-        say(err, errlen, "S3: region \"%s\" is not a region name (a-z, 0-9 and '-')", region);
+        fb_errf(err, errlen, "S3: region \"%s\" is not a region name (a-z, 0-9 and '-')", region);
         goto fail;
     }
     n = opts->access_key_id != NULL ? strlen(opts->access_key_id) : 0;
     if (n == 0 || n > FB_S3_ID_MAX || !printable(opts->access_key_id, n, false) ||
         strchr(opts->access_key_id, ':') != NULL) {
-        say(err, errlen, "S3: the access key id is empty, too long or holds spaces or ':'");
+        fb_errf(err, errlen, "S3: the access key id is empty, too long or holds spaces or ':'");
         goto fail;
     }
     n = opts->secret_access_key != NULL ? strlen(opts->secret_access_key) : 0;
     if (n == 0 || n > FB_S3_SECRET_MAX || !printable(opts->secret_access_key, n, false)) {
-        say(err, errlen, "S3: the secret is empty, too long or holds spaces");
+        fb_errf(err, errlen, "S3: the secret is empty, too long or holds spaces");
         goto fail;
     }
 
     /* the endpoint: scheme and authority only */
     u = curl_url();
     if (u == NULL) {
-        say(err, errlen, "curl_url() failed");
+        fb_errf(err, errlen, "curl_url() failed");
         goto fail;
     }
     uc = curl_url_set(u, CURLUPART_URL, opts->endpoint, 0);
     if (uc != CURLUE_OK) {
-        say(err, errlen, "S3: endpoint \"%s\": %s", shown(opts->endpoint), url_strerror(uc));
+        fb_errf(err, errlen, "S3: endpoint \"%s\": %s", shown(opts->endpoint), url_strerror(uc));
         goto fail;
     }
     ok = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
          (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0);
     if (!ok) {
-        say(err, errlen, "S3: endpoint \"%s\": not http:// or https://", shown(opts->endpoint));
+        fb_errf(err, errlen, "S3: endpoint \"%s\": not http:// or https://", shown(opts->endpoint));
         goto fail;
     }
     ok = curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_NO_USER &&
@@ -380,19 +366,19 @@ fb_s3_client_new(const fb_s3_opts_t *opts, char *err, size_t errlen)
     part = NULL;
     if (!ok) {
         /* opts->endpoint may hold a password: never echo it */
-        say(err, errlen,
+        fb_errf(err, errlen,
             "S3: the endpoint must be scheme://host[:port] alone, without user, path, query "
             "or fragment (credentials come from the credentials file)");
         goto fail;
     }
     if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-        say(err, errlen, "S3: endpoint \"%s\": no host", shown(opts->endpoint));
+        fb_errf(err, errlen, "S3: endpoint \"%s\": no host", shown(opts->endpoint));
         goto fail;
     }
     if (!opts->path_style) {
         unsigned char addr[16];
         if (host[0] == '[' || inet_pton(AF_INET, host, addr) == 1) {
-            say(err, errlen,
+            fb_errf(err, errlen,
                 "S3: endpoint \"%s\": virtual-host style needs a host name, not an address "
                 "(use path style)",
                 shown(opts->endpoint));
@@ -400,17 +386,17 @@ fb_s3_client_new(const fb_s3_opts_t *opts, char *err, size_t errlen)
         }
         if (asprintf(&vhost, "%s.%s", opts->bucket, host) < 0) {
             vhost = NULL;
-            say(err, errlen, "asprintf failed: %s", strerror(errno));
+            fb_errf(err, errlen, "asprintf failed: %s", strerror(errno));
             goto fail;
         }
         uc = curl_url_set(u, CURLUPART_HOST, vhost, 0);
         if (uc != CURLUE_OK) {
-            say(err, errlen, "S3: host %s: %s", vhost, url_strerror(uc));
+            fb_errf(err, errlen, "S3: host %s: %s", vhost, url_strerror(uc));
             goto fail;
         }
     }
     if (curl_url_get(u, CURLUPART_URL, &part, 0) != CURLUE_OK) {
-        say(err, errlen, "S3: endpoint \"%s\": cannot be made a URL", shown(opts->endpoint));
+        fb_errf(err, errlen, "S3: endpoint \"%s\": cannot be made a URL", shown(opts->endpoint));
         goto fail;
     }
     s3->base = strdup(part);
@@ -423,13 +409,13 @@ fb_s3_client_new(const fb_s3_opts_t *opts, char *err, size_t errlen)
         s3->sigv4 = NULL;
     if (s3->base == NULL || s3->bucket == NULL || s3->region == NULL || s3->id == NULL ||
         s3->secret == NULL || s3->sigv4 == NULL) {
-        say(err, errlen, "S3 client: out of memory");
+        fb_errf(err, errlen, "S3 client: out of memory");
         goto fail;
     }
 
     s3->curl = curl_easy_init();
     if (s3->curl == NULL) {
-        say(err, errlen, "curl_easy_init() failed");
+        fb_errf(err, errlen, "curl_easy_init() failed");
         goto fail;
     }
     ok = curl_easy_setopt(s3->curl, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
@@ -455,7 +441,7 @@ fb_s3_client_new(const fb_s3_opts_t *opts, char *err, size_t errlen)
          curl_easy_setopt(s3->curl, CURLOPT_USERAGENT, "fbpipe") == CURLE_OK &&
          curl_easy_setopt(s3->curl, CURLOPT_CUSTOMREQUEST, "PUT") == CURLE_OK;
     if (!ok) {
-        say(err, errlen, "S3 client: libcurl refused an option (too old a libcurl, or no TLS)");
+        fb_errf(err, errlen, "S3 client: libcurl refused an option (too old a libcurl, or no TLS)");
         goto fail;
     }
     curl_free(scheme);
@@ -692,7 +678,7 @@ request(fb_s3_t *s3, const char *url, const void *body, size_t len, const char *
         next = curl_slist_append(headers, lines[i]);
         if (next == NULL) {
             curl_slist_free_all(headers);
-            say(err, errlen, "PUT %s: out of memory", url);
+            fb_errf(err, errlen, "PUT %s: out of memory", url);
             return FB_S3_RETRY;
         }
         headers = next;
@@ -704,7 +690,7 @@ request(fb_s3_t *s3, const char *url, const void *body, size_t len, const char *
         curl_easy_setopt(s3->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len) != CURLE_OK ||
         curl_easy_setopt(s3->curl, CURLOPT_POSTFIELDS, len > 0 ? body : "") != CURLE_OK) {
         curl_slist_free_all(headers);
-        say(err, errlen, "PUT %s: libcurl refused the request's options", url);
+        fb_errf(err, errlen, "PUT %s: libcurl refused the request's options", url);
         return FB_S3_RETRY;
     }
     rc = curl_easy_perform(s3->curl);
@@ -714,7 +700,7 @@ request(fb_s3_t *s3, const char *url, const void *body, size_t len, const char *
     curl_easy_setopt(s3->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
     curl_slist_free_all(headers);
     if (rc != CURLE_OK) {
-        say(err, errlen, "PUT %s: %s", url,
+        fb_errf(err, errlen, "PUT %s: %s", url,
             s3->curl_err[0] != '\0' ? s3->curl_err : curl_easy_strerror(rc));
         return FB_S3_RETRY;
     }
@@ -735,14 +721,14 @@ request(fb_s3_t *s3, const char *url, const void *body, size_t len, const char *
     where[0] = '\0';
     if (redirect != NULL)
         copy_clean(where, sizeof(where), redirect, strlen(redirect));
-    say(err, errlen, "PUT %s: HTTP %ld%s%s%s%s%s%s%s%s%s%s%s", url, status,
+    fb_errf(err, errlen, "PUT %s: HTTP %ld%s%s%s%s%s%s%s%s%s%s%s", url, status,
         code[0] != '\0' ? " " : "", code, message[0] != '\0' ? ": " : "", message,
         rid[0] != '\0' ? " (request id " : "", rid, rid[0] != '\0' ? ")" : "",
         snippet[0] != '\0' ? "; body: " : "", snippet, hint_of(code),
         where[0] != '\0' ? "; redirected (not followed)" : "");
     if (where[0] != '\0') {
         size_t used = strlen(err);
-        say(err + used, errlen - used, " to %s", where);
+        fb_errf(err + used, errlen - used, " to %s", where);
     }
     return result;
 }
@@ -761,22 +747,22 @@ fb_s3_put(fb_s3_t *s3, const char *name, const void *body, size_t len, const cha
         content_type = "application/octet-stream";
     if (name == NULL || !name_ok(name, &why)) {
         copy_clean(shown, sizeof(shown), name != NULL ? name : "", name != NULL ? strlen(name) : 0);
-        say(err, errlen, "PUT s3://%s/%s: invalid object name: %s", s3->bucket, shown,
+        fb_errf(err, errlen, "PUT s3://%s/%s: invalid object name: %s", s3->bucket, shown,
             name != NULL ? why : "none");
         return FB_S3_REFUSED;
     }
     if (strlen(content_type) > 128 || !printable(content_type, strlen(content_type), true) ||
         (content_encoding != NULL && strcmp(content_encoding, "gzip") != 0)) {
-        say(err, errlen, "PUT s3://%s/%s: invalid content type or encoding", s3->bucket, name);
+        fb_errf(err, errlen, "PUT s3://%s/%s: invalid content type or encoding", s3->bucket, name);
         return FB_S3_REFUSED;
     }
     if (body == NULL && len > 0) {
-        say(err, errlen, "PUT s3://%s/%s: no body", s3->bucket, name);
+        fb_errf(err, errlen, "PUT s3://%s/%s: no body", s3->bucket, name);
         return FB_S3_REFUSED;
     }
     url = url_of(s3, name);
     if (url == NULL) {
-        say(err, errlen, "PUT s3://%s/%s: out of memory", s3->bucket, name);
+        fb_errf(err, errlen, "PUT s3://%s/%s: out of memory", s3->bucket, name);
         return FB_S3_RETRY;
     }
     r = request(s3, url, body, len, content_type, content_encoding, code, sizeof(code), err,
@@ -796,7 +782,7 @@ fb_s3_create_bucket(fb_s3_t *s3, char *err, size_t errlen)
 
     url = url_of(s3, "");
     if (url == NULL) {
-        say(err, errlen, "PUT s3://%s: out of memory", s3->bucket);
+        fb_errf(err, errlen, "PUT s3://%s: out of memory", s3->bucket);
         return FB_S3_RETRY;
     }
     if (strcmp(s3->region, "us-east-1") != 0) {
@@ -805,7 +791,7 @@ fb_s3_create_bucket(fb_s3_t *s3, char *err, size_t errlen)
                      "<LocationConstraint>%s</LocationConstraint></CreateBucketConfiguration>",
                      s3->region);
         if (n < 0) {
-            say(err, errlen, "PUT %s: out of memory", url);
+            fb_errf(err, errlen, "PUT %s: out of memory", url);
             free(url);
             return FB_S3_RETRY;
         }
