@@ -669,6 +669,8 @@ fb_worker_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
 {
     fb_worker_t w = {.conf = conf, .ring = ring, .index = index, .pid = getpid(),
                      .mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    pid_t master = getppid();
+    uint64_t stop_ms;
     grpc_server_credentials *creds;
     grpc_arg args[6];
     grpc_channel_args cargs = {.num_args = 6, .args = args};
@@ -826,13 +828,28 @@ out:
     if (!w.shutting_down)
         shutdown_server(&w);
     grpc_server_cancel_all_calls(w.server);
-    /* calls with spans in the lane wait for Kafka's word: keep beating */
+    /* calls with spans in the lane wait for Kafka's word: keep beating.
+     * The master ends a worker that outstays main.shutdown_timeout; one
+     * whose master is gone (killed: the producer stops with it, and no
+     * word comes any more) ends itself then. Its agents were never
+     * answered OK for those events: they send them again. */
+    stop_ms = fb_monotonic_ms();
     while (w.shutting_down != 2 || w.calls > 0) {
         grpc_event ev = grpc_completion_queue_next(
             w.cq, gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                                gpr_time_from_millis(STOP_CHECK_MS, GPR_TIMESPAN)), NULL);
         dispatch(ev);
         fb_lane_beat(&w.lane, w.pid, FB_BEAT_SERVING);
+        if (getppid() != master && fb_monotonic_ms() - stop_ms > conf->shutdown_timeout_ms) {
+            fb_log_warnx("worker %u: the master is gone and Kafka did not acknowledge the "
+                         "events of %u open calls within main.shutdown_timeout (%llu ms): "
+                         "stopping without them; their agents were not answered OK and send "
+                         "them again", index, w.calls,
+                         (unsigned long long)conf->shutdown_timeout_ms);
+            fb_log_limited_flush(true);
+            fflush(NULL);
+            _exit(1);
+        }
     }
     grpc_server_destroy(w.server);
     grpc_completion_queue_shutdown(w.cq);
