@@ -35,6 +35,39 @@ typedef enum fb_fsync_policy {
     FB_FSYNC_INTERVAL, /* at most every fsync_interval_ms */
 } fb_fsync_policy_t;
 
+typedef enum fb_target_type {
+    FB_TARGET_FILE = 0,
+    FB_TARGET_S3,
+    FB_TARGET_ELASTICSEARCH,
+    FB_TARGET_HTTP
+} fb_target_type_t;
+
+typedef struct fb_conf_target {
+    char *name;
+    fb_target_type_t type;
+    unsigned line;
+    char *credentials_file;
+    char *ca_file;
+    bool gzip;
+    uint64_t timeout_ms;
+    uint64_t connect_timeout_ms;
+    uint64_t buffer_max;
+    char *bucket;
+    char *region;
+    char *endpoint;
+    bool path_style;
+    char *prefix;
+    uint64_t max_records;
+    uint64_t max_bytes;
+    uint64_t max_age_ms;
+    uint64_t flush_after_ms;
+    char *url;
+    char *index;
+    char *api_key_file;
+    char **headers;
+    size_t n_headers;
+} fb_conf_target_t;
+
 typedef struct fb_conf {
     char *path; /* the config file */
     char *dir;  /* its folder: relative paths start here */
@@ -118,6 +151,10 @@ typedef struct fb_conf {
     uint64_t rotate_age_ms;
     uint64_t rotate_keep;
     uint64_t spool_max;
+    fb_conf_target_t *targets;
+    size_t n_targets;
+    char **router_targets;
+    size_t n_router_targets;
 
     /* [metrics] */
     char *metrics_listen; /* "" = off */
@@ -128,6 +165,7 @@ typedef struct fb_conf {
 } fb_conf_t;
 
 fb_conf_t *fb_conf_load(const char *path);
+const fb_conf_target_t *fb_conf_target_find(const fb_conf_t *conf, const char *name);
 int fb_conf_verify(const fb_conf_t *conf);
 void fb_conf_free(fb_conf_t *conf);
 unsigned fb_conf_line(const fb_conf_t *conf, const char *section, const char *key);

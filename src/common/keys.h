@@ -41,6 +41,8 @@ typedef struct fb_tenant {
     bool disabled;
     int64_t tokens_not_before; /* unix seconds, 0 = unset */
     size_t n_file_targets;
+    char **targets;
+    size_t n_targets;
 } fb_tenant_t;
 
 typedef struct fb_keydb {

@@ -366,6 +366,7 @@ fb_line_build(fb_liner_t *l, const uint8_t *value, size_t len, const char *key, 
     nanos = r.has_ts ? r.ts_n : r.rx_n;
     if ((!r.has_ts && !r.has_rx) || !fb_ts_in_range(sec, nanos))
         return refuse(FB_LINE_UNDECODABLE, why, whylen, "no time, or one out of range", NULL, "");
+    out->time_s = sec;
     if (!l->cached || l->cached_sec != sec) {
         if (seconds_text(sec, l->cached_text) < 0)
             return refuse(FB_LINE_UNDECODABLE, why, whylen, "a time out of range", NULL, "");

@@ -47,6 +47,7 @@ typedef struct fb_line {
     size_t len;
     bool unauthenticated; /* a record without a Kafka key: its access key and user id are
                              the record's own claim, and the line says so */
+    int64_t time_s;       /* the record's own time (its line's "time"), Unix seconds */
 } fb_line_t;
 
 /* A line writer's reusable buffers (the line, a plaintext); one per thread. */

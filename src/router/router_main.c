@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <sodium.h>
@@ -52,6 +53,7 @@
 #include "router/router.h"
 #include "router/router_files.h"
 #include "router/router_line.h"
+#include "router/router_targets.h"
 
 /* a batch: what the consumer has ready, up to this many records or bytes
  * of lines (one write per file and one sync per batch) */
@@ -63,6 +65,8 @@
 #define BACKOFF_MAX_MS 30000
 #define SEEK_TIMEOUT_MS 10000
 #define REFUSED_KEYS 64 /* keys whose refusals are counted apart; the rest together */
+#define TARGETS_PUMP_MS 500      /* delivering to remote targets, between batches */
+#define TARGETS_FULL_WAIT_MS 250 /* a target full: reading paused this long at a time */
 
 /* records of one refused key sent to the dead letters since its last log
  * line: a key is logged at most once per FB_FILES_REFUSED_MS */
@@ -91,6 +95,10 @@ typedef struct router {
     rd_kafka_t *rk;
     fb_files_t *files, *dead, *spool;
     fb_liner_t *liner;
+    fb_targets_t *targets; /* s3, elasticsearch, http: NULL when none is configured */
+    /* per partition, the offset after the last record written (files) or
+     * queued (targets): stored, unless a target still holds an earlier one */
+    rd_kafka_topic_partition_list_t *readpos;
     char dead_key[48];
     uint64_t last_sync_ms;
     bool unsynced; /* fsync = INTERVAL: written since the last sync */
@@ -224,11 +232,17 @@ stored(router_t *r, const rd_kafka_topic_partition_list_t *l)
     fb_files_checkpoint(r->spool);
     if (r->from == NULL)
         return;
+    /* the files hold everything read so far: a roll back reads again from
+     * there, not from the offsets a target holds back (it has them) */
     for (int i = 0; i < l->cnt; i++) {
         rd_kafka_topic_partition_t *p =
             rd_kafka_topic_partition_list_find(r->from, l->elems[i].topic, l->elems[i].partition);
+        const rd_kafka_topic_partition_t *rp =
+            r->readpos ? rd_kafka_topic_partition_list_find(r->readpos, l->elems[i].topic,
+                                                            l->elems[i].partition)
+                       : NULL;
         if (p != NULL)
-            p->offset = l->elems[i].offset;
+            p->offset = rp != NULL ? rp->offset : l->elems[i].offset;
     }
 }
 
@@ -413,6 +427,8 @@ rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list
             at += (size_t)snprintf(list + at, sizeof(list) - at, "%s%d", i ? "," : "",
                                    (int)parts->elems[i].partition);
         fb_log_info("router %u: %d partitions assigned (%s)", r->index, parts->cnt, list);
+        if (r->targets != NULL)
+            fb_targets_assigned(r->targets, rk, parts);
         rd_kafka_assign(rk, parts);
         return;
     }
@@ -435,6 +451,14 @@ rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list
     }
     r->dropped = true; /* the main loop neither writes nor stores the batch again */
     rd_kafka_commit(rk, NULL, 0);
+    /* what the targets still hold is read again by the partitions' next
+     * owner, from the offsets just committed */
+    if (r->targets != NULL)
+        fb_targets_revoked(r->targets, parts);
+    if (r->readpos != NULL) {
+        rd_kafka_topic_partition_list_destroy(r->readpos);
+        r->readpos = NULL;
+    }
     /* the next owner of these keys may write and rotate their files: a
      * descriptor kept would write into a rotated (or removed) file and a
      * stale size, when the partitions come back */
@@ -466,15 +490,14 @@ b64(const void *p, size_t len)
 /* letter_headers -- the record's headers as [{"name", "value"}], base64
  * values (null for a header without one); NULL when out of memory. */
 static json_t *
-letter_headers(const rd_kafka_message_t *m)
+letter_headers(const rd_kafka_headers_t *hdrs)
 {
-    rd_kafka_headers_t *hdrs = NULL;
     json_t *a = json_array();
     const char *name;
     const void *val;
     size_t len;
 
-    if (a == NULL || rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (a == NULL || hdrs == NULL)
         return a;
     for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &len) ==
                        RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
@@ -492,31 +515,30 @@ letter_headers(const rd_kafka_message_t *m)
  * `fbpiped replay` to put it back once the cause is fixed. Out of memory
  * aborts: the records are read again from the last commit, never lost. */
 static void
-dead_letter(router_t *r, const rd_kafka_message_t *m, const char *why)
+dead_letter_of(router_t *r, const fb_target_refused_t *m, const char *why)
 {
     char now[40];
     int64_t ns = fb_wall_ns();
     time_t sec = (time_t)(ns / 1000000000);
     struct tm tm;
-    rd_kafka_timestamp_type_t tstype;
-    int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+    int64_t ts = m->timestamp;
 
     gmtime_r(&sec, &tm);
     strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(now + strlen(now), sizeof(now) - strlen(now), ".%09lldZ",
              (long long)(ns % 1000000000));
     json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I, s:o, s:o, s:o}", "reason", why,
-                          "time", now, "topic", rd_kafka_topic_name(m->rkt), "partition",
+                          "time", now, "topic", m->topic, "partition",
                           (int)m->partition, "offset", (json_int_t)m->offset, "timestamp",
                           (json_int_t)ts, "key", b64(m->key, m->key_len), "value",
-                          b64(m->payload ? m->payload : "", m->len), "headers",
-                          letter_headers(m));
+                          b64(m->value ? m->value : "", m->len), "headers",
+                          letter_headers(m->headers));
     char *text = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
     size_t len = text ? strlen(text) : 0;
 
     if (text == NULL)
         fb_panic("router %u: cannot write the dead letter of %s [%d] at %lld (%s)", r->index,
-                 rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset,
+                 m->topic, (int)m->partition, (long long)m->offset,
                  o ? "out of memory" : "out of memory, or a reason not valid UTF-8");
     text[len] = '\n';
     if (fb_files_add(r->dead, r->dead_key, text, len + 1) < 0)
@@ -524,6 +546,47 @@ dead_letter(router_t *r, const rd_kafka_message_t *m, const char *why)
     r->dead_letters++;
     free(text);
     json_decref(o);
+}
+
+/* dead_letter -- a record of the batch to the dead letters. */
+static void
+dead_letter(router_t *r, const rd_kafka_message_t *m, const char *why)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    rd_kafka_timestamp_type_t tstype;
+    fb_target_refused_t f = {.topic = rd_kafka_topic_name(m->rkt), .partition = m->partition,
+                             .offset = m->offset,
+                             .timestamp = rd_kafka_message_timestamp(m, &tstype),
+                             .key = m->key, .key_len = m->key_len, .value = m->payload,
+                             .len = m->len};
+
+    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        f.headers = hdrs;
+    dead_letter_of(r, &f, why);
+}
+
+/* target_refused -- a record a target refused for itself: its dead
+ * letter written and synced now, before the target forgets it (and its
+ * offset may be stored); -1 when that failed (the target keeps it). */
+static int
+target_refused(void *arg, const fb_target_refused_t *rec, const char *why)
+{
+    router_t *r = arg;
+    char err[512];
+
+    dead_letter_of(r, rec, why);
+    if (fb_files_flush(r->dead, r->conf->fsync != FB_FSYNC_NONE, err, sizeof(err)) < 0) {
+        fb_log_errorx("router %u: %s", r->index, err);
+        return -1; /* written again with the target's next try: twice rather than never */
+    }
+    fb_log_limited(FB_LOG_WARNING, "record refused by a target",
+                   "router %u: %s [%d] at offset %lld to the dead letters: %s", r->index,
+                   rec->topic, (int)rec->partition, (long long)rec->offset, why);
+    if (rec->key != NULL)
+        fb_metrics_tenant_add(r->metrics, fb_metrics_tenant(fb_metrics_zone(), rec->key,
+                                                             rec->key_len),
+                              FB_MT_DEAD_LETTERED, 1);
+    return 0;
 }
 
 /* tally_refused -- one more record of a refused key's to the dead letters. */
@@ -756,8 +819,43 @@ print_flush(router_t *r)
     r->print_len = 0;
 }
 
+/* to_targets -- the line of m to each remote target its key names; true
+ * when the key names the file target too. A key of the key database
+ * that names none, or a key it does not hold, has [router] targets. */
+static bool
+to_targets(router_t *r, const rd_kafka_message_t *m, const fb_line_t *line)
+{
+    const fb_tenant_t *t =
+        r->keydb ? fb_keydb_find(r->keydb, line->access_key, strlen(line->access_key)) : NULL;
+    char *const *names = r->conf->router_targets;
+    size_t n = r->conf->n_router_targets;
+    bool file = false;
+
+    if (t != NULL && t->n_targets > 0) {
+        names = t->targets;
+        n = t->n_targets;
+    }
+    if (n == 0)
+        return true; /* no list at all: files, as before targets existed */
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(names[i], "file") == 0) {
+            file = true;
+            continue;
+        }
+        fb_target_t *tg = fb_targets_find(r->targets, names[i]);
+        if (tg == NULL) /* the configuration's checks refuse this */
+            fb_panic("router %u: %s names target \"%s\", which is not configured",
+                     r->index, line->access_key, names[i]);
+        if (fb_target_take(tg, m, line) < 0)
+            fb_panic("router %u: out of memory queueing a record for target %s", r->index,
+                     names[i]);
+    }
+    return file;
+}
+
 /* take -- one record into its file's buffer, or the dead letters, or
- * the spool; the length of its line when into its file's buffer, else 0. */
+ * the spool, and into the queues of its remote targets; the length of
+ * its line when into its file's buffer, else 0. */
 static size_t
 take(router_t *r, const rd_kafka_message_t *m)
 {
@@ -768,6 +866,11 @@ take(router_t *r, const rd_kafka_message_t *m)
     if (!line_of(r, m, &line))
         return 0;
     size_t klen = strlen(line.access_key);
+    if (!to_targets(r, m, &line)) {
+        if (r->conf->router_print_events)
+            print_add(r, line.text, line.len);
+        return 0;
+    }
     switch (fb_files_refused(r->files, line.access_key, why, sizeof(why))) {
     case FB_FILES_DEAD:
         dead_letter(r, m, why);
@@ -824,26 +927,22 @@ poll_one(router_t *r, rd_kafka_message_t *m)
     r->ms[r->n++] = m;
 }
 
-/* store -- offsets of the batch, once its lines are written. */
+/* store_offsets -- each partition's offset after its last record read,
+ * or the first record a target still holds when that is earlier: Kafka
+ * keeps every record until every target has it. */
 static void
-store(router_t *r)
+store_offsets(router_t *r)
 {
-    rd_kafka_message_t **ms = r->ms;
-    size_t n = r->n;
     rd_kafka_topic_partition_list_t *l;
 
-    if (n == 0 || r->dropped)
+    if (r->readpos == NULL || r->readpos->cnt == 0)
         return;
-    l = rd_kafka_topic_partition_list_new((int)n);
-    for (size_t i = 0; i < n; i++) {
-        rd_kafka_topic_partition_t *p =
-            rd_kafka_topic_partition_list_find(l, rd_kafka_topic_name(ms[i]->rkt),
-                                               ms[i]->partition);
-        if (p == NULL)
-            p = rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(ms[i]->rkt),
-                                                  ms[i]->partition);
-        if (ms[i]->offset + 1 > p->offset)
-            p->offset = ms[i]->offset + 1;
+    if ((l = rd_kafka_topic_partition_list_copy(r->readpos)) == NULL)
+        fb_panic("router %u: out of memory", r->index);
+    for (int i = 0; r->targets != NULL && i < l->cnt; i++) {
+        int64_t hold = fb_targets_hold(r->targets, l->elems[i].topic, l->elems[i].partition);
+        if (hold >= 0 && hold < l->elems[i].offset)
+            l->elems[i].offset = hold;
     }
     if (r->conf->fsync == FB_FSYNC_INTERVAL) { /* stored after the next sync */
         if (r->held == NULL) {
@@ -866,6 +965,28 @@ store(router_t *r)
      * its next owner */
     stored(r, l);
     rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* store -- the batch is written (files) and queued (targets): where its
+ * partitions are read up to, and the offsets that allows. */
+static void
+store(router_t *r)
+{
+    if (r->n == 0 || r->dropped)
+        return;
+    if (r->readpos == NULL && (r->readpos = rd_kafka_topic_partition_list_new(8)) == NULL)
+        fb_panic("router %u: out of memory", r->index);
+    for (size_t i = 0; i < r->n; i++) {
+        const rd_kafka_message_t *m = r->ms[i];
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        rd_kafka_topic_partition_t *p =
+            rd_kafka_topic_partition_list_find(r->readpos, topic, m->partition);
+        if (p == NULL)
+            p = rd_kafka_topic_partition_list_add(r->readpos, topic, m->partition);
+        if (m->offset + 1 > p->offset)
+            p->offset = m->offset + 1;
+    }
+    store_offsets(r);
 }
 
 /* consumer -- the group's consumer on the topic; NULL after logging. */
@@ -1044,6 +1165,27 @@ backoff_wait(router_t *r, unsigned ms)
     rd_kafka_topic_partition_list_destroy(a);
 }
 
+/* drain_targets -- stopping: what the targets hold is delivered for up
+ * to half of main.shutdown_timeout; the rest is read again from the
+ * offsets stored, by the next router. */
+static void
+drain_targets(router_t *r)
+{
+    uint64_t until = fb_monotonic_ms() + r->conf->shutdown_timeout_ms / 2;
+
+    if (r->targets == NULL || r->restart)
+        return;
+    while (fb_targets_pending(r->targets) > 0 && fb_monotonic_ms() < until) {
+        fb_targets_pump(r->targets, TARGETS_PUMP_MS);
+        if (fb_targets_pending(r->targets) > 0)
+            usleep(POLL_MS * 1000);
+    }
+    if (fb_targets_pending(r->targets) > 0)
+        fb_log_notice("router %u: %zu records not yet at their targets: read again by the "
+                      "next router", r->index, fb_targets_pending(r->targets));
+    store_offsets(r);
+}
+
 int
 fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
 {
@@ -1074,8 +1216,20 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     r->liner = fb_liner_new();
     if (r->liner != NULL && open_files(r) < 0)
         r->not_ready = true; /* router.dir missing, not writable: not mounted yet? */
-    if (r->liner == NULL || r->not_ready || (r->rk = consumer(r)) == NULL) {
+    /* the targets' clients, before librdkafka starts its threads */
+    if (r->liner != NULL && !r->not_ready && conf->n_targets > 0) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+            fb_log_errorx("router %u: curl_global_init failed", index);
+            r->transient = true;
+        } else if ((r->targets = fb_targets_new(conf, index, target_refused, r, err,
+                                                sizeof(err))) == NULL) {
+            fb_log_errorx("router %u: %s", index, err);
+        }
+    }
+    if (r->liner == NULL || r->not_ready || (conf->n_targets > 0 && r->targets == NULL) ||
+        (r->rk = consumer(r)) == NULL) {
         rc = r->not_ready ? FB_EXIT_NOT_READY : r->transient ? 1 : 2;
+        fb_targets_free(r->targets);
         fb_liner_free(r->liner);
         fb_files_free(r->files);
         fb_files_free(r->dead);
@@ -1097,6 +1251,15 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         /* a batch: what arrives within one poll interval, at most BATCH_MAX */
         r->n = 0;
         r->dropped = false;
+        /* a target holding buffer_max: no more reading until it takes some
+         * (a record polled meanwhile starts the batch) */
+        while (r->targets != NULL && fb_targets_full(r->targets) && !stop_requested &&
+               r->n == 0) {
+            fb_targets_pump(r->targets, TARGETS_PUMP_MS);
+            store_offsets(r);
+            if (fb_targets_full(r->targets))
+                backoff_wait(r, TARGETS_FULL_WAIT_MS);
+        }
         uint64_t first_ms = 0;
         while (r->n < BATCH_MAX && fb_files_pending(r->files) < BATCH_BYTES) {
             /* once a record is in, gather what comes within BATCH_WAIT_MS:
@@ -1146,6 +1309,10 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
             fb_backoff_reset(&backoff);
             store(r);
         }
+        if (r->targets != NULL && !r->dropped) {
+            fb_targets_pump(r->targets, TARGETS_PUMP_MS);
+            store_offsets(r);
+        }
         if (!stop_requested && interval_sync(r, err, sizeof(err)) < 0) {
             fb_log_errorx("router %u: %s; the files are cut back to their last sync and the "
                           "records since read again", index, err);
@@ -1163,6 +1330,7 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     }
     if (r->restart)
         rc = 1;
+    drain_targets(r);
     sync_before_commit(r);
     print_flush(r);
     rd_kafka_commit(r->rk, NULL, 0);
@@ -1172,6 +1340,9 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     fb_files_free(r->dead);
     fb_files_free(r->spool);
     fb_liner_free(r->liner);
+    fb_targets_free(r->targets);
+    if (r->readpos != NULL)
+        rd_kafka_topic_partition_list_destroy(r->readpos);
     fb_log_limited_flush(true);
     fb_log_info("router %u stopped (%lu dead letters)", index, r->dead_letters);
     if (r->from != NULL)
