@@ -2,11 +2,15 @@
  * router_main.c -- a router process: one Kafka consumer in router.group
  * on the topic, each batch of records turned into lines (router_line.c),
  * written to the per-key files (router_files.c), fsynced per router.fsync,
- * and only then its offsets stored; offsets are committed periodically by
- * librdkafka and synchronously before partitions are revoked.
+ * and queued for the remote targets its key names (router_targets.c);
+ * the offsets stored are those of the records written, but never at or
+ * past the first record a remote target still holds. Offsets are
+ * committed periodically by librdkafka and synchronously before
+ * partitions are revoked.
  *
  * A record that cannot be decoded, decrypted or named safely, or whose
- * file can never be written (a symbolic link, a directory), goes to
+ * file can never be written (a symbolic link, a directory), or that a
+ * remote target refuses for itself, goes to
  * <router.dir>/.dead-letter/router-N.PID.log with the reason, topic,
  * partition and offset. A key whose file the router may not open
  * (permissions: the environment) is spooled in <router.dir>/.spool/<key>.log
@@ -19,7 +23,7 @@
  * dropped the lines and a second sync would succeed without them. Files
  * are closed when partitions are revoked:
  * their next owner may rotate them. It must never store an offset before
- * its line is written.
+ * its line is written and every remote target of its record has it.
  *
  * A record without a Kafka key is the Go version's: a dead letter naming
  * router.accept_legacy_records while it is off, read under the access key
