@@ -69,7 +69,6 @@
 #define BACKOFF_MAX_MS 30000
 #define SEEK_TIMEOUT_MS 10000
 #define REFUSED_KEYS 64 /* keys whose refusals are counted apart; the rest together */
-#define TARGETS_PUMP_MS 500      /* delivering to remote targets, between batches */
 #define TARGETS_FULL_WAIT_MS 250 /* a target full: reading paused this long at a time */
 
 /* records of one refused key sent to the dead letters since its last log
@@ -1179,8 +1178,9 @@ drain_targets(router_t *r)
 
     if (r->targets == NULL || r->restart)
         return;
+    fb_targets_flush(r->targets);
     while (fb_targets_pending(r->targets) > 0 && fb_monotonic_ms() < until) {
-        fb_targets_pump(r->targets, TARGETS_PUMP_MS);
+        fb_targets_refusals(r->targets);
         if (fb_targets_pending(r->targets) > 0)
             usleep(POLL_MS * 1000);
     }
@@ -1259,7 +1259,7 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
          * (a record polled meanwhile starts the batch) */
         while (r->targets != NULL && fb_targets_full(r->targets) && !stop_requested &&
                r->n == 0) {
-            fb_targets_pump(r->targets, TARGETS_PUMP_MS);
+            fb_targets_refusals(r->targets);
             store_offsets(r);
             if (fb_targets_full(r->targets))
                 backoff_wait(r, TARGETS_FULL_WAIT_MS);
@@ -1314,7 +1314,7 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
             store(r);
         }
         if (r->targets != NULL && !r->dropped) {
-            fb_targets_pump(r->targets, TARGETS_PUMP_MS);
+            fb_targets_refusals(r->targets);
             store_offsets(r);
         }
         if (!stop_requested && interval_sync(r, err, sizeof(err)) < 0) {

@@ -1,6 +1,11 @@
 /*
  * router_targets.c -- queues, delivery and holds of a router's remote
- * targets (s3, elasticsearch, http); see router_targets.h. Must never
+ * targets (s3, elasticsearch, http); see router_targets.h. Each target
+ * delivers from a thread of its own, so that a store that hangs holds up
+ * only its own records; the router's thread takes records in, reads the
+ * holds and writes the dead letters. One mutex per target guards its
+ * queues; a request is made without it, on records the router's thread
+ * only appends after (a revoke waits for the request to end). Must never
  * let a record's offset be stored before every target acknowledged it,
  * never drop a record for anything but the target's refusal of that
  * record, and never follow a symbolic link under router.dir/.targets.
@@ -8,16 +13,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/backoff.h"
 #include "common/clock.h"
 #include "common/log.h"
-#include "common/secret.h"
 #include "router/router_bulk.h"
 #include "router/router_gzip.h"
 #include "router/router_post.h"
@@ -27,6 +33,7 @@
 #define PARK_FIRST_MS 1000
 #define PARK_MAX_MS 60000
 #define STILL_FAILING_MS 60000 /* a failing target is logged again this often */
+#define IDLE_WAKE_MS 200       /* a delivery thread looks at its quiet keys this often */
 #define BULK_DOCS 5000         /* documents per _bulk */
 #define POST_RECORDS 1000      /* records per POST */
 #define POST_BYTES (4u << 20)  /* bytes of lines per POST */
@@ -37,14 +44,18 @@
 typedef struct stream stream_t;
 typedef struct part part_t;
 
+/* where an entry is, besides its partition's list */
+enum { IN_QUEUE, IN_STREAM, IN_REFUSED };
+
 /* one record a target holds, with a copy of what it needs: its line, and
  * the record itself for a dead letter */
 typedef struct entry {
     struct entry *pprev, *pnext; /* its partition's, in offset order */
-    struct entry *qprev, *qnext; /* the target's queue (elasticsearch) or its stream's */
+    struct entry *qprev, *qnext; /* its queue, stream or the refused list */
     part_t *part;
     stream_t *stream;
     int64_t offset, time_s, timestamp;
+    int where;
     bool cut_after; /* s3: an object ends with this record */
     bool has_key;
     size_t cost;
@@ -52,6 +63,7 @@ typedef struct entry {
     char *access_key; /* the line's: the file a line would go to */
     size_t line_len, key_len, len;
     rd_kafka_headers_t *hdrs;
+    char *why; /* refused: the target's reason */
 } entry_t;
 
 /* a target's records of one partition */
@@ -77,7 +89,6 @@ struct stream {
     /* s3: the marks (MARKS_MAGIC file): uploaded through; an object
      * that ends at intent (cut by the wall clock) */
     int64_t through, intent;
-    bool uploaded_unmarked; /* stored, its mark not yet written */
 };
 
 struct fb_target {
@@ -86,18 +97,28 @@ struct fb_target {
     fb_s3_t *s3;
     fb_bulk_t *bulk;
     fb_bulk_body_t *body;
-    entry_t **bulk_entries;
     fb_post_t *post;
-    part_t *parts;
-    size_t n_parts;
+    /* guarded by mu: everything below but the clients and buffers, which
+     * only the delivery thread uses */
+    pthread_mutex_t mu;
+    pthread_cond_t wake, idle;
+    pthread_t thread;
+    bool started, stop, paused, busy;
+    bool flushing; /* stopping: every open object is cut now */
+    part_t **parts; /* each allocated once: entries and streams point at them */
+    size_t n_parts, cap_parts;
     stream_t **buckets;
-    size_t scan; /* the bucket the next pump starts from: every stream gets its turn */
-    entry_t *qhead, *qtail;
+    size_t scan; /* the bucket the next look starts from: every stream gets its turn */
+    entry_t *qhead, *qtail;       /* elasticsearch */
+    entry_t *rhead, *rtail;       /* refused, for the router's dead letters */
     size_t pending;
     uint64_t bytes;
     fb_backoff_t backoff;
     uint64_t parked_until, failing_since, logged_ms;
     unsigned long failures;
+    /* the delivery thread's own */
+    entry_t **work; /* the records of the request being made */
+    size_t work_cap;
     char *buf; /* a request's body */
     size_t buf_cap;
 };
@@ -114,68 +135,104 @@ struct fb_targets {
     rd_kafka_topic_partition_list_t *committed;
 };
 
-/* ---- memory ------------------------------------------------------------ */
+/* ---- memory (the caller holds t->mu) ---------------------------------- */
 
 static part_t *
 part_of(fb_target_t *t, const char *topic, int32_t partition, bool make)
 {
     for (size_t i = 0; i < t->n_parts; i++)
-        if (t->parts[i].partition == partition && strcmp(t->parts[i].topic, topic) == 0)
-            return &t->parts[i];
+        if (t->parts[i]->partition == partition && strcmp(t->parts[i]->topic, topic) == 0)
+            return t->parts[i];
     if (!make)
         return NULL;
-    /* parts never move while entries point at them: grown by a fixed
-     * step, and the router's partitions are few (at most the topic's) */
-    if (t->n_parts % 64 == 0) {
-        part_t *p = realloc(t->parts, (t->n_parts + 64) * sizeof(*p));
-        if (p == NULL)
+    if (t->n_parts == t->cap_parts) {
+        size_t cap = t->cap_parts ? t->cap_parts * 2 : 16;
+        part_t **a = realloc(t->parts, cap * sizeof(*a));
+        if (a == NULL)
             return NULL;
-        if (p != t->parts) { /* entries and streams point at parts: fix them */
-            for (size_t i = 0; i < t->n_parts; i++) {
-                for (entry_t *e = p[i].head; e != NULL; e = e->pnext)
-                    e->part = &p[i];
-            }
-            for (size_t b = 0; t->buckets != NULL && b < BUCKETS; b++)
-                for (stream_t *s = t->buckets[b]; s != NULL; s = s->next)
-                    s->part = p + (s->part - t->parts);
-        }
-        t->parts = p;
+        t->parts = a;
+        t->cap_parts = cap;
     }
-    part_t *p = &t->parts[t->n_parts];
-    if ((p->topic = strdup(topic)) == NULL)
+    part_t *p = calloc(1, sizeof(*p));
+    if (p == NULL || (p->topic = strdup(topic)) == NULL) {
+        free(p);
         return NULL;
+    }
     p->partition = partition;
-    p->head = p->tail = NULL;
     p->taken = -1;
-    t->n_parts++;
+    t->parts[t->n_parts++] = p;
     return p;
 }
 
 static void
-entry_free(entry_t *e)
+list_ends(fb_target_t *t, entry_t *e, entry_t ***head, entry_t ***tail)
 {
+    if (e->where == IN_STREAM) {
+        *head = &e->stream->head;
+        *tail = &e->stream->tail;
+    } else if (e->where == IN_REFUSED) {
+        *head = &t->rhead;
+        *tail = &t->rtail;
+    } else {
+        *head = &t->qhead;
+        *tail = &t->qtail;
+    }
+}
+
+/* list_out -- e leaves its queue, stream or the refused list. */
+static void
+list_out(fb_target_t *t, entry_t *e)
+{
+    entry_t **head, **tail;
+
+    list_ends(t, e, &head, &tail);
+    if (e->qprev) e->qprev->qnext = e->qnext; else *head = e->qnext;
+    if (e->qnext) e->qnext->qprev = e->qprev; else *tail = e->qprev;
+    if (e->where == IN_STREAM && e->stream->open == e)
+        e->stream->open = e->qnext;
+    e->qprev = e->qnext = NULL;
+}
+
+/* list_in -- e joins the end of the list where says. */
+static void
+list_in(fb_target_t *t, entry_t *e, int where)
+{
+    entry_t **head, **tail;
+
+    e->where = where;
+    list_ends(t, e, &head, &tail);
+    e->qprev = *tail;
+    e->qnext = NULL;
+    if (*tail) (*tail)->qnext = e; else *head = e;
+    *tail = e;
+}
+
+/* forget -- e leaves everything, and memory. */
+static void
+forget(fb_target_t *t, entry_t *e)
+{
+    part_t *p = e->part;
+
+    list_out(t, e);
+    if (e->pprev) e->pprev->pnext = e->pnext; else p->head = e->pnext;
+    if (e->pnext) e->pnext->pprev = e->pprev; else p->tail = e->pprev;
+    t->pending--;
+    t->bytes -= e->cost;
     if (e->hdrs != NULL)
         rd_kafka_headers_destroy(e->hdrs);
+    free(e->why);
     free(e);
 }
 
-/* unlink -- e leaves its partition, its queue or stream, and memory. */
+/* to_refused -- e, refused by the store for itself, waits for the
+ * router's thread to write its dead letter; it still holds its offset. */
 static void
-unlink_entry(fb_target_t *t, entry_t *e)
+to_refused(fb_target_t *t, entry_t *e, const char *why)
 {
-    part_t *p = e->part;
-    stream_t *s = e->stream;
-
-    if (e->pprev) e->pprev->pnext = e->pnext; else p->head = e->pnext;
-    if (e->pnext) e->pnext->pprev = e->pprev; else p->tail = e->pprev;
-    entry_t **head = s ? &s->head : &t->qhead, **tail = s ? &s->tail : &t->qtail;
-    if (e->qprev) e->qprev->qnext = e->qnext; else *head = e->qnext;
-    if (e->qnext) e->qnext->qprev = e->qprev; else *tail = e->qprev;
-    if (s != NULL && s->open == e)
-        s->open = e->qnext;
-    t->pending--;
-    t->bytes -= e->cost;
-    entry_free(e);
+    list_out(t, e);
+    free(e->why);
+    e->why = strdup(why);
+    list_in(t, e, IN_REFUSED);
 }
 
 static unsigned
@@ -194,16 +251,19 @@ bucket_of(const char *key, int32_t partition)
 /* marks_path -- router.dir/.targets/<target>/<key>/<topic>-<partition>;
  * with make, the folders are made (0750), none a symbolic link. */
 static int
-marks_path(fb_target_t *t, const stream_t *s, char *out, size_t len, bool make)
+marks_path(const fb_target_t *t, const char *key, const part_t *p, char *out, size_t len,
+           bool make)
 {
-    const char *parts[] = {".targets", t->c->name, s->key};
+    const char *parts[] = {".targets", t->c->name, key};
     size_t at = (size_t)snprintf(out, len, "%s", t->ts->conf->router_dir);
     struct stat st;
 
     for (size_t i = 0; i < 3; i++) {
         at += (size_t)snprintf(out + at, at < len ? len - at : 0, "/%s", parts[i]);
-        if (at >= len)
+        if (at >= len) {
+            errno = ENAMETOOLONG;
             return -1;
+        }
         if (make && mkdir(out, 0750) < 0 && errno != EEXIST)
             return -1;
         if (make && (lstat(out, &st) < 0 || !S_ISDIR(st.st_mode))) {
@@ -211,16 +271,20 @@ marks_path(fb_target_t *t, const stream_t *s, char *out, size_t len, bool make)
             return -1;
         }
     }
-    at += (size_t)snprintf(out + at, at < len ? len - at : 0, "/%s-%" PRId32, s->part->topic,
-                           s->part->partition);
-    return at < len ? 0 : -1;
+    at += (size_t)snprintf(out + at, at < len ? len - at : 0, "/%s-%" PRId32, p->topic,
+                           p->partition);
+    if (at >= len) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
 }
 
 /* marks_load -- the stream's marks from its file, when the partition's
  * marks can be trusted; none otherwise (everything from the stored
  * offset is delivered again: at least once, never lost). */
 static void
-marks_load(fb_target_t *t, stream_t *s, bool trusted)
+marks_load(const fb_target_t *t, stream_t *s, bool trusted)
 {
     char path[4096], buf[MARKS_MAX + 1];
     long long through, intent;
@@ -228,7 +292,7 @@ marks_load(fb_target_t *t, stream_t *s, bool trusted)
     ssize_t got;
 
     s->through = s->intent = -1;
-    if (!trusted || marks_path(t, s, path, sizeof(path), false) < 0)
+    if (!trusted || marks_path(t, s->key, s->part, path, sizeof(path), false) < 0)
         return;
     if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
         if (errno != ENOENT)
@@ -255,46 +319,49 @@ marks_load(fb_target_t *t, stream_t *s, bool trusted)
     s->intent = intent;
 }
 
-/* marks_save -- through and intent, durably: a temporary file written
- * and synced, renamed over the old one, the folder synced. */
+/* marks_save -- through and intent for (key, p), durably: a temporary
+ * file written and synced, renamed over the old one, the folder synced. */
 static int
-marks_save(fb_target_t *t, stream_t *s, int64_t through, int64_t intent, char *err,
-           size_t errlen)
+marks_save(const fb_target_t *t, const char *key, const part_t *p, int64_t through,
+           int64_t intent, char *err, size_t errlen)
 {
     char path[4096], tmp[4200], text[MARKS_MAX];
-    int fd, len;
+    int fd, len, e;
 
-    if (marks_path(t, s, path, sizeof(path), true) < 0) {
-        fb_errf(err, errlen, "cannot make the folder of the marks of %s [%d]: %s", s->key,
-                (int)s->part->partition, strerror(errno));
+    if (marks_path(t, key, p, path, sizeof(path), true) < 0) {
+        fb_errf(err, errlen, "cannot make the folder of the marks of %s [%d] under %s/.targets: "
+                "%s", key, (int)p->partition, t->ts->conf->router_dir, strerror(errno));
         return -1;
     }
     snprintf(tmp, sizeof(tmp), "%s.new", path);
     len = snprintf(text, sizeof(text), MARKS_MAGIC "through %lld\ncut %lld\n",
                    (long long)through, (long long)intent);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0640);
-    if (fd < 0 || write(fd, text, (size_t)len) != len || fsync(fd) < 0 || close(fd) < 0 ||
-        rename(tmp, path) < 0) {
-        int e = errno;
+    unlink(tmp);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+    if (fd < 0 || write(fd, text, (size_t)len) != len || fsync(fd) < 0) {
+        e = errno;
         if (fd >= 0)
             close(fd);
         unlink(tmp);
-        fb_errf(err, errlen, "cannot write %s: %s", path, strerror(e));
+        fb_errf(err, errlen, "cannot write %s: %s", tmp, strerror(e));
         return -1;
     }
-    char *slash = strrchr(path, '/');
-    *slash = '\0';
-    if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-        int rc = fsync(fd);
-        close(fd);
-        if (rc == 0) {
-            s->through = through;
-            s->intent = intent;
-            return 0;
-        }
+    if (close(fd) < 0 || rename(tmp, path) < 0) {
+        e = errno;
+        unlink(tmp);
+        fb_errf(err, errlen, "cannot replace %s: %s", path, strerror(e));
+        return -1;
     }
-    fb_errf(err, errlen, "cannot sync the folder %s: %s", path, strerror(errno));
-    return -1;
+    *strrchr(path, '/') = '\0';
+    if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(fd) < 0) {
+        e = errno;
+        if (fd >= 0)
+            close(fd);
+        fb_errf(err, errlen, "cannot sync the folder %s: %s", path, strerror(e));
+        return -1;
+    }
+    close(fd);
+    return 0;
 }
 
 /* ---- streams ------------------------------------------------------------- */
@@ -352,13 +419,22 @@ s3_append(fb_target_t *t, stream_t *s, entry_t *e)
 {
     const fb_conf_target_t *c = t->c;
 
+    /* e is the stream's tail already: the checks look at what precedes it */
     if (s->open != NULL && s->intent < 0 &&
         (s->open_count >= c->max_records || s->open_bytes + e->line_len > c->max_bytes ||
          (e->time_s > s->open_time &&
-          (uint64_t)(e->time_s - s->open_time) * 1000 >= c->max_age_ms)))
-        cut(s);
-    if (s->open != NULL && s->intent >= 0 && e->offset > s->intent)
-        cut(s);
+          (uint64_t)(e->time_s - s->open_time) * 1000 >= c->max_age_ms)) ) {
+        e->qprev->cut_after = true;
+        s->cuts++;
+        s->open = NULL;
+        s->open_count = s->open_bytes = 0;
+    } else if (s->open != NULL && s->intent >= 0 && e->offset > s->intent) {
+        e->qprev->cut_after = true; /* the record at intent was not read again: cut before */
+        s->cuts++;
+        s->open = NULL;
+        s->open_count = s->open_bytes = 0;
+        s->intent = -1;
+    }
     if (s->open == NULL) {
         s->open = e;
         s->open_time = e->time_s;
@@ -372,34 +448,40 @@ s3_append(fb_target_t *t, stream_t *s, entry_t *e)
     }
 }
 
-/* ---- taking records -------------------------------------------------------- */
+/* ---- taking records (the router's thread) ----------------------------------- */
 
 int
 fb_target_take(fb_target_t *t, const rd_kafka_message_t *m, const fb_line_t *line)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
-    part_t *p = part_of(t, topic, m->partition, true);
     stream_t *s = NULL;
     rd_kafka_headers_t *h = NULL;
     rd_kafka_timestamp_type_t tstype;
-
-    if (p == NULL)
-        return -1;
-    if (m->offset <= p->taken)
-        return 0; /* read again: queued or delivered already */
-    if (t->c->type != FB_TARGET_ELASTICSEARCH) {
-        if ((s = stream_of(t, p, line->access_key)) == NULL)
-            return -1;
-        if (m->offset <= s->through) {
-            p->taken = m->offset; /* in an object stored before a restart */
-            return 0;
-        }
-    }
     size_t akl = strlen(line->access_key);
     size_t cost = sizeof(entry_t) + line->len + m->key_len + m->len + akl + 4;
+    int rc = -1;
+
+    pthread_mutex_lock(&t->mu);
+    part_t *p = part_of(t, topic, m->partition, true);
+    if (p == NULL)
+        goto out;
+    rc = 0;
+    if (m->offset <= p->taken)
+        goto out; /* read again: queued or delivered already */
+    if (t->c->type != FB_TARGET_ELASTICSEARCH) {
+        rc = -1;
+        if ((s = stream_of(t, p, line->access_key)) == NULL)
+            goto out;
+        rc = 0;
+        if (m->offset <= s->through) {
+            p->taken = m->offset; /* in an object stored before a restart */
+            goto out;
+        }
+    }
+    rc = -1;
     entry_t *e = calloc(1, cost);
     if (e == NULL)
-        return -1;
+        goto out;
     e->line = (char *)(e + 1);
     memcpy(e->line, line->text, line->len);
     e->line_len = line->len;
@@ -417,7 +499,7 @@ fb_target_take(fb_target_t *t, const rd_kafka_message_t *m, const fb_line_t *lin
     if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h != NULL &&
         (e->hdrs = rd_kafka_headers_copy(h)) == NULL) {
         free(e);
-        return -1;
+        goto out;
     }
     e->offset = m->offset;
     e->time_s = line->time_s;
@@ -428,19 +510,21 @@ fb_target_take(fb_target_t *t, const rd_kafka_message_t *m, const fb_line_t *lin
     e->pprev = p->tail;
     if (p->tail) p->tail->pnext = e; else p->head = e;
     p->tail = e;
-    entry_t **head = s ? &s->head : &t->qhead, **tail = s ? &s->tail : &t->qtail;
-    e->qprev = *tail;
-    if (*tail) (*tail)->qnext = e; else *head = e;
-    *tail = e;
+    list_in(t, e, s ? IN_STREAM : IN_QUEUE);
     p->taken = m->offset;
     t->pending++;
     t->bytes += cost;
     if (t->c->type == FB_TARGET_S3)
         s3_append(t, s, e);
-    return 0;
+    if (t->c->type != FB_TARGET_S3 || s->cuts > 0)
+        pthread_cond_signal(&t->wake);
+    rc = 0;
+out:
+    pthread_mutex_unlock(&t->mu);
+    return rc;
 }
 
-/* ---- outcomes ---------------------------------------------------------------- */
+/* ---- outcomes (the delivery thread, holding t->mu) ---------------------------- */
 
 /* park -- the target failed (the environment's or the operator's doing):
  * it rests for a back-off, logged when it starts failing and once a
@@ -480,33 +564,32 @@ delivered(fb_target_t *t)
     fb_backoff_reset(&t->backoff);
 }
 
-/* refuse -- e to the dead letters (the caller's); 0 once there, -1 if
- * not (it stays). */
-static int
-refuse(fb_target_t *t, entry_t *e, const char *why)
-{
-    fb_target_refused_t r = {.target = t->c->name, .topic = e->part->topic,
-                             .partition = e->part->partition, .offset = e->offset,
-                             .timestamp = e->timestamp, .key = e->has_key ? e->key : NULL,
-                             .key_len = e->key_len, .value = e->value, .len = e->len,
-                             .headers = e->hdrs};
-    char text[1024];
+/* ---- requests (the delivery thread, without t->mu) ----------------------------- */
 
-    snprintf(text, sizeof(text), "target %s: %s", t->c->name, why);
-    return t->ts->cb(t->ts->cb_arg, &r, text);
+/* work_room -- t->work holds n entries */
+static int
+work_room(fb_target_t *t, size_t n)
+{
+    if (n <= t->work_cap)
+        return 0;
+    entry_t **w = realloc(t->work, n * sizeof(*w));
+    if (w == NULL)
+        return -1;
+    t->work = w;
+    t->work_cap = n;
+    return 0;
 }
 
-/* body_of -- the lines of n entries from e on into t->buf; its length,
- * or -1 out of memory. */
+/* body_of -- the lines of w[0..n) into t->buf; its length, or -1. */
 static ssize_t
-body_of(fb_target_t *t, entry_t *e, size_t n)
+body_of(fb_target_t *t, entry_t *const *w, size_t n)
 {
     size_t len = 0;
 
-    for (entry_t *x = e; x != NULL && n-- > 0; x = x->qnext) {
-        if (len + x->line_len > t->buf_cap) {
+    for (size_t i = 0; i < n; i++) {
+        if (len + w[i]->line_len > t->buf_cap) {
             size_t cap = t->buf_cap ? t->buf_cap : 65536;
-            while (cap < len + x->line_len)
+            while (cap < len + w[i]->line_len)
                 cap *= 2;
             char *b = realloc(t->buf, cap);
             if (b == NULL)
@@ -514,274 +597,398 @@ body_of(fb_target_t *t, entry_t *e, size_t n)
             t->buf = b;
             t->buf_cap = cap;
         }
-        memcpy(t->buf + len, x->line, x->line_len);
-        len += x->line_len;
+        memcpy(t->buf + len, w[i]->line, w[i]->line_len);
+        len += w[i]->line_len;
     }
     return (ssize_t)len;
 }
 
-/* ---- S3 ------------------------------------------------------------------------ */
+/* ---- S3 -------------------------------------------------------------------------- */
 
-/* s3_put -- the stream's first object (from its head to the first cut),
- * stored; its mark written; its records forgotten. 0, or -1 (parked). */
-static int
-s3_put(fb_target_t *t, stream_t *s)
-{
-    const fb_conf_target_t *c = t->c;
-    entry_t *first = s->head, *last = first;
-    size_t n = 1;
-    char name[FB_S3_NAME_MAX + 1], err[FB_S3_ERR_LEN];
-    uint8_t *gz = NULL;
-    size_t gz_len = 0;
-    fb_s3_result_t rc = FB_S3_OK;
-
-    while (!last->cut_after) {
-        last = last->qnext;
-        n++;
-    }
-    if (!s->uploaded_unmarked) {
-        ssize_t len = body_of(t, first, n);
-        if (len < 0 || (c->gzip && fb_gzip(t->buf, (size_t)len, 6, &gz, &gz_len) < 0)) {
-            park(t, "out of memory making an object");
-            return -1;
-        }
-        if (fb_s3_object_name(name, sizeof(name), c->prefix, s->key, first->time_s,
-                              first->part->topic, first->part->partition, first->offset,
-                              last->offset, c->gzip) < 0) {
-            rc = FB_S3_REFUSED;
-            fb_errf(err, sizeof(err), "no valid object name for %s [%d] %lld-%lld (prefix, "
-                    "key or topic)", s->key, (int)first->part->partition,
-                    (long long)first->offset, (long long)last->offset);
-        } else {
-            rc = fb_s3_put(t->s3, name, gz ? (const void *)gz : t->buf,
-                           gz ? gz_len : (size_t)len, "application/x-ndjson",
-                           gz ? "gzip" : NULL, err, sizeof(err));
-        }
-        free(gz);
-        if (rc == FB_S3_RETRY) {
-            park(t, err);
-            return -1;
-        }
-        if (rc == FB_S3_REFUSED) {
-            for (entry_t *x = first; n-- > 0; x = x->qnext)
-                if (refuse(t, x, err) < 0) {
-                    park(t, "a refused object's records could not be written to the dead "
-                            "letters");
-                    return -1;
-                }
-        }
-        s->uploaded_unmarked = true;
-    }
-    if (marks_save(t, s, last->offset, -1, err, sizeof(err)) < 0) {
-        park(t, err);
-        return -1;
-    }
-    s->uploaded_unmarked = false;
-    s->cuts--;
-    for (entry_t *x = s->head, *next; x != NULL; x = next) {
-        next = x->qnext;
-        bool end = x->cut_after;
-        unlink_entry(t, x);
-        if (end)
-            break;
-    }
-    if (rc == FB_S3_OK)
-        delivered(t);
-    return 0;
-}
-
-static void
-pump_s3(fb_target_t *t, uint64_t until)
+/* s3_next -- a stream whose first object is cut, or whose open object a
+ * quiet key has kept past flush_after (its end is written down and it is
+ * cut); NULL when none. Holds t->mu. */
+static stream_t *
+s3_next(fb_target_t *t)
 {
     uint64_t now = fb_monotonic_ms();
 
-    for (size_t i = 0; i < BUCKETS && fb_monotonic_ms() < until; i++) {
+    for (size_t i = 0; i < BUCKETS; i++) {
         size_t b = (t->scan + i) % BUCKETS;
         for (stream_t *s = t->buckets[b]; s != NULL; s = s->next) {
-            /* a quiet key's object, once it has waited flush_after: its
-             * end written down first, so that it is made the same again */
-            if (s->cuts == 0 && s->open != NULL && now - s->opened_ms >= t->c->flush_after_ms) {
+            if (s->cuts == 0 && s->open != NULL &&
+                (t->flushing || now - s->opened_ms >= t->c->flush_after_ms)) {
                 char err[512];
-                if (marks_save(t, s, s->through, s->tail->offset, err, sizeof(err)) < 0) {
+                /* written down before the object is sent: made the same
+                 * after a crash, though the clock cut it */
+                if (marks_save(t, s->key, s->part, s->through, s->tail->offset, err,
+                               sizeof(err)) < 0) {
                     park(t, err);
-                    return;
+                    return NULL;
                 }
                 cut(s);
-                s->intent = -1;
             }
-            while (s->cuts > 0) {
-                if (fb_monotonic_ms() >= until)
-                    return;
-                if (s3_put(t, s) < 0)
-                    return;
+            if (s->cuts > 0) {
+                t->scan = b;
+                return s;
             }
         }
-        t->scan = (b + 1) % BUCKETS;
     }
+    return NULL;
+}
+
+/* s3_work -- one object stored (or refused), its mark written. Holds
+ * t->mu, dropped during the request. */
+static void
+s3_work(fb_target_t *t)
+{
+    const fb_conf_target_t *c = t->c;
+    stream_t *s = s3_next(t);
+    char name[FB_S3_NAME_MAX + 1], err[FB_S3_ERR_LEN];
+    uint8_t *gz = NULL;
+    size_t gz_len = 0, n = 0;
+    fb_s3_result_t rc;
+
+    if (s == NULL)
+        return;
+    for (entry_t *e = s->head; e != NULL; e = e->qnext) {
+        if (work_room(t, n + 1) < 0) {
+            park(t, "out of memory making an object");
+            return;
+        }
+        t->work[n++] = e;
+        if (e->cut_after)
+            break;
+    }
+    entry_t *first = t->work[0], *last = t->work[n - 1];
+    char key[FB_ACCESS_KEY_MAX + 1];
+    snprintf(key, sizeof(key), "%s", s->key);
+    part_t *p = s->part;
+    int64_t intent = s->intent;
+    t->busy = true;
+    pthread_mutex_unlock(&t->mu);
+
+    ssize_t len = body_of(t, t->work, n);
+    if (len < 0 || (c->gzip && fb_gzip(t->buf, (size_t)len, 6, &gz, &gz_len) < 0)) {
+        rc = FB_S3_RETRY;
+        fb_errf(err, sizeof(err), "out of memory making an object");
+    } else if (fb_s3_object_name(name, sizeof(name), c->prefix, key, first->time_s, p->topic,
+                                 p->partition, first->offset, last->offset, c->gzip) < 0) {
+        rc = FB_S3_REFUSED;
+        fb_errf(err, sizeof(err), "no valid object name for %s [%d] %lld-%lld (the prefix, "
+                "key and topic must make one)", key, (int)p->partition,
+                (long long)first->offset, (long long)last->offset);
+    } else {
+        rc = fb_s3_put(t->s3, name, gz ? (const void *)gz : t->buf, gz ? gz_len : (size_t)len,
+                       "application/x-ndjson", gz ? "gzip" : NULL, err, sizeof(err));
+    }
+    free(gz);
+    /* stored: its last offset written down before its records are
+     * forgotten (a marks file that cannot be written: the object is put
+     * again, the same, at the next try) */
+    if (rc == FB_S3_OK &&
+        marks_save(t, key, p, last->offset, intent > last->offset ? intent : -1, err,
+                   sizeof(err)) < 0)
+        rc = FB_S3_RETRY;
+
+    pthread_mutex_lock(&t->mu);
+    t->busy = false;
+    pthread_cond_broadcast(&t->idle);
+    if (rc == FB_S3_RETRY) {
+        park(t, err);
+        return;
+    }
+    if (rc == FB_S3_OK)
+        s->through = last->offset;
+    s->cuts--;
+    for (size_t i = 0; i < n; i++) {
+        if (rc == FB_S3_OK)
+            forget(t, t->work[i]);
+        else
+            to_refused(t, t->work[i], err);
+    }
+    if (rc == FB_S3_OK)
+        delivered(t);
 }
 
 /* ---- OpenSearch ------------------------------------------------------------------ */
 
+/* bulk_work -- one bulk of the queue's first records. Holds t->mu,
+ * dropped during the request. */
 static void
-pump_bulk(fb_target_t *t, uint64_t until)
+bulk_work(fb_target_t *t)
 {
     char err[512], index[FB_BULK_INDEX_MAX + 1], id[FB_BULK_ID_MAX + 1];
+    size_t n = 0, sent = 0;
     fb_bulk_result_t res;
+    int *verdict;
 
-    while (t->qhead != NULL && fb_monotonic_ms() < until) {
-        size_t n = 0;
-        entry_t *e = t->qhead;
-        fb_bulk_body_clear(t->body);
-        while (e != NULL && n < BULK_DOCS) {
-            entry_t *next = e->qnext;
-            int rc = -1;
-            err[0] = '\0';
-            if (fb_bulk_index_name(t->c->index, e->access_key, (time_t)e->time_s, index, err,
-                                   sizeof(err)) == 0 &&
-                fb_bulk_doc_id(id, e->part->topic, e->part->partition, e->offset) == 0)
+    if (work_room(t, BULK_DOCS) < 0) {
+        park(t, "out of memory making a bulk");
+        return;
+    }
+    for (entry_t *e = t->qhead; e != NULL && n < BULK_DOCS; e = e->qnext)
+        t->work[n++] = e;
+    if (n == 0)
+        return;
+    t->busy = true;
+    pthread_mutex_unlock(&t->mu);
+
+    /* per record: 0 in the bulk, 1 refused before it (err kept below) */
+    char (*whys)[256] = calloc(n, sizeof(*whys));
+    verdict = calloc(n, sizeof(*verdict));
+    size_t in_body[BULK_DOCS];
+    fb_bulk_body_clear(t->body);
+    for (size_t i = 0; whys != NULL && verdict != NULL && i < n; i++) {
+        entry_t *e = t->work[i];
+        int rc = -1;
+        err[0] = '\0';
+        if (fb_bulk_index_name(t->c->index, e->access_key, (time_t)e->time_s, index, err,
+                               sizeof(err)) == 0) {
+            if (fb_bulk_doc_id(id, e->part->topic, e->part->partition, e->offset) == 0)
                 rc = fb_bulk_body_add(t->body, index, id, e->line, e->line_len, err,
                                       sizeof(err));
-            else if (err[0] == '\0')
-                snprintf(err, sizeof(err), "no document id fits");
-            if (rc == FB_BULK_E_FULL)
-                break;
-            if (rc != 0) { /* the document itself */
-                if (refuse(t, e, err) < 0) {
-                    park(t, "a refused document could not be written to the dead letters");
-                    return;
-                }
-                unlink_entry(t, e);
-            } else {
-                t->bulk_entries[n++] = e;
-            }
-            e = next;
+            else
+                fb_errf(err, sizeof(err), "no document id fits in %d bytes", FB_BULK_ID_MAX);
         }
-        if (n == 0)
-            continue;
-        if (fb_bulk_send(t->bulk, t->body, &res) < 0) {
-            park(t, res.error);
-            return;
+        if (rc == FB_BULK_E_FULL) {
+            n = i; /* the rest: the next bulk */
+            break;
         }
+        if (rc != 0) {
+            verdict[i] = 1;
+            snprintf(whys[i], sizeof(whys[i]), "%s", err);
+        } else {
+            in_body[sent++] = i;
+        }
+    }
+    int whole = -1;
+    if (whys != NULL && verdict != NULL)
+        whole = sent == 0 ? 0 : fb_bulk_send(t->bulk, t->body, &res);
+
+    pthread_mutex_lock(&t->mu);
+    t->busy = false;
+    pthread_cond_broadcast(&t->idle);
+    if (whys == NULL || verdict == NULL) {
+        park(t, "out of memory making a bulk");
+    } else {
         bool retry = false;
-        for (size_t i = 0; i < n; i++) {
-            entry_t *x = t->bulk_entries[i];
-            const fb_bulk_item_t *it = &res.items[i];
+        for (size_t k = 0; whole == 0 && k < sent; k++) {
+            const fb_bulk_item_t *it = &res.items[k];
+            entry_t *e = t->work[in_body[k]];
             if (it->verdict == FB_BULK_RETRY) {
                 retry = true;
-                continue;
-            }
-            if (it->verdict == FB_BULK_REFUSED) {
+            } else if (it->verdict == FB_BULK_REFUSED) {
                 snprintf(err, sizeof(err), "refused by the index (status %d, %s: %s)",
                          it->status, it->type, it->reason);
-                if (refuse(t, x, err) < 0) {
-                    retry = true;
-                    continue;
-                }
+                to_refused(t, e, err);
+            } else {
+                forget(t, e);
             }
-            unlink_entry(t, x);
         }
-        if (retry) {
-            park(t, res.error[0] ? res.error : "some documents are to be sent again");
-            return;
-        }
-        delivered(t);
+        for (size_t i = 0; i < n; i++)
+            if (verdict[i] == 1)
+                to_refused(t, t->work[i], whys[i]);
+        if (whole < 0 || retry)
+            park(t, whole < 0 ? res.error
+                    : res.error[0] ? res.error : "some documents are to be sent again");
+        else
+            delivered(t);
     }
+    free(whys);
+    free(verdict);
 }
 
 /* ---- HTTP -------------------------------------------------------------------------- */
 
-/* post -- n records of s from e on in one POST; halves on a refusal
- * until the record at fault is alone (a dead letter). 0, or -1 parked. */
-static int
-post(fb_target_t *t, stream_t *s, entry_t *e, size_t n)
+/* post -- w[0..n) (one key and partition) in one POST; halved on a
+ * refusal until the record at fault is alone. Each outcome in out[]:
+ * FB_POST_OK, FB_POST_REFUSED (why in whys[0]... kept per record) or
+ * FB_POST_RETRY (stop). Returns false on RETRY. Without t->mu. */
+static bool
+post(fb_target_t *t, entry_t *const *w, size_t n, int *out, char *err, size_t errlen)
 {
-    char err[1024], idem[320];
-    entry_t *last = e;
+    char idem[320];
+    ssize_t len = body_of(t, w, n);
 
-    for (size_t i = 1; i < n; i++)
-        last = last->qnext;
-    ssize_t len = body_of(t, e, n);
     if (len < 0) {
+        fb_errf(err, errlen, "out of memory making a request");
+        return false;
+    }
+    snprintf(idem, sizeof(idem), "%s-%d-%lld-%lld", w[0]->part->topic, (int)w[0]->part->partition,
+             (long long)w[0]->offset, (long long)w[n - 1]->offset);
+    fb_post_result_t rc = fb_post_send(t->post, t->buf, (size_t)len, idem, err, errlen);
+    if (rc == FB_POST_RETRY)
+        return false;
+    if (rc != FB_POST_OK && n > 1)
+        return post(t, w, n / 2, out, err, errlen) &&
+               post(t, w + n / 2, n - n / 2, out + n / 2, err, errlen);
+    for (size_t i = 0; i < n; i++)
+        out[i] = rc == FB_POST_OK ? FB_POST_OK : FB_POST_REFUSED;
+    return true;
+}
+
+/* http_work -- one stream's first records in one POST. Holds t->mu,
+ * dropped during the request. */
+static void
+http_work(fb_target_t *t)
+{
+    stream_t *s = NULL;
+    size_t n = 0, bytes = 0;
+    char err[1024];
+    int out[POST_RECORDS];
+
+    for (size_t i = 0; i < BUCKETS && s == NULL; i++) {
+        size_t b = (t->scan + i) % BUCKETS;
+        for (stream_t *x = t->buckets[b]; x != NULL && s == NULL; x = x->next)
+            if (x->head != NULL) {
+                s = x;
+                t->scan = (b + 1) % BUCKETS; /* the next key's turn next */
+            }
+    }
+    if (s == NULL)
+        return;
+    if (work_room(t, POST_RECORDS) < 0) {
         park(t, "out of memory making a request");
-        return -1;
+        return;
     }
-    snprintf(idem, sizeof(idem), "%s-%d-%lld-%lld", s->part->topic, (int)s->part->partition,
-             (long long)e->offset, (long long)last->offset);
-    fb_post_result_t rc = fb_post_send(t->post, t->buf, (size_t)len, idem, err, sizeof(err));
-    if (rc == FB_POST_RETRY) {
-        park(t, err);
-        return -1;
+    for (entry_t *e = s->head; e != NULL && n < POST_RECORDS &&
+                               (n == 0 || bytes + e->line_len <= POST_BYTES); e = e->qnext) {
+        t->work[n++] = e;
+        bytes += e->line_len;
     }
-    if (rc != FB_POST_OK && n > 1) {
-        entry_t *mid = e;
-        for (size_t i = 0; i < n / 2; i++)
-            mid = mid->qnext;
-        if (post(t, s, e, n / 2) < 0)
-            return -1;
-        return post(t, s, mid, n - n / 2);
-    }
-    if (rc != FB_POST_OK && refuse(t, e, err) < 0) {
-        park(t, "a refused record could not be written to the dead letters");
-        return -1;
-    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = FB_POST_RETRY;
+    t->busy = true;
+    pthread_mutex_unlock(&t->mu);
+    err[0] = '\0';
+    bool ok = post(t, t->work, n, out, err, sizeof(err));
+    pthread_mutex_lock(&t->mu);
+    t->busy = false;
+    pthread_cond_broadcast(&t->idle);
+    /* what was answered, whatever came after */
     for (size_t i = 0; i < n; i++) {
-        entry_t *next = e->qnext;
-        unlink_entry(t, e);
-        e = next;
+        if (out[i] == FB_POST_OK)
+            forget(t, t->work[i]);
+        else if (out[i] == FB_POST_REFUSED)
+            to_refused(t, t->work[i], err);
     }
-    if (rc == FB_POST_OK)
+    if (!ok)
+        park(t, err);
+    else
         delivered(t);
-    return 0;
+}
+
+/* ---- the delivery thread ------------------------------------------------------------- */
+
+static bool
+has_work(fb_target_t *t)
+{
+    if (t->c->type == FB_TARGET_ELASTICSEARCH)
+        return t->qhead != NULL;
+    return t->pending > 0;
+}
+
+static void *
+deliver(void *arg)
+{
+    fb_target_t *t = arg;
+
+    pthread_mutex_lock(&t->mu);
+    while (!t->stop) {
+        uint64_t now = fb_monotonic_ms();
+        if (t->paused || now < t->parked_until || !has_work(t)) {
+            uint64_t wait = IDLE_WAKE_MS;
+            if (!t->paused && now < t->parked_until && t->parked_until - now < wait)
+                wait = t->parked_until - now;
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += (time_t)(wait / 1000);
+            ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&t->wake, &t->mu, &ts);
+            if (t->c->type != FB_TARGET_S3 || t->paused || fb_monotonic_ms() < t->parked_until)
+                continue;
+            /* s3: a quiet key's object may be due (flush_after) */
+        }
+        size_t before = t->pending;
+        switch (t->c->type) {
+        case FB_TARGET_S3:
+            s3_work(t);
+            break;
+        case FB_TARGET_ELASTICSEARCH:
+            bulk_work(t);
+            break;
+        default:
+            http_work(t);
+            break;
+        }
+        (void)before;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+/* ---- the router's thread ------------------------------------------------------------- */
+
+/* quiesce -- the delivery thread holds no record now, nor takes any until
+ * resume: for changes to what it might be sending. Takes t->mu. */
+static void
+quiesce(fb_target_t *t)
+{
+    pthread_mutex_lock(&t->mu);
+    t->paused = true;
+    while (t->busy)
+        pthread_cond_wait(&t->idle, &t->mu);
 }
 
 static void
-pump_http(fb_target_t *t, uint64_t until)
+resume(fb_target_t *t)
 {
-    for (size_t i = 0; i < BUCKETS && fb_monotonic_ms() < until; i++) {
-        size_t b = (t->scan + i) % BUCKETS;
-        for (stream_t *s = t->buckets[b]; s != NULL; s = s->next) {
-            while (s->head != NULL) {
-                if (fb_monotonic_ms() >= until)
-                    return;
-                size_t n = 0, bytes = 0;
-                for (entry_t *e = s->head; e != NULL && n < POST_RECORDS &&
-                                           (n == 0 || bytes + e->line_len <= POST_BYTES);
-                     e = e->qnext) {
-                    n++;
-                    bytes += e->line_len;
-                }
-                if (post(t, s, s->head, n) < 0)
-                    return;
-            }
-        }
-        t->scan = (b + 1) % BUCKETS;
+    t->paused = false;
+    pthread_cond_signal(&t->wake);
+    pthread_mutex_unlock(&t->mu);
+}
+
+void
+fb_targets_flush(fb_targets_t *ts)
+{
+    for (size_t i = 0; i < ts->n; i++) {
+        pthread_mutex_lock(&ts->t[i].mu);
+        ts->t[i].flushing = true;
+        pthread_cond_signal(&ts->t[i].wake);
+        pthread_mutex_unlock(&ts->t[i].mu);
     }
 }
 
-/* ---- the set ------------------------------------------------------------------------- */
-
 void
-fb_targets_pump(fb_targets_t *ts, uint64_t budget_ms)
+fb_targets_refusals(fb_targets_t *ts)
 {
-    uint64_t now = fb_monotonic_ms(), until = now + budget_ms;
-
     for (size_t i = 0; i < ts->n; i++) {
         fb_target_t *t = &ts->t[i];
-        if (now < t->parked_until)
-            continue;
-        switch (t->c->type) {
-        case FB_TARGET_S3:
-            pump_s3(t, until);
-            break;
-        case FB_TARGET_ELASTICSEARCH:
-            pump_bulk(t, until);
-            break;
-        case FB_TARGET_HTTP:
-            pump_http(t, until);
-            break;
-        default:
-            break;
+        pthread_mutex_lock(&t->mu);
+        while (t->rhead != NULL) {
+            entry_t *e = t->rhead;
+            fb_target_refused_t r = {.target = t->c->name, .topic = e->part->topic,
+                                     .partition = e->part->partition, .offset = e->offset,
+                                     .timestamp = e->timestamp,
+                                     .key = e->has_key ? e->key : NULL, .key_len = e->key_len,
+                                     .value = e->value, .len = e->len, .headers = e->hdrs};
+            char why[1024];
+            snprintf(why, sizeof(why), "target %s: %s", t->c->name, e->why ? e->why : "refused");
+            /* the dead letter is written without the lock: the delivery
+             * thread never touches the refused list but to add to it */
+            pthread_mutex_unlock(&t->mu);
+            int rc = ts->cb(ts->cb_arg, &r, why);
+            pthread_mutex_lock(&t->mu);
+            if (rc < 0)
+                break; /* tried again after the next batch */
+            forget(t, e);
         }
+        pthread_mutex_unlock(&t->mu);
     }
 }
 
@@ -791,30 +998,40 @@ fb_targets_hold(fb_targets_t *ts, const char *topic, int32_t partition)
     int64_t hold = -1;
 
     for (size_t i = 0; i < ts->n; i++) {
-        const part_t *p = part_of(&ts->t[i], topic, partition, false);
+        fb_target_t *t = &ts->t[i];
+        pthread_mutex_lock(&t->mu);
+        const part_t *p = part_of(t, topic, partition, false);
         if (p != NULL && p->head != NULL && (hold < 0 || p->head->offset < hold))
             hold = p->head->offset;
+        pthread_mutex_unlock(&t->mu);
     }
     return hold;
 }
 
 size_t
-fb_targets_pending(const fb_targets_t *ts)
+fb_targets_pending(fb_targets_t *ts)
 {
     size_t n = 0;
 
-    for (size_t i = 0; i < ts->n; i++)
+    for (size_t i = 0; i < ts->n; i++) {
+        pthread_mutex_lock(&ts->t[i].mu);
         n += ts->t[i].pending;
+        pthread_mutex_unlock(&ts->t[i].mu);
+    }
     return n;
 }
 
 bool
-fb_targets_full(const fb_targets_t *ts)
+fb_targets_full(fb_targets_t *ts)
 {
-    for (size_t i = 0; i < ts->n; i++)
-        if (ts->t[i].bytes >= ts->t[i].c->buffer_max)
-            return true;
-    return false;
+    bool full = false;
+
+    for (size_t i = 0; i < ts->n && !full; i++) {
+        pthread_mutex_lock(&ts->t[i].mu);
+        full = ts->t[i].bytes >= ts->t[i].c->buffer_max;
+        pthread_mutex_unlock(&ts->t[i].mu);
+    }
+    return full;
 }
 
 fb_target_t *
@@ -829,14 +1046,11 @@ fb_targets_find(fb_targets_t *ts, const char *name)
 void
 fb_targets_assigned(fb_targets_t *ts, rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts)
 {
-    rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_copy(parts);
+    rd_kafka_topic_partition_list_t *c;
     rd_kafka_resp_err_t err;
 
-    if (ts->n == 0 || c == NULL) {
-        if (c != NULL)
-            rd_kafka_topic_partition_list_destroy(c);
-        return;
-    }
+    if (ts->n == 0 || (c = rd_kafka_topic_partition_list_copy(parts)) == NULL)
+        return; /* no list: no marks trusted */
     err = rd_kafka_committed(rk, c, 10000);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         fb_log_warnx("router %u: the group's committed offsets cannot be read (%s): the S3 "
@@ -848,19 +1062,9 @@ fb_targets_assigned(fb_targets_t *ts, rd_kafka_t *rk, const rd_kafka_topic_parti
     for (int i = 0; i < c->cnt; i++)
         if (c->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
             c->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
-    if (ts->committed == NULL) {
-        ts->committed = c;
-        return;
-    }
-    for (int i = 0; i < c->cnt; i++) {
-        rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(
-            ts->committed, c->elems[i].topic, c->elems[i].partition);
-        if (p == NULL)
-            p = rd_kafka_topic_partition_list_add(ts->committed, c->elems[i].topic,
-                                                  c->elems[i].partition);
-        p->offset = c->elems[i].offset;
-    }
-    rd_kafka_topic_partition_list_destroy(c);
+    if (ts->committed != NULL)
+        rd_kafka_topic_partition_list_destroy(ts->committed);
+    ts->committed = c;
 }
 
 void
@@ -868,12 +1072,13 @@ fb_targets_revoked(fb_targets_t *ts, const rd_kafka_topic_partition_list_t *part
 {
     for (size_t i = 0; i < ts->n; i++) {
         fb_target_t *t = &ts->t[i];
+        quiesce(t);
         for (int k = 0; k < parts->cnt; k++) {
             part_t *p = part_of(t, parts->elems[k].topic, parts->elems[k].partition, false);
             if (p == NULL)
                 continue;
             while (p->head != NULL)
-                unlink_entry(t, p->head);
+                forget(t, p->head);
             p->taken = -1;
             for (size_t b = 0; t->buckets != NULL && b < BUCKETS; b++) {
                 for (stream_t **sp = &t->buckets[b]; *sp != NULL;) {
@@ -887,6 +1092,7 @@ fb_targets_revoked(fb_targets_t *ts, const rd_kafka_topic_partition_list_t *part
                 }
             }
         }
+        resume(t);
     }
     if (ts->committed != NULL) {
         rd_kafka_topic_partition_list_destroy(ts->committed);
@@ -899,7 +1105,7 @@ static int
 client(fb_target_t *t, char *err, size_t errlen)
 {
     const fb_conf_target_t *c = t->c;
-    char why[512];
+    char why[512] = "";
     int rc = -1;
 
     if (c->type == FB_TARGET_S3) {
@@ -921,14 +1127,14 @@ client(fb_target_t *t, char *err, size_t errlen)
         return t->s3 ? 0 : -1;
     }
     char *secret = NULL;
-    const char *file = c->credentials_file[0] ? c->credentials_file
-                       : c->api_key_file && c->api_key_file[0] ? c->api_key_file : NULL;
+    bool api_key = c->api_key_file != NULL && c->api_key_file[0] != '\0';
+    const char *file = api_key ? c->api_key_file
+                       : c->credentials_file[0] ? c->credentials_file : NULL;
     if (file != NULL && fb_bulk_secret_read(file, &secret, why, sizeof(why)) < 0) {
         fb_errf(err, errlen, "target %s: %s", c->name, why);
         return -1;
     }
     if (c->type == FB_TARGET_ELASTICSEARCH) {
-        bool api_key = c->api_key_file && c->api_key_file[0];
         fb_bulk_opts_t o = {.url = c->url, .basic_auth = api_key ? NULL : secret,
                             .api_key = api_key ? secret : NULL,
                             .ca_file = c->ca_file[0] ? c->ca_file : NULL,
@@ -936,8 +1142,7 @@ client(fb_target_t *t, char *err, size_t errlen)
                             .timeout_ms = (long)c->timeout_ms, .gzip = c->gzip};
         t->bulk = fb_bulk_new(&o, why, sizeof(why));
         t->body = t->bulk ? fb_bulk_body_new() : NULL;
-        t->bulk_entries = t->body ? calloc(BULK_DOCS, sizeof(*t->bulk_entries)) : NULL;
-        rc = t->bulk_entries ? 0 : -1;
+        rc = t->body ? 0 : -1;
     } else {
         fb_post_opts_t o = {.url = c->url, .headers = (const char *const *)c->headers,
                             .n_headers = c->n_headers, .basic_auth = secret,
@@ -974,9 +1179,12 @@ fb_targets_new(const fb_conf_t *conf, unsigned router_index, fb_target_refuse_fn
         fb_target_t *t = &ts->t[ts->n++];
         t->ts = ts;
         t->c = &conf->targets[i];
+        pthread_mutex_init(&t->mu, NULL);
+        pthread_cond_init(&t->wake, NULL);
+        pthread_cond_init(&t->idle, NULL);
         fb_backoff_init(&t->backoff, PARK_FIRST_MS, PARK_MAX_MS);
-        if ((t->c->type != FB_TARGET_ELASTICSEARCH &&
-             (t->buckets = calloc(BUCKETS, sizeof(*t->buckets))) == NULL)) {
+        if (t->c->type != FB_TARGET_ELASTICSEARCH &&
+            (t->buckets = calloc(BUCKETS, sizeof(*t->buckets))) == NULL) {
             fb_errf(err, errlen, "out of memory");
             fb_targets_free(ts);
             return NULL;
@@ -985,6 +1193,16 @@ fb_targets_new(const fb_conf_t *conf, unsigned router_index, fb_target_refuse_fn
             fb_targets_free(ts);
             return NULL;
         }
+    }
+    for (size_t i = 0; i < ts->n; i++) {
+        int rc = pthread_create(&ts->t[i].thread, NULL, deliver, &ts->t[i]);
+        if (rc != 0) {
+            fb_errf(err, errlen, "cannot start the delivery thread of target %s: %s",
+                    ts->t[i].c->name, strerror(rc));
+            fb_targets_free(ts);
+            return NULL;
+        }
+        ts->t[i].started = true;
     }
     return ts;
 }
@@ -996,10 +1214,18 @@ fb_targets_free(fb_targets_t *ts)
         return;
     for (size_t i = 0; i < ts->n; i++) {
         fb_target_t *t = &ts->t[i];
+        if (t->started) {
+            pthread_mutex_lock(&t->mu);
+            t->stop = true;
+            pthread_cond_signal(&t->wake);
+            pthread_mutex_unlock(&t->mu);
+            pthread_join(t->thread, NULL);
+        }
         for (size_t k = 0; k < t->n_parts; k++) {
-            while (t->parts[k].head != NULL)
-                unlink_entry(t, t->parts[k].head);
-            free(t->parts[k].topic);
+            while (t->parts[k]->head != NULL)
+                forget(t, t->parts[k]->head);
+            free(t->parts[k]->topic);
+            free(t->parts[k]);
         }
         free(t->parts);
         for (size_t b = 0; t->buckets != NULL && b < BUCKETS; b++)
@@ -1011,9 +1237,12 @@ fb_targets_free(fb_targets_t *ts)
         fb_s3_client_free(t->s3);
         fb_bulk_free(t->bulk);
         fb_bulk_body_free(t->body);
-        free(t->bulk_entries);
         fb_post_free(t->post);
+        free(t->work);
         free(t->buf);
+        pthread_mutex_destroy(&t->mu);
+        pthread_cond_destroy(&t->wake);
+        pthread_cond_destroy(&t->idle);
     }
     free(ts->t);
     if (ts->committed != NULL)

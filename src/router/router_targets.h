@@ -5,7 +5,8 @@
  *
  * Each record of a key that names such a target is taken into that
  * target's queue in memory (a copy: its line, and the record itself for
- * the dead letters) and delivered by fb_targets_pump: S3 objects cut by
+ * the dead letters) and delivered by the target's own thread, so that a
+ * store that hangs holds up nothing else: S3 objects cut by
  * the records (max_records, max_bytes, the records' own max_age) or, for
  * a quiet key, after flush_after; OpenSearch bulks of documents whose ids
  * are their topic, partition and offset; HTTP POSTs of a key's records
@@ -67,9 +68,9 @@ typedef struct fb_target_refused {
  * record stays and the target tries again later). */
 typedef int (*fb_target_refuse_fn)(void *arg, const fb_target_refused_t *rec, const char *why);
 
-/* Every remote target of conf, with clients made and credentials read;
- * NULL with why in err (a configuration the router cannot use). dir is
- * router.dir. curl_global_init must have run. */
+/* Every remote target of conf, with clients made, credentials read and
+ * delivery threads started; NULL with why in err (a configuration the
+ * router cannot use). curl_global_init must have run. */
 fb_targets_t *fb_targets_new(const fb_conf_t *conf, unsigned router_index, fb_target_refuse_fn cb,
                              void *cb_arg, char *err, size_t errlen);
 void fb_targets_free(fb_targets_t *ts);
@@ -82,19 +83,25 @@ fb_target_t *fb_targets_find(fb_targets_t *ts, const char *name);
  * mark) is skipped. 0, or -1 out of memory. */
 int fb_target_take(fb_target_t *t, const rd_kafka_message_t *m, const fb_line_t *line);
 
-/* Deliver what is due, for at most about budget_ms (a request started is
- * finished: each is bounded by its target's timeout). */
-void fb_targets_pump(fb_targets_t *ts, uint64_t budget_ms);
+/* The records the targets refused for themselves, each to the caller's
+ * callback (the dead letters), then forgotten; one the callback could not
+ * write stays, for the next call. Delivery itself runs in a thread per
+ * target, started by fb_targets_new. */
+void fb_targets_refusals(fb_targets_t *ts);
+
+/* Stopping: S3 objects still being filled are cut now (and written
+ * down first, as for flush_after), so that what is held can be delivered. */
+void fb_targets_flush(fb_targets_t *ts);
 
 /* The offset of the first record of (topic, partition) some target still
  * holds, or -1 when none holds any. */
 int64_t fb_targets_hold(fb_targets_t *ts, const char *topic, int32_t partition);
 
 /* Records queued, over all targets. */
-size_t fb_targets_pending(const fb_targets_t *ts);
+size_t fb_targets_pending(fb_targets_t *ts);
 
 /* true while a target holds buffer_max bytes or more. */
-bool fb_targets_full(const fb_targets_t *ts);
+bool fb_targets_full(fb_targets_t *ts);
 
 /* Partitions assigned: which have a committed offset (marks trusted). */
 void fb_targets_assigned(fb_targets_t *ts, rd_kafka_t *rk,
