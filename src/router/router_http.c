@@ -84,7 +84,7 @@ fb_http_url_check(const char *url, unsigned flags, fb_http_url_t *out, char *err
     if (!url_text_ok(url)) {
         out->why = "missing, or not printable ASCII without spaces";
         fb_errf(err, errlen, "URL: missing, longer than %d bytes or not printable ASCII",
-            FB_HTTP_URL_MAX);
+                FB_HTTP_URL_MAX);
         return FB_HTTP_URL_TEXT;
     }
     out->u = curl_url();
@@ -97,14 +97,14 @@ fb_http_url_check(const char *url, unsigned flags, fb_http_url_t *out, char *err
     if (uc != CURLUE_OK) {
         out->why = fb_http_url_strerror(uc);
         fb_errf(err, errlen, "URL %s: not a URL (http[s]://host[:port][/path]): %s", shown(url),
-            out->why);
+                out->why);
         return FB_HTTP_URL_MALFORMED;
     }
     if (curl_url_get(out->u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         curl_url_get(out->u, CURLUPART_HOST, &out->host, 0) != CURLUE_OK) {
         out->why = "no host";
         fb_errf(err, errlen, "URL %s: not a URL (http[s]://host[:port][/path]): no host",
-            shown(url));
+                shown(url));
         fault = FB_HTTP_URL_MALFORMED;
         goto done;
     }
@@ -134,15 +134,14 @@ fb_http_url_check(const char *url, unsigned flags, fb_http_url_t *out, char *err
     if (curl_url_get(out->u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK) {
         out->why = "a fragment";
         fb_errf(err, errlen, "URL %s: no %sfragment here", url,
-            (flags & FB_HTTP_URL_F_QUERY) ? "" : "query or ");
+                (flags & FB_HTTP_URL_F_QUERY) ? "" : "query or ");
         fault = FB_HTTP_URL_FRAGMENT;
         goto done;
     }
     if (!(flags & FB_HTTP_URL_F_PATH)) {
         curl_free(part);
         part = NULL;
-        if (curl_url_get(out->u, CURLUPART_PATH, &part, 0) != CURLUE_OK ||
-            strcmp(part, "/") != 0) {
+        if (curl_url_get(out->u, CURLUPART_PATH, &part, 0) != CURLUE_OK || strcmp(part, "/") != 0) {
             out->why = "a path";
             fb_errf(err, errlen, "URL %s: no path here", url);
             fault = FB_HTTP_URL_PATH;
@@ -172,7 +171,7 @@ fb_http_credentials_check(const fb_http_url_t *u, const char *url, char *err, si
     if (u->https || u->loopback)
         return 0;
     fb_errf(err, errlen, "URL %s: credentials would cross the network in clear text; use https",
-        shown(url));
+            shown(url));
     return -1;
 }
 
@@ -254,8 +253,9 @@ fb_http_answer_write(char *data, size_t size, size_t nmemb, void *arg)
 #define SETOPT(opt, val)                                                                           \
     do {                                                                                           \
         if (curl_easy_setopt(curl, opt, val) != CURLE_OK) {                                        \
-            fb_errf(err, errlen, "curl_easy_setopt(" #opt ") failed (too old a libcurl, or "       \
-                                 "no TLS)");                                                       \
+            fb_errf(err, errlen,                                                                   \
+                    "curl_easy_setopt(" #opt ") failed (too old a libcurl, or "                    \
+                    "no TLS)");                                                                    \
             goto fail;                                                                             \
         }                                                                                          \
     } while (0)

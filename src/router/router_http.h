@@ -23,7 +23,7 @@
 
 #include <curl/curl.h>
 
-#define FB_HTTP_URL_MAX 2048         /* bytes of a configured URL */
+#define FB_HTTP_URL_MAX 2048 /* bytes of a configured URL */
 #define FB_HTTP_USER_AGENT "fbpipe"
 
 /* What fb_http_url_check allows beyond scheme://host[:port][/] */
@@ -45,10 +45,10 @@ typedef enum fb_http_url_fault {
 
 /* A URL that passed fb_http_url_check. */
 typedef struct fb_http_url {
-    CURLU *u;       /* parsed, for a caller that needs more of it */
-    char *host;     /* as libcurl gives it: an IPv6 address in brackets */
+    CURLU *u;   /* parsed, for a caller that needs more of it */
+    char *host; /* as libcurl gives it: an IPv6 address in brackets */
     bool https;
-    bool loopback;  /* host is localhost, 127.0.0.0/8 or [::1] */
+    bool loopback;   /* host is localhost, 127.0.0.0/8 or [::1] */
     const char *why; /* on a fault: a short reason, static ("" otherwise) */
 } fb_http_url_t;
 
@@ -96,11 +96,11 @@ size_t fb_http_answer_write(char *data, size_t size, size_t nmemb, void *arg);
 /* ---- the handle ------------------------------------------------------- */
 
 typedef struct fb_http_opts {
-    const char *ca_file;     /* PEM file of the CAs to trust; NULL: the system's */
-    long connect_timeout_ms; /* > 0 */
-    long timeout_ms;         /* > 0: the whole request */
-    const char *user_agent;  /* NULL: FB_HTTP_USER_AGENT */
-    char *curl_err;          /* CURL_ERROR_SIZE bytes for libcurl's error, or NULL */
+    const char *ca_file;      /* PEM file of the CAs to trust; NULL: the system's */
+    long connect_timeout_ms;  /* > 0 */
+    long timeout_ms;          /* > 0: the whole request */
+    const char *user_agent;   /* NULL: FB_HTTP_USER_AGENT */
+    char *curl_err;           /* CURL_ERROR_SIZE bytes for libcurl's error, or NULL */
     fb_http_answer_t *answer; /* where answers go, or NULL: libcurl's default */
 } fb_http_opts_t;
 

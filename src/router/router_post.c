@@ -31,7 +31,7 @@ struct fb_post {
     char *url;
     char **headers; /* the configured ones, copied (may hold tokens: wiped when freed) */
     size_t n_headers;
-    char *userpwd;  /* copied; wiped when freed (not libcurl's own copy) */
+    char *userpwd; /* copied; wiped when freed (not libcurl's own copy) */
     bool gzip;
     char curl_err[CURL_ERROR_SIZE];
     fb_http_answer_t answer;
@@ -46,8 +46,8 @@ static void snippet_of(char *out, size_t outlen, const char *s, size_t len);
 /* Names this client sets itself: configuring them would send two or lie
  * about the body. */
 static const char *const forbidden[] = {
-    "Content-Type",      "Content-Length",  "Content-Encoding",
-    "Host",              "Transfer-Encoding", "Idempotency-Key",
+    "Content-Type", "Content-Length",    "Content-Encoding",
+    "Host",         "Transfer-Encoding", "Idempotency-Key",
 };
 
 /* tchar -- a byte of an HTTP token (RFC 9110, 5.6.2) */
@@ -103,19 +103,20 @@ fb_post_check_header(const char *h, char *err, size_t errlen)
     }
     if (h[name_len] != ':') {
         /* the name may run into the value: show neither */
-        fb_errf(err, errlen, "header: a name that is not a token, or no ':' after it (want "
-                             "\"Name: value\")");
+        fb_errf(err, errlen,
+                "header: a name that is not a token, or no ':' after it (want "
+                "\"Name: value\")");
         return -1;
     }
     if (n > FB_POST_HEADER_MAX) {
-        fb_errf(err, errlen, "header %.*s: longer than %d bytes", (int)(name_len > 64 ? 64 : name_len),
-            h, FB_POST_HEADER_MAX);
+        fb_errf(err, errlen, "header %.*s: longer than %d bytes",
+                (int)(name_len > 64 ? 64 : name_len), h, FB_POST_HEADER_MAX);
         return -1;
     }
     for (size_t i = 0; i < sizeof(forbidden) / sizeof(forbidden[0]); i++) {
         if (strlen(forbidden[i]) == name_len && strncasecmp(h, forbidden[i], name_len) == 0) {
             fb_errf(err, errlen, "header %s: set by the HTTP client itself, not configurable",
-                forbidden[i]);
+                    forbidden[i]);
             return -1;
         }
     }
@@ -124,7 +125,7 @@ fb_post_check_header(const char *h, char *err, size_t errlen)
         if ((c < 0x20 && c != '\t') || c == 0x7f) {
             /* CR or LF would end the header and start another */
             fb_errf(err, errlen, "header %.*s: a control character in its value (CR, LF, ...)",
-                (int)(name_len > 64 ? 64 : name_len), h);
+                    (int)(name_len > 64 ? 64 : name_len), h);
             return -1;
         }
         if (c != ' ' && c != '\t')
@@ -132,7 +133,8 @@ fb_post_check_header(const char *h, char *err, size_t errlen)
     }
     if (empty) {
         /* libcurl reads "Name:" as "remove this header" */
-        fb_errf(err, errlen, "header %.*s: an empty value", (int)(name_len > 64 ? 64 : name_len), h);
+        fb_errf(err, errlen, "header %.*s: an empty value", (int)(name_len > 64 ? 64 : name_len),
+                h);
         return -1;
     }
     return 0;
@@ -160,7 +162,7 @@ fb_post_new(const fb_post_opts_t *o, char *err, size_t errlen)
         }
         if (o->basic_auth != NULL && strncasecmp(o->headers[i], "Authorization:", 14) == 0) {
             fb_errf(err, errlen, "header %zu: Authorization, and basic_auth too: one or the other",
-                i + 1);
+                    i + 1);
             goto fail;
         }
     }
@@ -202,14 +204,13 @@ fb_post_new(const fb_post_opts_t *o, char *err, size_t errlen)
         goto nomem;
 
     c->curl = fb_http_handle_new(
-        &(fb_http_opts_t){.ca_file = o->ca_file,
-                          .connect_timeout_ms = o->connect_timeout_ms != 0
-                                                    ? o->connect_timeout_ms
-                                                    : (long)FB_POST_CONNECT_TIMEOUT_MS,
-                          .timeout_ms = o->timeout_ms != 0 ? o->timeout_ms
-                                                           : (long)FB_POST_TIMEOUT_MS,
-                          .curl_err = c->curl_err,
-                          .answer = &c->answer},
+        &(fb_http_opts_t){
+            .ca_file = o->ca_file,
+            .connect_timeout_ms = o->connect_timeout_ms != 0 ? o->connect_timeout_ms
+                                                             : (long)FB_POST_CONNECT_TIMEOUT_MS,
+            .timeout_ms = o->timeout_ms != 0 ? o->timeout_ms : (long)FB_POST_TIMEOUT_MS,
+            .curl_err = c->curl_err,
+            .answer = &c->answer},
         err, errlen);
     if (c->curl == NULL)
         goto fail;
@@ -329,21 +330,21 @@ fb_post_send(fb_post_t *c, const char *body, size_t len, const char *idempotency
         err[0] = '\0';
     if (idempotency_key != NULL && !key_ok(idempotency_key)) {
         fb_errf(err, errlen,
-            "POST %s: invalid idempotency key (want 1 to %d printable ASCII bytes, no spaces)",
-            c->url, FB_POST_KEY_MAX);
+                "POST %s: invalid idempotency key (want 1 to %d printable ASCII bytes, no spaces)",
+                c->url, FB_POST_KEY_MAX);
         return FB_POST_REFUSED;
     }
     if (len == 0)
         return FB_POST_OK;
     if (body == NULL || body[len - 1] != '\n') {
         fb_errf(err, errlen, "POST %s: the body is not NDJSON (its last line has no \"\\n\")",
-            c->url);
+                c->url);
         return FB_POST_REFUSED;
     }
     if (c->gzip) {
         if (fb_gzip(body, len, FB_GZIP_LEVEL, &gz, &gz_len) < 0) {
             fb_errf(err, errlen, "POST %s: gzip of %zu bytes failed: %s", c->url, len,
-                strerror(errno));
+                    strerror(errno));
             return FB_POST_RETRY;
         }
         data = gz;
@@ -367,7 +368,7 @@ fb_post_send(fb_post_t *c, const char *body, size_t len, const char *idempotency
     rc = curl_easy_perform(c->curl);
     if (rc != CURLE_OK) {
         fb_errf(err, errlen, "POST %s: %s", c->url,
-            c->curl_err[0] != '\0' ? c->curl_err : curl_easy_strerror(rc));
+                c->curl_err[0] != '\0' ? c->curl_err : curl_easy_strerror(rc));
         result = FB_POST_RETRY;
         goto done;
     }
@@ -376,8 +377,8 @@ fb_post_send(fb_post_t *c, const char *body, size_t len, const char *idempotency
     if (result != FB_POST_OK) {
         snippet_of(snippet, sizeof(snippet), c->answer.buf, c->answer.len);
         fb_errf(err, errlen, "POST %s: HTTP %ld%s%s%s", c->url, status,
-            status >= 300 && status <= 399 ? " (redirects are not followed)" : "",
-            snippet[0] != '\0' ? "; body: " : "", snippet);
+                status >= 300 && status <= 399 ? " (redirects are not followed)" : "",
+                snippet[0] != '\0' ? "; body: " : "", snippet);
     }
 done:
     /* the handle must not keep pointers to what is freed here */

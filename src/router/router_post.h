@@ -37,13 +37,13 @@
 #include <stddef.h>
 
 #define FB_POST_CONNECT_TIMEOUT_MS 10000
-#define FB_POST_TIMEOUT_MS 30000  /* a whole request, upload included */
-#define FB_POST_HEADERS_MAX 64    /* configured headers */
-#define FB_POST_HEADER_MAX 8192   /* bytes of one configured header */
-#define FB_POST_KEY_MAX 256       /* bytes of an idempotency key */
-#define FB_POST_ANSWER_MAX 1024   /* bytes of an answer kept (the rest is read, dropped) */
-#define FB_POST_SNIPPET_MAX 200   /* bytes of the answer shown in err */
-#define FB_POST_ERR_LEN 1024      /* a good size for err (longer messages are cut) */
+#define FB_POST_TIMEOUT_MS 30000 /* a whole request, upload included */
+#define FB_POST_HEADERS_MAX 64   /* configured headers */
+#define FB_POST_HEADER_MAX 8192  /* bytes of one configured header */
+#define FB_POST_KEY_MAX 256      /* bytes of an idempotency key */
+#define FB_POST_ANSWER_MAX 1024  /* bytes of an answer kept (the rest is read, dropped) */
+#define FB_POST_SNIPPET_MAX 200  /* bytes of the answer shown in err */
+#define FB_POST_ERR_LEN 1024     /* a good size for err (longer messages are cut) */
 
 typedef enum fb_post_result {
     FB_POST_OK = 0,    /* 2xx */
@@ -57,11 +57,11 @@ typedef struct fb_post_opts {
                                  * password, no fragment */
     const char *const *headers; /* "Name: value" each (fb_post_check_header) */
     size_t n_headers;
-    const char *basic_auth;     /* "user:password", or NULL */
-    const char *ca_file;        /* PEM file of the CAs to trust; NULL: the system's */
-    long connect_timeout_ms;    /* 0: FB_POST_CONNECT_TIMEOUT_MS */
-    long timeout_ms;            /* 0: FB_POST_TIMEOUT_MS */
-    bool gzip;                  /* Content-Encoding: gzip */
+    const char *basic_auth;  /* "user:password", or NULL */
+    const char *ca_file;     /* PEM file of the CAs to trust; NULL: the system's */
+    long connect_timeout_ms; /* 0: FB_POST_CONNECT_TIMEOUT_MS */
+    long timeout_ms;         /* 0: FB_POST_TIMEOUT_MS */
+    bool gzip;               /* Content-Encoding: gzip */
 } fb_post_opts_t;
 
 typedef struct fb_post fb_post_t;

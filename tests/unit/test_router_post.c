@@ -58,18 +58,18 @@ Test(classify, every_class_of_status)
         long status;
         fb_post_result_t want;
     } cases[] = {
-        {200, FB_POST_OK},       {201, FB_POST_OK},       {202, FB_POST_OK},
-        {204, FB_POST_OK},       {299, FB_POST_OK},       {400, FB_POST_REFUSED},
-        {422, FB_POST_REFUSED},  {413, FB_POST_TOO_LARGE}, {0, FB_POST_RETRY},
-        {100, FB_POST_RETRY},    {199, FB_POST_RETRY},    {300, FB_POST_RETRY},
-        {301, FB_POST_RETRY},    {302, FB_POST_RETRY},    {307, FB_POST_RETRY},
-        {308, FB_POST_RETRY},    {401, FB_POST_RETRY},    {403, FB_POST_RETRY},
-        {404, FB_POST_RETRY},    {405, FB_POST_RETRY},    {408, FB_POST_RETRY},
-        {409, FB_POST_RETRY},    {411, FB_POST_RETRY},    {415, FB_POST_RETRY},
-        {429, FB_POST_RETRY},    {431, FB_POST_RETRY},    {499, FB_POST_RETRY},
-        {500, FB_POST_RETRY},    {502, FB_POST_RETRY},    {503, FB_POST_RETRY},
-        {504, FB_POST_RETRY},    {599, FB_POST_RETRY},    {600, FB_POST_RETRY},
-        {999, FB_POST_RETRY},    {-1, FB_POST_RETRY},
+        {200, FB_POST_OK},      {201, FB_POST_OK},        {202, FB_POST_OK},
+        {204, FB_POST_OK},      {299, FB_POST_OK},        {400, FB_POST_REFUSED},
+        {422, FB_POST_REFUSED}, {413, FB_POST_TOO_LARGE}, {0, FB_POST_RETRY},
+        {100, FB_POST_RETRY},   {199, FB_POST_RETRY},     {300, FB_POST_RETRY},
+        {301, FB_POST_RETRY},   {302, FB_POST_RETRY},     {307, FB_POST_RETRY},
+        {308, FB_POST_RETRY},   {401, FB_POST_RETRY},     {403, FB_POST_RETRY},
+        {404, FB_POST_RETRY},   {405, FB_POST_RETRY},     {408, FB_POST_RETRY},
+        {409, FB_POST_RETRY},   {411, FB_POST_RETRY},     {415, FB_POST_RETRY},
+        {429, FB_POST_RETRY},   {431, FB_POST_RETRY},     {499, FB_POST_RETRY},
+        {500, FB_POST_RETRY},   {502, FB_POST_RETRY},     {503, FB_POST_RETRY},
+        {504, FB_POST_RETRY},   {599, FB_POST_RETRY},     {600, FB_POST_RETRY},
+        {999, FB_POST_RETRY},   {-1, FB_POST_RETRY},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
@@ -82,12 +82,8 @@ Test(classify, every_class_of_status)
 Test(headers, good_ones_pass)
 {
     static const char *const good[] = {
-        "X-Token: abc",
-        "Authorization: Bearer eyJhbGciOi.x.y",
-        "X-A:b",
-        "x-tab:\tv",
-        "X!#$%&'*+-.^_`|~1: v a l u e",
-        "X-Utf8: caf\xc3\xa9",
+        "X-Token: abc", "Authorization: Bearer eyJhbGciOi.x.y", "X-A:b",
+        "x-tab:\tv",    "X!#$%&'*+-.^_`|~1: v a l u e",         "X-Utf8: caf\xc3\xa9",
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
         cr_assert_eq(fb_post_check_header(good[i], err, sizeof(err)), 0, "%s: %s", good[i], err);
@@ -149,9 +145,10 @@ Test(headers, the_client_checks_them_and_never_shows_a_value, .init = curl_up, .
     cr_assert_not_null(strstr(err, "header 2"), "%s", err);
     cr_assert_null(strstr(err, "s3cr3t"), "%s", err);
     const char *const auth[] = {"authorization: Bearer t0ken"};
-    c = fb_post_new(&(fb_post_opts_t){.url = "https://h/in", .headers = auth, .n_headers = 1,
-                                      .basic_auth = "u:pw"},
-                    err, sizeof(err));
+    c = fb_post_new(
+        &(fb_post_opts_t){
+            .url = "https://h/in", .headers = auth, .n_headers = 1, .basic_auth = "u:pw"},
+        err, sizeof(err));
     cr_assert_null(c);
     cr_assert_not_null(strstr(err, "one or the other"), "%s", err);
     cr_assert_null(strstr(err, "t0ken"), "%s", err);
@@ -235,8 +232,8 @@ Test(send, invalid_keys_and_bodies_are_refused_without_a_request, .init = curl_u
     char longkey[FB_POST_KEY_MAX + 2];
     memset(longkey, 'k', sizeof(longkey) - 1);
     longkey[sizeof(longkey) - 1] = '\0';
-    static const char *const bad[] = {"", "a b", "a\r\nX-Evil: 1", "tab\there", "caf\xc3\xa9",
-                                      "del\x7f"};
+    static const char *const bad[] = {"",          "a b",         "a\r\nX-Evil: 1",
+                                      "tab\there", "caf\xc3\xa9", "del\x7f"};
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cr_assert_eq(fb_post_send(c, "{}\n", 3, bad[i], err, sizeof(err)), FB_POST_REFUSED,
@@ -264,9 +261,8 @@ Test(send, a_closed_port_is_retry_with_method_and_url, .init = curl_up, .fini = 
 {
     char url[64], want[96];
     int fd = closed_url(url, sizeof(url), "/v1/in?src=fb");
-    fb_post_t *c = fb_post_new(&(fb_post_opts_t){.url = url, .basic_auth = "u:hunter2",
-                                                 .gzip = true},
-                               err, sizeof(err));
+    fb_post_t *c = fb_post_new(
+        &(fb_post_opts_t){.url = url, .basic_auth = "u:hunter2", .gzip = true}, err, sizeof(err));
     cr_assert_not_null(c, "%s", err);
     cr_assert_eq(fb_post_send(c, "{\"a\":1}\n", 8, "k-1", err, sizeof(err)), FB_POST_RETRY);
     snprintf(want, sizeof(want), "POST %s: ", url);
