@@ -43,7 +43,7 @@ typedef enum fb_http_url_fault {
     FB_HTTP_URL_PATH,      /* a path other than "/" where none is allowed */
 } fb_http_url_fault_t;
 
-/* A URL that passed fb_http_url_check. */
+/* What fb_http_url_check found in a URL. */
 typedef struct fb_http_url {
     CURLU *u;   /* parsed, for a caller that needs more of it */
     char *host; /* as libcurl gives it: an IPv6 address in brackets */
