@@ -8,6 +8,8 @@
  * control characters and kept valid UTF-8, and anything unexpected makes
  * the documents RETRY, never REFUSED. This file must never log, follow a
  * redirect, turn TLS verification off or put a credential into an error.
+ * The URL's check, the hardened handle and the bounded answer buffer are
+ * router_http's, shared with the other HTTP clients.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +27,7 @@
 
 #include "common/secret.h"
 #include "router/router_bulk.h"
+#include "router/router_http.h"
 #include "router/router_json.h"
 
 /* What of each item the answer carries: enough for the verdicts, so that
@@ -32,7 +35,6 @@
 #define BULK_PATH                                                                                  \
     "/_bulk?filter_path=errors,items.*.status,items.*.error.type,items.*.error.reason,"            \
     "items.*.error.caused_by.type,items.*.error.caused_by.reason"
-#define URL_MAX 2048
 #define GZIP_LEVEL 1 /* log lines shrink well already; the router's CPU matters more */
 
 struct fb_bulk_body {
@@ -49,10 +51,7 @@ struct fb_bulk {
     bool gzip;
     char *gz; /* the compressed body */
     size_t gz_cap;
-    char *answer; /* the answer, bounded by answer_max */
-    size_t answer_len, answer_cap, answer_max;
-    bool answer_over;  /* the answer passed answer_max */
-    bool answer_nomem; /* no memory for the answer */
+    fb_http_answer_t answer; /* bounded per bulk; past it the transfer stops */
     fb_bulk_item_t *items;
     size_t items_cap;
     char curl_err[CURL_ERROR_SIZE];
@@ -67,8 +66,6 @@ static const char *json_str(json_t *o, const char *key);
 static void result_reset(fb_bulk_result_t *r, size_t count, long status);
 static bool doc_fault(const char *type);
 static int item_verdict(json_t *item, fb_bulk_item_t *out);
-static bool loopback(const char *host);
-static size_t on_answer(char *p, size_t size, size_t n, void *arg);
 static int body_reserve(fb_bulk_body_t *b, size_t extra);
 static const char *status_text(long status);
 static bool printable(const char *s, bool spaces);
@@ -604,43 +601,6 @@ fb_bulk_verdicts(long http_status, const char *text, size_t len, size_t count, f
 /* ===================================================================== */
 /* the client                                                             */
 
-/* loopback -- host (as CURLU gives it) is this machine. */
-static bool
-loopback(const char *host)
-{
-    return strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
-           strncmp(host, "127.", 4) == 0;
-}
-
-/* on_answer -- libcurl's write callback: append, up to answer_max. */
-static size_t
-on_answer(char *p, size_t size, size_t n, void *arg)
-{
-    fb_bulk_t *c = arg;
-    size_t len = size * n;
-
-    if (len > c->answer_max - c->answer_len) {
-        c->answer_over = true;
-        return 0; /* libcurl stops with CURLE_WRITE_ERROR */
-    }
-    if (c->answer_len + len + 1 > c->answer_cap) {
-        size_t cap = c->answer_cap != 0 ? c->answer_cap : 16384;
-        char *q;
-        while (cap < c->answer_len + len + 1)
-            cap *= 2;
-        q = realloc(c->answer, cap);
-        if (q == NULL) {
-            c->answer_nomem = true;
-            return 0;
-        }
-        c->answer = q;
-        c->answer_cap = cap;
-    }
-    memcpy(c->answer + c->answer_len, p, len);
-    c->answer_len += len;
-    return len;
-}
-
 /* printable -- s has only printable ASCII (space too if spaces). */
 static bool
 printable(const char *s, bool spaces)
@@ -664,38 +624,11 @@ fb_bulk_t *
 fb_bulk_new(const fb_bulk_opts_t *o, char *err, size_t errlen)
 {
     fb_bulk_t *c = NULL;
-    CURLU *u = NULL;
-    char *scheme = NULL, *host = NULL, *part = NULL;
+    fb_http_url_t url = {0};
     size_t base_len;
-    bool https;
 
-    if (o->url == NULL || strlen(o->url) > URL_MAX || !printable(o->url, false)) {
-        snprintf(err, errlen, "URL: missing, longer than %d bytes or not printable ASCII", URL_MAX);
-        return NULL;
-    }
-    u = curl_url();
-    if (u == NULL || curl_url_set(u, CURLUPART_URL, o->url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-        snprintf(err, errlen, "URL %s: not a URL (http[s]://host[:port][/path])", o->url);
+    if (fb_http_url_check(o->url, FB_HTTP_URL_F_PATH, &url, err, errlen) != FB_HTTP_URL_OK)
         goto fail;
-    }
-    https = strcmp(scheme, "https") == 0;
-    if (!https && strcmp(scheme, "http") != 0) {
-        snprintf(err, errlen, "URL %s: the scheme must be http or https", o->url);
-        goto fail;
-    }
-    if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PASSWORD, &part, 0) == CURLUE_OK) {
-        /* never repeat it: it may hold a password */
-        snprintf(err, errlen, "URL: credentials in it; give them in a credentials file");
-        goto fail;
-    }
-    if (curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK ||
-        curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK) {
-        snprintf(err, errlen, "URL %s: no query or fragment here", o->url);
-        goto fail;
-    }
     if (o->basic_auth != NULL && o->api_key != NULL) {
         snprintf(err, errlen, "credentials: a user and password or an API key, not both");
         goto fail;
@@ -709,15 +642,11 @@ fb_bulk_new(const fb_bulk_opts_t *o, char *err, size_t errlen)
         snprintf(err, errlen, "API key: empty, or not printable ASCII without spaces");
         goto fail;
     }
-    if ((o->basic_auth != NULL || o->api_key != NULL) && !https && !loopback(host)) {
-        snprintf(err, errlen,
-                 "URL %s: credentials would cross the network in clear text; use https", o->url);
+    if ((o->basic_auth != NULL || o->api_key != NULL) &&
+        fb_http_credentials_check(&url, o->url, err, errlen) < 0)
         goto fail;
-    }
-    if (o->ca_file != NULL && access(o->ca_file, R_OK) < 0) {
-        snprintf(err, errlen, "CA file %s: %s", o->ca_file, strerror(errno));
+    if (fb_http_ca_check(o->ca_file, err, errlen) < 0)
         goto fail;
-    }
     if (o->connect_timeout_ms < 0 || o->timeout_ms < 0) {
         snprintf(err, errlen, "timeouts must not be negative");
         goto fail;
@@ -741,11 +670,20 @@ fb_bulk_new(const fb_bulk_opts_t *o, char *err, size_t errlen)
     sprintf(c->where, "POST %.*s/_bulk", (int)base_len, o->url);
     c->gzip = o->gzip;
 
-    c->curl = curl_easy_init();
-    if (c->curl == NULL) {
-        snprintf(err, errlen, "curl_easy_init failed");
+    c->answer.stop = true;
+    c->curl = fb_http_handle_new(
+        &(fb_http_opts_t){.ca_file = o->ca_file,
+                          .connect_timeout_ms = o->connect_timeout_ms != 0
+                                                    ? o->connect_timeout_ms
+                                                    : (long)FB_BULK_CONNECT_TIMEOUT_MS,
+                          .timeout_ms = o->timeout_ms != 0 ? o->timeout_ms
+                                                           : (long)FB_BULK_TIMEOUT_MS,
+                          .user_agent = "fbpipe-router",
+                          .curl_err = c->curl_err,
+                          .answer = &c->answer},
+        err, errlen);
+    if (c->curl == NULL)
         goto fail;
-    }
     c->headers = curl_slist_append(NULL, "Content-Type: application/x-ndjson");
     if (c->headers != NULL)
         c->headers = curl_slist_append(c->headers, "Accept: application/json");
@@ -771,41 +709,17 @@ fb_bulk_new(const fb_bulk_opts_t *o, char *err, size_t errlen)
         goto fail;
     }
     SETOPT(CURLOPT_URL, c->url);
-    SETOPT(CURLOPT_NOSIGNAL, 1L);
-    SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-    SETOPT(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-    SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
-    SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
-    if (o->ca_file != NULL)
-        SETOPT(CURLOPT_CAINFO, o->ca_file);
-    SETOPT(CURLOPT_CONNECTTIMEOUT_MS,
-           o->connect_timeout_ms != 0 ? o->connect_timeout_ms : (long)FB_BULK_CONNECT_TIMEOUT_MS);
-    SETOPT(CURLOPT_TIMEOUT_MS, o->timeout_ms != 0 ? o->timeout_ms : (long)FB_BULK_TIMEOUT_MS);
-    SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
-    SETOPT(CURLOPT_USERAGENT, "fbpipe-router");
     SETOPT(CURLOPT_HTTPHEADER, c->headers);
     SETOPT(CURLOPT_POST, 1L);
-    SETOPT(CURLOPT_WRITEFUNCTION, on_answer);
-    SETOPT(CURLOPT_WRITEDATA, c);
-    SETOPT(CURLOPT_ERRORBUFFER, c->curl_err);
     if (o->basic_auth != NULL) {
         SETOPT(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         SETOPT(CURLOPT_USERPWD, o->basic_auth);
     }
-    curl_free(scheme);
-    curl_free(host);
-    curl_url_cleanup(u);
+    fb_http_url_free(&url);
     return c;
 
 fail:
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(part);
-    curl_url_cleanup(u);
+    fb_http_url_free(&url);
     fb_bulk_free(c);
     return NULL;
 }
@@ -824,7 +738,7 @@ fb_bulk_free(fb_bulk_t *c)
     free(c->url);
     free(c->where);
     free(c->gz);
-    free(c->answer);
+    fb_http_answer_free(&c->answer);
     free(c->items);
     free(c);
 }
@@ -866,7 +780,7 @@ gzip_body(fb_bulk_t *c, const fb_bulk_body_t *body)
 int
 fb_bulk_send(fb_bulk_t *c, const fb_bulk_body_t *body, fb_bulk_result_t *r)
 {
-    char why[URL_MAX + 2 * sizeof(r->error)];
+    char why[FB_HTTP_URL_MAX + 2 * sizeof(r->error)];
     const char *data = body->buf;
     size_t count = body->count, size = body->len;
     CURLcode rc;
@@ -903,10 +817,7 @@ fb_bulk_send(fb_bulk_t *c, const fb_bulk_body_t *body, fb_bulk_result_t *r)
             return -1;
         }
     }
-    c->answer_len = 0;
-    c->answer_over = false;
-    c->answer_nomem = false;
-    c->answer_max = FB_BULK_ANSWER_BASE + FB_BULK_ANSWER_PER_DOC * count;
+    fb_http_answer_reset(&c->answer, FB_BULK_ANSWER_BASE + FB_BULK_ANSWER_PER_DOC * count);
     c->curl_err[0] = '\0';
     if (curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size) != CURLE_OK ||
         curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, data) != CURLE_OK) {
@@ -918,14 +829,14 @@ fb_bulk_send(fb_bulk_t *c, const fb_bulk_body_t *body, fb_bulk_result_t *r)
     rc = curl_easy_perform(c->curl);
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
     r->http_status = status;
-    if (c->answer_over) {
+    if (c->answer.over) {
         r->failure = FB_BULK_FAIL_ANSWER;
         snprintf(r->error, sizeof(r->error),
                  "%s: HTTP %ld but the answer passed %zu bytes; not read", c->where, status,
-                 c->answer_max);
+                 c->answer.max);
         return -1;
     }
-    if (c->answer_nomem) {
+    if (c->answer.nomem) {
         r->failure = FB_BULK_FAIL_LOCAL;
         snprintf(r->error, sizeof(r->error), "%s: out of memory for the answer", c->where);
         return -1;
@@ -936,7 +847,7 @@ fb_bulk_send(fb_bulk_t *c, const fb_bulk_body_t *body, fb_bulk_result_t *r)
                  c->curl_err[0] != '\0' ? ": " : "", c->curl_err);
         return -1;
     }
-    ret = fb_bulk_verdicts(status, c->answer_len > 0 ? c->answer : "", c->answer_len, count, r);
+    ret = fb_bulk_verdicts(status, c->answer.len > 0 ? c->answer.buf : "", c->answer.len, count, r);
     if (r->error[0] != '\0') {
         /* cut where a character ends: items' texts end up in dead letters */
         int n = snprintf(why, sizeof(why), "%s: %s", c->where, r->error);

@@ -10,7 +10,9 @@
  * bytes (the rest is read and dropped, so the connection stays usable)
  * and read as hostile: only the error's Code, Message and RequestId are
  * taken out, bounded and sanitised. Nothing read from the server decides
- * more than the result's class.
+ * more than the result's class. The endpoint's check, the hardened handle
+ * and the bounded response buffer are router_http's, shared with the
+ * other HTTP clients.
  *
  * Never logs, never follows a redirect, never puts a credential in a URL
  * or an error message.
@@ -29,6 +31,7 @@
 #include "common/log.h"
 #include "common/record.h"
 #include "common/secret.h"
+#include "router/router_http.h"
 #include "router/router_s3.h"
 
 #define S3_CODE_MAX 64
@@ -47,8 +50,7 @@ struct fb_s3 {
     char *id;     /* copies: libcurl keeps its own too */
     char *secret; /* wiped when freed */
     char curl_err[CURL_ERROR_SIZE];
-    char body[FB_S3_RESPONSE_MAX];
-    size_t body_len;
+    fb_http_answer_t answer; /* FB_S3_RESPONSE_MAX bytes of a response, the rest dropped */
 };
 
 static bool printable(const char *s, size_t len, bool space_ok);
@@ -57,9 +59,7 @@ static bool region_ok(const char *r);
 static bool part_ok(const char *s, size_t len);
 static bool name_ok(const char *name, const char **why);
 static const char *shown(const char *endpoint);
-static const char *url_strerror(CURLUcode uc);
 static char *url_of(const fb_s3_t *s3, const char *name);
-static size_t on_body(char *data, size_t size, size_t nmemb, void *arg);
 static void copy_clean(char *dst, size_t dstlen, const char *src, size_t len);
 static void xml_text(const char *body, size_t len, const char *tag, char *out, size_t outlen);
 static const char *hint_of(const char *code);
@@ -279,17 +279,6 @@ shown(const char *endpoint)
     return strchr(endpoint, '@') == NULL ? endpoint : "(with user info, not shown)";
 }
 
-/* url_strerror -- libcurl's words for a URL error (7.80 and later) */
-static const char *
-url_strerror(CURLUcode uc)
-{
-#if LIBCURL_VERSION_NUM >= 0x075000
-    return curl_url_strerror(uc);
-#else
-    return uc == CURLUE_MALFORMED_INPUT ? "malformed URL" : "invalid URL";
-#endif
-}
-
 /* fb_s3_client_new -- check the options, parse the endpoint, set up the handle */
 fb_s3_t *
 fb_s3_client_new(const fb_s3_opts_t *opts, char *err, size_t errlen)
@@ -298,8 +287,10 @@ fb_s3_client_new(const fb_s3_opts_t *opts, char *err, size_t errlen)
     long connect_ms =
         opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : FB_S3_CONNECT_TIMEOUT_MS;
     long total_ms = opts->timeout_ms > 0 ? opts->timeout_ms : FB_S3_TIMEOUT_MS;
-    CURLU *u = NULL;
-    char *scheme = NULL, *host = NULL, *part = NULL, *vhost = NULL;
+    fb_http_url_t url = {0};
+    fb_http_url_fault_t fault;
+    CURLU *u;
+    char *host, *part = NULL, *vhost = NULL;
     fb_s3_t *s3;
     size_t n;
     CURLUcode uc;
@@ -342,39 +333,25 @@ fb_s3_client_new(const fb_s3_opts_t *opts, char *err, size_t errlen)
     }
 
     /* the endpoint: scheme and authority only */
-    u = curl_url();
-    if (u == NULL) {
-        fb_errf(err, errlen, "curl_url() failed");
+    fault = fb_http_url_check(opts->endpoint, 0, &url, err, errlen);
+    switch (fault) {
+    case FB_HTTP_URL_OK: break;
+    case FB_HTTP_URL_TEXT:
+    case FB_HTTP_URL_MALFORMED:
+        fb_errf(err, errlen, "S3: endpoint \"%s\": %s", shown(opts->endpoint), url.why);
         goto fail;
-    }
-    uc = curl_url_set(u, CURLUPART_URL, opts->endpoint, 0);
-    if (uc != CURLUE_OK) {
-        fb_errf(err, errlen, "S3: endpoint \"%s\": %s", shown(opts->endpoint), url_strerror(uc));
-        goto fail;
-    }
-    ok = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-         (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0);
-    if (!ok) {
+    case FB_HTTP_URL_SCHEME:
         fb_errf(err, errlen, "S3: endpoint \"%s\": not http:// or https://", shown(opts->endpoint));
         goto fail;
-    }
-    ok = curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_NO_USER &&
-         curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_NO_QUERY &&
-         curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_NO_FRAGMENT &&
-         curl_url_get(u, CURLUPART_PATH, &part, 0) == CURLUE_OK && strcmp(part, "/") == 0;
-    curl_free(part);
-    part = NULL;
-    if (!ok) {
+    default:
         /* opts->endpoint may hold a password: never echo it */
         fb_errf(err, errlen,
             "S3: the endpoint must be scheme://host[:port] alone, without user, path, query "
             "or fragment (credentials come from the credentials file)");
         goto fail;
     }
-    if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-        fb_errf(err, errlen, "S3: endpoint \"%s\": no host", shown(opts->endpoint));
-        goto fail;
-    }
+    u = url.u;
+    host = url.host;
     if (!opts->path_style) {
         unsigned char addr[16];
         if (host[0] == '[' || inet_pton(AF_INET, host, addr) == 1) {
@@ -391,7 +368,7 @@ fb_s3_client_new(const fb_s3_opts_t *opts, char *err, size_t errlen)
         }
         uc = curl_url_set(u, CURLUPART_HOST, vhost, 0);
         if (uc != CURLUE_OK) {
-            fb_errf(err, errlen, "S3: host %s: %s", vhost, url_strerror(uc));
+            fb_errf(err, errlen, "S3: host %s: %s", vhost, fb_http_url_strerror(uc));
             goto fail;
         }
     }
@@ -413,50 +390,32 @@ fb_s3_client_new(const fb_s3_opts_t *opts, char *err, size_t errlen)
         goto fail;
     }
 
-    s3->curl = curl_easy_init();
-    if (s3->curl == NULL) {
-        fb_errf(err, errlen, "curl_easy_init() failed");
+    fb_http_answer_reset(&s3->answer, FB_S3_RESPONSE_MAX);
+    s3->curl = fb_http_handle_new(&(fb_http_opts_t){.ca_file = opts->ca_file,
+                                                    .connect_timeout_ms = connect_ms,
+                                                    .timeout_ms = total_ms,
+                                                    .curl_err = s3->curl_err,
+                                                    .answer = &s3->answer},
+                                  err, errlen);
+    if (s3->curl == NULL)
         goto fail;
-    }
-    ok = curl_easy_setopt(s3->curl, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
-#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85: CURLOPT_PROTOCOLS deprecated */
-         curl_easy_setopt(s3->curl, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&
-#else
-         curl_easy_setopt(s3->curl, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS)) ==
-             CURLE_OK &&
-#endif
-         curl_easy_setopt(s3->curl, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK &&
-         curl_easy_setopt(s3->curl, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK &&
-         curl_easy_setopt(s3->curl, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK &&
-         (opts->ca_file == NULL ||
-          curl_easy_setopt(s3->curl, CURLOPT_CAINFO, opts->ca_file) == CURLE_OK) &&
-         curl_easy_setopt(s3->curl, CURLOPT_CONNECTTIMEOUT_MS, connect_ms) == CURLE_OK &&
-         curl_easy_setopt(s3->curl, CURLOPT_TIMEOUT_MS, total_ms) == CURLE_OK &&
-         curl_easy_setopt(s3->curl, CURLOPT_AWS_SIGV4, s3->sigv4) == CURLE_OK &&
+    ok = curl_easy_setopt(s3->curl, CURLOPT_AWS_SIGV4, s3->sigv4) == CURLE_OK &&
          curl_easy_setopt(s3->curl, CURLOPT_USERNAME, s3->id) == CURLE_OK &&
          curl_easy_setopt(s3->curl, CURLOPT_PASSWORD, s3->secret) == CURLE_OK &&
-         curl_easy_setopt(s3->curl, CURLOPT_ERRORBUFFER, s3->curl_err) == CURLE_OK &&
-         curl_easy_setopt(s3->curl, CURLOPT_WRITEFUNCTION, on_body) == CURLE_OK &&
-         curl_easy_setopt(s3->curl, CURLOPT_WRITEDATA, s3) == CURLE_OK &&
-         curl_easy_setopt(s3->curl, CURLOPT_USERAGENT, "fbpipe") == CURLE_OK &&
          curl_easy_setopt(s3->curl, CURLOPT_CUSTOMREQUEST, "PUT") == CURLE_OK;
     if (!ok) {
         fb_errf(err, errlen, "S3 client: libcurl refused an option (too old a libcurl, or no TLS)");
         goto fail;
     }
-    curl_free(scheme);
-    curl_free(host);
     curl_free(part);
     free(vhost);
-    curl_url_cleanup(u);
+    fb_http_url_free(&url);
     return s3;
 
 fail:
-    curl_free(scheme);
-    curl_free(host);
     curl_free(part);
     free(vhost);
-    curl_url_cleanup(u);
+    fb_http_url_free(&url);
     fb_s3_client_free(s3);
     return NULL;
 }
@@ -478,6 +437,7 @@ fb_s3_client_free(fb_s3_t *s3)
     free(s3->region);
     free(s3->bucket);
     free(s3->base);
+    fb_http_answer_free(&s3->answer);
     free(s3);
 }
 
@@ -516,20 +476,6 @@ url_of(const fb_s3_t *s3, const char *name)
     }
     *p = '\0';
     return url;
-}
-
-/* on_body -- keep the first FB_S3_RESPONSE_MAX bytes of a response, drop the rest */
-static size_t
-on_body(char *data, size_t size, size_t nmemb, void *arg)
-{
-    fb_s3_t *s3 = arg;
-    size_t n = size * nmemb; /* libcurl: size is 1 */
-    size_t room = sizeof(s3->body) - s3->body_len;
-    size_t keep = n < room ? n : room;
-
-    memcpy(s3->body + s3->body_len, data, keep);
-    s3->body_len += keep;
-    return n;
 }
 
 /* ---------------------------------------------------------------- responses */
@@ -683,7 +629,7 @@ request(fb_s3_t *s3, const char *url, const void *body, size_t len, const char *
         }
         headers = next;
     }
-    s3->body_len = 0;
+    fb_http_answer_reset(&s3->answer, FB_S3_RESPONSE_MAX);
     s3->curl_err[0] = '\0';
     if (curl_easy_setopt(s3->curl, CURLOPT_URL, url) != CURLE_OK ||
         curl_easy_setopt(s3->curl, CURLOPT_HTTPHEADER, headers) != CURLE_OK ||
@@ -705,7 +651,7 @@ request(fb_s3_t *s3, const char *url, const void *body, size_t len, const char *
         return FB_S3_RETRY;
     }
     curl_easy_getinfo(s3->curl, CURLINFO_RESPONSE_CODE, &status);
-    fb_s3_error_parse(s3->body, s3->body_len, code, codelen, message, sizeof(message), rid,
+    fb_s3_error_parse(s3->answer.buf, s3->answer.len, code, codelen, message, sizeof(message), rid,
                       sizeof(rid));
     result = fb_s3_classify(status, code);
     if (result == FB_S3_OK) {
@@ -715,7 +661,7 @@ request(fb_s3_t *s3, const char *url, const void *body, size_t len, const char *
     }
     snippet[0] = '\0';
     if (code[0] == '\0')
-        copy_clean(snippet, sizeof(snippet), s3->body, s3->body_len);
+        copy_clean(snippet, sizeof(snippet), s3->answer.buf, s3->answer.len);
     if (status >= 300 && status <= 399)
         curl_easy_getinfo(s3->curl, CURLINFO_REDIRECT_URL, &redirect);
     where[0] = '\0';
