@@ -7,7 +7,8 @@ Listens on a free port of 127.0.0.1 and writes it to DIR/port (whole, by
 rename). Every request is stored before it is answered, numbered from 1:
 DIR/req/N.headers (the method and path, the peer's port, then each header
 line as received) and DIR/req/N.body (the body's bytes as received, not
-decoded). The answer depends on the mode, read from DIR/mode at each
+decoded); DIR/req/N.status holds the status it is answered with, written
+just before the answer. The answer depends on the mode, read from DIR/mode at each
 request (missing: ok):
 
     ok          200
@@ -70,19 +71,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
                   os.path.join(reqdir, "%d.headers" % n))
         mode = setting("mode", "ok")
         if mode == "fail":
-            self.answer(503, b"busy\x01 try later\n")
+            status, text = 503, b"busy\x01 try later\n"
         elif mode == "refuse":
-            self.answer(400, b'{"error":"line 1: not JSON"}\n')
+            status, text = 400, b'{"error":"line 1: not JSON"}\n'
         elif mode == "too_large" and len(body) > int(setting("limit", "0")):
-            self.answer(413, b"too large\n")
+            status, text = 413, b"too large\n"
         elif mode == "hang":
             time.sleep(float(setting("hang", "10")))
-            try:
-                self.answer(200, b"late\n")
-            except OSError:
-                pass
+            status, text = 200, b"late\n"
         else:
-            self.answer(200, b"ok\n")
+            status, text = 200, b"ok\n"
+        with open(os.path.join(reqdir, "%d.status" % n), "w") as f:
+            f.write("%d\n" % status)
+        try:
+            self.answer(status, text)
+        except OSError:
+            pass  # the client gave up (hang)
 
 
 def stop(signum, frame):
