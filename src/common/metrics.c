@@ -344,6 +344,8 @@ fb_metrics_forget(fb_mslot_t *s, fb_mrole_t role)
          * must not hide a live one's fresh figure */
         fb_metrics_set(s, FB_MC_SPOOL_BYTES, 0);
         fb_metrics_set(s, FB_MC_SPOOL_FILES, 0);
+        fb_metrics_set(s, FB_MC_TARGET_PENDING, 0);
+        fb_metrics_set(s, FB_MC_TARGET_FAILING, 0);
         break;
     default:
         break;

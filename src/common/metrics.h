@@ -95,6 +95,11 @@ typedef enum fb_mc {
     FB_MC_ASSIGNED,          /* gauge: partitions assigned */
     FB_MC_SPOOL_BYTES,       /* gauge: bytes in <router.dir>/.spool (each router looks) */
     FB_MC_SPOOL_FILES,       /* gauge: files there */
+    FB_MC_DEAD_LETTERS_TARGET, /* records a remote target refused for themselves */
+    FB_MC_TARGET_DELIVERED,  /* records remote targets acknowledged */
+    FB_MC_TARGET_FAILURES,   /* attempts of remote targets that failed (retried) */
+    FB_MC_TARGET_PENDING,    /* gauge: records the router holds for remote targets */
+    FB_MC_TARGET_FAILING,    /* gauge: remote targets failing now */
     FB_MC_PARTITION_LAG,     /* FB_METRICS_PARTITIONS gauges: 1 + the lag of each partition
                               * the router holds, 0 for the others */
     FB_MC_PARTITION_LAG_END = FB_MC_PARTITION_LAG + FB_METRICS_PARTITIONS,

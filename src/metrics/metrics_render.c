@@ -337,8 +337,9 @@ fb_metrics_render(const fb_metrics_t *m, fb_mbuf_t *out)
     static const fb_mc_t refused[] = {FB_MC_EVENTS_REFUSED_INVALID, FB_MC_EVENTS_REFUSED_WRONG_KEY,
                                       FB_MC_EVENTS_REFUSED_TOO_LARGE};
     static const char *const refused_names[] = {"invalid", "wrong_key", "too_large"};
-    static const fb_mc_t dead[] = {FB_MC_DEAD_LETTERS_UNREADABLE, FB_MC_DEAD_LETTERS_REFUSED};
-    static const char *const dead_names[] = {"unreadable", "refused"};
+    static const fb_mc_t dead[] = {FB_MC_DEAD_LETTERS_UNREADABLE, FB_MC_DEAD_LETTERS_REFUSED,
+                                   FB_MC_DEAD_LETTERS_TARGET};
+    static const char *const dead_names[] = {"unreadable", "refused", "target"};
     fb_mc_t auth[FB_AUTH_N_ERRS];
     const char *auth_names[FB_AUTH_N_ERRS];
     unsigned lanes = fb_metrics_slots(m, FB_MROLE_WORKER);
@@ -404,8 +405,9 @@ fb_metrics_render(const fb_metrics_t *m, fb_mbuf_t *out)
             FB_MC_BYTES_WRITTEN);
     by_reason(out, m, "fbpipe_router_dead_letters_total",
               "Records sent to the dead letters: not a record or not decryptable (unreadable), "
-              "a key whose file may not be written or named (refused).",
-              dead, dead_names, 2);
+              "a key whose file may not be written or named (refused), refused by a remote "
+              "target for itself (target).",
+              dead, dead_names, 3);
     counter(out, m, "fbpipe_router_spooled_total",
             "Lines put aside in the spool for a key whose file refused them.", FB_MC_SPOOLED);
     counter(out, m, "fbpipe_router_rotations_total", "Files rotated.", FB_MC_ROTATIONS);
@@ -426,6 +428,17 @@ fb_metrics_render(const fb_metrics_t *m, fb_mbuf_t *out)
                    role_max(m, FB_MROLE_ROUTER, FB_MC_SPOOL_FILES));
     histogram(out, m, "fbpipe_router_fsync_latency_seconds", "How long a router's fsync took.",
               FB_MC_FSYNC_LATENCY);
+    counter(out, m, "fbpipe_router_target_records_delivered_total",
+            "Records remote targets (s3, elasticsearch, http) acknowledged.",
+            FB_MC_TARGET_DELIVERED);
+    counter(out, m, "fbpipe_router_target_failures_total",
+            "Attempts of remote targets that failed and are retried.", FB_MC_TARGET_FAILURES);
+    role_gauge(out, m, "fbpipe_router_target_records_pending",
+               "Records the routers hold for remote targets (their offsets not stored).",
+               FB_MROLE_ROUTER, FB_MC_TARGET_PENDING);
+    role_gauge(out, m, "fbpipe_router_targets_failing",
+               "Remote targets failing now, summed over the routers.", FB_MROLE_ROUTER,
+               FB_MC_TARGET_FAILING);
 
     /* master */
     by_role(out, m, "fbpipe_child_starts_total", "Children the master started, by role.",

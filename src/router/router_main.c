@@ -585,6 +585,7 @@ target_refused(void *arg, const fb_target_refused_t *rec, const char *why)
     fb_log_limited(FB_LOG_WARNING, "record refused by a target",
                    "router %u: %s [%d] at offset %lld to the dead letters: %s", r->index,
                    rec->topic, (int)rec->partition, (long long)rec->offset, why);
+    fb_metrics_add(r->metrics, FB_MC_DEAD_LETTERS_TARGET, 1);
     if (rec->key != NULL)
         fb_metrics_tenant_add(r->metrics, fb_metrics_tenant(fb_metrics_zone(), rec->key,
                                                              rec->key_len),
@@ -698,6 +699,10 @@ watch_assignment(router_t *r)
     if (r->metrics == NULL || now < r->metrics_at || r->rk == NULL)
         return;
     r->metrics_at = now + 5000;
+    if (r->targets != NULL) {
+        fb_metrics_set(r->metrics, FB_MC_TARGET_PENDING, fb_targets_pending(r->targets));
+        fb_metrics_set(r->metrics, FB_MC_TARGET_FAILING, fb_targets_failing(r->targets));
+    }
     if (fb_files_usage(r->spool, &spool_bytes, &spool_files) == 0) {
         fb_metrics_set(r->metrics, FB_MC_SPOOL_BYTES, spool_bytes);
         fb_metrics_set(r->metrics, FB_MC_SPOOL_FILES, spool_files);
@@ -1225,7 +1230,7 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
             fb_log_errorx("router %u: curl_global_init failed", index);
             r->transient = true;
-        } else if ((r->targets = fb_targets_new(conf, index, target_refused, r, err,
+        } else if ((r->targets = fb_targets_new(conf, index, r->metrics, target_refused, r, err,
                                                 sizeof(err))) == NULL) {
             fb_log_errorx("router %u: %s", index, err);
         }

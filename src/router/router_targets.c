@@ -128,6 +128,7 @@ struct fb_targets {
     unsigned index;
     fb_target_refuse_fn cb;
     void *cb_arg;
+    fb_mslot_t *metrics; /* the router's slot, NULL without a zone */
     fb_target_t *t;
     size_t n;
     /* the partitions assigned and whether the group has committed an
@@ -537,6 +538,7 @@ park(fb_target_t *t, const char *what)
 
     t->parked_until = now + wait;
     t->failures++;
+    fb_metrics_add(t->ts->metrics, FB_MC_TARGET_FAILURES, 1);
     if (t->failing_since == 0) {
         t->failing_since = now;
         t->logged_ms = now;
@@ -698,8 +700,10 @@ s3_work(fb_target_t *t)
         park(t, err);
         return;
     }
-    if (rc == FB_S3_OK)
+    if (rc == FB_S3_OK) {
         s->through = last->offset;
+        fb_metrics_add(t->ts->metrics, FB_MC_TARGET_DELIVERED, n);
+    }
     s->cuts--;
     for (size_t i = 0; i < n; i++) {
         if (rc == FB_S3_OK)
@@ -784,6 +788,7 @@ bulk_work(fb_target_t *t)
                 to_refused(t, e, err);
             } else {
                 forget(t, e);
+                fb_metrics_add(t->ts->metrics, FB_MC_TARGET_DELIVERED, 1);
             }
         }
         for (size_t i = 0; i < n; i++)
@@ -868,8 +873,10 @@ http_work(fb_target_t *t)
     pthread_cond_broadcast(&t->idle);
     /* what was answered, whatever came after */
     for (size_t i = 0; i < n; i++) {
-        if (out[i] == FB_POST_OK)
+        if (out[i] == FB_POST_OK) {
             forget(t, t->work[i]);
+            fb_metrics_add(t->ts->metrics, FB_MC_TARGET_DELIVERED, 1);
+        }
         else if (out[i] == FB_POST_REFUSED)
             to_refused(t, t->work[i], err);
     }
@@ -1021,6 +1028,19 @@ fb_targets_pending(fb_targets_t *ts)
     return n;
 }
 
+size_t
+fb_targets_failing(fb_targets_t *ts)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < ts->n; i++) {
+        pthread_mutex_lock(&ts->t[i].mu);
+        n += ts->t[i].failing_since != 0;
+        pthread_mutex_unlock(&ts->t[i].mu);
+    }
+    return n;
+}
+
 bool
 fb_targets_full(fb_targets_t *ts)
 {
@@ -1160,8 +1180,8 @@ client(fb_target_t *t, char *err, size_t errlen)
 }
 
 fb_targets_t *
-fb_targets_new(const fb_conf_t *conf, unsigned router_index, fb_target_refuse_fn cb,
-               void *cb_arg, char *err, size_t errlen)
+fb_targets_new(const fb_conf_t *conf, unsigned router_index, fb_mslot_t *metrics,
+               fb_target_refuse_fn cb, void *cb_arg, char *err, size_t errlen)
 {
     fb_targets_t *ts = calloc(1, sizeof(*ts));
 
@@ -1173,6 +1193,7 @@ fb_targets_new(const fb_conf_t *conf, unsigned router_index, fb_target_refuse_fn
     }
     ts->conf = conf;
     ts->index = router_index;
+    ts->metrics = metrics;
     ts->cb = cb;
     ts->cb_arg = cb_arg;
     for (size_t i = 0; i < conf->n_targets; i++) {

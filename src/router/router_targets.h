@@ -44,6 +44,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "common/conf.h"
+#include "common/metrics.h"
 #include "router/router_line.h"
 
 typedef struct fb_targets fb_targets_t;
@@ -71,8 +72,8 @@ typedef int (*fb_target_refuse_fn)(void *arg, const fb_target_refused_t *rec, co
 /* Every remote target of conf, with clients made, credentials read and
  * delivery threads started; NULL with why in err (a configuration the
  * router cannot use). curl_global_init must have run. */
-fb_targets_t *fb_targets_new(const fb_conf_t *conf, unsigned router_index, fb_target_refuse_fn cb,
-                             void *cb_arg, char *err, size_t errlen);
+fb_targets_t *fb_targets_new(const fb_conf_t *conf, unsigned router_index, fb_mslot_t *metrics,
+                             fb_target_refuse_fn cb, void *cb_arg, char *err, size_t errlen);
 void fb_targets_free(fb_targets_t *ts);
 
 /* The remote target named name, or NULL (file, or unknown). */
@@ -99,6 +100,9 @@ int64_t fb_targets_hold(fb_targets_t *ts, const char *topic, int32_t partition);
 
 /* Records queued, over all targets. */
 size_t fb_targets_pending(fb_targets_t *ts);
+
+/* Targets failing now (parked after a failure, not yet delivering again). */
+size_t fb_targets_failing(fb_targets_t *ts);
 
 /* true while a target holds buffer_max bytes or more. */
 bool fb_targets_full(fb_targets_t *ts);
