@@ -35,6 +35,52 @@ typedef enum fb_fsync_policy {
     FB_FSYNC_INTERVAL, /* at most every fsync_interval_ms */
 } fb_fsync_policy_t;
 
+/* Delivery destinations of the routers (docs/router-targets.md). */
+typedef enum fb_target_type {
+    FB_TARGET_FILE = 0,
+    FB_TARGET_S3,
+    FB_TARGET_ELASTICSEARCH,
+    FB_TARGET_HTTP
+} fb_target_type_t;
+
+/* One [target NAME] section, every value checked and defaulted. */
+typedef struct fb_conf_target {
+    char *name;            /* (fb_target_name_valid) the section's NAME: [target NAME]; "file" is built in and never a section */
+    fb_target_type_t type;
+    unsigned line;         /* line of the [target NAME] header */
+    /* every type but file */
+    char *credentials_file; /* "" = none. s3: "ID:SECRET"; elasticsearch and http: "user:password" */
+    char *ca_file;          /* "" = the system's CAs */
+    bool gzip;              /* default no */
+    uint64_t timeout_ms;         /* `timeout`, default 30s: one request, whole */
+    uint64_t connect_timeout_ms; /* `connect_timeout`, default 10s */
+    uint64_t buffer_max;    /* `buffer_max`, size, default 256M: records not yet delivered that
+                             * each router holds in memory for this target; past it the router
+                             * stops reading until the target takes some (min 1M) */
+    /* s3 */
+    char *bucket;            /* required for s3 */
+    char *region;            /* default "us-east-1" */
+    char *endpoint;          /* "https://s3.<region>.amazonaws.com" when not set */
+    bool path_style;         /* default no */
+    char *prefix;            /* default "" */
+    uint64_t max_records;    /* default 10000, 1..1000000: records per object */
+    uint64_t max_bytes;      /* default 16M, 1K..1G: bytes of lines per object (before gzip) */
+    uint64_t max_age_ms;     /* default 5m: an object is cut when a record's own time is this far
+                              * past its first record's */
+    uint64_t flush_after_ms; /* default 60s: an object not cut otherwise is cut after this much
+                              * wall-clock time */
+    /* elasticsearch and http */
+    char *url;               /* required for both */
+    /* elasticsearch */
+    char *index;             /* default "logs-{key}-%Y.%m.%d" */
+    char *api_key_file;      /* "" = none; exclusive with credentials_file */
+    /* http */
+    char **headers;          /* `header = Name: value`, repeatable, in order */
+    size_t n_headers;
+
+    unsigned *lines;         /* conf.c's own: the line of each key, 0 = default */
+} fb_conf_target_t;
+
 typedef struct fb_conf {
     char *path; /* the config file */
     char *dir;  /* its folder: relative paths start here */
@@ -118,6 +164,11 @@ typedef struct fb_conf {
     uint64_t rotate_age_ms;
     uint64_t rotate_keep;
     uint64_t spool_max;
+    fb_conf_target_t *targets; /* the [target NAME] sections, in file order */
+    size_t n_targets;
+    char **router_targets;     /* [router] targets = file, archive (comma/space separated
+                                * names), default "file": the list for keys that name none */
+    size_t n_router_targets;
 
     /* [metrics] */
     char *metrics_listen; /* "" = off */
@@ -131,5 +182,18 @@ fb_conf_t *fb_conf_load(const char *path);
 int fb_conf_verify(const fb_conf_t *conf);
 void fb_conf_free(fb_conf_t *conf);
 unsigned fb_conf_line(const fb_conf_t *conf, const char *section, const char *key);
+
+/* The target called name: a [target] section, the built-in "file" (type
+ * FB_TARGET_FILE, nothing else set), or NULL for an unknown name. */
+const fb_conf_target_t *fb_conf_target_find(const fb_conf_t *conf, const char *name);
+
+/* Whether this version's routers deliver to targets of this type. Naming
+ * a target of another type in [router] targets or in a key's "targets" is
+ * refused (fbpiped -t, start, reload) until the router delivers to it, so
+ * that no record is routed to a destination that would drop it. */
+bool fb_conf_target_type_delivered(fb_target_type_t type);
+
+/* The name of a target type as the file spells it ("s3", ...). */
+const char *fb_conf_target_type_name(fb_target_type_t type);
 
 #endif /* FB_CONF_H */
