@@ -409,8 +409,7 @@ keys_load_targets(keys_load_t *kl, const char *shown, const char *name, json_t *
     json_t *tg;
 
     if (!json_is_array(list)) {
-        keys_err(kl, shown, "targets: must be an array of target names, not %s",
-                 keys_type(list));
+        keys_err(kl, shown, "targets: must be an array, not %s", keys_type(list));
         return;
     }
     n = json_array_size(list);
