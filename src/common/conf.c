@@ -36,6 +36,7 @@
 #include "common/units.h"
 
 #define CONF_LINE_MAX 4096
+#define CONF_SHOW_MAX 64 /* bytes of an access key shown, as keys.c shows them */
 
 typedef enum conf_type {
     T_STR,      /* any string */
@@ -1637,6 +1638,40 @@ fb_conf_line(const fb_conf_t *conf, const char *section, const char *key)
             return conf->lines[i];
     }
     return 0;
+}
+
+/* fb_keydb_check_targets -- every name in a tenant's targets is a target
+ * of conf that this version delivers to. Here, not in keys.c: the agent
+ * links keys.c and nothing of the configuration. */
+int
+fb_keydb_check_targets(const fb_keydb_t *db, const fb_conf_t *conf)
+{
+    char shown[CONF_SHOW_MAX * 4 + 4];
+    int errors = 0;
+
+    for (size_t i = 0; db != NULL && i < db->n_tenants; i++) {
+        const fb_tenant_t *t = &db->tenants[i];
+
+        fb_log_show(shown, sizeof(shown), t->access_key, strlen(t->access_key),
+                    CONF_SHOW_MAX);
+        for (size_t j = 0; j < t->n_targets; j++) {
+            const fb_conf_target_t *tg = fb_conf_target_find(conf, t->targets[j]);
+
+            if (tg == NULL) {
+                fb_log_errorx("%s: key \"%s\": targets: \"%s\" is not a [target] of %s",
+                              db->path, shown, t->targets[j], conf->path);
+                errors++;
+            } else if (!fb_conf_target_type_delivered(tg->type)) {
+                fb_log_errorx("%s: key \"%s\": targets: \"%s\" is a target of type %s "
+                              "([target %s], %s:%u), to which this version's routers do not "
+                              "deliver yet: its records would be dropped",
+                              db->path, shown, t->targets[j], fb_conf_target_type_name(tg->type),
+                              tg->name, conf->path, tg->line);
+                errors++;
+            }
+        }
+    }
+    return errors ? -1 : 0;
 }
 
 /* fb_conf_target_find -- a [target] section, the built-in "file", or NULL. */

@@ -16,6 +16,8 @@
 #include "common/addr.h"
 #include "common/log.h"
 
+struct fb_keydb; /* common/keys.h */
+
 typedef struct fb_conf_kv {
     char *key;
     char *value;
@@ -195,5 +197,12 @@ bool fb_conf_target_type_delivered(fb_target_type_t type);
 
 /* The name of a target type as the file spells it ("s3", ...). */
 const char *fb_conf_target_type_name(fb_target_type_t type);
+
+/* 0 if every target each tenant of db names is a target of conf (a
+ * [target] section or "file") that this version delivers to; else -1
+ * after logging one error per tenant and name ("KEYS: key "acme":
+ * targets: "archive" is not a [target] of FILE"). The key database cannot
+ * check this when it loads: it does not know the configuration. */
+int fb_keydb_check_targets(const struct fb_keydb *db, const fb_conf_t *conf);
 
 #endif /* FB_CONF_H */

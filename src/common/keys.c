@@ -22,7 +22,6 @@
 #include <jansson.h>
 #include <sodium.h>
 
-#include "common/conf.h"
 #include "common/keys.h"
 #include "common/log.h"
 
@@ -821,38 +820,6 @@ fb_keydb_free(fb_keydb_t *db)
     free(db->tenants);
     free(db->path);
     free(db);
-}
-
-/* fb_keydb_check_targets -- every name in a tenant's targets is a target
- * of conf that this version delivers to. */
-int
-fb_keydb_check_targets(const fb_keydb_t *db, const fb_conf_t *conf)
-{
-    char shown[KEYS_SHOW_SIZE];
-    int errors = 0;
-
-    for (size_t i = 0; db != NULL && i < db->n_tenants; i++) {
-        const fb_tenant_t *t = &db->tenants[i];
-
-        fb_log_show(shown, sizeof(shown), t->access_key, strlen(t->access_key), KEYS_SHOW_MAX);
-        for (size_t j = 0; j < t->n_targets; j++) {
-            const fb_conf_target_t *tg = fb_conf_target_find(conf, t->targets[j]);
-
-            if (tg == NULL) {
-                fb_log_errorx("%s: key \"%s\": targets: \"%s\" is not a [target] of %s",
-                              db->path, shown, t->targets[j], conf->path);
-                errors++;
-            } else if (!fb_conf_target_type_delivered(tg->type)) {
-                fb_log_errorx("%s: key \"%s\": targets: \"%s\" is a target of type %s "
-                              "([target %s], %s:%u), to which this version's routers do not "
-                              "deliver yet: its records would be dropped",
-                              db->path, shown, t->targets[j], fb_conf_target_type_name(tg->type),
-                              tg->name, conf->path, tg->line);
-                errors++;
-            }
-        }
-    }
-    return errors ? -1 : 0;
 }
 
 /* fb_keydb_find -- the tenant of access_key[0..len) (not NUL-terminated), or NULL. */

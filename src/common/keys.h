@@ -25,7 +25,6 @@
 #define FB_TARGET_NAME_MAX 32                 /* bytes of a target's name */
 #define FB_TARGETS_MAX 16                     /* targets a tenant may name */
 
-struct fb_conf;
 
 typedef struct fb_enc_key {
     char id[FB_KEY_ID_MAX + 1]; /* "default" for a lone EncryptionKey */
@@ -80,12 +79,6 @@ fb_keydb_t *fb_keydb_load(const char *path);
 
 /* Wipe every key and free; tolerates NULL and a half-built database. */
 void fb_keydb_free(fb_keydb_t *db);
-
-/* 0 if every target each tenant names is a target of conf (a [target]
- * section or "file") that this version delivers to; else -1 after logging
- * one error per tenant and name. Loading the database cannot check this:
- * it does not know the configuration. */
-int fb_keydb_check_targets(const fb_keydb_t *db, const struct fb_conf *conf);
 
 /* The tenant of access_key[0..len) (need not be NUL-terminated), or NULL. */
 const fb_tenant_t *fb_keydb_find(const fb_keydb_t *db, const char *access_key, size_t len);
