@@ -36,6 +36,7 @@
 #include "common/units.h"
 
 #define CONF_LINE_MAX 4096
+#define CONF_SHOW_MAX 64 /* bytes of an access key shown, as keys.c shows them */
 
 typedef enum conf_type {
     T_STR,      /* any string */
@@ -48,6 +49,9 @@ typedef enum conf_type {
     T_ADDR,     /* host:port, port 0 allowed */
     T_ADDR_OPT, /* host:port or "" */
     T_FSYNC,    /* none | batch | DURATION */
+    T_TTYPE,    /* a [target]'s type: s3 | elasticsearch | http */
+    T_HEADER,   /* Name: value, repeatable ([target] header) */
+    T_TARGETS,  /* names of targets, comma or space separated ([router] targets) */
 } conf_type_t;
 
 typedef struct conf_key {
@@ -129,12 +133,71 @@ static const conf_key_t conf_keys[] = {
     {"router", "rotate_age", T_DURATION, O(rotate_age_ms), "1d", 0, U64MAX},
     {"router", "rotate_keep", T_UINT, O(rotate_keep), "7", 0, 1000},
     {"router", "spool_max", T_SIZE, O(spool_max), "1G", 0, U64MAX},
+    {"router", "targets", T_TARGETS, 0, "file", 0, 0},
 
     {"metrics", "listen", T_ADDR_OPT, O(metrics_listen), "", 0, 0},
     {"metrics", "max_tenants", T_UINT, O(metrics_max_tenants), "1000", 1, 100000},
 };
 
 #define N_KEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
+
+/* [target NAME] keys: which types take each, and their defaults (every
+ * field gets its default whatever the type, so a field of another type
+ * is never NULL). */
+#define TT(type) (1u << (type))
+#define TT_S3 TT(FB_TARGET_S3)
+#define TT_ES TT(FB_TARGET_ELASTICSEARCH)
+#define TT_HTTP TT(FB_TARGET_HTTP)
+#define TT_REMOTE (TT_S3 | TT_ES | TT_HTTP)
+#define TO(field) offsetof(fb_conf_target_t, field)
+
+typedef struct target_key {
+    conf_key_t k; /* k.section unused; k.def NULL: no default */
+    unsigned types;
+} target_key_t;
+
+static const target_key_t target_keys[] = {
+    {{"target", "type", T_TTYPE, TO(type), NULL, 0, 0}, TT_REMOTE},
+    {{"target", "credentials_file", T_PATH, TO(credentials_file), "", 0, 0}, TT_REMOTE},
+    {{"target", "ca_file", T_PATH, TO(ca_file), "", 0, 0}, TT_REMOTE},
+    {{"target", "gzip", T_BOOL, TO(gzip), "no", 0, 0}, TT_REMOTE},
+    {{"target", "timeout", T_DURATION, TO(timeout_ms), "30s", 1000, 3600000}, TT_REMOTE},
+    {{"target", "connect_timeout", T_DURATION, TO(connect_timeout_ms), "10s", 100, 600000},
+     TT_REMOTE},
+    {{"target", "buffer_max", T_SIZE, TO(buffer_max), "256M", 1ULL << 20, 1ULL << 40}, TT_REMOTE},
+    {{"target", "bucket", T_STR, TO(bucket), "", 0, 0}, TT_S3},
+    {{"target", "region", T_STR, TO(region), "us-east-1", 0, 0}, TT_S3},
+    {{"target", "endpoint", T_STR, TO(endpoint), "", 0, 0}, TT_S3},
+    {{"target", "path_style", T_BOOL, TO(path_style), "no", 0, 0}, TT_S3},
+    {{"target", "prefix", T_STR, TO(prefix), "", 0, 0}, TT_S3},
+    {{"target", "max_records", T_UINT, TO(max_records), "10000", 1, 1000000}, TT_S3},
+    {{"target", "max_bytes", T_SIZE, TO(max_bytes), "16M", 1024, 1ULL << 30}, TT_S3},
+    {{"target", "max_age", T_DURATION, TO(max_age_ms), "5m", 1000, 86400000}, TT_S3},
+    {{"target", "flush_after", T_DURATION, TO(flush_after_ms), "60s", 1000, 86400000}, TT_S3},
+    {{"target", "url", T_STR, TO(url), "", 0, 0}, TT_ES | TT_HTTP},
+    {{"target", "index", T_STR, TO(index), "logs-{key}-%Y.%m.%d", 0, 0}, TT_ES},
+    {{"target", "api_key_file", T_PATH, TO(api_key_file), "", 0, 0}, TT_ES},
+    {{"target", "header", T_HEADER, 0, NULL, 0, 0}, TT_HTTP},
+};
+
+#define N_TARGET_KEYS (sizeof(target_keys) / sizeof(target_keys[0]))
+
+static const char *const target_type_names[] = {
+    [FB_TARGET_FILE] = "file",
+    [FB_TARGET_S3] = "s3",
+    [FB_TARGET_ELASTICSEARCH] = "elasticsearch",
+    [FB_TARGET_HTTP] = "http",
+};
+
+/* Headers the router sets itself, and Authorization: credentials come
+ * from credentials_file, never from this file, which may be readable. */
+static const char *const target_reserved_headers[] = {
+    "Content-Type", "Content-Length", "Content-Encoding", "Host",
+    "Transfer-Encoding", "Idempotency-Key", "Authorization",
+};
+
+static int set_value(fb_conf_t *conf, void *base, const conf_key_t *k, const char *value,
+                     const char **why);
 
 static const char *const sections[] = {"main", "ingester", "auth", "kafka",
                                        "librdkafka", "router", "metrics"};
@@ -153,6 +216,8 @@ typedef struct conf_parse {
     fb_conf_t *conf;
     FILE *fp;
     unsigned line;     /* the line the reader handed out last */
+    long target;       /* the [target NAME] being read: index in conf->targets, -1 for none
+                        * or one refused at its header (said there) */
     int errors;
     char *linebuf;
     size_t linecap;
@@ -194,6 +259,112 @@ conf_warn(const fb_conf_t *conf, unsigned line, const char *section, const char 
     va_end(ap);
 }
 
+/* target_section -- the NAME of a "target NAME" section (also of a bare
+ * "target", ""), or NULL for a section of another kind. */
+static const char *
+target_section(const char *section)
+{
+    if (strncmp(section, "target", 6) != 0)
+        return NULL;
+    if (section[6] == '\0')
+        return section + 6;
+    if (section[6] != ' ' && section[6] != '\t')
+        return NULL;
+    return section + 6 + strspn(section + 6, " \t");
+}
+
+/* target_free -- the fields of one target (not t itself). */
+static void
+target_free(fb_conf_target_t *t)
+{
+    for (size_t i = 0; i < N_TARGET_KEYS; i++) {
+        const conf_key_t *k = &target_keys[i].k;
+        if (k->type == T_STR || k->type == T_PATH)
+            free(*(char **)((char *)t + k->offset));
+    }
+    for (size_t i = 0; i < t->n_headers; i++)
+        free(t->headers[i]);
+    free(t->headers);
+    free(t->lines);
+    free(t->name);
+}
+
+/* target_open -- the header [target NAME] on cp->line: a new target with
+ * every default, or an error (the section's keys are then skipped). */
+static void
+target_open(conf_parse_t *cp, const char *section, const char *name)
+{
+    fb_conf_t *conf = cp->conf;
+    fb_conf_target_t *t;
+    const char *why;
+
+    cp->target = -1;
+    if (name[0] == '\0') {
+        conf_err(conf, cp->line, section, "a target needs a name: [target NAME]");
+        goto fail;
+    }
+    if (!fb_target_name_valid(name, strlen(name), &why)) {
+        conf_err(conf, cp->line, section,
+                 "target name %s: use 1-32 characters of [a-z0-9_-]", why);
+        goto fail;
+    }
+    if (strcmp(name, "file") == 0) {
+        conf_err(conf, cp->line, section,
+                 "\"file\" is the built-in target (router.dir): it has no section");
+        goto fail;
+    }
+    for (size_t i = 0; i < conf->n_targets; i++) {
+        if (strcmp(conf->targets[i].name, name) == 0) {
+            conf_err(conf, cp->line, section, "defined twice (first on line %u)",
+                     conf->targets[i].line);
+            goto fail;
+        }
+    }
+    t = realloc(conf->targets, (conf->n_targets + 1) * sizeof(*t));
+    if (t == NULL)
+        goto nomem;
+    conf->targets = t;
+    t = &conf->targets[conf->n_targets++];
+    memset(t, 0, sizeof(*t));
+    t->line = cp->line;
+    t->name = strdup(name);
+    t->lines = calloc(N_TARGET_KEYS, sizeof(*t->lines));
+    if (t->name == NULL || t->lines == NULL)
+        goto nomem;
+    for (size_t i = 0; i < N_TARGET_KEYS; i++) {
+        const conf_key_t *k = &target_keys[i].k;
+        if (k->def != NULL && set_value(conf, t, k, k->def, &why) < 0)
+            fb_panic("default of [target] %s (\"%s\") is invalid: %s", k->name, k->def, why);
+    }
+    cp->target = (long)(conf->n_targets - 1);
+    return;
+
+nomem:
+    fb_log_errorx("%s:%u: out of memory", conf->path, cp->line);
+fail:
+    cp->errors++;
+}
+
+/* conf_header -- a [section] line, as inih will read it: a [target NAME]
+ * is opened here, where its line is known, even when no key follows. */
+static void
+conf_header(conf_parse_t *cp, const char *line)
+{
+    char section[CONF_LINE_MAX];
+    const char *start = line + strspn(line, " \t\r\n\f\v"), *end, *name;
+
+    if (*start != '[')
+        return;
+    cp->target = -1;
+    end = strchr(start, ']');
+    if (end == NULL)
+        return; /* inih says it */
+    snprintf(section, sizeof(section), "%.*s", (int)(end - start - 1), start + 1);
+    name = target_section(section);
+    if (name != NULL)
+        target_open(cp, section, name);
+}
+
 /* conf_reader -- fgets for inih that counts lines and refuses long ones. */
 static char *
 conf_reader(char *str, int num, void *stream)
@@ -219,6 +390,7 @@ conf_reader(char *str, int num, void *stream)
         return str;
     }
     memcpy(str, cp->linebuf, (size_t)n + 1);
+    conf_header(cp, str);
     return str;
 }
 
@@ -285,12 +457,120 @@ kid_ok(const char *kid)
     return strspn(kid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
 }
 
-/* set_value -- parse one value of key k into conf; 0 or -1 with *why set. */
-static int
-set_value(fb_conf_t *conf, const conf_key_t *k, const char *value, const char **why)
+/* header_ok -- "Name: value" of [target] header: a token name (RFC 7230
+ * tchar) that the router does not set itself, a value without control
+ * characters but tab. */
+static bool
+header_ok(const char *h, const char **why)
 {
-    char *base = (char *)conf;
-    void *field = base + k->offset;
+    static const char tchar[] = "!#$%&'*+-.^_`|~0123456789"
+                                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    size_t n = strspn(h, tchar);
+
+    if (n == 0 || h[n] != ':') {
+        *why = "expected Name: value, the name of letters, digits and !#$%&'*+-.^_`|~ "
+               "right before the colon";
+        return false;
+    }
+    for (const char *p = h + n + 1; *p != '\0'; p++) {
+        if ((unsigned char)*p < 0x20 ? *p != '\t' : *p == 0x7f) {
+            *why = "the value holds a control character";
+            return false;
+        }
+    }
+    for (size_t i = 0; i < sizeof(target_reserved_headers) / sizeof(target_reserved_headers[0]);
+         i++) {
+        if (strlen(target_reserved_headers[i]) == n &&
+            strncasecmp(h, target_reserved_headers[i], n) == 0) {
+            *why = strcasecmp(target_reserved_headers[i], "Authorization") == 0
+                       ? "Authorization comes from credentials_file, never from this file"
+                       : "the router sets this header itself";
+            return false;
+        }
+    }
+    return true;
+}
+
+/* add_header -- append "Name: value" (one space after the colon). */
+static int
+add_header(fb_conf_target_t *t, const char *h, const char **why)
+{
+    size_t n = strcspn(h, ":");
+    const char *v = h + n + 1;
+    char **a, *line;
+
+    if (!header_ok(h, why))
+        return -1;
+    v += strspn(v, " \t");
+    a = realloc(t->headers, (t->n_headers + 1) * sizeof(*a));
+    if (a == NULL || asprintf(&line, "%.*s: %s", (int)n, h, v) < 0) {
+        if (a != NULL)
+            t->headers = a;
+        *why = "out of memory";
+        return -1;
+    }
+    t->headers = a;
+    t->headers[t->n_headers++] = line;
+    return 0;
+}
+
+/* set_router_targets -- [router] targets: names, comma or space separated. */
+static int
+set_router_targets(fb_conf_t *conf, const char *value, const char **why)
+{
+    char **names = NULL, *copy = strdup(value), *tok, *save = NULL;
+    size_t n = 0;
+
+    if (copy == NULL) {
+        *why = "out of memory";
+        return -1;
+    }
+    for (tok = strtok_r(copy, ", \t", &save); tok != NULL; tok = strtok_r(NULL, ", \t", &save)) {
+        char **a;
+        if (!fb_target_name_valid(tok, strlen(tok), why))
+            goto fail;
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(names[i], tok) == 0) {
+                *why = "a target is listed twice";
+                goto fail;
+            }
+        }
+        a = realloc(names, (n + 1) * sizeof(*a));
+        if (a == NULL)
+            goto nomem;
+        names = a;
+        if ((names[n] = strdup(tok)) == NULL)
+            goto nomem;
+        n++;
+    }
+    if (n == 0) {
+        *why = "name at least one target (file is the built-in one)";
+        goto fail;
+    }
+    for (size_t i = 0; i < conf->n_router_targets; i++)
+        free(conf->router_targets[i]);
+    free(conf->router_targets);
+    conf->router_targets = names;
+    conf->n_router_targets = n;
+    free(copy);
+    return 0;
+
+nomem:
+    *why = "out of memory";
+fail:
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    free(copy);
+    return -1;
+}
+
+/* set_value -- parse one value of key k into base (conf, or one of its
+ * targets); 0 or -1 with *why set. */
+static int
+set_value(fb_conf_t *conf, void *base, const conf_key_t *k, const char *value, const char **why)
+{
+    void *field = (char *)base + k->offset;
     uint64_t u;
     bool b;
     fb_addr_t addr;
@@ -365,9 +645,64 @@ set_value(fb_conf_t *conf, const conf_key_t *k, const char *value, const char **
             return -1;
         }
         return 0;
+    case T_TTYPE:
+        for (int t = FB_TARGET_S3; t <= FB_TARGET_HTTP; t++) {
+            if (strcmp(value, target_type_names[t]) == 0) {
+                *(fb_target_type_t *)field = (fb_target_type_t)t;
+                return 0;
+            }
+        }
+        *why = strcmp(value, "file") == 0
+                   ? "file is the built-in target, named without a section"
+                   : "expected s3, elasticsearch or http";
+        return -1;
+    case T_HEADER:
+        return add_header(base, value, why);
+    case T_TARGETS:
+        return set_router_targets(conf, value, why);
     }
     *why = "internal error: unknown type";
     return -1;
+}
+
+/* target_handler -- one name = value of the [target NAME] being read. */
+static int
+target_handler(conf_parse_t *cp, const char *section, const char *name, const char *value)
+{
+    fb_conf_t *conf = cp->conf;
+    fb_conf_target_t *t;
+    const char *why = NULL;
+
+    if (cp->target < 0)
+        return 1; /* its header was refused, and said why */
+    t = &conf->targets[cp->target];
+    for (size_t i = 0; i < N_TARGET_KEYS; i++) {
+        const conf_key_t *k = &target_keys[i].k;
+        if (strcmp(k->name, name) != 0)
+            continue;
+        if (t->lines[i] != 0 && k->type != T_HEADER) {
+            conf_err(conf, cp->line, section, "%s: duplicate key (first set on line %u)", name,
+                     t->lines[i]);
+            cp->errors++;
+            return 1;
+        }
+        if (t->lines[i] == 0)
+            t->lines[i] = cp->line; /* header: its first line */
+        if (set_value(conf, t, k, value, &why) < 0) {
+            /* a header's value may be a secret of the receiver's: never shown */
+            if (k->type == T_HEADER)
+                conf_err(conf, cp->line, section, "%s: invalid \"%.*s: ...\": %s", name,
+                         (int)strcspn(value, ":"), value, why);
+            else
+                conf_err(conf, cp->line, section, "%s: invalid value \"%s\": %s", name, value,
+                         why);
+            cp->errors++;
+        }
+        return 1;
+    }
+    conf_err(conf, cp->line, section, "%s: unknown key", name);
+    cp->errors++;
+    return 1;
 }
 
 /* conf_handler -- inih callback for one name = value. */
@@ -381,6 +716,8 @@ conf_handler(void *user, const char *section, const char *name, const char *valu
 
     for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
         known_section |= strcmp(section, sections[i]) == 0;
+    if (target_section(section) != NULL)
+        return target_handler(cp, section, name, value);
     if (section[0] == '\0') {
         conf_err(conf, cp->line, "", "%s: setting outside of any section", name);
         goto fail;
@@ -453,7 +790,7 @@ conf_handler(void *user, const char *section, const char *name, const char *valu
             goto fail;
         }
         conf->lines[i] = cp->line;
-        if (set_value(conf, k, value, &why) < 0) {
+        if (set_value(conf, conf, k, value, &why) < 0) {
             conf_err(conf, cp->line, section, "%s: invalid value \"%s\": %s", name, value, why);
             goto fail;
         }
@@ -478,9 +815,9 @@ conf_defaults(fb_conf_t *conf)
 
     for (size_t i = 0; i < N_KEYS; i++) {
         const conf_key_t *k = &conf_keys[i];
-        if (k->offset == 0)
+        if (k->offset == 0 && k->type != T_TARGETS)
             continue; /* the keyfile lists */
-        if (set_value(conf, k, k->def, &why) < 0)
+        if (set_value(conf, conf, k, k->def, &why) < 0)
             fb_panic("default of [%s] %s (\"%s\") is invalid: %s", k->section, k->name, k->def,
                      why);
     }
@@ -512,6 +849,269 @@ ring_size_for(size_t need, unsigned n_lanes)
            fb_ring_lane_size((size_t)size, n_lanes) / 2 / FB_REC_ALIGN * FB_REC_ALIGN < need)
         size += mib;
     return size;
+}
+
+/* url_check -- http:// or https://, a host, no user or password (they
+ * come from credentials_file), no fragment, no space or control
+ * character; authority_only: nothing after the host and port but "/".
+ * The router's client parses it again (libcurl). */
+static bool
+url_check(const char *url, bool authority_only, const char **why)
+{
+    const char *p, *auth, *end, *port;
+
+    for (p = url; *p != '\0'; p++) {
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
+            *why = "holds a space or a control character";
+            return false;
+        }
+    }
+    if (strncasecmp(url, "http://", 7) == 0) {
+        auth = url + 7;
+    } else if (strncasecmp(url, "https://", 8) == 0) {
+        auth = url + 8;
+    } else {
+        *why = "must start with http:// or https://";
+        return false;
+    }
+    end = auth + strcspn(auth, "/?#");
+    if (memchr(auth, '@', (size_t)(end - auth)) != NULL) {
+        *why = "holds a user or password: they come from credentials_file";
+        return false;
+    }
+    port = auth;
+    if (*auth == '[') { /* [v6 address] */
+        port = memchr(auth, ']', (size_t)(end - auth));
+        if (port == NULL || port == auth + 1) {
+            *why = "has no host";
+            return false;
+        }
+        port++;
+    } else {
+        port = memchr(auth, ':', (size_t)(end - auth));
+        if (port == NULL)
+            port = end;
+    }
+    if (port == auth) {
+        *why = "has no host";
+        return false;
+    }
+    if (port < end) {
+        uint64_t u;
+        char digits[8];
+        const char *perr;
+
+        if (*port != ':' || end - port - 1 < 1 || end - port - 1 > 5) {
+            *why = "has a port that is not a number from 1 to 65535";
+            return false;
+        }
+        snprintf(digits, sizeof(digits), "%.*s", (int)(end - port - 1), port + 1);
+        if (strspn(digits, "0123456789") != strlen(digits) ||
+            fb_parse_uint(digits, 1, 65535, &u, &perr) < 0) {
+            *why = "has a port that is not a number from 1 to 65535";
+            return false;
+        }
+    }
+    if (strchr(end, '#') != NULL) {
+        *why = "has a fragment (#...)";
+        return false;
+    }
+    if (authority_only && end[0] != '\0' && strcmp(end, "/") != 0) {
+        *why = "must be scheme://host[:port] alone, without path or query";
+        return false;
+    }
+    return true;
+}
+
+/* bucket_ok -- S3 bucket names: 3..63 of [a-z0-9.-], a letter or digit at both ends. */
+static bool
+bucket_ok(const char *b)
+{
+    size_t n = strlen(b);
+
+    return n >= 3 && n <= 63 && strspn(b, "abcdefghijklmnopqrstuvwxyz0123456789.-") == n &&
+           strchr(".-", b[0]) == NULL && strchr(".-", b[n - 1]) == NULL;
+}
+
+/* prefix_ok -- parts of object names: printable ASCII without spaces,
+ * '/' between parts none of which is empty, "." or "..". */
+static bool
+prefix_ok(const char *p)
+{
+    const char *part = p;
+
+    for (const char *c = p;; c++) {
+        if (*c == '/' || *c == '\0') {
+            size_t n = (size_t)(c - part);
+            if (n == 0 || (n == 1 && part[0] == '.') || (n == 2 && strncmp(part, "..", 2) == 0))
+                return false;
+            if (*c == '\0')
+                return true;
+            part = c + 1;
+        } else if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f) {
+            return false;
+        }
+    }
+}
+
+/* index_ok -- an index pattern: not empty, no capitals (index names
+ * refuse them) but the conversions of strftime (%Y). The router checks
+ * the whole pattern. */
+static bool
+index_ok(const char *p)
+{
+    if (p[0] == '\0')
+        return false;
+    for (; *p != '\0'; p++) {
+        if (*p == '%' && p[1] != '\0')
+            p++;
+        else if (*p >= 'A' && *p <= 'Z')
+            return false;
+    }
+    return true;
+}
+
+/* target_types_text -- "elasticsearch and http" for a mask of types. */
+static void
+target_types_text(unsigned types, char *out, size_t len)
+{
+    size_t used = 0;
+    int n = 0, total = 0;
+
+    for (int t = FB_TARGET_S3; t <= FB_TARGET_HTTP; t++)
+        total += (types & TT(t)) != 0;
+    out[0] = '\0';
+    for (int t = FB_TARGET_S3; t <= FB_TARGET_HTTP && used < len; t++) {
+        if ((types & TT(t)) == 0)
+            continue;
+        n++;
+        used += (size_t)snprintf(out + used, len - used, "%s%s",
+                                 n == 1 ? "" : n == total ? " and " : ", ", target_type_names[t]);
+    }
+}
+
+/* target_line -- the line that set a target's key, else its header's. */
+static unsigned
+target_line(const fb_conf_target_t *t, const char *key)
+{
+    for (size_t i = 0; i < N_TARGET_KEYS; i++)
+        if (strcmp(target_keys[i].k.name, key) == 0 && t->lines[i] != 0)
+            return t->lines[i];
+    return t->line;
+}
+
+/* check_target -- one [target NAME]'s rules across keys; fills the
+ * endpoint of an s3 target from its region. Returns the errors. */
+static int
+check_target(fb_conf_t *conf, fb_conf_target_t *t)
+{
+    char sec[64], types[64];
+    const char *why;
+    int errors = 0;
+
+    snprintf(sec, sizeof(sec), "target %s", t->name);
+    if (t->lines[0] == 0) { /* type */
+        conf_err(conf, t->line, sec, "type: missing: one of s3, elasticsearch or http");
+        return 1;
+    }
+    for (size_t i = 1; i < N_TARGET_KEYS; i++) {
+        if (t->lines[i] == 0 || (target_keys[i].types & TT(t->type)) != 0)
+            continue;
+        target_types_text(target_keys[i].types, types, sizeof(types));
+        conf_err(conf, t->lines[i], sec, "%s: not a key of %s targets (only of %s)",
+                 target_keys[i].k.name, target_type_names[t->type], types);
+        errors++;
+    }
+    if (t->connect_timeout_ms > t->timeout_ms) {
+        conf_err(conf, target_line(t, "connect_timeout"), sec,
+                 "connect_timeout: %llu ms is longer than timeout (%llu ms), which is the whole "
+                 "request's", (unsigned long long)t->connect_timeout_ms,
+                 (unsigned long long)t->timeout_ms);
+        errors++;
+    }
+    switch (t->type) {
+    case FB_TARGET_S3:
+        if (t->bucket[0] == '\0') {
+            conf_err(conf, t->line, sec, "bucket: missing: an s3 target needs its bucket");
+            errors++;
+        } else if (!bucket_ok(t->bucket)) {
+            conf_err(conf, target_line(t, "bucket"), sec,
+                     "bucket: \"%s\" is not a bucket name (3 to 63 of a-z, 0-9, '.' and '-', a "
+                     "letter or digit at both ends)", t->bucket);
+            errors++;
+        }
+        if (t->region[0] == '\0' || strlen(t->region) > 64 ||
+            strspn(t->region, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(t->region)) {
+            conf_err(conf, target_line(t, "region"), sec,
+                     "region: \"%s\" is not a region name (1-64 of a-z, 0-9 and '-')", t->region);
+            errors++;
+        } else if (t->endpoint[0] == '\0') {
+            free(t->endpoint);
+            if (asprintf(&t->endpoint, "https://s3.%s.amazonaws.com", t->region) < 0) {
+                t->endpoint = NULL;
+                fb_log_errorx("%s: out of memory", conf->path);
+                return errors + 1;
+            }
+        }
+        if (t->endpoint[0] != '\0' && !url_check(t->endpoint, true, &why)) {
+            conf_err(conf, target_line(t, "endpoint"), sec, "endpoint: \"%s\" %s",
+                     strchr(t->endpoint, '@') ? "(not shown)" : t->endpoint, why);
+            errors++;
+        }
+        if (t->prefix[0] != '\0' && !prefix_ok(t->prefix)) {
+            conf_err(conf, target_line(t, "prefix"), sec,
+                     "prefix: \"%s\" is not a part of object names: printable ASCII without "
+                     "spaces, parts between '/' neither empty (no leading, trailing or double "
+                     "'/'), \".\" nor \"..\"", t->prefix);
+            errors++;
+        }
+        break;
+    case FB_TARGET_ELASTICSEARCH:
+    case FB_TARGET_HTTP:
+        if (t->url[0] == '\0') {
+            conf_err(conf, t->line, sec, "url: missing: an %s target needs its url",
+                     target_type_names[t->type]);
+            errors++;
+        } else if (!url_check(t->url, false, &why)) {
+            conf_err(conf, target_line(t, "url"), sec, "url: \"%s\" %s",
+                     strchr(t->url, '@') ? "(not shown)" : t->url, why);
+            errors++;
+        }
+        if (t->type == FB_TARGET_ELASTICSEARCH && !index_ok(t->index)) {
+            conf_err(conf, target_line(t, "index"), sec,
+                     "index: \"%s\" must not be empty and must be lowercase (index names are; "
+                     "%%Y and the other conversions aside)", t->index);
+            errors++;
+        }
+        if (t->credentials_file[0] != '\0' && t->api_key_file[0] != '\0') {
+            conf_err(conf, target_line(t, "api_key_file"), sec,
+                     "api_key_file: set with credentials_file (line %u): choose one",
+                     target_line(t, "credentials_file"));
+            errors++;
+        }
+        break;
+    case FB_TARGET_FILE:
+        fb_panic("[%s] has type file", sec); /* T_TTYPE refuses it */
+    }
+    return errors;
+}
+
+/* check_router_targets -- [router] targets name targets this version delivers to. */
+static int
+check_router_targets(const fb_conf_t *conf)
+{
+    unsigned line = fb_conf_line(conf, "router", "targets");
+    int errors = 0;
+
+    for (size_t i = 0; i < conf->n_router_targets; i++) {
+        const fb_conf_target_t *t = fb_conf_target_find(conf, conf->router_targets[i]);
+        if (t == NULL) {
+            conf_err(conf, line, "router", "targets: \"%s\" is not a [target] of this file",
+                     conf->router_targets[i]);
+            errors++;
+        }
+    }
+    return errors;
 }
 
 /* conf_check_values -- rules across keys that need no file or network. */
@@ -646,6 +1246,9 @@ conf_check_values(fb_conf_t *conf)
                  "neither [ingester] nor [router] is enabled: this host would run nothing");
         errors++;
     }
+    for (size_t i = 0; i < conf->n_targets; i++)
+        errors += check_target(conf, &conf->targets[i]);
+    errors += check_router_targets(conf);
 #undef LINE
     return errors ? -1 : 0;
 }
@@ -674,6 +1277,7 @@ fb_conf_load(const char *path)
         goto nomem;
 
     cp.conf = conf;
+    cp.target = -1;
     cp.fp = fopen(path, "re");
     if (cp.fp == NULL) {
         fb_log_error("fopen(%s) failed", path);
@@ -857,6 +1461,52 @@ check_router_dir_owner(const fb_conf_t *conf, const struct stat *st)
               conf->router_dir);
 }
 
+/* check_target_file -- a target's credentials_file, api_key_file or
+ * ca_file loads by secret.c's rules as the router will load it; a
+ * credentials file holds ID:SECRET or user:password. */
+static int
+check_target_file(const fb_conf_t *conf, const fb_conf_target_t *t, const char *key,
+                  const char *path)
+{
+    bool ca = strcmp(key, "ca_file") == 0, creds = strcmp(key, "credentials_file") == 0;
+    char sec[64], err[PATH_MAX + 256];
+    const char *why = NULL;
+    uint8_t *buf;
+    size_t len;
+
+    if (path[0] == '\0')
+        return 0;
+    snprintf(sec, sizeof(sec), "target %s", t->name);
+    if (fb_secret_load(path, ca ? 0 : FB_SECRET_F_PRIVATE | FB_SECRET_F_STRIP_NL, 1, &buf, &len,
+                       err, sizeof(err)) < 0) {
+        conf_err(conf, target_line(t, key), sec, "%s: %s", key, err);
+        return -1;
+    }
+    if (ca) {
+        if (strstr((char *)buf, "-----BEGIN CERTIFICATE-----") == NULL)
+            why = "not a PEM certificate (no BEGIN CERTIFICATE)";
+    } else {
+        /* an s3 file may hold the id and the secret on two lines */
+        size_t nl = strcspn((char *)buf, "\r\n");
+        bool two_lines = t->type == FB_TARGET_S3 && creds && nl < len;
+        for (size_t i = 0; i < len && why == NULL; i++) {
+            if ((buf[i] < 0x20 || buf[i] == 0x7f) && !(two_lines && i >= nl && i <= nl + 1 &&
+                                                        (buf[i] == '\n' || buf[i] == '\r')))
+                why = "holds a control character (one line expected)";
+        }
+        if (why == NULL && creds && !two_lines && memchr(buf, ':', len) == NULL)
+            why = t->type == FB_TARGET_S3 ? "must hold ID:SECRET (or the ID and the SECRET on two "
+                                            "lines)"
+                                          : "must hold user:password";
+    }
+    fb_secret_free(buf, len);
+    if (why != NULL) {
+        conf_err(conf, target_line(t, key), sec, "%s: %s: %s", key, path, why);
+        return -1;
+    }
+    return 0;
+}
+
 /* fb_conf_verify -- check what the settings name: files, keys, users. */
 int
 fb_conf_verify(const fb_conf_t *conf)
@@ -900,8 +1550,17 @@ fb_conf_verify(const fb_conf_t *conf)
         conf_err(conf, fb_conf_line(conf, "auth", "keys_file"), "auth",
                  "keys_file: %s refused (see above)", conf->keys_file);
         errors++;
+    } else if (fb_keydb_check_targets(db, conf) < 0) {
+        errors++;
     }
     fb_keydb_free(db);
+
+    for (size_t i = 0; i < conf->n_targets; i++) {
+        const fb_conf_target_t *t = &conf->targets[i];
+        errors += check_target_file(conf, t, "credentials_file", t->credentials_file) < 0;
+        errors += check_target_file(conf, t, "api_key_file", t->api_key_file) < 0;
+        errors += check_target_file(conf, t, "ca_file", t->ca_file) < 0;
+    }
 
     /* the sample names a system user that packaging, the init script or
      * systemd-sysusers creates: say how, since a fresh host has none */
@@ -975,6 +1634,59 @@ fb_conf_line(const fb_conf_t *conf, const char *section, const char *key)
     return 0;
 }
 
+/* fb_keydb_check_targets -- every name in a tenant's targets is a target
+ * of conf that this version delivers to. Here, not in keys.c: the agent
+ * links keys.c and nothing of the configuration. */
+int
+fb_keydb_check_targets(const fb_keydb_t *db, const fb_conf_t *conf)
+{
+    char shown[CONF_SHOW_MAX * 4 + 4];
+    int errors = 0;
+
+    for (size_t i = 0; db != NULL && i < db->n_tenants; i++) {
+        const fb_tenant_t *t = &db->tenants[i];
+
+        fb_log_show(shown, sizeof(shown), t->access_key, strlen(t->access_key),
+                    CONF_SHOW_MAX);
+        for (size_t j = 0; j < t->n_targets; j++) {
+            const fb_conf_target_t *tg = fb_conf_target_find(conf, t->targets[j]);
+
+            if (tg == NULL) {
+                fb_log_errorx("%s: key \"%s\": targets: \"%s\" is not a [target] of %s",
+                              db->path, shown, t->targets[j], conf->path);
+                errors++;
+            }
+        }
+    }
+    return errors ? -1 : 0;
+}
+
+/* fb_conf_target_find -- a [target] section, the built-in "file", or NULL. */
+const fb_conf_target_t *
+fb_conf_target_find(const fb_conf_t *conf, const char *name)
+{
+    static char file_name[] = "file";
+    static const fb_conf_target_t file_target = {.name = file_name, .type = FB_TARGET_FILE};
+
+    if (name == NULL)
+        return NULL;
+    if (strcmp(name, "file") == 0)
+        return &file_target;
+    for (size_t i = 0; conf != NULL && i < conf->n_targets; i++)
+        if (strcmp(conf->targets[i].name, name) == 0)
+            return &conf->targets[i];
+    return NULL;
+}
+
+/* fb_conf_target_type_name -- "file", "s3", "elasticsearch", "http". */
+const char *
+fb_conf_target_type_name(fb_target_type_t type)
+{
+    if ((unsigned)type < sizeof(target_type_names) / sizeof(target_type_names[0]))
+        return target_type_names[type];
+    return "?";
+}
+
 /* fb_conf_free -- free everything; tolerates NULL and a half-built conf. */
 void
 fb_conf_free(fb_conf_t *conf)
@@ -1002,6 +1714,12 @@ fb_conf_free(fb_conf_t *conf)
         free(conf->rdkafka[i].value);
     }
     free(conf->rdkafka);
+    for (size_t i = 0; i < conf->n_targets; i++)
+        target_free(&conf->targets[i]);
+    free(conf->targets);
+    for (size_t i = 0; i < conf->n_router_targets; i++)
+        free(conf->router_targets[i]);
+    free(conf->router_targets);
     free(conf->lines);
     free(conf->path);
     free(conf->dir);

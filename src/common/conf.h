@@ -16,6 +16,8 @@
 #include "common/addr.h"
 #include "common/log.h"
 
+struct fb_keydb; /* common/keys.h */
+
 typedef struct fb_conf_kv {
     char *key;
     char *value;
@@ -35,6 +37,7 @@ typedef enum fb_fsync_policy {
     FB_FSYNC_INTERVAL, /* at most every fsync_interval_ms */
 } fb_fsync_policy_t;
 
+/* Delivery destinations of the routers (docs/router-targets.md). */
 typedef enum fb_target_type {
     FB_TARGET_FILE = 0,
     FB_TARGET_S3,
@@ -42,30 +45,42 @@ typedef enum fb_target_type {
     FB_TARGET_HTTP
 } fb_target_type_t;
 
+/* One [target NAME] section, every value checked and defaulted. */
 typedef struct fb_conf_target {
-    char *name;
+    char *name;            /* (fb_target_name_valid) the section's NAME: [target NAME]; "file" is built in and never a section */
     fb_target_type_t type;
-    unsigned line;
-    char *credentials_file;
-    char *ca_file;
-    bool gzip;
-    uint64_t timeout_ms;
-    uint64_t connect_timeout_ms;
-    uint64_t buffer_max;
-    char *bucket;
-    char *region;
-    char *endpoint;
-    bool path_style;
-    char *prefix;
-    uint64_t max_records;
-    uint64_t max_bytes;
-    uint64_t max_age_ms;
-    uint64_t flush_after_ms;
-    char *url;
-    char *index;
-    char *api_key_file;
-    char **headers;
+    unsigned line;         /* line of the [target NAME] header */
+    /* every type but file */
+    char *credentials_file; /* "" = none. s3: "ID:SECRET"; elasticsearch and http: "user:password" */
+    char *ca_file;          /* "" = the system's CAs */
+    bool gzip;              /* default no */
+    uint64_t timeout_ms;         /* `timeout`, default 30s: one request, whole */
+    uint64_t connect_timeout_ms; /* `connect_timeout`, default 10s */
+    uint64_t buffer_max;    /* `buffer_max`, size, default 256M: records not yet delivered that
+                             * each router holds in memory for this target; past it the router
+                             * stops reading until the target takes some (min 1M) */
+    /* s3 */
+    char *bucket;            /* required for s3 */
+    char *region;            /* default "us-east-1" */
+    char *endpoint;          /* "https://s3.<region>.amazonaws.com" when not set */
+    bool path_style;         /* default no */
+    char *prefix;            /* default "" */
+    uint64_t max_records;    /* default 10000, 1..1000000: records per object */
+    uint64_t max_bytes;      /* default 16M, 1K..1G: bytes of lines per object (before gzip) */
+    uint64_t max_age_ms;     /* default 5m: an object is cut when a record's own time is this far
+                              * past its first record's */
+    uint64_t flush_after_ms; /* default 60s: an object not cut otherwise is cut after this much
+                              * wall-clock time */
+    /* elasticsearch and http */
+    char *url;               /* required for both */
+    /* elasticsearch */
+    char *index;             /* default "logs-{key}-%Y.%m.%d" */
+    char *api_key_file;      /* "" = none; exclusive with credentials_file */
+    /* http */
+    char **headers;          /* `header = Name: value`, repeatable, in order */
     size_t n_headers;
+
+    unsigned *lines;         /* conf.c's own: the line of each key, 0 = default */
 } fb_conf_target_t;
 
 typedef struct fb_conf {
@@ -151,9 +166,10 @@ typedef struct fb_conf {
     uint64_t rotate_age_ms;
     uint64_t rotate_keep;
     uint64_t spool_max;
-    fb_conf_target_t *targets;
+    fb_conf_target_t *targets; /* the [target NAME] sections, in file order */
     size_t n_targets;
-    char **router_targets;
+    char **router_targets;     /* [router] targets = file, archive (comma/space separated
+                                * names), default "file": the list for keys that name none */
     size_t n_router_targets;
 
     /* [metrics] */
@@ -165,9 +181,22 @@ typedef struct fb_conf {
 } fb_conf_t;
 
 fb_conf_t *fb_conf_load(const char *path);
-const fb_conf_target_t *fb_conf_target_find(const fb_conf_t *conf, const char *name);
 int fb_conf_verify(const fb_conf_t *conf);
 void fb_conf_free(fb_conf_t *conf);
 unsigned fb_conf_line(const fb_conf_t *conf, const char *section, const char *key);
+
+/* The target called name: a [target] section, the built-in "file" (type
+ * FB_TARGET_FILE, nothing else set), or NULL for an unknown name. */
+const fb_conf_target_t *fb_conf_target_find(const fb_conf_t *conf, const char *name);
+
+/* The name of a target type as the file spells it ("s3", ...). */
+const char *fb_conf_target_type_name(fb_target_type_t type);
+
+/* 0 if every target each tenant of db names is a target of conf (a
+ * [target] section or "file") that this version delivers to; else -1
+ * after logging one error per tenant and name ("KEYS: key "acme":
+ * targets: "archive" is not a [target] of FILE"). The key database cannot
+ * check this when it loads: it does not know the configuration. */
+int fb_keydb_check_targets(const struct fb_keydb *db, const fb_conf_t *conf);
 
 #endif /* FB_CONF_H */

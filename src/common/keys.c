@@ -369,36 +369,82 @@ done:
         keys_err(kl, shown, "strdup(EncryptionKey) failed: out of memory");
 }
 
-/* keys_load_targets -- "targets": only {"file": "<access key>.log"} exists so far. */
+/* fb_target_name_valid -- [a-z0-9_-], 1..32 bytes. */
+int
+fb_target_name_valid(const char *s, size_t len, const char **why)
+{
+    const char *dummy;
+
+    if (why == NULL)
+        why = &dummy;
+    if (len == 0) {
+        *why = "is empty";
+        return 0;
+    }
+    if (len > FB_TARGET_NAME_MAX) {
+        *why = "is longer than 32 bytes";
+        return 0;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) {
+            *why = "has a character outside [a-z0-9_-]";
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* keys_load_targets -- "targets": names of targets ("file", "archive",
+ * ...), or the first version's {"file": "<access key>.log"}, which is
+ * "file". Whether a name is a target of fbpipe.conf is for
+ * fb_keydb_check_targets to say. */
 static void
 keys_load_targets(keys_load_t *kl, const char *shown, const char *name, json_t *list,
                   fb_tenant_t *t)
 {
-    size_t name_len = strlen(name), i;
+    size_t name_len = strlen(name), i, n;
+    const char *why;
     json_t *tg;
 
     if (!json_is_array(list)) {
         keys_err(kl, shown, "targets: must be an array, not %s", keys_type(list));
         return;
     }
+    n = json_array_size(list);
+    if (n > FB_TARGETS_MAX) {
+        keys_err(kl, shown, "targets: must have at most %d entries, not %zu", FB_TARGETS_MAX, n);
+        return;
+    }
+    if (n == 0)
+        return;
+    t->targets = calloc(n, sizeof(*t->targets));
+    if (t->targets == NULL) {
+        keys_err(kl, shown, "calloc(%zu, %zu) failed: out of memory", n, sizeof(*t->targets));
+        return;
+    }
     json_array_foreach(list, i, tg) {
-        char type_shown[KEYS_SHOW_SIZE];
-        const char *type, *file;
+        char tg_shown[KEYS_SHOW_SIZE];
+        const char *target, *file;
         json_t *val;
         size_t len;
+        bool twice = false;
 
-        if (!json_is_object(tg) || json_object_size(tg) != 1) {
-            keys_err(kl, shown, "targets[%zu]: must be an object with one member, such as "
-                                "{\"file\": \"%s.log\"}", i, shown);
-            continue;
-        }
-        json_object_foreach(tg, type, val) {
-            if (strcmp(type, "file") != 0) {
-                fb_log_show(type_shown, sizeof(type_shown), type, strlen(type), KEYS_SHOW_MAX);
-                keys_err(kl, shown, "targets[%zu]: target type \"%s\" is not supported by "
-                                    "this version", i, type_shown);
+        if (json_is_string(tg)) {
+            target = json_string_value(tg);
+            len = json_string_length(tg);
+            fb_log_show(tg_shown, sizeof(tg_shown), target, len, KEYS_SHOW_MAX);
+            if (memchr(target, '\0', len) != NULL || !fb_target_name_valid(target, len, &why)) {
+                keys_err(kl, shown, "targets[%zu]: \"%s\" is not a target name: it %s "
+                                    "(1-32 characters of [a-z0-9_-])",
+                         i, tg_shown, memchr(target, '\0', len) != NULL ? "holds a NUL byte"
+                                                                        : why);
                 continue;
             }
+        } else if (json_is_object(tg) && json_object_size(tg) == 1 &&
+                   json_object_get(tg, "file") != NULL) {
+            /* the first version's form, which could only name the file */
+            val = json_object_get(tg, "file");
             file = json_string_value(val);
             len = json_string_length(val);
             if (!json_is_string(val) || len != name_len + 4 || memcmp(file, name, name_len) != 0 ||
@@ -406,13 +452,30 @@ keys_load_targets(keys_load_t *kl, const char *shown, const char *name, json_t *
                 keys_err(kl, shown, "targets[%zu].file must be \"%s.log\"", i, shown);
                 continue;
             }
-            /* two file targets would write every event twice into one file */
-            if (t->n_file_targets > 0) {
-                keys_err(kl, shown, "targets[%zu]: \"%s.log\" is listed twice", i, shown);
-                continue;
-            }
-            t->n_file_targets++;
+            target = "file";
+        } else {
+            keys_err(kl, shown, "targets[%zu]: must be a target name such as \"file\", or "
+                                "{\"file\": \"%s.log\"}, not %s",
+                     i, shown,
+                     json_is_object(tg) ? "another object" : keys_type(tg));
+            continue;
         }
+        /* a target listed twice would get every record twice */
+        for (size_t j = 0; j < t->n_targets; j++)
+            twice = twice || strcmp(t->targets[j], target) == 0;
+        if (twice) {
+            fb_log_show(tg_shown, sizeof(tg_shown), target, strlen(target), KEYS_SHOW_MAX);
+            keys_err(kl, shown, "targets[%zu]: \"%s\" is listed twice", i, tg_shown);
+            continue;
+        }
+        t->targets[t->n_targets] = strdup(target);
+        if (t->targets[t->n_targets] == NULL) {
+            keys_err(kl, shown, "strdup(target) failed: out of memory");
+            continue;
+        }
+        t->n_targets++;
+        if (strcmp(target, "file") == 0)
+            t->n_file_targets = 1;
     }
 }
 
@@ -750,6 +813,9 @@ fb_keydb_free(fb_keydb_t *db)
             free(t->enc_keys);
         }
         free(t->unbound_tokens);
+        for (size_t j = 0; j < t->n_targets; j++)
+            free(t->targets[j]);
+        free(t->targets);
     }
     free(db->tenants);
     free(db->path);

@@ -22,6 +22,9 @@
 #define FB_KEYDB_TIME_MAX INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
 #define FB_TOKEN_SHA256_LEN 32                /* bytes of a token fingerprint */
 #define FB_UNBOUND_TOKENS_MAX 1024            /* entries of unbound_tokens_sha256 per tenant */
+#define FB_TARGET_NAME_MAX 32                 /* bytes of a target's name */
+#define FB_TARGETS_MAX 16                     /* targets a tenant may name */
+
 
 typedef struct fb_enc_key {
     char id[FB_KEY_ID_MAX + 1]; /* "default" for a lone EncryptionKey */
@@ -40,9 +43,11 @@ typedef struct fb_tenant {
     size_t n_unbound_tokens;
     bool disabled;
     int64_t tokens_not_before; /* unix seconds, 0 = unset */
-    size_t n_file_targets;
+    /* the names in "targets", in file order ({"file": "<key>.log"} is
+     * "file"); none (n_targets 0): the [router] targets of fbpipe.conf */
     char **targets;
     size_t n_targets;
+    size_t n_file_targets; /* 1 if "file" is one of them, else 0 */
 } fb_tenant_t;
 
 typedef struct fb_keydb {
@@ -63,6 +68,11 @@ int fb_key_id_valid(const char *s, size_t len);
  * decoded); 0: s is empty (no encryption); -1: neither, *why a static phrase.
  * why may be NULL. out is untouched unless 1 is returned. */
 int fb_enc_key_decode(const char *s, size_t len, uint8_t out[FB_ENC_KEY_LEN], const char **why);
+
+/* 1 if s[0..len) is a target name ([a-z0-9_-], 1..32 bytes), else 0 with
+ * *why a static phrase. why may be NULL. "file" is valid (the built-in
+ * target's name); fbpipe.conf refuses it as a [target] section. */
+int fb_target_name_valid(const char *s, size_t len, const char **why);
 
 /* The whole database, or NULL after logging every problem (fb_log_errorx). */
 fb_keydb_t *fb_keydb_load(const char *path);

@@ -40,6 +40,11 @@ fb_loaded_replace(const fb_conf_t *conf)
     fb_loaded_t next = {0};
 
     next.keydb = fb_keydb_load(conf->keys_file);
+    /* the targets a key names are the configuration's: the pair loads whole */
+    if (next.keydb != NULL && fb_keydb_check_targets(next.keydb, conf) < 0) {
+        loaded_wipe(&next);
+        return -1;
+    }
     next.auth = next.keydb ? fb_auth_new(conf) : NULL;
     if (next.auth == NULL ||
         (conf->tls_cert[0] != '\0' &&

@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 
 #include "common/conf.h"
+#include "common/keys.h"
 #include "common/ring.h"
 #include "helpers.h"
 
@@ -362,3 +363,271 @@ Test(conf, every_ring_accepted_can_be_made)
                  "makes lanes of 61440 bytes, less than the 65536 bytes the ring needs in each: "
                  "raise ring_size to 2097152 or lower max_workers");
 }
+
+#define L "[ingester]\nlisten = 127.0.0.1:7777\n" /* lines 1-2 of every target case */
+
+Test(conf, targets_load_with_their_defaults)
+{
+    const fb_conf_target_t *t;
+    fb_conf_t *c = load_text(L "[target archive]\ntype = s3\nbucket = acme-logs\n"
+                               "credentials_file = s3.cred\nmax_bytes = 8M\nmax_age = 10m\n"
+                               "[target minio]\ntype = s3\nbucket = logs\nregion = eu-west-3\n"
+                               "endpoint = http://127.0.0.1:9000/\npath_style = yes\n"
+                               "[target search]\ntype = elasticsearch\nurl = https://es:9200\n"
+                               "api_key_file = /etc/es.key\ngzip = yes\ntimeout = 2m\n"
+                               "[target hook]\ntype = http\nurl = http://[::1]:8080/in?x=1\n"
+                               "header = X-One: 1\nheader = X-Two:two words\n"
+                               "[router]\ntargets = file\n");
+
+    cr_assert_not_null(c, "%s", test_log_buf);
+    cr_assert_eq(c->n_targets, 4);
+
+    t = &c->targets[0];
+    cr_assert_str_eq(t->name, "archive");
+    cr_assert_eq(t->type, FB_TARGET_S3);
+    cr_assert_eq(t->line, 3);
+    cr_assert_str_eq(t->bucket, "acme-logs");
+    cr_assert_str_eq(t->region, "us-east-1");
+    cr_assert_str_eq(t->endpoint, "https://s3.us-east-1.amazonaws.com");
+    cr_assert_not(t->path_style);
+    cr_assert_str_eq(t->prefix, "");
+    cr_assert_eq(strncmp(t->credentials_file, test_dir, strlen(test_dir)), 0,
+                 "relative to the conf: %s", t->credentials_file);
+    cr_assert_str_eq(t->ca_file, "");
+    cr_assert_not(t->gzip);
+    cr_assert_eq(t->timeout_ms, 30000);
+    cr_assert_eq(t->connect_timeout_ms, 10000);
+    cr_assert_eq(t->buffer_max, 256ULL << 20);
+    cr_assert_eq(t->max_records, 10000);
+    cr_assert_eq(t->max_bytes, 8ULL << 20);
+    cr_assert_eq(t->max_age_ms, 600000);
+    cr_assert_eq(t->flush_after_ms, 60000);
+    cr_assert_eq(t->n_headers, 0);
+
+    t = &c->targets[1];
+    cr_assert_str_eq(t->endpoint, "http://127.0.0.1:9000/");
+    cr_assert_str_eq(t->region, "eu-west-3");
+    cr_assert(t->path_style);
+
+    t = &c->targets[2];
+    cr_assert_eq(t->type, FB_TARGET_ELASTICSEARCH);
+    cr_assert_str_eq(t->url, "https://es:9200");
+    cr_assert_str_eq(t->index, "logs-{key}-%Y.%m.%d");
+    cr_assert_str_eq(t->api_key_file, "/etc/es.key");
+    cr_assert_str_eq(t->credentials_file, "");
+    cr_assert(t->gzip);
+    cr_assert_eq(t->timeout_ms, 120000);
+
+    t = &c->targets[3];
+    cr_assert_eq(t->type, FB_TARGET_HTTP);
+    cr_assert_eq(t->line, 21);
+    cr_assert_eq(t->n_headers, 2);
+    cr_assert_str_eq(t->headers[0], "X-One: 1");
+    cr_assert_str_eq(t->headers[1], "X-Two: two words");
+
+    cr_assert_eq(c->n_router_targets, 1);
+    cr_assert_str_eq(c->router_targets[0], "file");
+    fb_conf_free(c);
+}
+
+Test(conf, target_find_and_router_targets)
+{
+    const fb_conf_target_t *t;
+    fb_conf_t *c = load_text(L);
+
+    cr_assert_not_null(c, "%s", test_log_buf);
+    cr_assert_eq(c->n_targets, 0);
+    cr_assert_eq(c->n_router_targets, 1, "default: file");
+    cr_assert_str_eq(c->router_targets[0], "file");
+    t = fb_conf_target_find(c, "file");
+    cr_assert_not_null(t);
+    cr_assert_str_eq(t->name, "file");
+    cr_assert_eq(t->type, FB_TARGET_FILE);
+    cr_assert_null(fb_conf_target_find(c, "archive"));
+    cr_assert_null(fb_conf_target_find(c, NULL));
+    fb_conf_free(c);
+
+    c = load_text(L "[target archive]\ntype = s3\nbucket = b-1\n"
+                    "[router]\ntargets = file , file2,file3 file4\n");
+    cr_assert_null(c, "file2..4 are no targets");
+    cr_assert(strstr(test_log_buf, ":7: [router] targets: \"file2\" is not a [target] of this "
+                                   "file"), "%s", test_log_buf);
+    cr_assert(strstr(test_log_buf, "\"file4\" is not a [target]"), "%s", test_log_buf);
+
+    c = load_text(L "[target archive]\ntype = s3\nbucket = b-1\n");
+    cr_assert_not_null(c, "%s", test_log_buf);
+    t = fb_conf_target_find(c, "archive");
+    cr_assert_eq(t, &c->targets[0]);
+    cr_assert_null(fb_conf_target_find(c, "archiv"));
+    cr_assert_str_eq(fb_conf_target_type_name(FB_TARGET_ELASTICSEARCH), "elasticsearch");
+    fb_conf_free(c);
+}
+
+Test(conf, target_errors_name_line_section_and_key)
+{
+    expect_error(L "[target a]\ntype = ftp\n",
+                 ":4: [target a] type: invalid value \"ftp\": expected s3, elasticsearch or http");
+    expect_error(L "[target a]\ntype = file\n", "file is the built-in target");
+    expect_error(L "[target a]\nbucket = b-1\n",
+                 ":3: [target a] type: missing: one of s3, elasticsearch or http");
+    expect_error(L "[target a]\n", ":3: [target a] type: missing");
+    expect_error(L "[target a]\ntype = s3\n",
+                 ":3: [target a] bucket: missing: an s3 target needs its bucket");
+    expect_error(L "[target a]\ntype = http\n",
+                 ":3: [target a] url: missing: an http target needs its url");
+    expect_error(L "[target a]\ntype = elasticsearch\n",
+                 ":3: [target a] url: missing: an elasticsearch target needs its url");
+    expect_error(L "[target a]\ntype = s3\nbucket = b-1\nheader = X: y\n",
+                 ":6: [target a] header: not a key of s3 targets (only of http)");
+    expect_error(L "[target a]\ntype = http\nurl = http://h\nprefix = p\n",
+                 ":6: [target a] prefix: not a key of http targets (only of s3)");
+    expect_error(L "[target a]\ntype = http\nurl = http://h\napi_key_file = k\n",
+                 "api_key_file: not a key of http targets (only of elasticsearch)");
+    expect_error(L "[target a]\ntype = s3\nbucket = b-1\nbuckett = x\n",
+                 ":6: [target a] buckett: unknown key");
+    expect_error(L "[target a]\ntype = s3\nbucket = b-1\nbucket = b-2\n",
+                 ":6: [target a] bucket: duplicate key (first set on line 5)");
+    expect_error(L "[target a]\ntype = s3\ntype = http\n",
+                 ":5: [target a] type: duplicate key (first set on line 4)");
+    expect_error(L "[target a]\ntype = s3\nbucket = b\n", "bucket: \"b\" is not a bucket name");
+    expect_error(L "[target a]\ntype = s3\nbucket = b-1\nregion = EU\n",
+                 "region: \"EU\" is not a region name");
+    expect_error(L "[target a]\ntype = s3\nbucket = b-1\nprefix = /x\n", "prefix: \"/x\" is not");
+    expect_error(L "[target a]\ntype = s3\nbucket = b-1\nprefix = x/../y\n", "prefix:");
+    expect_error(L "[target a]\ntype = s3\nbucket = b-1\nendpoint = minio:9000\n",
+                 ":6: [target a] endpoint: \"minio:9000\" must start with http:// or https://");
+    expect_error(L "[target a]\ntype = s3\nbucket = b-1\nendpoint = https://\n", "has no host");
+    expect_error(L "[target a]\ntype = s3\nbucket = b-1\nendpoint = https://:9000\n",
+                 "has no host");
+    expect_error(L "[target a]\ntype = s3\nbucket = b-1\nendpoint = https://h:99999\n",
+                 "has a port that is not a number from 1 to 65535");
+    expect_error(L "[target a]\ntype = s3\nbucket = b-1\nendpoint = https://h/b\n",
+                 "must be scheme://host[:port] alone");
+    expect_error(L "[target a]\ntype = http\nurl = https://u:pw@h/\n",
+                 "url: \"(not shown)\" holds a user or password: they come from credentials_file");
+    cr_assert_null(strstr(test_log_buf, "pw@"), "a password is never shown: %s", test_log_buf);
+    expect_error(L "[target a]\ntype = http\nurl = https://h/#x\n", "has a fragment");
+    expect_error(L "[target a]\ntype = elasticsearch\nurl = https://h\nindex = Logs-%Y\n",
+                 ":6: [target a] index: \"Logs-%Y\" must not be empty and must be lowercase");
+    expect_error(L "[target a]\ntype = elasticsearch\nurl = https://h\nindex =\n",
+                 ":6: [target a] index: \"\" must not be empty");
+    expect_error(L "[target a]\ntype = elasticsearch\nurl = https://h\ncredentials_file = c\n"
+                   "api_key_file = k\n",
+                 ":7: [target a] api_key_file: set with credentials_file (line 6): choose one");
+    expect_error(L "[target a]\ntype = s3\nbucket = b-1\nmax_records = 0\n",
+                 "max_records: invalid value \"0\"");
+    expect_error(L "[target a]\ntype = s3\nbucket = b-1\nmax_bytes = 2G\n",
+                 "max_bytes: invalid value \"2G\": size out of range");
+    expect_error(L "[target a]\ntype = s3\nbucket = b-1\nbuffer_max = 512K\n",
+                 "buffer_max: invalid value \"512K\": size out of range");
+    expect_error(L "[target a]\ntype = s3\nbucket = b-1\ntimeout = 5s\nconnect_timeout = 6s\n",
+                 "connect_timeout: 6000 ms is longer than timeout (5000 ms)");
+    expect_error(L "[target a]\ntype = s3\nbucket = b-1\n[target a]\ntype = s3\nbucket = b-2\n",
+                 ":6: [target a] defined twice (first on line 3)");
+    expect_error(L "[target file]\ntype = s3\n", ":3: [target file] \"file\" is the built-in");
+    expect_error(L "[target Archive]\ntype = s3\n", "target name has a character outside");
+    expect_error(L "[target]\ntype = s3\n", ":3: [target] a target needs a name");
+    expect_error(L "[router]\ntargets = file, file\n", "a target is listed twice");
+    expect_error(L "[router]\ntargets = ,\n", "name at least one target");
+    expect_error(L "[router]\ntargets = archive\n",
+                 ":4: [router] targets: \"archive\" is not a [target] of this file");
+}
+
+Test(conf, target_headers)
+{
+    static const char *const bad[] = {
+        "Content-Type: x",    "content-length: 1", "Content-Encoding: gzip", "HOST: h",
+        "Transfer-Encoding: chunked", "Idempotency-Key: k", "authorization: Basic x",
+        "X Y: z",             ": z",                "X-Y z",                  "X-Y\x01: z",
+        "X-Y: a\x01" "b",     "(X): y",
+    };
+    char text[256];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), L "[target a]\ntype = http\nurl = https://h\nheader = %s\n",
+                 bad[i]);
+        expect_error(text, ":6: [target a] header: invalid \"");
+    }
+    expect_error(L "[target a]\ntype = http\nurl = https://h\nheader = Authorization: Bearer s3kr1t\n",
+                 "Authorization comes from credentials_file");
+    cr_assert_null(strstr(test_log_buf, "s3kr1t"), "a header's value is never shown: %s",
+                   test_log_buf);
+}
+
+Test(conf, verify_target_files_and_the_keys_targets)
+{
+    fb_conf_t *c;
+
+    write_good_set();
+    test_write("s3.cred", "AKID:secret\n", 0644);
+    test_write("es.cred", "no colon\n", 0600);
+    test_write("es.key", "abc\n", 0600);
+    c = load_text(L "[target archive]\ntype = s3\nbucket = b-1\ncredentials_file = s3.cred\n"
+                    "[target search]\ntype = elasticsearch\nurl = https://h\n"
+                    "credentials_file = es.cred\nca_file = none.pem\n"
+                    "[target k]\ntype = elasticsearch\nurl = https://h\napi_key_file = es.key\n");
+    cr_assert_not_null(c, "%s", test_log_buf);
+    cr_assert_eq(fb_conf_verify(c), -1);
+    cr_assert(strstr(test_log_buf, ":6: [target archive] credentials_file: "), "%s", test_log_buf);
+    cr_assert(strstr(test_log_buf, "s3.cred: is accessible by group or others (mode 0644)"), "%s",
+              test_log_buf);
+    cr_assert(strstr(test_log_buf, ":10: [target search] credentials_file: "), "%s", test_log_buf);
+    cr_assert(strstr(test_log_buf, "es.cred: must hold user:password"), "%s", test_log_buf);
+    cr_assert(strstr(test_log_buf, ":11: [target search] ca_file: open("), "%s", test_log_buf);
+    cr_assert_null(strstr(test_log_buf, "[target k]"), "%s", test_log_buf);
+    fb_conf_free(c);
+
+    /* all good: an s3 file of two lines, a CA */
+    test_log_buf[0] = '\0';
+    test_write("s3.cred", "AKID\nsecret\n", 0600);
+    test_write("es.cred", "user:pw\n", 0600);
+    test_write("none.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", 0644);
+    c = load_text(L "[target archive]\ntype = s3\nbucket = b-1\ncredentials_file = s3.cred\n"
+                    "[target search]\ntype = elasticsearch\nurl = https://h\n"
+                    "credentials_file = es.cred\nca_file = none.pem\n");
+    cr_assert_eq(fb_conf_verify(c), 0, "%s", test_log_buf);
+    fb_conf_free(c);
+
+    /* a key naming an unknown target, a configured one, and the old form */
+    test_log_buf[0] = '\0';
+    test_write("keys.json", "{\"acme\": {\"targets\": [\"file\", \"archive\", \"nope\"]},"
+                            " \"old\": {\"targets\": [{\"file\": \"old.log\"}]}}", 0640);
+    c = load_text(L "[target archive]\ntype = s3\nbucket = b-1\n");
+    cr_assert_eq(fb_conf_verify(c), -1);
+    cr_assert(strstr(test_log_buf, "keys.json: key \"acme\": targets: \"nope\" is not a [target] "
+                                   "of "), "%s", test_log_buf);
+    cr_assert_null(strstr(test_log_buf, "\"archive\""), "%s", test_log_buf);
+    cr_assert_null(strstr(test_log_buf, "key \"old\""), "%s", test_log_buf);
+    fb_conf_free(c);
+
+    test_log_buf[0] = '\0';
+    test_write("keys.json", "{\"old\": {\"targets\": [{\"file\": \"old.log\"}]}, \"new\": "
+                            "{\"targets\": [\"file\"]}, \"none\": {}}", 0640);
+    c = load_text(L "[target archive]\ntype = s3\nbucket = b-1\n");
+    cr_assert_eq(fb_conf_verify(c), 0, "%s", test_log_buf);
+    fb_conf_free(c);
+}
+
+Test(conf, keydb_check_targets)
+{
+    fb_keydb_t *db;
+    fb_conf_t *c;
+
+    c = load_text(L "[target archive]\ntype = s3\nbucket = b-1\n");
+    cr_assert_not_null(c, "%s", test_log_buf);
+    cr_assert_eq(fb_keydb_check_targets(NULL, c), 0);
+    db = fb_keydb_load(test_write("k.json", "{\"b\": {\"targets\": [\"file\", \"x\"]}, "
+                                            "\"a\": {\"targets\": [\"y\"]}, \"c\": {}}", 0600));
+    cr_assert_not_null(db, "%s", test_log_buf);
+    test_log_buf[0] = '\0';
+    test_log_count = 0;
+    cr_assert_eq(fb_keydb_check_targets(db, c), -1);
+    cr_assert_eq(test_log_count, 2, "one per tenant and name: %s", test_log_buf);
+    cr_assert(strstr(test_log_buf, "key \"a\": targets: \"y\" is not a [target] of"), "%s",
+              test_log_buf);
+    cr_assert(strstr(test_log_buf, "key \"b\": targets: \"x\" is not a [target] of"), "%s",
+              test_log_buf);
+    fb_keydb_free(db);
+    fb_conf_free(c);
+}
+#undef L

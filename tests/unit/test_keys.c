@@ -531,19 +531,78 @@ Test(keys, targets)
             "targets[0].file must be \"acme.log\"");
     refused("{\"acme\": {\"targets\": [{\"file\": 1}]}}", "targets[0].file must be \"acme.log\"");
     refused("{\"acme\": {\"targets\": [{\"file\": \"acme.log\"}, {\"s3\": {\"bucket\": \"b\"}}]}}",
-            "key \"acme\": targets[1]: target type \"s3\" is not supported by this version");
+            "key \"acme\": targets[1]: must be a target name such as \"file\", or "
+            "{\"file\": \"acme.log\"}, not another object");
     refused("{\"acme\": {\"targets\": [{\"file\": \"acme.log\", \"s3\": \"b\"}]}}",
-            "key \"acme\": targets[0]: must be an object with one member");
-    refused("{\"acme\": {\"targets\": [{}]}}", "targets[0]: must be an object with one member");
+            "key \"acme\": targets[0]: must be a target name");
+    refused("{\"acme\": {\"targets\": [{}]}}", "targets[0]: must be a target name");
+    refused("{\"acme\": {\"targets\": [1]}}",
+            "targets[0]: must be a target name such as \"file\", or {\"file\": \"acme.log\"}, "
+            "not a number");
     refused("{\"acme\": {\"targets\": [\"acme.log\"]}}",
-            "targets[0]: must be an object with one member");
+            "targets[0]: \"acme.log\" is not a target name: it has a character outside "
+            "[a-z0-9_-]");
+    refused("{\"acme\": {\"targets\": [\"Archive\"]}}", "\"Archive\" is not a target name");
+    refused("{\"acme\": {\"targets\": [\"\"]}}", "targets[0]: \"\" is not a target name: it is "
+                                                  "empty");
+    refused("{\"acme\": {\"targets\": [\"a23456789012345678901234567890123\"]}}",
+            "is longer than 32 bytes");
     refused("{\"acme\": {\"targets\": [{\"file\": \"acme.log\"}, {\"file\": \"acme.log\"}]}}",
-            "key \"acme\": targets[1]: \"acme.log\" is listed twice");
+            "key \"acme\": targets[1]: \"file\" is listed twice");
+    refused("{\"acme\": {\"targets\": [{\"file\": \"acme.log\"}, \"file\"]}}",
+            "key \"acme\": targets[1]: \"file\" is listed twice");
+    refused("{\"acme\": {\"targets\": [\"archive\", \"file\", \"archive\"]}}",
+            "key \"acme\": targets[2]: \"archive\" is listed twice");
+    refused("{\"acme\": {\"targets\": [\"a\", \"b\", \"c\", \"d\", \"e\", \"f\", \"g\", \"h\", "
+            "\"i\", \"j\", \"k\", \"l\", \"m\", \"n\", \"o\", \"p\", \"q\"]}}",
+            "targets: must have at most 16 entries, not 17");
 
+    /* the first version's form still loads, as the name "file" */
     db = load("{\"acme\": {\"targets\": [{\"file\": \"acme.log\"}]}}");
     cr_assert_not_null(db, "%s", test_log_buf);
     cr_assert_eq(db->tenants[0].n_file_targets, 1);
+    cr_assert_eq(db->tenants[0].n_targets, 1);
+    cr_assert_str_eq(db->tenants[0].targets[0], "file");
     fb_keydb_free(db);
+
+    /* names, in file order; none: the [router] default (n_targets 0) */
+    db = load("{\"acme\": {\"targets\": [\"archive\", \"file\", \"search-eu_1\"]},"
+              " \"bare\": {}, \"empty\": {\"targets\": []}, \"remote\": {\"targets\": "
+              "[\"archive\"]}}");
+    cr_assert_not_null(db, "%s", test_log_buf);
+    const fb_tenant_t *t = fb_keydb_find(db, "acme", 4);
+    cr_assert_eq(t->n_targets, 3);
+    cr_assert_str_eq(t->targets[0], "archive");
+    cr_assert_str_eq(t->targets[1], "file");
+    cr_assert_str_eq(t->targets[2], "search-eu_1");
+    cr_assert_eq(t->n_file_targets, 1);
+    t = fb_keydb_find(db, "bare", 4);
+    cr_assert_eq(t->n_targets, 0);
+    cr_assert_null(t->targets);
+    cr_assert_eq(t->n_file_targets, 0);
+    t = fb_keydb_find(db, "empty", 5);
+    cr_assert_eq(t->n_targets, 0);
+    t = fb_keydb_find(db, "remote", 6);
+    cr_assert_eq(t->n_targets, 1);
+    cr_assert_eq(t->n_file_targets, 0, "file is not listed");
+    fb_keydb_free(db);
+}
+
+Test(keys, target_name_valid)
+{
+    const char *why = NULL;
+
+    cr_assert(fb_target_name_valid("file", 4, NULL));
+    cr_assert(fb_target_name_valid("a-b_0", 5, &why));
+    cr_assert_not(fb_target_name_valid("", 0, &why));
+    cr_assert_str_eq(why, "is empty");
+    cr_assert_not(fb_target_name_valid("A", 1, &why));
+    cr_assert_str_eq(why, "has a character outside [a-z0-9_-]");
+    cr_assert_not(fb_target_name_valid("a.b", 3, &why));
+    cr_assert_not(fb_target_name_valid("a b", 3, &why));
+    cr_assert(fb_target_name_valid("abcdefghijklmnopqrstuvwxyz012345", 32, &why));
+    cr_assert_not(fb_target_name_valid("abcdefghijklmnopqrstuvwxyz0123456", 33, &why));
+    cr_assert_str_eq(why, "is longer than 32 bytes");
 }
 
 Test(keys, unknown_field_and_access_key_mismatch)
@@ -737,7 +796,7 @@ Test(keys, reports_every_problem)
     cr_assert_not_null(strstr(test_log_buf, "key \"c\": disabled: must be true or false"));
     cr_assert_not_null(strstr(test_log_buf, "key \"c\": unknown field \"Foo\""));
     cr_assert_not_null(strstr(test_log_buf, "key \"c\": targets[0].file must be \"c.log\""));
-    cr_assert_not_null(strstr(test_log_buf, "key \"c\": targets[1]: target type \"s3\""));
+    cr_assert_not_null(strstr(test_log_buf, "key \"c\": targets[1]: must be a target name"));
     cr_assert_not_null(strstr(test_log_buf, "key \"d\": EncryptionKey: must be empty"));
     cr_assert_not_null(strstr(test_log_buf, "key \"d\": tokens_not_before: must be"));
 }
