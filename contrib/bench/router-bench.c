@@ -119,7 +119,7 @@
 #define PARTS_MAX 16        /* partitions of a topic (feed_records makes 4) */
 #define BULK_DOCS 5000      /* documents per _bulk, as the router's */
 #define RETRY_US 100000     /* a failed request to the store, again after */
-#define RETRIES 600         /* ... at most this many times (a minute) */
+#define GIVE_UP_S 120       /* ... until this many seconds passed: the bench fails */
 
 enum { SIDE_FILES, SIDE_ROUTERS, SIDE_DISCARD };
 enum { TARGET_FILES, TARGET_S3, TARGET_OPENSEARCH };
@@ -707,14 +707,14 @@ remote_put(remote_t *r, const char *key, int32_t p, pending_t *o)
 {
     char name[FB_S3_NAME_MAX + 1], err[FB_S3_ERR_LEN];
     fb_s3_result_t rc;
-    int tries = 0;
+    double t0 = bench_now();
 
     if (fb_s3_object_name(name, sizeof(name), NULL, key, o->first_s, r->topic, p, o->first,
                           o->last, false) < 0)
         _exit(1);
     while ((rc = fb_s3_put(r->s3, name, o->buf, o->len, "application/x-ndjson", NULL, err,
                            sizeof(err))) == FB_S3_RETRY &&
-           ++tries < RETRIES)
+           bench_now() - t0 < GIVE_UP_S)
         usleep(RETRY_US);
     if (rc != FB_S3_OK) {
         fprintf(stderr, "router-bench: plain-s3: %s\n", err);
@@ -729,7 +729,7 @@ static void
 remote_send(remote_t *r)
 {
     fb_bulk_result_t res;
-    int tries = 0;
+    double t0 = bench_now();
 
     if (fb_bulk_body_count(r->body) == 0)
         return;
@@ -744,7 +744,7 @@ remote_send(remote_t *r)
         }
         if (rc == 0 && res.retry == 0)
             break;
-        if (++tries >= RETRIES) {
+        if (bench_now() - t0 >= GIVE_UP_S) {
             fprintf(stderr, "router-bench: plain-opensearch: %s\n", res.error);
             _exit(1);
         }
@@ -949,6 +949,10 @@ stored(const char *store, const expect_t *x, long n, const char *log, const pid_
             if (waitpid(pids[i], &st, WNOHANG) == pids[i]) {
                 fprintf(stderr, "router-bench: %s ended early%s%s\n",
                         log ? "fbpiped" : "a consumer", log ? "; see " : "", log ? log : "");
+                for (int j = 0; j < npids; j++)
+                    if (j != i)
+                        kill(pids[j], SIGTERM); /* the rest of the group, not left behind */
+                store_remove(store);
                 exit(1);
             }
         }
