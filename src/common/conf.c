@@ -1022,6 +1022,9 @@ check_target(fb_conf_t *conf, fb_conf_target_t *t)
                  target_keys[i].k.name, target_type_names[t->type], types);
         errors++;
     }
+    /* a connect_timeout left to its default follows a shorter timeout */
+    if (t->connect_timeout_ms > t->timeout_ms && target_line(t, "connect_timeout") == t->line)
+        t->connect_timeout_ms = t->timeout_ms;
     if (t->connect_timeout_ms > t->timeout_ms) {
         conf_err(conf, target_line(t, "connect_timeout"), sec,
                  "connect_timeout: %llu ms is longer than timeout (%llu ms), which is the whole "

@@ -639,9 +639,9 @@ s3_next(fb_target_t *t)
     return NULL;
 }
 
-/* s3_work -- one object stored (or refused), its mark written. Holds
- * t->mu, dropped during the request. */
-static void
+/* s3_work -- one object stored (or refused), its mark written; false
+ * when no object is due. Holds t->mu, dropped during the request. */
+static bool
 s3_work(fb_target_t *t)
 {
     const fb_conf_target_t *c = t->c;
@@ -652,11 +652,11 @@ s3_work(fb_target_t *t)
     fb_s3_result_t rc;
 
     if (s == NULL)
-        return;
+        return false;
     for (entry_t *e = s->head; e != NULL; e = e->qnext) {
         if (work_room(t, n + 1) < 0) {
             park(t, "out of memory making an object");
-            return;
+            return true;
         }
         t->work[n++] = e;
         if (e->cut_after)
@@ -698,7 +698,7 @@ s3_work(fb_target_t *t)
     pthread_cond_broadcast(&t->idle);
     if (rc == FB_S3_RETRY) {
         park(t, err);
-        return;
+        return true;
     }
     if (rc == FB_S3_OK) {
         s->through = last->offset;
@@ -713,13 +713,14 @@ s3_work(fb_target_t *t)
     }
     if (rc == FB_S3_OK)
         delivered(t);
+    return true;
 }
 
 /* ---- OpenSearch ------------------------------------------------------------------ */
 
-/* bulk_work -- one bulk of the queue's first records. Holds t->mu,
- * dropped during the request. */
-static void
+/* bulk_work -- one bulk of the queue's first records; false when the
+ * queue is empty. Holds t->mu, dropped during the request. */
+static bool
 bulk_work(fb_target_t *t)
 {
     char err[512], index[FB_BULK_INDEX_MAX + 1], id[FB_BULK_ID_MAX + 1];
@@ -727,14 +728,14 @@ bulk_work(fb_target_t *t)
     fb_bulk_result_t res;
     int *verdict;
 
+    if (t->qhead == NULL)
+        return false;
     if (work_room(t, BULK_DOCS) < 0) {
         park(t, "out of memory making a bulk");
-        return;
+        return true;
     }
     for (entry_t *e = t->qhead; e != NULL && n < BULK_DOCS; e = e->qnext)
         t->work[n++] = e;
-    if (n == 0)
-        return;
     t->busy = true;
     pthread_mutex_unlock(&t->mu);
 
@@ -802,6 +803,7 @@ bulk_work(fb_target_t *t)
     }
     free(whys);
     free(verdict);
+    return true;
 }
 
 /* ---- HTTP -------------------------------------------------------------------------- */
@@ -833,9 +835,9 @@ post(fb_target_t *t, entry_t *const *w, size_t n, int *out, char *err, size_t er
     return true;
 }
 
-/* http_work -- one stream's first records in one POST. Holds t->mu,
- * dropped during the request. */
-static void
+/* http_work -- one stream's first records in one POST; false when no
+ * stream has any. Holds t->mu, dropped during the request. */
+static bool
 http_work(fb_target_t *t)
 {
     stream_t *s = NULL;
@@ -852,10 +854,10 @@ http_work(fb_target_t *t)
             }
     }
     if (s == NULL)
-        return;
+        return false;
     if (work_room(t, POST_RECORDS) < 0) {
         park(t, "out of memory making a request");
-        return;
+        return true;
     }
     for (entry_t *e = s->head; e != NULL && n < POST_RECORDS &&
                                (n == 0 || bytes + e->line_len <= POST_BYTES); e = e->qnext) {
@@ -884,16 +886,29 @@ http_work(fb_target_t *t)
         park(t, err);
     else
         delivered(t);
+    return true;
 }
 
 /* ---- the delivery thread ------------------------------------------------------------- */
 
-static bool
-has_work(fb_target_t *t)
+/* rest -- wait until woken, parked_until, or IDLE_WAKE_MS (a quiet key's
+ * object may come due): the router's thread takes t->mu meanwhile. */
+static void
+rest(fb_target_t *t)
 {
-    if (t->c->type == FB_TARGET_ELASTICSEARCH)
-        return t->qhead != NULL;
-    return t->pending > 0;
+    uint64_t now = fb_monotonic_ms(), wait = IDLE_WAKE_MS;
+    struct timespec ts;
+
+    if (!t->paused && now < t->parked_until && t->parked_until - now < wait)
+        wait = t->parked_until - now;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(wait / 1000);
+    ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&t->wake, &t->mu, &ts);
 }
 
 static void *
@@ -903,37 +918,22 @@ deliver(void *arg)
 
     pthread_mutex_lock(&t->mu);
     while (!t->stop) {
-        uint64_t now = fb_monotonic_ms();
-        if (t->paused || now < t->parked_until || !has_work(t)) {
-            uint64_t wait = IDLE_WAKE_MS;
-            if (!t->paused && now < t->parked_until && t->parked_until - now < wait)
-                wait = t->parked_until - now;
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += (time_t)(wait / 1000);
-            ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
+        bool worked = false;
+        if (!t->paused && fb_monotonic_ms() >= t->parked_until) {
+            switch (t->c->type) {
+            case FB_TARGET_S3:
+                worked = s3_work(t);
+                break;
+            case FB_TARGET_ELASTICSEARCH:
+                worked = bulk_work(t);
+                break;
+            default:
+                worked = http_work(t);
+                break;
             }
-            pthread_cond_timedwait(&t->wake, &t->mu, &ts);
-            if (t->c->type != FB_TARGET_S3 || t->paused || fb_monotonic_ms() < t->parked_until)
-                continue;
-            /* s3: a quiet key's object may be due (flush_after) */
         }
-        size_t before = t->pending;
-        switch (t->c->type) {
-        case FB_TARGET_S3:
-            s3_work(t);
-            break;
-        case FB_TARGET_ELASTICSEARCH:
-            bulk_work(t);
-            break;
-        default:
-            http_work(t);
-            break;
-        }
-        (void)before;
+        if (!worked && !t->stop)
+            rest(t);
     }
     pthread_mutex_unlock(&t->mu);
     return NULL;
