@@ -586,9 +586,9 @@ target_refused(void *arg, const fb_target_refused_t *rec, const char *why)
                    "router %u: %s [%d] at offset %lld to the dead letters: %s", r->index,
                    rec->topic, (int)rec->partition, (long long)rec->offset, why);
     fb_metrics_add(r->metrics, FB_MC_DEAD_LETTERS_TARGET, 1);
-    if (rec->key != NULL)
-        fb_metrics_tenant_add(r->metrics, fb_metrics_tenant(fb_metrics_zone(), rec->key,
-                                                             rec->key_len),
+    if (rec->ledger) /* not written anywhere: its tenant's ledger says where it is */
+        fb_metrics_tenant_add(r->metrics, fb_metrics_tenant(fb_metrics_zone(), rec->access_key,
+                                                             strlen(rec->access_key)),
                               FB_MT_DEAD_LETTERED, 1);
     return 0;
 }
@@ -837,7 +837,7 @@ to_targets(router_t *r, const rd_kafka_message_t *m, const fb_line_t *line)
         r->keydb ? fb_keydb_find(r->keydb, line->access_key, strlen(line->access_key)) : NULL;
     char *const *names = r->conf->router_targets;
     size_t n = r->conf->n_router_targets;
-    bool file = false;
+    bool file = false, first = true;
 
     if (t != NULL && t->n_targets > 0) {
         names = t->targets;
@@ -845,16 +845,20 @@ to_targets(router_t *r, const rd_kafka_message_t *m, const fb_line_t *line)
     }
     if (n == 0)
         return true; /* no list at all: files, as before targets existed */
+    for (size_t i = 0; i < n; i++)
+        file |= strcmp(names[i], "file") == 0;
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(names[i], "file") == 0) {
-            file = true;
+        if (strcmp(names[i], "file") == 0)
             continue;
-        }
         fb_target_t *tg = fb_targets_find(r->targets, names[i]);
         if (tg == NULL) /* the configuration's checks refuse this */
             fb_panic("router %u: %s names target \"%s\", which is not configured",
                      r->index, line->access_key, names[i]);
-        if (fb_target_take(tg, m, line) < 0)
+        /* the ledger counts a record written once: at its file, or else
+         * at its first target */
+        bool ledger = !file && first;
+        first = false;
+        if (fb_target_take(tg, m, line, ledger) < 0)
             fb_panic("router %u: out of memory queueing a record for target %s", r->index,
                      names[i]);
     }

@@ -58,6 +58,9 @@ typedef struct entry {
     int where;
     bool cut_after; /* s3: an object ends with this record */
     bool has_key;
+    bool ledger;     /* counted written in the tenant's ledger once delivered */
+    unsigned tenant; /* its number in the metrics zone (looked up by the router's thread:
+                      * the zone's lookup cache is the process's, unlocked) */
     size_t cost;
     char *line, *key, *value;
     char *access_key; /* the line's: the file a line would go to */
@@ -452,7 +455,7 @@ s3_append(fb_target_t *t, stream_t *s, entry_t *e)
 /* ---- taking records (the router's thread) ----------------------------------- */
 
 int
-fb_target_take(fb_target_t *t, const rd_kafka_message_t *m, const fb_line_t *line)
+fb_target_take(fb_target_t *t, const rd_kafka_message_t *m, const fb_line_t *line, bool ledger)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
     stream_t *s = NULL;
@@ -503,6 +506,10 @@ fb_target_take(fb_target_t *t, const rd_kafka_message_t *m, const fb_line_t *lin
         goto out;
     }
     e->offset = m->offset;
+    if (ledger && fb_metrics_zone() != NULL) {
+        e->ledger = true;
+        e->tenant = fb_metrics_tenant(fb_metrics_zone(), line->access_key, akl);
+    }
     e->time_s = line->time_s;
     e->timestamp = rd_kafka_message_timestamp(m, &tstype);
     e->cost = cost;
@@ -526,6 +533,19 @@ out:
 }
 
 /* ---- outcomes (the delivery thread, holding t->mu) ---------------------------- */
+
+/* done -- e is at its target: counted, and forgotten; again: it was
+ * there already (a document answered 409), not counted written twice. */
+static void
+done(fb_target_t *t, entry_t *e, bool again)
+{
+    fb_metrics_add(t->ts->metrics, FB_MC_TARGET_DELIVERED, 1);
+    if (e->ledger && !again) {
+        fb_metrics_tenant_add(t->ts->metrics, e->tenant, FB_MT_WRITTEN, 1);
+        fb_metrics_tenant_add(t->ts->metrics, e->tenant, FB_MT_BYTES_WRITTEN, e->line_len);
+    }
+    forget(t, e);
+}
 
 /* park -- the target failed (the environment's or the operator's doing):
  * it rests for a back-off, logged when it starts failing and once a
@@ -700,14 +720,12 @@ s3_work(fb_target_t *t)
         park(t, err);
         return true;
     }
-    if (rc == FB_S3_OK) {
+    if (rc == FB_S3_OK)
         s->through = last->offset;
-        fb_metrics_add(t->ts->metrics, FB_MC_TARGET_DELIVERED, n);
-    }
     s->cuts--;
     for (size_t i = 0; i < n; i++) {
         if (rc == FB_S3_OK)
-            forget(t, t->work[i]);
+            done(t, t->work[i], false);
         else
             to_refused(t, t->work[i], err);
     }
@@ -788,8 +806,7 @@ bulk_work(fb_target_t *t)
                          it->status, it->type, it->reason);
                 to_refused(t, e, err);
             } else {
-                forget(t, e);
-                fb_metrics_add(t->ts->metrics, FB_MC_TARGET_DELIVERED, 1);
+                done(t, e, it->status == 409);
             }
         }
         for (size_t i = 0; i < n; i++)
@@ -875,10 +892,8 @@ http_work(fb_target_t *t)
     pthread_cond_broadcast(&t->idle);
     /* what was answered, whatever came after */
     for (size_t i = 0; i < n; i++) {
-        if (out[i] == FB_POST_OK) {
-            forget(t, t->work[i]);
-            fb_metrics_add(t->ts->metrics, FB_MC_TARGET_DELIVERED, 1);
-        }
+        if (out[i] == FB_POST_OK)
+            done(t, t->work[i], false);
         else if (out[i] == FB_POST_REFUSED)
             to_refused(t, t->work[i], err);
     }
@@ -983,7 +998,8 @@ fb_targets_refusals(fb_targets_t *ts)
                                      .partition = e->part->partition, .offset = e->offset,
                                      .timestamp = e->timestamp,
                                      .key = e->has_key ? e->key : NULL, .key_len = e->key_len,
-                                     .value = e->value, .len = e->len, .headers = e->hdrs};
+                                     .value = e->value, .len = e->len, .headers = e->hdrs,
+                                     .access_key = e->access_key, .ledger = e->ledger};
             char why[1024];
             snprintf(why, sizeof(why), "target %s: %s", t->c->name, e->why ? e->why : "refused");
             /* the dead letter is written without the lock: the delivery

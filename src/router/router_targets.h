@@ -62,6 +62,8 @@ typedef struct fb_target_refused {
     const void *value;
     size_t len;
     const rd_kafka_headers_t *headers; /* NULL if none */
+    const char *access_key; /* the line's: its tenant */
+    bool ledger;            /* the ledger counts this record at this target (see take) */
 } fb_target_refused_t;
 
 /* The caller's dead letter for a refused record: 0 once it is durable
@@ -81,8 +83,11 @@ fb_target_t *fb_targets_find(fb_targets_t *ts, const char *name);
 
 /* Queue m (whose line is line) for t; a record t has taken already (read
  * again after a roll back or a seek) or, for S3, uploaded already (its
- * mark) is skipped. 0, or -1 out of memory. */
-int fb_target_take(fb_target_t *t, const rd_kafka_message_t *m, const fb_line_t *line);
+ * mark) is skipped. ledger: the tenant's ledger counts the record written
+ * when t delivers it (its key has no file target, and t is its first).
+ * 0, or -1 out of memory. */
+int fb_target_take(fb_target_t *t, const rd_kafka_message_t *m, const fb_line_t *line,
+                   bool ledger);
 
 /* The records the targets refused for themselves, each to the caller's
  * callback (the dead letters), then forgotten; one the callback could not
