@@ -579,7 +579,9 @@ target_refused(void *arg, const fb_target_refused_t *rec, const char *why)
 
     dead_letter_of(r, rec, why);
     if (fb_files_flush(r->dead, r->conf->fsync != FB_FSYNC_NONE, err, sizeof(err)) < 0) {
-        fb_log_errorx("router %u: %s", r->index, err);
+        /* tried again after every batch: said once in a while */
+        fb_log_limited(FB_LOG_ERROR, "dead letter of a target not written",
+                       "router %u: %s; the record stays with its target", r->index, err);
         return -1; /* written again with the target's next try: twice rather than never */
     }
     fb_log_limited(FB_LOG_WARNING, "record refused by a target",
