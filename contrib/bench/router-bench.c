@@ -437,6 +437,26 @@ assigned(const char *path)
     return yes;
 }
 
+/* side_cpu -- the CPU a side used into run: the daemon and its children
+ * since before (log given), or each consumer's. */
+static void
+side_cpu(const char *log, const pid_t *pids, int npids, const bench_procs_t *before,
+         bench_run_t *run, int side)
+{
+    bench_procs_t after;
+
+    if (log != NULL) {
+        bench_procs_sample(pids[0], log, NULL, &after);
+        bench_run_cpu_diff(run, side, before, &after);
+        return;
+    }
+    for (int i = 0; i < npids; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "consumer[%d]", i);
+        bench_run_cpu(run, side, name, bench_cpu_pid(pids[i]));
+    }
+}
+
 /* written -- seconds from the first assignment (routers: log given;
  * baseline: sh) to every file in out holding its bytes; CPU of pids (or
  * of the daemon and its children) into run. */
@@ -446,7 +466,7 @@ written(const char *out, const expect_t *x, const char *log, const pid_t *pids, 
 {
     bool *done = calloc(x->keys, sizeof(bool));
     unsigned left = x->keys;
-    bench_procs_t before, after;
+    bench_procs_t before;
     double t0 = 0;
 
     if (done == NULL)
@@ -488,16 +508,7 @@ written(const char *out, const expect_t *x, const char *log, const pid_t *pids, 
             usleep(t0 == 0 ? 2000 : 50000);
     }
     t0 = bench_now() - t0;
-    if (log != NULL) {
-        bench_procs_sample(pids[0], log, NULL, &after);
-        bench_run_cpu_diff(run, side, &before, &after);
-    } else {
-        for (int i = 0; i < npids; i++) {
-            char name[32];
-            snprintf(name, sizeof(name), "consumer[%d]", i);
-            bench_run_cpu(run, side, name, bench_cpu_pid(pids[i]));
-        }
-    }
+    side_cpu(log, pids, npids, &before, run, side);
     free(done);
     return t0;
 }
@@ -929,7 +940,7 @@ stored(const char *store, const expect_t *x, long n, const char *log, const pid_
     pid_t server = bench_store_pid(tg.state);
     double t0 = 0, server_cpu = server > 0 ? bench_cpu_pid(server) : -1;
     uint64_t goal = 0;
-    bench_procs_t before, after;
+    bench_procs_t before;
 
     for (unsigned k = 0; k < x->keys; k++)
         goal += x->bytes[k];
@@ -959,16 +970,7 @@ stored(const char *store, const expect_t *x, long n, const char *log, const pid_
         usleep(t0 == 0 ? 2000 : tg.kind == TARGET_S3 ? 100000 : 250000);
     }
     t0 = bench_now() - t0;
-    if (log != NULL) {
-        bench_procs_sample(pids[0], log, NULL, &after);
-        bench_run_cpu_diff(run, side, &before, &after);
-    } else {
-        for (int i = 0; i < npids; i++) {
-            char name[32];
-            snprintf(name, sizeof(name), "consumer[%d]", i);
-            bench_run_cpu(run, side, name, bench_cpu_pid(pids[i]));
-        }
-    }
+    side_cpu(log, pids, npids, &before, run, side);
     if (server_cpu >= 0 && bench_cpu_pid(server) >= server_cpu)
         bench_run_cpu(run, side, tg.kind == TARGET_S3 ? "s3-local" : "opensearch",
                       bench_cpu_pid(server) - server_cpu);

@@ -702,8 +702,9 @@ watch_assignment(router_t *r)
         return;
     r->metrics_at = now + 5000;
     if (r->targets != NULL) {
-        fb_metrics_set(r->metrics, FB_MC_TARGET_PENDING, fb_targets_pending(r->targets));
-        fb_metrics_set(r->metrics, FB_MC_TARGET_FAILING, fb_targets_failing(r->targets));
+        size_t failing, pending = fb_targets_pending(r->targets, &failing);
+        fb_metrics_set(r->metrics, FB_MC_TARGET_PENDING, pending);
+        fb_metrics_set(r->metrics, FB_MC_TARGET_FAILING, failing);
     }
     if (fb_files_usage(r->spool, &spool_bytes, &spool_files) == 0) {
         fb_metrics_set(r->metrics, FB_MC_SPOOL_BYTES, spool_bytes);
@@ -1190,14 +1191,14 @@ drain_targets(router_t *r)
     if (r->targets == NULL || r->restart)
         return;
     fb_targets_flush(r->targets);
-    while (fb_targets_pending(r->targets) > 0 && fb_monotonic_ms() < until) {
+    while (fb_targets_pending(r->targets, NULL) > 0 && fb_monotonic_ms() < until) {
         fb_targets_refusals(r->targets);
-        if (fb_targets_pending(r->targets) > 0)
+        if (fb_targets_pending(r->targets, NULL) > 0)
             usleep(POLL_MS * 1000);
     }
-    if (fb_targets_pending(r->targets) > 0)
+    if (fb_targets_pending(r->targets, NULL) > 0)
         fb_log_notice("router %u: %zu records not yet at their targets: read again by the "
-                      "next router", r->index, fb_targets_pending(r->targets));
+                      "next router", r->index, fb_targets_pending(r->targets, NULL));
     store_offsets(r);
 }
 

@@ -1032,28 +1032,18 @@ fb_targets_hold(fb_targets_t *ts, const char *topic, int32_t partition)
 }
 
 size_t
-fb_targets_pending(fb_targets_t *ts)
+fb_targets_pending(fb_targets_t *ts, size_t *failing)
 {
-    size_t n = 0;
+    size_t n = 0, f = 0;
 
     for (size_t i = 0; i < ts->n; i++) {
         pthread_mutex_lock(&ts->t[i].mu);
         n += ts->t[i].pending;
+        f += ts->t[i].failing_since != 0;
         pthread_mutex_unlock(&ts->t[i].mu);
     }
-    return n;
-}
-
-size_t
-fb_targets_failing(fb_targets_t *ts)
-{
-    size_t n = 0;
-
-    for (size_t i = 0; i < ts->n; i++) {
-        pthread_mutex_lock(&ts->t[i].mu);
-        n += ts->t[i].failing_since != 0;
-        pthread_mutex_unlock(&ts->t[i].mu);
-    }
+    if (failing != NULL)
+        *failing = f;
     return n;
 }
 

@@ -103,11 +103,9 @@ void fb_targets_flush(fb_targets_t *ts);
  * holds, or -1 when none holds any. */
 int64_t fb_targets_hold(fb_targets_t *ts, const char *topic, int32_t partition);
 
-/* Records queued, over all targets. */
-size_t fb_targets_pending(fb_targets_t *ts);
-
-/* Targets failing now (parked after a failure, not yet delivering again). */
-size_t fb_targets_failing(fb_targets_t *ts);
+/* Records queued, over all targets; with failing, the targets failing
+ * now (parked after a failure, not yet delivering again). */
+size_t fb_targets_pending(fb_targets_t *ts, size_t *failing);
 
 /* true while a target holds buffer_max bytes or more. */
 bool fb_targets_full(fb_targets_t *ts);

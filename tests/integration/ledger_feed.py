@@ -13,13 +13,7 @@ import grpc
 import pyproto  # tests/integration/pyproto.py, beside this script
 
 port, token, key = sys.argv[1:4]
-pyproto.stubs("api.proto")
-import api_pb2  # noqa: E402
-
-ch = grpc.insecure_channel("127.0.0.1:" + port)
-send = ch.stream_unary("/api.EventService/SendEvent",
-                       request_serializer=api_pb2.Event.SerializeToString,
-                       response_deserializer=api_pb2.EResponse.FromString)
+send, api_pb2 = pyproto.send_event(port)
 md = [("authorization", "Bearer " + token)]
 
 

@@ -26,3 +26,16 @@ def stubs(*protos, grpc=False):
     if protoc.main(args + list(protos)) != 0:
         sys.exit("protoc refused " + " ".join(protos))
     sys.path.insert(0, out)
+
+
+def send_event(port):
+    """The original API's SendEvent (a client stream of api.Event answered
+    by one EResponse) on a plaintext channel to 127.0.0.1:port, and the
+    api_pb2 module."""
+    import grpc
+    stubs("api.proto")
+    import api_pb2
+    ch = grpc.insecure_channel("127.0.0.1:" + str(port))
+    return ch.stream_unary("/api.EventService/SendEvent",
+                           request_serializer=api_pb2.Event.SerializeToString,
+                           response_deserializer=api_pb2.EResponse.FromString), api_pb2

@@ -9,20 +9,12 @@ usage: targets_feed.py PORT TOKEN KEY FROM N [bad]
 import json
 import sys
 
-import grpc
-
 import pyproto  # tests/integration/pyproto.py, beside this script
 
 port, token, key = sys.argv[1:4]
 first, n = int(sys.argv[4]), int(sys.argv[5])
 bad = len(sys.argv) > 6 and sys.argv[6] == "bad"
-pyproto.stubs("api.proto")
-import api_pb2  # noqa: E402
-
-ch = grpc.insecure_channel("127.0.0.1:" + port)
-send = ch.stream_unary("/api.EventService/SendEvent",
-                       request_serializer=api_pb2.Event.SerializeToString,
-                       response_deserializer=api_pb2.EResponse.FromString)
+send, api_pb2 = pyproto.send_event(port)
 md = [("authorization", "Bearer " + token)]
 
 
