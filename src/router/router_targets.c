@@ -323,8 +323,13 @@ marks_load(const fb_target_t *t, stream_t *s, bool trusted)
     s->intent = intent;
 }
 
-/* marks_save -- through and intent for (key, p), durably: a temporary
- * file written and synced, renamed over the old one, the folder synced. */
+/* marks_save -- through and intent for (key, p): a temporary file
+ * written and renamed over the old one, so that the file is the old
+ * marks or the new ones, whole. Not synced: a router killed at any moment
+ * leaves them in the page cache, and what only a power loss can undo is
+ * at worst an object stored again (marks too old: duplicates, never a
+ * record skipped); a sync per object cost half of the throughput with
+ * many keys. */
 static int
 marks_save(const fb_target_t *t, const char *key, const part_t *p, int64_t through,
            int64_t intent, char *err, size_t errlen)
@@ -342,7 +347,7 @@ marks_save(const fb_target_t *t, const char *key, const part_t *p, int64_t throu
                    (long long)through, (long long)intent);
     unlink(tmp);
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
-    if (fd < 0 || write(fd, text, (size_t)len) != len || fsync(fd) < 0) {
+    if (fd < 0 || write(fd, text, (size_t)len) != len) {
         e = errno;
         if (fd >= 0)
             close(fd);
@@ -356,15 +361,6 @@ marks_save(const fb_target_t *t, const char *key, const part_t *p, int64_t throu
         fb_errf(err, errlen, "cannot replace %s: %s", path, strerror(e));
         return -1;
     }
-    *strrchr(path, '/') = '\0';
-    if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(fd) < 0) {
-        e = errno;
-        if (fd >= 0)
-            close(fd);
-        fb_errf(err, errlen, "cannot sync the folder %s: %s", path, strerror(e));
-        return -1;
-    }
-    close(fd);
     return 0;
 }
 
