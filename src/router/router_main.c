@@ -129,6 +129,7 @@ typedef struct router {
     bool transient; /* the consumer could not start for now */
     bool not_ready; /* router.dir cannot be written (yet) */
     bool restart;   /* records that must be read again could not be: exit 1 */
+    bool dead_unsynced; /* a sync of a target's dead letter failed: roll back */
     /* the metrics: the batch's counts, added to the zone once it is
      * written, forgotten when it is rolled back (read again) */
     fb_mslot_t *metrics;
@@ -381,6 +382,16 @@ roll_back(router_t *r, bool seek)
     r->unsynced = false;
     r->print_len = 0; /* not written: not printed */
     pend_end(r, false); /* read again: counted then */
+    /* read up to where the files were cut back to: nothing beyond is
+     * stored before it is written again */
+    for (int i = 0; r->readpos != NULL && i < r->readpos->cnt; i++) {
+        rd_kafka_topic_partition_t *rp = &r->readpos->elems[i];
+        const rd_kafka_topic_partition_t *f =
+            r->from ? rd_kafka_topic_partition_list_find(r->from, rp->topic, rp->partition)
+                    : NULL;
+        if (f != NULL && f->offset >= 0 && f->offset < rp->offset)
+            rp->offset = f->offset;
+    }
     for (size_t i = 0; i < r->n; i++)
         rd_kafka_message_destroy(r->ms[i]);
     r->n = 0;
@@ -578,12 +589,19 @@ target_refused(void *arg, const fb_target_refused_t *rec, const char *why)
     char err[512];
 
     dead_letter_of(r, rec, why);
-    if (fb_files_flush(r->dead, r->conf->fsync != FB_FSYNC_NONE, err, sizeof(err)) < 0) {
+    int rc = fb_files_flush(r->dead, r->conf->fsync != FB_FSYNC_NONE, err, sizeof(err));
+    if (rc == FB_FILES_UNSYNCED)
+        r->dead_unsynced = true; /* what the flush wrote may be lost: the main loop rolls back */
+    if (rc < 0) {
         /* tried again after every batch: said once in a while */
         fb_log_limited(FB_LOG_ERROR, "dead letter of a target not written",
                        "router %u: %s; the record stays with its target", r->index, err);
         return -1; /* written again with the target's next try: twice rather than never */
     }
+    /* on disk: never cut back by a roll back, for the target forgets the
+     * record now (a record of the batch read again may be a dead letter
+     * twice) */
+    fb_files_checkpoint(r->dead);
     fb_log_limited(FB_LOG_WARNING, "record refused by a target",
                    "router %u: %s [%d] at offset %lld to the dead letters: %s", r->index,
                    rec->topic, (int)rec->partition, (long long)rec->offset, why);
@@ -1180,6 +1198,24 @@ backoff_wait(router_t *r, unsigned ms)
     rd_kafka_topic_partition_list_destroy(a);
 }
 
+/* refusals_then_store -- the targets' refused records to the dead
+ * letters, then the offsets the holds allow; a failed sync of the dead
+ * letters rolls back instead (what that flush wrote may be lost). */
+static void
+refusals_then_store(router_t *r)
+{
+    fb_targets_refusals(r->targets);
+    if (!r->dead_unsynced) {
+        store_offsets(r);
+        return;
+    }
+    r->dead_unsynced = false;
+    fb_log_errorx("router %u: a sync of the dead letters failed; the files are cut back to "
+                  "their last sync and the records since read again", r->index);
+    roll_back(r, true);
+    backoff_wait(r, fb_backoff_last(&r->rollback));
+}
+
 /* drain_targets -- stopping: what the targets hold is delivered for up
  * to half of main.shutdown_timeout; the rest is read again from the
  * offsets stored, by the next router. */
@@ -1271,8 +1307,7 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
          * (a record polled meanwhile starts the batch) */
         while (r->targets != NULL && fb_targets_full(r->targets) && !stop_requested &&
                r->n == 0) {
-            fb_targets_refusals(r->targets);
-            store_offsets(r);
+            refusals_then_store(r);
             if (fb_targets_full(r->targets))
                 backoff_wait(r, TARGETS_FULL_WAIT_MS);
         }
@@ -1325,10 +1360,8 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
             fb_backoff_reset(&backoff);
             store(r);
         }
-        if (r->targets != NULL && !r->dropped) {
-            fb_targets_refusals(r->targets);
-            store_offsets(r);
-        }
+        if (r->targets != NULL && !r->dropped)
+            refusals_then_store(r);
         if (!stop_requested && interval_sync(r, err, sizeof(err)) < 0) {
             fb_log_errorx("router %u: %s; the files are cut back to their last sync and the "
                           "records since read again", index, err);

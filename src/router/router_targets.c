@@ -39,6 +39,7 @@
 #define POST_BYTES (4u << 20)  /* bytes of lines per POST */
 #define BUCKETS 4096           /* of the streams' hash table */
 #define MARKS_MAX 256          /* bytes of a marks file */
+#define WHY_MAX 512            /* bytes of a refused record's reason */
 #define MARKS_MAGIC "fbpipe-target-marks 1\n"
 
 typedef struct stream stream_t;
@@ -124,6 +125,7 @@ struct fb_target {
     size_t work_cap;
     char *buf; /* a request's body */
     size_t buf_cap;
+    char (*whys)[WHY_MAX]; /* http: each record's reason when refused (POST_RECORDS) */
 };
 
 struct fb_targets {
@@ -409,6 +411,17 @@ cut(stream_t *s)
     s->open_count = s->open_bytes = 0;
 }
 
+/* cut_before -- s3: the object being filled ends with the record
+ * before e (e is the stream's tail). */
+static void
+cut_before(stream_t *s, entry_t *e)
+{
+    e->qprev->cut_after = true;
+    s->cuts++;
+    s->open = NULL;
+    s->open_count = s->open_bytes = 0;
+}
+
 /* s3_append -- e joins its stream's object being filled, which is cut
  * first when e would go past max_records or max_bytes, or when e's own
  * time is max_age past its first record's: functions of the records, so
@@ -419,22 +432,20 @@ s3_append(fb_target_t *t, stream_t *s, entry_t *e)
 {
     const fb_conf_target_t *c = t->c;
 
-    /* e is the stream's tail already: the checks look at what precedes it */
+    /* e is the stream's tail already: a cut before e ends the object at
+     * the record that precedes it */
+    if (s->intent >= 0 && e->offset > s->intent) {
+        /* the object written down ends before e: its last records were
+         * not read again (sent to the dead letters before) */
+        if (s->open != NULL)
+            cut_before(s, e);
+        s->intent = -1;
+    }
     if (s->open != NULL && s->intent < 0 &&
         (s->open_count >= c->max_records || s->open_bytes + e->line_len > c->max_bytes ||
          (e->time_s > s->open_time &&
-          (uint64_t)(e->time_s - s->open_time) * 1000 >= c->max_age_ms)) ) {
-        e->qprev->cut_after = true;
-        s->cuts++;
-        s->open = NULL;
-        s->open_count = s->open_bytes = 0;
-    } else if (s->open != NULL && s->intent >= 0 && e->offset > s->intent) {
-        e->qprev->cut_after = true; /* the record at intent was not read again: cut before */
-        s->cuts++;
-        s->open = NULL;
-        s->open_count = s->open_bytes = 0;
-        s->intent = -1;
-    }
+          (uint64_t)(e->time_s - s->open_time) * 1000 >= c->max_age_ms)))
+        cut_before(s, e);
     if (s->open == NULL) {
         s->open = e;
         s->open_time = e->time_s;
@@ -631,8 +642,9 @@ s3_next(fb_target_t *t)
 {
     uint64_t now = fb_monotonic_ms();
 
-    for (size_t i = 0; i < BUCKETS; i++) {
-        size_t b = (t->scan + i) % BUCKETS;
+    /* every quiet key's object past flush_after first, so that a busy key
+     * never holds the others' offsets back */
+    for (size_t b = 0; b < BUCKETS; b++) {
         for (stream_t *s = t->buckets[b]; s != NULL; s = s->next) {
             if (s->cuts == 0 && s->open != NULL &&
                 (t->flushing || now - s->opened_ms >= t->c->flush_after_ms)) {
@@ -646,8 +658,14 @@ s3_next(fb_target_t *t)
                 }
                 cut(s);
             }
+        }
+    }
+    /* then the streams in turn, from the one after the last served */
+    for (size_t i = 0; i < BUCKETS; i++) {
+        size_t b = (t->scan + i) % BUCKETS;
+        for (stream_t *s = t->buckets[b]; s != NULL; s = s->next) {
             if (s->cuts > 0) {
-                t->scan = b;
+                t->scan = (b + 1) % BUCKETS;
                 return s;
             }
         }
@@ -782,14 +800,14 @@ bulk_work(fb_target_t *t)
         }
     }
     int whole = -1;
-    if (whys != NULL && verdict != NULL)
+    if (whys != NULL && verdict != NULL && n > 0)
         whole = sent == 0 ? 0 : fb_bulk_send(t->bulk, t->body, &res);
 
     pthread_mutex_lock(&t->mu);
     t->busy = false;
     pthread_cond_broadcast(&t->idle);
-    if (whys == NULL || verdict == NULL) {
-        park(t, "out of memory making a bulk");
+    if (whys == NULL || verdict == NULL || n == 0) {
+        park(t, "out of memory making a bulk"); /* n == 0: not even one document fitted */
     } else {
         bool retry = false;
         for (size_t k = 0; whole == 0 && k < sent; k++) {
@@ -826,25 +844,37 @@ bulk_work(fb_target_t *t)
  * FB_POST_OK, FB_POST_REFUSED (why in whys[0]... kept per record) or
  * FB_POST_RETRY (stop). Returns false on RETRY. Without t->mu. */
 static bool
-post(fb_target_t *t, entry_t *const *w, size_t n, int *out, char *err, size_t errlen)
+post(fb_target_t *t, entry_t *const *w, size_t n, int *out, char (*whys)[WHY_MAX], char *err,
+     size_t errlen)
 {
-    char idem[320];
+    char idem[FB_POST_KEY_MAX + 64];
+    const part_t *p = w[0]->part;
     ssize_t len = body_of(t, w, n);
 
     if (len < 0) {
         fb_errf(err, errlen, "out of memory making a request");
         return false;
     }
-    snprintf(idem, sizeof(idem), "%s-%d-%lld-%lld", w[0]->part->topic, (int)w[0]->part->partition,
-             (long long)w[0]->offset, (long long)w[n - 1]->offset);
+    int il = snprintf(idem, sizeof(idem), "%s-%d-%lld-%lld", p->topic, (int)p->partition,
+                      (long long)w[0]->offset, (long long)w[n - 1]->offset);
+    if (il < 0 || il > FB_POST_KEY_MAX) { /* a long topic name: its hash stands for it */
+        uint64_t h = 14695981039346656037ull;
+        for (const char *c = p->topic; *c; c++)
+            h = (h ^ (uint8_t)*c) * 1099511628211ull;
+        snprintf(idem, sizeof(idem), "t%016llx-%d-%lld-%lld", (unsigned long long)h,
+                 (int)p->partition, (long long)w[0]->offset, (long long)w[n - 1]->offset);
+    }
     fb_post_result_t rc = fb_post_send(t->post, t->buf, (size_t)len, idem, err, errlen);
     if (rc == FB_POST_RETRY)
         return false;
     if (rc != FB_POST_OK && n > 1)
-        return post(t, w, n / 2, out, err, errlen) &&
-               post(t, w + n / 2, n - n / 2, out + n / 2, err, errlen);
-    for (size_t i = 0; i < n; i++)
-        out[i] = rc == FB_POST_OK ? FB_POST_OK : FB_POST_REFUSED;
+        return post(t, w, n / 2, out, whys, err, errlen) &&
+               post(t, w + n / 2, n - n / 2, out + n / 2, whys + n / 2, err, errlen);
+    out[0] = rc == FB_POST_OK ? FB_POST_OK : FB_POST_REFUSED;
+    if (rc != FB_POST_OK)
+        snprintf(whys[0], WHY_MAX, "%s", err); /* the record's own reason */
+    for (size_t i = 1; i < n; i++) /* n > 1 only when OK */
+        out[i] = FB_POST_OK;
     return true;
 }
 
@@ -882,7 +912,7 @@ http_work(fb_target_t *t)
     t->busy = true;
     pthread_mutex_unlock(&t->mu);
     err[0] = '\0';
-    bool ok = post(t, t->work, n, out, err, sizeof(err));
+    bool ok = post(t, t->work, n, out, t->whys, err, sizeof(err));
     pthread_mutex_lock(&t->mu);
     t->busy = false;
     pthread_cond_broadcast(&t->idle);
@@ -891,7 +921,7 @@ http_work(fb_target_t *t)
         if (out[i] == FB_POST_OK)
             done(t, t->work[i], false);
         else if (out[i] == FB_POST_REFUSED)
-            to_refused(t, t->work[i], err);
+            to_refused(t, t->work[i], t->whys[i]);
     }
     if (!ok)
         park(t, err);
@@ -1172,7 +1202,8 @@ client(fb_target_t *t, char *err, size_t errlen)
                             .connect_timeout_ms = (long)c->connect_timeout_ms,
                             .timeout_ms = (long)c->timeout_ms, .gzip = c->gzip};
         t->post = fb_post_new(&o, why, sizeof(why));
-        rc = t->post ? 0 : -1;
+        t->whys = t->post ? calloc(POST_RECORDS, sizeof(*t->whys)) : NULL;
+        rc = t->whys ? 0 : -1;
     }
     if (secret != NULL)
         fb_bulk_secret_free(secret);
@@ -1263,6 +1294,7 @@ fb_targets_free(fb_targets_t *ts)
         fb_post_free(t->post);
         free(t->work);
         free(t->buf);
+        free(t->whys);
         pthread_mutex_destroy(&t->mu);
         pthread_cond_destroy(&t->wake);
         pthread_cond_destroy(&t->idle);
