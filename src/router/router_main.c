@@ -854,6 +854,8 @@ print_flush(router_t *r)
 static bool
 to_targets(router_t *r, const rd_kafka_message_t *m, const fb_line_t *line)
 {
+    if (r->targets == NULL)
+        return true; /* no [target] configured: every key's list is "file" */
     const fb_tenant_t *t =
         r->keydb ? fb_keydb_find(r->keydb, line->access_key, strlen(line->access_key)) : NULL;
     char *const *names = r->conf->router_targets;

@@ -541,13 +541,15 @@ out:
 
 /* ---- outcomes (the delivery thread, holding t->mu) ---------------------------- */
 
-/* done -- e is at its target: counted, and forgotten; again: it was
- * there already (a document answered 409), not counted written twice. */
+/* done -- e is at its target: counted, and forgotten. A record sent
+ * again after a crash is counted again (a document answered 409 too: the
+ * router killed before it counted the first answer is indistinguishable),
+ * as a line written again is. */
 static void
-done(fb_target_t *t, entry_t *e, bool again)
+done(fb_target_t *t, entry_t *e)
 {
     fb_metrics_add(t->ts->metrics, FB_MC_TARGET_DELIVERED, 1);
-    if (e->ledger && !again) {
+    if (e->ledger) {
         fb_metrics_tenant_add(t->ts->metrics, e->tenant, FB_MT_WRITTEN, 1);
         fb_metrics_tenant_add(t->ts->metrics, e->tenant, FB_MT_BYTES_WRITTEN, e->line_len);
     }
@@ -739,7 +741,7 @@ s3_work(fb_target_t *t)
     s->cuts--;
     for (size_t i = 0; i < n; i++) {
         if (rc == FB_S3_OK)
-            done(t, t->work[i], false);
+            done(t, t->work[i]);
         else
             to_refused(t, t->work[i], err);
     }
@@ -820,7 +822,7 @@ bulk_work(fb_target_t *t)
                          it->status, it->type, it->reason);
                 to_refused(t, e, err);
             } else {
-                done(t, e, it->status == 409);
+                done(t, e);
             }
         }
         for (size_t i = 0; i < n; i++)
@@ -919,7 +921,7 @@ http_work(fb_target_t *t)
     /* what was answered, whatever came after */
     for (size_t i = 0; i < n; i++) {
         if (out[i] == FB_POST_OK)
-            done(t, t->work[i], false);
+            done(t, t->work[i]);
         else if (out[i] == FB_POST_REFUSED)
             to_refused(t, t->work[i], t->whys[i]);
     }
