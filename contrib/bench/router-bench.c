@@ -56,7 +56,10 @@
  *                   opensearch: adds each line as a document to a _bulk
  *                   body (router_bulk.h: create, ids from fb_bulk_doc_id,
  *                   the index from fb_bulk_index_name of the pattern
- *                   PREFIX{key}-%Y.%m.%d and the record's own time) and
+ *                   PREFIX{key}-%Y.%m.%d and the record's own time, or
+ *                   PREFIX%Y.%m.%d for every key with
+ *                   FBPIPE_BENCH_OS_INDEX=shared: an index per key costs
+ *                   the node an index creation per key and round) and
  *                   sends it at 5,000 documents, at the end of a
  *                   partition, or when nothing came for 100 ms;
  *                   then stores the offsets up to what the store
@@ -138,6 +141,17 @@ typedef struct target {
 } target_t;
 
 static target_t tg = {.kind = TARGET_FILES};
+
+/* os_index_of_key -- the part of an OpenSearch index pattern that names
+ * the key: "{key}-" (an index per key), or "" with
+ * FBPIPE_BENCH_OS_INDEX=shared (one index for every key). */
+static const char *
+os_index_of_key(void)
+{
+    const char *v = getenv("FBPIPE_BENCH_OS_INDEX");
+
+    return v != NULL && strcmp(v, "shared") == 0 ? "" : "{key}-";
+}
 
 typedef struct expect {
     unsigned keys;
@@ -882,7 +896,7 @@ remote_consumer(const char *brokers, const char *topic, const char *group, const
         }
     } else {
         fb_bulk_opts_t o = {.url = tg.url};
-        snprintf(pattern, sizeof(pattern), "%s{key}-%%Y.%%m.%%d", store);
+        snprintf(pattern, sizeof(pattern), "%s%s%%Y.%%m.%%d", store, os_index_of_key());
         r.pattern = pattern;
         r.bulk = fb_bulk_new(&o, err, sizeof(err));
         r.body = fb_bulk_body_new();
@@ -1043,8 +1057,8 @@ target_conf(FILE *fp, const char *store)
                     "credentials_file = %s\nmax_records = %ld\nflush_after = 1s\n",
                 tg.endpoint, store, tg.region, tg.credentials, tg.max_records);
     else
-        fprintf(fp, "type = elasticsearch\nurl = %s\nindex = %s{key}-%%Y.%%m.%%d\n", tg.url,
-                store);
+        fprintf(fp, "type = elasticsearch\nurl = %s\nindex = %s%s%%Y.%%m.%%d\n", tg.url,
+                store, os_index_of_key());
 }
 
 /* routers_take_targets -- whether `fbpiped -t` accepts a configuration
