@@ -4,6 +4,7 @@
  * The loopback test decides where plaintext gRPC is allowed, so it is
  * strict: only 127.0.0.0/8, ::1 and the name "localhost" count. Never
  * resolves a name (that would make a security decision depend on DNS).
+ * A client's list of addresses becomes a gRPC target of literals only.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -164,5 +165,103 @@ fb_addr_list_check(const char *list, const char **why, char *bad, unsigned badle
             break;
         p = comma + 1;
     }
+    return 0;
+}
+
+/* next_entry -- the entry at *p up to a comma, spaces trimmed, into item;
+ * *p moves past the comma (NULL after the last). 0, or -1 with why. */
+static int
+next_entry(const char **p, char *item, size_t itemlen, const char **why)
+{
+    const char *s = *p, *comma = strchr(s, ',');
+    size_t n = comma ? (size_t)(comma - s) : strlen(s);
+
+    while (n > 0 && isspace((unsigned char)*s)) {
+        s++;
+        n--;
+    }
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        n--;
+    *p = comma ? comma + 1 : NULL;
+    if (n == 0 || n >= itemlen) {
+        snprintf(item, itemlen, "%.*s", (int)(n < itemlen ? n : itemlen - 1), s);
+        *why = n == 0 ? "empty entry in the list" : "entry too long";
+        return -1;
+    }
+    memcpy(item, s, n);
+    item[n] = '\0';
+    return 0;
+}
+
+int
+fb_addr_grpc_target(const char *list, char *out, size_t outlen, unsigned *n, const char **why,
+                    char *bad, unsigned badlen)
+{
+    char item[FB_ADDR_HOST_MAX + 16], one[FB_ADDR_HOST_MAX + 16];
+    const char *p = list;
+    size_t used;
+    int family = AF_UNSPEC;
+    fb_addr_t a;
+
+    *n = 0;
+    snprintf(bad, badlen, "%s", "");
+    if (strchr(list, ',') == NULL) {
+        /* one address: as it is, a name included */
+        if (next_entry(&p, item, sizeof(item), why) < 0)
+            return -1;
+        if (strlen(item) >= outlen) {
+            snprintf(bad, badlen, "%s", item);
+            *why = "target too long";
+            return -1;
+        }
+        snprintf(out, outlen, "%s", item);
+        *n = 1;
+        return 0;
+    }
+    used = (size_t)snprintf(out, outlen, "%s", "ipv4:");
+    while (p != NULL) {
+        if (next_entry(&p, item, sizeof(item), why) < 0 || fb_addr_parse(item, 0, &a, why) < 0) {
+            snprintf(bad, badlen, "%s", item);
+            return -1;
+        }
+        if (a.family == AF_UNSPEC) {
+            snprintf(bad, badlen, "%s", item);
+            *why = "several addresses must be IP addresses (a name may stand alone)";
+            return -1;
+        }
+        if (family != AF_UNSPEC && a.family != family) {
+            snprintf(bad, badlen, "%s", item);
+            *why = "several addresses must be all IPv4 or all IPv6";
+            return -1;
+        }
+        if (++*n > FB_ADDR_TARGET_MAX) {
+            snprintf(bad, badlen, "%s", item);
+            *why = "more than 64 addresses";
+            return -1;
+        }
+        family = a.family;
+        if (a.family == AF_INET6)
+            snprintf(one, sizeof(one), "[%s]:%u", a.host, (unsigned)a.port);
+        else
+            snprintf(one, sizeof(one), "%s:%u", a.host, (unsigned)a.port);
+        /* an address given twice would take twice its share */
+        for (const char *q = out + 5; (q = strstr(q, one)) != NULL; q += strlen(one)) {
+            char after = q[strlen(one)];
+
+            if ((q == out + 5 || q[-1] == ',') && (after == ',' || after == '\0')) {
+                snprintf(bad, badlen, "%s", item);
+                *why = "an address is listed twice";
+                return -1;
+            }
+        }
+        if (used + strlen(one) + 2 > outlen) {
+            snprintf(bad, badlen, "%s", item);
+            *why = "target too long";
+            return -1;
+        }
+        used += (size_t)snprintf(out + used, outlen - used, "%s%s", *n > 1 ? "," : "", one);
+    }
+    if (family == AF_INET6)
+        memcpy(out, "ipv6", 4);
     return 0;
 }

@@ -6,7 +6,8 @@
  * only while it waits; every batch started counts as one pending event and
  * the queue is drained of all of them before it is destroyed. Received
  * messages are capped in size and unpacked with a capped allocator, since
- * the server is not trusted either.
+ * the server is not trusted either. A target of several addresses is
+ * served by gRPC's round_robin policy over IP literals (never resolved).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 
+#include "common/addr.h"
 #include "common/clock.h"
 #include "common/ingest_client.h"
 #include "common/pballoc.h"
@@ -165,12 +167,28 @@ fb_client_t *
 fb_client_new(const fb_client_opts_t *o, char *err, size_t errlen)
 {
     grpc_channel_credentials *creds;
-    grpc_arg args[5];
+    grpc_arg args[6];
     grpc_channel_args cargs = {.num_args = 2, .args = args};
+    char target[FB_ADDR_TARGET_MAX * 64], bad[FB_ADDR_HOST_MAX + 16];
+    const char *why;
+    unsigned n_addr;
     fb_client_t *c;
 
     if (o->target == NULL || o->target[0] == '\0' || o->token == NULL) {
         snprintf(err, errlen, "a target and a token are required");
+        return NULL;
+    }
+    if (fb_addr_grpc_target(o->target, target, sizeof(target), &n_addr, &why, bad, sizeof(bad)) <
+        0) {
+        snprintf(err, errlen, "target \"%s\": %s (at \"%s\")", o->target, why, bad);
+        return NULL;
+    }
+    if (n_addr > 1 && o->ca_file != NULL && o->server_name == NULL) {
+        /* the name checked would be the list itself, which no certificate holds */
+        snprintf(err, errlen,
+                 "target \"%s\": several addresses over TLS need the server name that the "
+                 "servers' certificates hold",
+                 o->target);
         return NULL;
     }
     if ((o->cert_file == NULL) != (o->key_file == NULL)) {
@@ -236,7 +254,16 @@ fb_client_new(const fb_client_opts_t *o, char *err, size_t errlen)
         args[cargs.num_args].key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
         args[cargs.num_args++].value.string = (char *)o->server_name;
     }
-    c->channel = grpc_channel_create(o->target, creds, &cargs);
+    if (n_addr > 1) {
+        /* each call (a stream, a SendEvent) to the next address that is
+         * up: the agent's streams spread over the hosts, and a dead host's
+         * are opened again on the others */
+        args[cargs.num_args].type = GRPC_ARG_STRING;
+        args[cargs.num_args].key = (char *)GRPC_ARG_SERVICE_CONFIG;
+        args[cargs.num_args++].value.string =
+            (char *)"{\"loadBalancingConfig\": [{\"round_robin\": {}}]}";
+    }
+    c->channel = grpc_channel_create(target, creds, &cargs);
     grpc_channel_credentials_release(creds);
     return c;
 }

@@ -28,7 +28,7 @@
 #define FB_CLIENT_DETAIL_MAX 256
 
 typedef struct fb_client_opts {
-    const char *target;      /* host:port */
+    const char *target;      /* host:port, or IP:port,IP:port,... (round robin) */
     const char *token;       /* the JWT, sent as "authorization: Bearer <token>" */
     const char *ca_file;     /* PEM roots: TLS; NULL: plaintext */
     const char *cert_file;   /* PEM client certificate and key (mTLS), or NULL */
@@ -51,7 +51,13 @@ typedef struct fb_stream fb_stream_t;
 /* One Ack; latency from the send of its batch to the ack, in microseconds. */
 typedef void (*fb_ack_cb_t)(void *arg, const Fbpipe__V1__Ack *ack, uint64_t latency_us);
 
-/* A client; NULL with err filled when the options or files are wrong
+/* A target of several addresses (IP literals of one family, at most
+ * FB_ADDR_TARGET_MAX, see fb_addr_grpc_target) is one channel with a
+ * connection to each: every call (a stream, a SendEvent) goes to the next
+ * address whose connection is up, so that streams spread over the hosts
+ * and those of a host that dies are opened again on the others. Over TLS
+ * it needs server_name, the name every host's certificate holds.
+ * A client; NULL with err filled when the options or files are wrong
  * (a private key readable by group or others is refused). The channel
  * connects on the first call. */
 fb_client_t *fb_client_new(const fb_client_opts_t *opts, char *err, size_t errlen);

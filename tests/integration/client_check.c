@@ -3,7 +3,8 @@
  * against a running fbpiped: both APIs, a refusal, and a stream that
  * survives its workers being killed by resending what was not acked.
  *
- * usage: client_check PORT ACCESS_KEY USER_ID TOKEN N [WORKER_PIDS...]
+ * usage: client_check PORT|TARGET ACCESS_KEY USER_ID TOKEN N [WORKER_PIDS...]
+ *   (PORT: 127.0.0.1:PORT; TARGET: host:port or a list, see fb_client_new)
  * The key database gives ACCESS_KEY the UserID USER_ID; the token may not
  * be used for the key "zeta".
  * First a token that is not one: UNAUTHENTICATED on a unary call and on a
@@ -102,7 +103,7 @@ main(int argc, char **argv)
     fb_client_status_t st;
     Fbpipe__V1__ExchangeResponse *x = NULL;
     Api__Config *cfg = NULL;
-    char target[64], err[256];
+    char target[256], err[512];
     fb_client_t *c;
     size_t n, n_batches;
     unsigned char *done, *sent;
@@ -111,10 +112,15 @@ main(int argc, char **argv)
     const char *key, *user;
 
     if (argc < 6) {
-        fprintf(stderr, "usage: client_check PORT ACCESS_KEY USER_ID TOKEN N [WORKER_PIDS...]\n");
+        fprintf(stderr,
+                "usage: client_check PORT|TARGET ACCESS_KEY USER_ID TOKEN N [WORKER_PIDS...]\n");
         return 64;
     }
-    snprintf(target, sizeof(target), "127.0.0.1:%s", argv[1]);
+    /* a port on loopback, or a whole target (a list: round robin) */
+    if (strchr(argv[1], ':') != NULL)
+        snprintf(target, sizeof(target), "%s", argv[1]);
+    else
+        snprintf(target, sizeof(target), "127.0.0.1:%s", argv[1]);
     key = argv[2];
     user = argv[3];
     o.target = target;

@@ -26,7 +26,8 @@ usage:
       or FAIL (why says what failed).
 
 Stdlib only. Reads the topic with kcat (KCAT_ARGS carry the broker and
-its security settings) and the files as bytes: payloads are
+its security settings) and the files as bytes (ROUTER_DIR: one dir, or
+the dirs of several router hosts joined by ':'): payloads are
 {"a":"AGENT","s":SEQ} in a Kafka record's value and in a line's message.
 """
 import json
@@ -40,16 +41,18 @@ STALL_MAX = float(os.environ.get("FAULT_STALL_MAX_S", "15"))
 
 
 def files_of(router_dir):
-    """Per-key output files: KEY.log and its rotations, by name."""
+    """Per-key output files: KEY.log and its rotations, by path. ROUTER_DIR
+    may name the dirs of several router hosts, joined by ':'."""
     out = {}
-    try:
-        names = os.listdir(router_dir)
-    except OSError:
-        return out
-    for n in names:
-        if n.startswith(".") or ".log" not in n:
+    for d in router_dir.split(":"):
+        try:
+            names = os.listdir(d)
+        except OSError:
             continue
-        out[n] = os.path.join(router_dir, n)
+        for n in names:
+            if n.startswith(".") or ".log" not in n:
+                continue
+            out[os.path.join(d, n)] = os.path.join(d, n)
     return out
 
 
@@ -85,7 +88,8 @@ def cmd_watch(samples, router_dir, keys):
         while True:
             t = time.time()
             for k in keys:
-                f.write("%.3f %s %d\n" % (t, k, size_of(os.path.join(router_dir, k + ".log"))))
+                size = sum(size_of(os.path.join(d, k + ".log")) for d in router_dir.split(":"))
+                f.write("%.3f %s %d\n" % (t, k, size))
             f.flush()
             time.sleep(0.25)
 

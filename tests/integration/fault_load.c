@@ -9,7 +9,10 @@
  * usage: fault_load PORT RATE DIR AGENT...
  *   AGENT = API,ACCESS_KEY,AGENT_ID,TOKEN[,HOST] with API native or seed;
  *   HOST (default 127.0.0.1) is the address it connects to: agents on
- *   addresses of their own can be told apart in the server's sockets
+ *   addresses of their own can be told apart in the server's sockets.
+ *   HOST may list several ingest hosts joined by '+', each IP or IP:PORT
+ *   (PORT when none): the agent's calls are spread over them with gRPC
+ *   round robin (fb_client_opts_t.target) and fail over when one dies
  * RATE is events per second over all agents. Each agent is a thread with
  * a connection of its own; its events carry the payload
  * {"a":"AGENT_ID","s":SEQ}, SEQ from 1 up. Native batches hold 100
@@ -32,6 +35,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,12 +331,22 @@ static void *
 agent_main(void *arg)
 {
     agent_t *a = arg;
-    char target[64], err[256], path[512];
+    char target[1024], err[1024], path[512];
     fb_client_opts_t o = {.max_inflight = 4, .timeout_ms = 15000};
     fb_client_t *c;
     FILE *f;
 
-    snprintf(target, sizeof(target), "%s:%s", a->host, a->port);
+    target[0] = '\0';
+    for (const char *h = a->host; *h != '\0';) {
+        size_t n = strcspn(h, "+"), used = strlen(target);
+        /* a port of its own when the entry has one: IP:PORT or [IPv6]:PORT */
+        const char *colon = memchr(h, ':', n), *close = memchr(h, ']', n);
+        bool own_port = colon != NULL && (h[0] != '[' || (close != NULL && close[1] == ':'));
+
+        snprintf(target + used, sizeof(target) - used, "%s%.*s%s%s", used ? "," : "", (int)n, h,
+                 own_port ? "" : ":", own_port ? "" : a->port);
+        h += n + (h[n] == '+');
+    }
     o.target = target;
     o.token = a->token;
     c = fb_client_new(&o, err, sizeof(err));

@@ -1,6 +1,8 @@
 /*
  * test_addr.c -- host:port parsing and the loopback rule for plaintext.
  */
+#include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include <criterion/criterion.h>
@@ -75,4 +77,89 @@ Test(addr, lists)
     cr_assert_eq(fb_addr_list_check("a:1,b", &why, bad, sizeof(bad)), -1);
     cr_assert_str_eq(bad, "b");
     cr_assert_eq(fb_addr_list_check("", &why, bad, sizeof(bad)), -1);
+}
+
+Test(addr, grpc_target_one_address_as_it_is)
+{
+    char out[256], bad[64];
+    const char *why;
+    unsigned n;
+
+    cr_assert_eq(fb_addr_grpc_target("ingest.example.org:7777", out, sizeof(out), &n, &why, bad,
+                                     sizeof(bad)),
+                 0);
+    cr_assert_str_eq(out, "ingest.example.org:7777");
+    cr_assert_eq(n, 1);
+    cr_assert_eq(fb_addr_grpc_target(" 10.0.0.1:7777 ", out, sizeof(out), &n, &why, bad,
+                                     sizeof(bad)),
+                 0);
+    cr_assert_str_eq(out, "10.0.0.1:7777");
+}
+
+Test(addr, grpc_target_list_is_round_robin_literals)
+{
+    char out[256], bad[64];
+    const char *why;
+    unsigned n;
+
+    cr_assert_eq(fb_addr_grpc_target("10.0.0.1:7777, 10.0.0.2:7778", out, sizeof(out), &n, &why,
+                                     bad, sizeof(bad)),
+                 0);
+    cr_assert_str_eq(out, "ipv4:10.0.0.1:7777,10.0.0.2:7778");
+    cr_assert_eq(n, 2);
+    cr_assert_eq(fb_addr_grpc_target("[::1]:1,[fd00::2]:2,[fd00::3]:3", out, sizeof(out), &n, &why,
+                                     bad, sizeof(bad)),
+                 0);
+    cr_assert_str_eq(out, "ipv6:[::1]:1,[fd00::2]:2,[fd00::3]:3");
+    cr_assert_eq(n, 3);
+    /* the same host on another port is another address */
+    cr_assert_eq(fb_addr_grpc_target("10.0.0.1:1,10.0.0.1:11", out, sizeof(out), &n, &why, bad,
+                                     sizeof(bad)),
+                 0);
+    cr_assert_str_eq(out, "ipv4:10.0.0.1:1,10.0.0.1:11");
+}
+
+Test(addr, grpc_target_list_refuses)
+{
+    static const struct { const char *in, *bad, *why; } cases[] = {
+        {"10.0.0.1:1,ingest.example.org:2", "ingest.example.org:2", "IP addresses"},
+        {"10.0.0.1:1,[::1]:2", "[::1]:2", "all IPv4 or all IPv6"},
+        {"10.0.0.1:1,,10.0.0.2:2", "", "empty entry"},
+        {"10.0.0.1:1,", "", "empty entry"},
+        {"10.0.0.1:1,10.0.0.2", "10.0.0.2", "port"},
+        {"10.0.0.1:1,10.0.0.1:1", "10.0.0.1:1", "twice"},
+        {"10.0.0.11:1,10.0.0.1:1,10.0.0.1:1", "10.0.0.1:1", "twice"},
+        {"10.0.0.1:1,300.0.0.1:1", "300.0.0.1:1", "IPv4"},
+    };
+    char out[256], bad[64];
+    const char *why;
+    unsigned n;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        why = NULL;
+        cr_assert_eq(fb_addr_grpc_target(cases[i].in, out, sizeof(out), &n, &why, bad, sizeof(bad)),
+                     -1, "accepted \"%s\"", cases[i].in);
+        cr_assert_str_eq(bad, cases[i].bad, "\"%s\": bad entry \"%s\"", cases[i].in, bad);
+        cr_assert_not_null(strstr(why, cases[i].why), "\"%s\": %s", cases[i].in, why);
+    }
+}
+
+Test(addr, grpc_target_list_bounded)
+{
+    char in[4096], out[4096], bad[64];
+    const char *why;
+    size_t used = 0;
+    unsigned n;
+
+    for (unsigned i = 0; i <= FB_ADDR_TARGET_MAX; i++)
+        used += (size_t)snprintf(in + used, sizeof(in) - used, "%s10.0.%u.1:7777", i ? "," : "",
+                                 i);
+    cr_assert_eq(fb_addr_grpc_target(in, out, sizeof(out), &n, &why, bad, sizeof(bad)), -1);
+    cr_assert_not_null(strstr(why, "more than"));
+    *strrchr(in, ',') = '\0';
+    cr_assert_eq(fb_addr_grpc_target(in, out, sizeof(out), &n, &why, bad, sizeof(bad)), 0);
+    cr_assert_eq(n, FB_ADDR_TARGET_MAX);
+    /* an output too small is refused, never cut */
+    cr_assert_eq(fb_addr_grpc_target(in, out, 64, &n, &why, bad, sizeof(bad)), -1);
+    cr_assert_not_null(strstr(why, "too long"));
 }
