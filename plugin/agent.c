@@ -86,7 +86,7 @@ typedef struct ev {
 
 typedef struct agent {
     /* settings */
-    char target[300], agent_id[256];
+    char target[2048], agent_id[256];
     char *access_key, *token, *ca, *server_name;
     bool compat;
     unsigned timeout_ms, batch_records, max_inflight;
@@ -949,6 +949,54 @@ agent_free(agent_t *a)
 }
 
 /* settings -- the properties into a; 0, or -1 after logging. */
+/* target_of -- Ingester_Host (one host, or several joined by commas, each
+ * with Ingester_Port unless it names its own: IP:PORT, [IPv6]:PORT) as a
+ * client target (fb_client_new checks it: several must be IP addresses,
+ * spread over with round robin). 0, or -1 when it does not fit. */
+static int
+target_of(char *out, size_t outlen, const char *hosts, long port)
+{
+    size_t used = 0;
+
+    out[0] = '\0';
+    for (const char *h = hosts;;) {
+        size_t n = strcspn(h, ",");
+        const char *e = h, *close;
+        size_t len = n;
+        unsigned colons = 0;
+        int w;
+
+        while (len > 0 && (*e == ' ' || *e == '\t')) {
+            e++;
+            len--;
+        }
+        while (len > 0 && (e[len - 1] == ' ' || e[len - 1] == '\t'))
+            len--;
+        for (size_t i = 0; i < len; i++)
+            colons += e[i] == ':';
+        close = memchr(e, ']', len);
+        if (len > 0 && e[0] == '[' && close != NULL && close + 1 < e + len && close[1] == ':')
+            w = snprintf(out + used, outlen - used, "%s%.*s", used ? "," : "", (int)len, e);
+        else if (len > 0 && e[0] == '[')
+            w = snprintf(out + used, outlen - used, "%s%.*s:%ld", used ? "," : "", (int)len, e,
+                         port);
+        else if (colons == 1) /* HOST:PORT */
+            w = snprintf(out + used, outlen - used, "%s%.*s", used ? "," : "", (int)len, e);
+        else if (colons > 1) /* a bare IPv6 address */
+            w = snprintf(out + used, outlen - used, "%s[%.*s]:%ld", used ? "," : "", (int)len, e,
+                         port);
+        else /* a name or an IPv4 address; empty: fb_client_new says so */
+            w = snprintf(out + used, outlen - used, "%s%.*s:%ld", used ? "," : "", (int)len, e,
+                         port);
+        if (w < 0 || (size_t)w >= outlen - used)
+            return -1;
+        used += (size_t)w;
+        if (h[n] == '\0')
+            return 0;
+        h += n + 1;
+    }
+}
+
 static int
 settings(agent_t *a, struct flbgo_output_plugin *p)
 {
@@ -998,7 +1046,10 @@ settings(agent_t *a, struct flbgo_output_plugin *p)
         return -1;
     }
     a->compat = api != NULL && strcmp(api, "compat") == 0;
-    snprintf(a->target, sizeof(a->target), "%s:%ld", host ? host : "127.0.0.1", port);
+    if (target_of(a->target, sizeof(a->target), host ? host : "127.0.0.1", port) < 0) {
+        say("error", "Ingester_Host: longer than %zu bytes with the ports", sizeof(a->target));
+        return -1;
+    }
     if (id != NULL)
         snprintf(a->agent_id, sizeof(a->agent_id), "%s", id);
     else if (gethostname(a->agent_id, sizeof(a->agent_id) - 1) < 0)
