@@ -831,9 +831,10 @@ group(agent_t *a)
     check_expiry(a);
     a->lost = false;
     a->compat_next = 0;
-    /* backing off: Fluent Bit retries later, unless the channel found the
-     * ingester back meanwhile */
-    if (fb_monotonic_ms() < a->retry_at_ms && fb_client_wait_ready(a->client, 0) < 0)
+    /* backing off: Fluent Bit retries later, unless the connection was
+     * what failed and the channel found the ingester back meanwhile */
+    if (fb_monotonic_ms() < a->retry_at_ms &&
+        (a->down_ms == 0 || fb_client_wait_ready(a->client, 0) < 0))
         return;
     while (a->exchanged_ms == 0 || fb_monotonic_ms() - a->exchanged_ms >= a->refresh_ms) {
         if (exchange(a, &st) < 0) {
@@ -844,6 +845,7 @@ group(agent_t *a)
                                         : "the ingester refuses the token or the key",
                     st.code, st.detail);
                 a->retry_at_ms = fb_monotonic_ms() + BACKOFF_MAX_MS;
+                a->down_ms = 0; /* answered: no reconnection shortens this wait */
                 return;
             }
             if (a->exchanged_ms == 0) {
