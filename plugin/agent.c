@@ -49,6 +49,7 @@
 #define EXPORT __attribute__((visibility("default")))
 #define BACKOFF_FIRST_MS 500
 #define BACKOFF_MAX_MS 30000
+#define DOWN_SAY_MS 60000 /* an ingester still unreachable is logged this often */
 #define RETRY_ROUNDS 3
 #define RETRY_AFTER_MAX_MS 5000
 #define TALLY_SAY_MS 60000 /* the agent's side of the ledger, logged this often */
@@ -110,6 +111,10 @@ typedef struct agent {
     uint64_t seq, first_seq, retry_at_ms;
     bool reopen; /* the config changed: the next batches go on a new stream */
     fb_backoff_t backoff; /* reconnecting after a lost connection */
+    unsigned reconnect_wait_ms; /* a flush waits this long for a lost ingester */
+    uint64_t down_ms, down_said_ms; /* when the connection was lost (0: it is up), last said */
+    bool lost;                  /* the last send failed with the connection */
+    size_t compat_next;         /* compat: the first batch of the group not yet answered */
     int64_t token_exp;
     uint64_t warned_ms;
     uint64_t bad_said_ms; /* events rejected for good: when last logged */
@@ -529,21 +534,60 @@ out:
     return rc;
 }
 
-/* broken -- the connection is gone: drop the stream, back off. */
+/* broken -- the connection is gone: drop the stream, back off. Said once
+ * when it is lost and once a minute while the ingester stays away; the
+ * next flushes wait for it (await_ingester). */
 static void
 broken(agent_t *a, const fb_client_status_t *st)
 {
     unsigned wait_ms = fb_backoff_next(&a->backoff);
+    uint64_t now = fb_monotonic_ms();
 
-    a->retry_at_ms = fb_monotonic_ms() + fb_backoff_spread(wait_ms, randombytes_random());
-    say("warn", "%s: connection to %s lost (%s, code %d): retrying in about %u ms",
-        a->access_key, a->target, st->detail, st->code, wait_ms);
+    a->retry_at_ms = now + fb_backoff_spread(wait_ms, randombytes_random());
+    a->lost = true;
+    if (a->down_ms == 0) {
+        a->down_ms = a->down_said_ms = now;
+        say("warn", "%s: connection to %s lost (%s, code %d): flushes wait up to %u ms for it, "
+            "then Fluent Bit retries their chunks", a->access_key, a->target, st->detail,
+            st->code, a->reconnect_wait_ms);
+    } else if (now - a->down_said_ms >= DOWN_SAY_MS) {
+        a->down_said_ms = now;
+        say("warn", "%s: %s still cannot be reached after %llu s (%s, code %d)", a->access_key,
+            a->target, (unsigned long long)((now - a->down_ms) / 1000), st->detail, st->code);
+    }
     if (a->stream != NULL) {
         fb_stream_free(a->stream);
         a->stream = NULL;
     }
     if (auth_error(st->code))
         a->exchanged_ms = 0; /* exchange again before the next stream */
+}
+
+/* up -- a call or stream went through: the ingester is back, if it was away. */
+static void
+up(agent_t *a)
+{
+    fb_backoff_reset(&a->backoff);
+    a->retry_at_ms = 0;
+    if (a->down_ms != 0)
+        say("info", "%s: connected to %s again after %llu ms", a->access_key, a->target,
+            (unsigned long long)(fb_monotonic_ms() - a->down_ms));
+    a->down_ms = 0;
+}
+
+/* await_ingester -- the connection was lost: wait until the channel is
+ * connected again, at most until reconnect_wait_ms after the loss (later
+ * flushes of a long outage do not wait). true when it is: send again now,
+ * instead of handing the chunks back to Fluent Bit's slower retries. */
+static bool
+await_ingester(agent_t *a)
+{
+    uint64_t now = fb_monotonic_ms(), until = a->down_ms + a->reconnect_wait_ms;
+
+    if (!a->lost || a->down_ms == 0 || now >= until)
+        return false;
+    a->lost = false;
+    return fb_client_wait_ready(a->client, (unsigned)(until - now)) == 0;
 }
 
 /* ended_meanwhile -- a send or a wait failed on a stream kept from an
@@ -613,7 +657,7 @@ native(agent_t *a)
             broken(a, &st);
             return -1;
         }
-        fb_backoff_reset(&a->backoff);
+        up(a);
         for (size_t i = 0; i < a->n; i++) {
             if (a->evs[i].code != FBPIPE__V1__ACK_CODE__OK &&
                 a->evs[i].code != FBPIPE__V1__ACK_CODE__REJECTED) {
@@ -753,7 +797,8 @@ compat(agent_t *a)
     char why[FB_CLIENT_DETAIL_MAX] = "";
     size_t bad = 0;
 
-    for (size_t b = 0; b < a->n_batches; b++) {
+    /* after a lost connection within the flush, from the batch it broke on */
+    for (size_t b = a->compat_next; b < a->n_batches; b++) {
         size_t from = a->batch_first[b], n = a->batch_first[b + 1] - from;
         if (compat_range(a, from, n, &bad, why, sizeof(why), &st) != FB_FLB_OK) {
             if (failure(&st))
@@ -763,8 +808,9 @@ compat(agent_t *a)
                 broken(a, &st);
             return FB_FLB_RETRY; /* the bad events are found again then */
         }
+        a->compat_next = b + 1;
+        up(a);
     }
-    fb_backoff_reset(&a->backoff);
     if (bad == 0)
         return FB_FLB_OK;
     say_bad(a, bad, a->n, why);
@@ -783,9 +829,14 @@ group(agent_t *a)
     for (unsigned g = 0; g < a->n_group; g++)
         a->group[g]->result = FB_FLB_RETRY;
     check_expiry(a);
-    if (fb_monotonic_ms() < a->retry_at_ms)
-        return; /* backing off: Fluent Bit retries later */
-    if (a->exchanged_ms == 0 || fb_monotonic_ms() - a->exchanged_ms >= a->refresh_ms) {
+    a->lost = false;
+    a->compat_next = 0;
+    /* backing off: Fluent Bit retries later, unless the connection was
+     * what failed and the channel found the ingester back meanwhile */
+    if (fb_monotonic_ms() < a->retry_at_ms &&
+        (a->down_ms == 0 || fb_client_wait_ready(a->client, 0) < 0))
+        return;
+    while (a->exchanged_ms == 0 || fb_monotonic_ms() - a->exchanged_ms >= a->refresh_ms) {
         if (exchange(a, &st) < 0) {
             if (auth_error(st.code) || st.code == UNUSABLE) {
                 /* nothing goes out, on the old config either */
@@ -794,14 +845,18 @@ group(agent_t *a)
                                         : "the ingester refuses the token or the key",
                     st.code, st.detail);
                 a->retry_at_ms = fb_monotonic_ms() + BACKOFF_MAX_MS;
+                a->down_ms = 0; /* answered: no reconnection shortens this wait */
                 return;
             }
             if (a->exchanged_ms == 0) {
                 broken(a, &st);
+                if (await_ingester(a))
+                    continue;
                 return;
             }
             /* the old config holds until the next try */
         }
+        break;
     }
     max_json = a->max_json;
     for (a->cur = 0; a->cur < a->n_group; a->cur++) {
@@ -826,10 +881,17 @@ group(agent_t *a)
         say("error", "out of memory splitting %zu events into batches", a->n);
         return;
     }
-    if (a->n > 0 && a->compat)
-        rc = compat(a);
-    else if (a->n > 0 && native(a) < 0)
-        rc = FB_FLB_RETRY;
+    for (;;) {
+        rc = FB_FLB_OK;
+        if (a->n > 0 && a->compat)
+            rc = compat(a);
+        else if (a->n > 0 && native(a) < 0)
+            rc = FB_FLB_RETRY;
+        if (rc != FB_FLB_RETRY || !await_ingester(a))
+            break;
+        /* the connection was lost and the ingester is back: what was not
+         * answered goes again now */
+    }
     for (unsigned g = 0; g < a->n_group; g++)
         a->group[g]->result = rc != FB_FLB_OK ? rc : lost[g] ? FB_FLB_ERROR : FB_FLB_OK;
     for (size_t i = 0; rc == FB_FLB_OK && !a->compat && i < a->n; i++) {
@@ -1014,9 +1076,10 @@ settings(agent_t *a, struct flbgo_output_plugin *p)
     long recs = number(p, "batch_records", 500, 1, 100000);
     long kb = number(p, "batch_kb", 1024, 1, 65536);
     long inflight = number(p, "max_inflight", 8, 1, 1024);
+    long reconnect = number(p, "reconnect_wait", 10, 0, 3600);
     const char *why = NULL;
 
-    if (port < 0 || timeout < 0 || recs < 0 || kb < 0 || inflight < 0)
+    if (port < 0 || timeout < 0 || recs < 0 || kb < 0 || inflight < 0 || reconnect < 0)
         return -1;
     key = key ? key : getenv("ACCESS_KEY");
     token = token ? token : getenv("ACCESS_TOKEN");
@@ -1060,6 +1123,7 @@ settings(agent_t *a, struct flbgo_output_plugin *p)
         a->ca = strdup(ca ? ca : "/etc/ssl/certs/ca-certificates.crt");
     a->server_name = name ? strdup(name) : NULL;
     a->timeout_ms = (unsigned)timeout * 1000;
+    a->reconnect_wait_ms = (unsigned)reconnect * 1000;
     a->batch_records = (unsigned)recs;
     a->batch_bytes = (size_t)kb * 1024;
     a->max_inflight = (unsigned)inflight;

@@ -4,7 +4,8 @@
  * same events straight to the same broker, in alternating rounds (plain,
  * native, seed, plain, native, seed...; FBPIPE_BENCH_ROUNDS, default 3).
  *
- * The same for every side: 256-byte events, lz4, linger.ms=5, acks=all,
+ * The same for every side: 256-byte events, lz4, linger.ms=5 (kafka.linger,
+ * FBPIPE_BENCH_LINGER, e.g. 1ms or 0: both sides take it), acks=all,
  * idempotence, 4 partitions; S threads (FBPIPE_BENCH_STREAMS, default 8),
  * thread i sending its slice of the events under key tenant-i, all at
  * once, so the keys interleave in Kafka as they come; batches of 512
@@ -628,6 +629,7 @@ main(int argc, char **argv)
     const char *env = getenv("FBPIPE_BENCH_RECORDS"), *brokers = getenv("FBPIPE_KAFKA_BROKERS");
     const char *fbpiped = getenv("FBPIPED") ? getenv("FBPIPED") : "./fbpiped";
     const char *loads = getenv("FBPIPE_BENCH_LOADS") ? getenv("FBPIPE_BENCH_LOADS") : "0.5";
+    const char *linger = getenv("FBPIPE_BENCH_LINGER") ? getenv("FBPIPE_BENCH_LINGER") : "5ms";
     long n = argc > 1 ? atol(argv[1]) : env ? atol(env) : 400000;
     int rounds = bench_rounds(), sides, stamp = (int)time(NULL);
     char conf_path[300], *text, target[64], secret[65], config[64], topic[96];
@@ -657,6 +659,11 @@ main(int argc, char **argv)
         return 2;
     }
     sides = getenv("FBPIPE_BENCH_SEED") && atoi(getenv("FBPIPE_BENCH_SEED")) == 0 ? 2 : 3;
+    if (strspn(linger, "0123456789msh") != strlen(linger) || linger[0] == '\0' ||
+        strlen(linger) > 16) {
+        fprintf(stderr, "ingest-bench: FBPIPE_BENCH_LINGER is a duration (5ms, 1ms, 0)\n");
+        return 2;
+    }
     n = n / ((long)streams * per_batch) * ((long)streams * per_batch);
     if (n <= 0)
         n = (long)streams * per_batch; /* one batch per thread at least */
@@ -686,8 +693,8 @@ main(int argc, char **argv)
     snprintf(text, cap,
              "[ingester]\nlisten = 127.0.0.1:%d\nworkers = 2\nmax_calls_per_peer = %d\n"
              "[kafka]\nbrokers = %s\ntopic = ingest-bench-%d\npartitions = 4\n"
-             "compression = lz4\nlinger = 5ms\n",
-             port, streams > 64 ? streams : 64, brokers, stamp);
+             "compression = lz4\nlinger = %s\n",
+             port, streams > 64 ? streams : 64, brokers, stamp, linger);
     write_file("fbpipe.conf", 0644, text);
     snprintf(conf_path, sizeof(conf_path), "%s/fbpipe.conf", dir);
     snprintf(log_path, sizeof(log_path), "%s/fbpiped.log", dir);
@@ -751,9 +758,9 @@ main(int argc, char **argv)
 
     snprintf(config, sizeof(config), "streams=%d,batch=%d", streams, per_batch);
     printf("ingest-bench: %ld events of %d bytes, %d streams (threads), %d records per batch, "
-           "%d batches in flight per thread; lz4, linger.ms=5, acks=all, idempotent, "
+           "%d batches in flight per thread; lz4, linger %s, acks=all, idempotent, "
            "4 partitions, %d keys interleaved; %d rounds, sides alternating\n",
-           n, BENCH_REC, streams, per_batch, WINDOW, streams, rounds);
+           n, BENCH_REC, streams, per_batch, WINDOW, linger, streams, rounds);
     bench_print_load("ingest-bench", "before");
     bench_run_init(&run, "ingest-bench", config, sides, names);
     for (int k = 0; k < rounds; k++)

@@ -34,6 +34,13 @@
 #define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_MAX_MESSAGE (4u << 20)
 #define MAX_PEM (1u << 20) /* a certificate chain is far smaller */
+/* gRPC's own reconnect back-off (default 1 s growing to 120 s) would keep a
+ * channel failing calls for up to two minutes after the ingester is back:
+ * a lost connection is tried again after 100 ms, then at most every
+ * second, which is what a restart of fbpiped needs (a refused connect
+ * costs the ingester nothing). */
+#define RECONNECT_FIRST_MS 100
+#define RECONNECT_MAX_MS 1000
 
 struct fb_client {
     grpc_channel *channel;
@@ -167,8 +174,8 @@ fb_client_t *
 fb_client_new(const fb_client_opts_t *o, char *err, size_t errlen)
 {
     grpc_channel_credentials *creds;
-    grpc_arg args[6];
-    grpc_channel_args cargs = {.num_args = 2, .args = args};
+    grpc_arg args[8];
+    grpc_channel_args cargs = {.num_args = 4, .args = args};
     char target[FB_ADDR_TARGET_MAX * 64], bad[FB_ADDR_HOST_MAX + 16];
     const char *why;
     unsigned n_addr;
@@ -239,6 +246,12 @@ fb_client_new(const fb_client_opts_t *o, char *err, size_t errlen)
     args[1].type = GRPC_ARG_INTEGER;
     args[1].key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
     args[1].value.integer = 1;
+    args[2].type = GRPC_ARG_INTEGER;
+    args[2].key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS;
+    args[2].value.integer = RECONNECT_FIRST_MS;
+    args[3].type = GRPC_ARG_INTEGER;
+    args[3].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
+    args[3].value.integer = RECONNECT_MAX_MS;
     if (o->keepalive_ms > 0) {
         /* a ping when the connection is idle this long; the server's gRPC
          * allows one every 5 minutes at most, and only during calls */
@@ -308,6 +321,47 @@ fb_client_set_token(fb_client_t *c, const char *token)
     }
     c->authorization = a;
     return 0;
+}
+
+/* fb_client_wait_ready -- see ingest_client.h */
+int
+fb_client_wait_ready(fb_client_t *c, unsigned timeout_ms)
+{
+    uint64_t deadline = fb_monotonic_us() + (uint64_t)timeout_ms * 1000;
+    grpc_completion_queue *cq = NULL;
+    grpc_connectivity_state state;
+    int rc = -1;
+
+    for (;;) {
+        uint64_t now = fb_monotonic_us();
+        unsigned step_ms;
+        grpc_event ev;
+
+        state = grpc_channel_check_connectivity_state(c->channel, 1);
+        if (state == GRPC_CHANNEL_READY) {
+            rc = 0;
+            break;
+        }
+        if (state == GRPC_CHANNEL_SHUTDOWN || now >= deadline)
+            break;
+        if (cq == NULL && (cq = grpc_completion_queue_create_for_next(NULL)) == NULL)
+            break;
+        /* a change of state, or 100 ms: a channel resting in IDLE is
+         * asked to connect again on the next turn */
+        step_ms = (deadline - now) / 1000 < 100 ? (unsigned)((deadline - now) / 1000) + 1 : 100;
+        grpc_channel_watch_connectivity_state(c->channel, state, after_ms(step_ms), cq, c);
+        do
+            ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        while (ev.type != GRPC_OP_COMPLETE);
+    }
+    if (cq != NULL) {
+        grpc_completion_queue_shutdown(cq);
+        while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+               GRPC_QUEUE_SHUTDOWN)
+            ;
+        grpc_completion_queue_destroy(cq);
+    }
+    return rc;
 }
 
 /* call_start -- a call of method with its own queue; deadline_ms 0: none. */

@@ -68,6 +68,12 @@ void fb_client_free(fb_client_t *c);
  * byte outside printable ASCII) or ENOMEM. */
 int fb_client_set_token(fb_client_t *c, const char *token);
 
+/* Wait until the channel is connected (it is asked to connect if idle):
+ * 0 once it is, -1 when timeout_ms passed first. Lost connections are
+ * tried again by the channel 100 ms after the loss, then at least every
+ * second, so a restarted ingester is found within about a second. */
+int fb_client_wait_ready(fb_client_t *c, unsigned timeout_ms);
+
 /* Unary calls: 0 and *out (free with fb_client_free_message), or -1 and st.
  * Exchange tells the server that this client writes both versions of
  * XChaCha20-Poly1305 (fb_cipher_seal_xchacha); the answer names the one to use. */

@@ -18,7 +18,9 @@
  *                                      (exit 0 either way)
  *     init-fail                        Init must fail (exit 0 if it did)
  *     send THREADS CHUNKS EVENTS RUN   every flush must end OK (after retries);
- *                                      HARNESS_PAUSE_MS=N pauses after each chunk
+ *                                      HARNESS_PAUSE_MS=N pauses after each chunk;
+ *                                      HARNESS_TIMES=FILE gets the wall-clock ms
+ *                                      at which each flush ended OK, a line each
  *     big BYTES ok|error               one record whose body is BYTES of JSON
  *                                      must end OK (or ERROR), after retries
  *     marked EVENTS STEP ok|error      one chunk of EVENTS events, run "marked",
@@ -39,6 +41,7 @@
 #endif
 #include <arpa/inet.h>
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -49,6 +52,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -267,6 +271,7 @@ typedef struct worker {
     int t, chunks, events;
     const char *run;
     long ok, retries, errors;
+    int times_fd; /* HARNESS_TIMES (O_APPEND: a line is one write), or -1 */
 } worker_t;
 
 static void *
@@ -285,9 +290,15 @@ send_all(void *arg)
             w->retries++;
             usleep(500000);
         }
-        if (r == FB_FLB_OK)
+        if (r == FB_FLB_OK) {
             w->ok++;
-        else
+            if (w->times_fd >= 0) {
+                struct timespec now;
+                clock_gettime(CLOCK_REALTIME, &now);
+                dprintf(w->times_fd, "%lld\n",
+                        (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+            }
+        } else
             w->errors++;
         free(b.p);
         if (getenv("HARNESS_PAUSE_MS") != NULL) /* chunks spread over time */
@@ -578,8 +589,15 @@ main(int argc, char **argv)
         worker_t *w = calloc((size_t)threads, sizeof(*w));
         pthread_t *th = calloc((size_t)threads, sizeof(*th));
         long ok = 0, retries = 0, errors = 0;
+        const char *times = getenv("HARNESS_TIMES");
+        int times_fd = times ? open(times, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+        if (times != NULL && times_fd < 0) {
+            perror(times);
+            return 1;
+        }
         for (int t = 0; t < threads; t++) {
-            w[t] = (worker_t){.t = t, .chunks = chunks, .events = events, .run = argv[6]};
+            w[t] = (worker_t){.t = t, .chunks = chunks, .events = events, .run = argv[6],
+                              .times_fd = times_fd};
             pthread_create(&th[t], NULL, send_all, &w[t]);
         }
         for (int t = 0; t < threads; t++) {
@@ -588,6 +606,8 @@ main(int argc, char **argv)
             retries += w[t].retries;
             errors += w[t].errors;
         }
+        if (times_fd >= 0)
+            close(times_fd);
         printf("harness: %d threads sent %ld of %d chunks of %d events (%ld retries, %ld errors)\n",
                threads, ok, threads * chunks, events, retries, errors);
         rc = ok == (long)threads * chunks ? rc : 1;
