@@ -27,6 +27,7 @@
 #define KEPT_BYTES (64u << 20) /* empty buffers kept for reuse, all keys together */
 #define PRUNE_MIN 4096         /* keys remembered before idle ones are forgotten */
 #define EVICT_SHARE 8          /* 1/8 of the descriptors closed at once when full */
+#define LOCK_WAIT_MS 5000      /* for another router's lock on a file, by default */
 
 typedef struct entry {
     char *key;
@@ -90,6 +91,8 @@ fb_files_new(const fb_files_opts_t *o, char *err, size_t errlen)
     f->spool_dirfd = -1;
     if (f->o.max_open == 0)
         f->o.max_open = 1;
+    if (f->o.lock_wait_ms == 0)
+        f->o.lock_wait_ms = LOCK_WAIT_MS;
     /* the caller's strings may not outlive this call */
     f->o.dir = strdup(o->dir);
     f->o.spool_dir = o->spool_dir ? strdup(o->spool_dir) : NULL;
@@ -541,6 +544,45 @@ refuse(fb_files_t *f, entry_t *e, const char *why, bool env)
     }
 }
 
+/* lock_wait -- fd's exclusive flock, waiting at most lock_wait_ms for
+ * another router to let go of it (it holds it for one batch's writes, a
+ * rotation and maybe a sync: milliseconds); 0, or -1 with errno
+ * (EWOULDBLOCK: still held, by a process stopped or stuck in I/O: the
+ * caller keeps its lines and tries again later, never waits forever). */
+static int
+lock_wait(const fb_files_t *f, int fd)
+{
+    uint64_t deadline = 0;
+    unsigned nap_us = 100;
+
+    for (;;) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno != EWOULDBLOCK)
+            return -1;
+        if (deadline == 0)
+            deadline = fb_monotonic_ms() + f->o.lock_wait_ms;
+        else if (fb_monotonic_ms() >= deadline)
+            return -1;
+        usleep(nap_us);
+        nap_us = nap_us < 20000 ? nap_us * 2 : 20000;
+    }
+}
+
+/* lock_error -- err for a lock that failed (lock_wait's errno). */
+static void
+lock_error(fb_files_t *f, const char *file, char *err, size_t errlen)
+{
+    if (errno == EWOULDBLOCK)
+        snprintf(err, errlen, "%s/%s: locked by another process for over %llu ms (a router "
+                 "stopped or stuck?): its lines wait", f->o.dir, file,
+                 (unsigned long long)f->o.lock_wait_ms);
+    else
+        snprintf(err, errlen, "%s/%s: flock failed: %s", f->o.dir, file, strerror(errno));
+}
+
 /* lock_named -- take fd's exclusive lock and make sure that fd is still
  * the file at name (a rotation by another router renames it away while we
  * wait): 1 locked and still there, with *st as the name says (size and
@@ -553,9 +595,8 @@ lock_named(fb_files_t *f, int fd, const char *file, struct stat *st)
     dev_t dev = st->st_dev;
     ino_t ino = st->st_ino;
 
-    while (flock(fd, LOCK_EX) < 0)
-        if (errno != EINTR)
-            return -1;
+    if (lock_wait(f, fd) < 0)
+        return -1;
     if (fstatat(f->dirfd, file, &named, AT_SYMLINK_NOFOLLOW) < 0 || named.st_dev != dev ||
         named.st_ino != ino) {
         (void)flock(fd, LOCK_UN);
@@ -595,7 +636,7 @@ entry_lock(fb_files_t *f, entry_t *e, char *err, size_t errlen)
         entry_close(f, e);
         return entry_open(f, e, err, errlen);
     default:
-        snprintf(err, errlen, "%s/%s: flock failed: %s", f->o.dir, file, strerror(errno));
+        lock_error(f, file, err, errlen);
         return -1;
     }
     if ((uint64_t)st.st_size != e->size) { /* another router wrote (or cut) it */
@@ -660,7 +701,7 @@ again:
         close(fd);
         goto again;
     default:
-        snprintf(err, errlen, "%s/%s: flock failed: %s", f->o.dir, file, strerror(errno));
+        lock_error(f, file, err, errlen);
         close(fd);
         return -1;
     }
@@ -1067,9 +1108,8 @@ cut_to_checkpoint(fb_files_t *f, entry_t *e, char *err, size_t errlen)
         if (fd < 0)
             goto fail;
     }
-    while (flock(fd, LOCK_EX) < 0)
-        if (errno != EINTR)
-            goto fail;
+    if (lock_wait(f, fd) < 0)
+        goto fail;
     if (fstat(fd, &st) < 0)
         goto fail;
     if (st.st_dev == e->dev && st.st_ino == e->ino && (uint64_t)st.st_size == e->size) {

@@ -38,7 +38,9 @@
  * exclusive flock of the file, taken again on whatever is at its name
  * when another router rotated it meanwhile; the size and rotation period
  * are read under the lock, so a file is rotated once, by whoever finds it
- * full or old first. A roll back, or a short write cut, cuts only what
+ * full or old first. A lock another process holds longer than
+ * lock_wait_ms (stopped, stuck in I/O) fails the flush like a failed
+ * write: the lines stay buffered for the next one. A roll back, or a short write cut, cuts only what
  * this router appended since its checkpoint and only while nobody
  * appended after it (under the lock); otherwise those lines stay and come
  * again as duplicates: never a loss of another router's stored lines.
@@ -80,6 +82,9 @@ typedef struct fb_files_opts {
                               * file is synced before it is rotated, so that
                               * a roll back finds in the current file all it
                               * must cut */
+    uint64_t lock_wait_ms;   /* how long a flush waits for another process's
+                              * lock on a file before it fails (its lines
+                              * stay buffered); 0 = 5 s */
 } fb_files_opts_t;
 
 /* NULL with err when dir cannot be opened as a directory. */

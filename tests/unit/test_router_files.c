@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -913,4 +914,30 @@ Test(files, two_processes_append_rotate_and_roll_back_one_file, .timeout = 120)
             cr_assert(seen[w][i], "writer %d: line %d lost", w, i);
         free(seen[w]);
     }
+}
+
+Test(files, a_file_locked_too_long_fails_the_flush_and_keeps_its_lines)
+{
+    fb_files_opts_t o = {.dir = dir, .max_open = 4, .lock_wait_ms = 300};
+    char err[256], path[256];
+    fb_files_t *f = fb_files_new(&o, err, sizeof(err));
+    int fd;
+
+    cr_assert_not_null(f, "%s", err);
+    add(f, "acme", 0);
+    flushed(f, false);
+    /* another process (a router stopped while it held the lock) */
+    snprintf(path, sizeof(path), "%s/acme.log", dir);
+    cr_assert_geq(fd = open(path, O_RDWR), 0);
+    cr_assert_eq(flock(fd, LOCK_EX), 0);
+    add(f, "acme", 1);
+    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), -1);
+    cr_assert_not_null(strstr(err, "acme.log: locked by another process for over 300 ms"), "%s",
+                       err);
+    cr_assert_gt(fb_files_pending(f), 0);
+    expect_lines("acme.log", 0, 1);
+    close(fd); /* let go: the lines come */
+    flushed(f, false);
+    expect_lines("acme.log", 0, 2);
+    fb_files_free(f);
 }
