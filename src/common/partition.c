@@ -68,8 +68,7 @@ fb_partition_record_agent(const uint8_t *val, size_t vlen, const uint8_t **agent
                 return -1;
             p += 4;
             break;
-        default:
-            return -1;
+        default: return -1;
         }
     }
     return 0;
@@ -93,8 +92,7 @@ fb_partition_key_agent(const void *key, size_t klen, const void *agent, size_t a
     if (alen > 0)
         memcpy(buf + klen + 1, agent, alen);
     /* with a key (never NULL here) this is murmur2 & 0x7fffffff mod cnt */
-    return rd_kafka_msg_partitioner_murmur2(NULL, buf, klen + 1 + alen, partition_cnt, NULL,
-                                            NULL);
+    return rd_kafka_msg_partitioner_murmur2(NULL, buf, klen + 1 + alen, partition_cnt, NULL, NULL);
 }
 
 /* fb_partition_rec_cb -- see partition.h. A value that is not protobuf

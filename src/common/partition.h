@@ -19,8 +19,7 @@
 /* The agent_id (field 2) of a packed fbpipe.v1.Record: 0 with *agent and
  * *len (0 when there is none), -1 when the bytes are not protobuf. Reads
  * nothing outside val[0..vlen). */
-int fb_partition_record_agent(const uint8_t *val, size_t vlen, const uint8_t **agent,
-                              size_t *len);
+int fb_partition_record_agent(const uint8_t *val, size_t vlen, const uint8_t **agent, size_t *len);
 
 /* The partition of (key, agent) among partition_cnt (> 0); see above. Key
  * and agent beyond FB_ACCESS_KEY_MAX and FB_AGENT_ID_MAX bytes (refused at

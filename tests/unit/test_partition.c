@@ -70,8 +70,8 @@ Test(partition, reads_nothing_past_a_cut_record)
         free(cut);
     }
     /* a varint that never ends, a wire type 7 */
-    static const uint8_t bad1[] = {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
-                                   0x80};
+    static const uint8_t bad1[] = {0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+                                   0x80, 0x80, 0x80, 0x80, 0x80};
     static const uint8_t bad2[] = {0x0f, 0x01};
     static const uint8_t bad3[] = {0x12, 0x7f, 'a'}; /* agent_id longer than the value */
     cr_assert_eq(fb_partition_record_agent(bad1, sizeof(bad1), &agent, &alen), -1);
@@ -98,8 +98,8 @@ Test(partition, murmur2_is_kafkas)
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int32_t want = (int32_t)(((uint32_t)cases[i].h & 0x7fffffffu) % 1000u);
-        cr_assert_eq(rd_kafka_msg_partitioner_murmur2(NULL, cases[i].s, strlen(cases[i].s),
-                                                      1000, NULL, NULL),
+        cr_assert_eq(rd_kafka_msg_partitioner_murmur2(NULL, cases[i].s, strlen(cases[i].s), 1000,
+                                                      NULL, NULL),
                      want, "%s", cases[i].s);
     }
 }
@@ -111,8 +111,8 @@ Test(partition, key_agent_is_murmur2_of_key_nul_agent)
     for (int32_t cnt = 1; cnt <= 64; cnt++) {
         int32_t p = fb_partition_key_agent("acme", 4, "host-3", 6, cnt);
         cr_assert(p >= 0 && p < cnt);
-        cr_assert_eq(p, rd_kafka_msg_partitioner_murmur2(NULL, joined, sizeof(joined) - 1, cnt,
-                                                         NULL, NULL));
+        cr_assert_eq(
+            p, rd_kafka_msg_partitioner_murmur2(NULL, joined, sizeof(joined) - 1, cnt, NULL, NULL));
     }
     /* the separator: ("ab", "c") and ("a", "bc") are different agents */
     int differ = 0;
