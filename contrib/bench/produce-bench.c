@@ -15,7 +15,11 @@
  * this process (its writer) for its producer process to hand on. Prints
  * min and median rates and per-round ratios, CPU per million events of
  * each process (bench_rounds.h) and the load average; asserts nothing.
- * Needs FBPIPE_KAFKA_BROKERS.
+ * Needs FBPIPE_KAFKA_BROKERS. FBPIPE_BENCH_PARTITION_BY=key_agent runs
+ * fbpipe's side with kafka.partition_by = key_agent, each event then
+ * starting as a packed fbpipe.v1.Record (timestamp, agent_id "agent-NNN"
+ * of 1,000 agents, the rest its message), the same bytes for both sides;
+ * =key gives the same events with the default partitioning.
  *
  * usage: produce-bench [EVENTS]   (default 1000000; FBPIPE_BENCH_RECORDS)
  */
@@ -40,6 +44,30 @@
 #define KEYS 1000
 
 static long delivered;
+
+/* as_records -- each event's first bytes made a Record's fields 1 and 2
+ * and the header of its field 4, the rest of the event being its
+ * message, so that key_agent's partitioner finds an agent in each. */
+static void
+as_records(char *events, long n)
+{
+    _Static_assert(REC - 26 >= 128 && REC - 26 < 16384, "two-byte message length");
+    for (long i = 0; i < n; i++) {
+        uint8_t *e = (uint8_t *)events + (size_t)i * REC;
+        /* 1: {seconds 1764331200, nanos 1000000} */
+        static const uint8_t ts[12] = {0x0a, 10,   0x08, 0xc0, 0x9d, 0xa6,
+                                       0xc9, 0x06, 0x10, 0xc0, 0x84, 0x3d};
+        memcpy(e, ts, sizeof(ts));
+        e[12] = 0x12;
+        e[13] = 9;
+        char agent[10];
+        snprintf(agent, sizeof(agent), "agent-%03ld", i % 1000);
+        memcpy(e + 14, agent, 9);
+        e[23] = 0x22;
+        e[24] = (uint8_t)((REC - 26) | 0x80);
+        e[25] = (uint8_t)((REC - 26) >> 7);
+    }
+}
 
 static void
 on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -154,6 +182,7 @@ int
 main(int argc, char **argv)
 {
     const char *env = getenv("FBPIPE_BENCH_RECORDS"), *brokers = getenv("FBPIPE_KAFKA_BROKERS");
+    const char *partby = getenv("FBPIPE_BENCH_PARTITION_BY");
     long n = argc > 1 ? atol(argv[1]) : env ? atol(env) : 1000000;
     char path[] = "/tmp/produce-bench-XXXXXX", file[300], topic[64];
     fb_conf_t *conf;
@@ -174,7 +203,8 @@ main(int argc, char **argv)
     snprintf(file, sizeof(file), "%s/fbpipe.conf", path);
     fp = fopen(file, "w");
     fprintf(fp, "[ingester]\nlisten = 127.0.0.1:0\n[kafka]\nbrokers = %s\npartitions = 4\n"
-                "compression = lz4\nlinger = 5ms\n", brokers);
+                "compression = lz4\nlinger = 5ms\npartition_by = %s\n", brokers,
+            partby != NULL && strcmp(partby, "key_agent") == 0 ? "key_agent" : "key");
     fclose(fp);
     conf = fb_conf_load(file);
     unlink(file);
@@ -183,12 +213,18 @@ main(int argc, char **argv)
         return 1;
     srandom(1);
     events = bench_make_events(n);
+    if (partby != NULL)
+        as_records(events, n);
     stamp = (int)time(NULL);
     printf("produce-bench: %ld events of %d bytes, %d keys interleaved, lz4, linger.ms=5, "
            "acks=all, idempotent, 4 partitions; %d rounds, sides alternating\n",
            n, REC, KEYS, rounds);
     bench_print_load("produce-bench", "before");
-    bench_run_init(&run, "produce-bench", "keys=1000", 2, names);
+    bench_run_init(&run, "produce-bench",
+                   partby == NULL ? "keys=1000"
+                   : strcmp(partby, "key_agent") == 0 ? "keys=1000 records partition_by=key_agent"
+                                                      : "keys=1000 records partition_by=key",
+                   2, names);
     /* round -1 is untimed, a tenth of the events: the broker's first
      * contact with both topics, before either side is measured */
     for (int k = -1; k < rounds; k++) {

@@ -40,6 +40,14 @@
  * usage: router-bench [EVENTS]   (default 1000000; FBPIPE_BENCH_RECORDS;
  * FBPIPE_BENCH_KEYS lists the key counts, default "1,100,10000")
  *
+ * Big tenants: FBPIPE_BENCH_PARTITION_BY=key_agent fills the topic as
+ * kafka.partition_by = key_agent would (each key's events from
+ * FBPIPE_BENCH_AGENTS agents, default 64, each agent on the partition
+ * common/partition.h names), so that one key spreads over the partitions
+ * and routers; =key gives the same agents, partitioned by the key (one
+ * partition per key, one router for a key). Run it with
+ * FBPIPE_BENCH_KEYS=1 for one big tenant, both ways (docs/SCALING.md).
+ *
  * Target mode, FBPIPE_BENCH_TARGET=s3 or opensearch (unset or "files":
  * the above): the records go to a remote store instead of files, for 1
  * and 1,000 keys by default ("1,1000"), in the same alternating rounds:
@@ -1146,6 +1154,9 @@ main(int argc, char **argv)
     const char *keys_list;
     long n = argc > 1 ? atol(argv[1]) : env ? atol(env) : 1000000;
     int routers = getenv("FBPIPE_BENCH_ROUTERS") ? atoi(getenv("FBPIPE_BENCH_ROUTERS")) : 2;
+    const char *partby = getenv("FBPIPE_BENCH_PARTITION_BY");
+    unsigned agents = getenv("FBPIPE_BENCH_AGENTS") ? (unsigned)atoi(getenv("FBPIPE_BENCH_AGENTS"))
+                                                    : 64;
     int rounds = bench_rounds();
     char dir[] = "/tmp/router-bench-XXXXXX", file[300], err[512], baseline[32];
     bool with_routers = true;
@@ -1162,6 +1173,10 @@ main(int argc, char **argv)
         die("FBPIPE_KAFKA_BROKERS is not set");
     if (n < 10000)
         die("at least 10000 events");
+    if (partby != NULL && strcmp(partby, "key") != 0 && strcmp(partby, "key_agent") != 0)
+        die("FBPIPE_BENCH_PARTITION_BY: key or key_agent");
+    if (agents < 1 || agents > 100000)
+        die("FBPIPE_BENCH_AGENTS: 1 to 100000");
     if (routers < 1 || routers > CONSUMERS_MAX)
         die("FBPIPE_BENCH_ROUTERS: 1 to 64");
     if (access(fbpiped, X_OK) < 0)
@@ -1218,7 +1233,9 @@ main(int argc, char **argv)
         expect_t x = {.keys = keys, .bytes = calloc(keys, sizeof(uint64_t))};
         char topic[96], config[48], group[200];
         feed_opts_t o = {.brokers = brokers, .prefix = PREFIX, .keys = keys, .n = n,
-                         .pad = BENCH_REC, .user_id = "u-bench", .each = each_record, .arg = &x};
+                         .pad = BENCH_REC, .user_id = "u-bench", .each = each_record, .arg = &x,
+                         .agents = partby ? agents : 0,
+                         .key_agent = partby && strcmp(partby, "key_agent") == 0};
         const char *names[3] = {baseline, "fbpipe-routers", "plain-discard"};
         int s_routers = SIDE_ROUTERS, s_discard = SIDE_DISCARD;
         bench_run_t run;
@@ -1241,7 +1258,9 @@ main(int argc, char **argv)
             s_routers = -1;
             s_discard = 1;
         }
-        if (tg.kind == TARGET_FILES)
+        if (tg.kind == TARGET_FILES && partby != NULL)
+            snprintf(config, sizeof(config), "keys=%u,by=%s", keys, partby);
+        else if (tg.kind == TARGET_FILES)
             snprintf(config, sizeof(config), "keys=%u", keys);
         else
             snprintf(config, sizeof(config), "%s,keys=%u", tg.name, keys);

@@ -49,6 +49,7 @@ typedef enum conf_type {
     T_ADDR,     /* host:port, port 0 allowed */
     T_ADDR_OPT, /* host:port or "" */
     T_FSYNC,    /* none | batch | DURATION */
+    T_PARTBY,   /* key | key_agent */
     T_TTYPE,    /* a [target]'s type: s3 | elasticsearch | http */
     T_HEADER,   /* Name: value, repeatable ([target] header) */
     T_TARGETS,  /* names of targets, comma or space separated ([router] targets) */
@@ -116,6 +117,7 @@ static const conf_key_t conf_keys[] = {
     {"kafka", "replication_factor", T_UINT, O(replication_factor), "1", 1, 32},
     {"kafka", "min_insync_replicas", T_UINT, O(min_insync_replicas), "0", 0, 32},
     {"kafka", "message_max_bytes", T_UINT, O(message_max_bytes), "1000000", 1024, 1000000000},
+    {"kafka", "partition_by", T_PARTBY, O(partition_by), "key", 0, 0},
     {"kafka", "compression", T_STR, O(compression), "lz4", 0, 0},
     {"kafka", "linger", T_DURATION, O(linger_ms), "5ms", 0, 900000},
     {"kafka", "flush_timeout", T_DURATION, O(flush_timeout_ms), "30s", 0, 3600000},
@@ -642,6 +644,16 @@ set_value(fb_conf_t *conf, void *base, const conf_key_t *k, const char *value, c
             conf->fsync_interval_ms = u;
         } else {
             *why = "expected none, batch or an interval such as 1s";
+            return -1;
+        }
+        return 0;
+    case T_PARTBY:
+        if (strcmp(value, "key") == 0) {
+            conf->partition_by = FB_PARTITION_KEY;
+        } else if (strcmp(value, "key_agent") == 0) {
+            conf->partition_by = FB_PARTITION_KEY_AGENT;
+        } else {
+            *why = "expected key or key_agent";
             return -1;
         }
         return 0;
@@ -1211,6 +1223,14 @@ conf_check_values(fb_conf_t *conf)
                  "compression: \"%s\" is not one of none, gzip, snappy, lz4, zstd",
                  conf->compression);
         errors++;
+    }
+    for (size_t i = 0; conf->partition_by == FB_PARTITION_KEY_AGENT && i < conf->n_rdkafka; i++) {
+        if (strcmp(conf->rdkafka[i].key, "partitioner") == 0) {
+            conf_err(conf, conf->rdkafka[i].line, "librdkafka",
+                     "partitioner: kafka.partition_by = key_agent chooses the partition itself "
+                     "(line %u); remove one of them", LINE("kafka", "partition_by"));
+            errors++;
+        }
     }
     if (conf->router_group[0] == '\0') {
         conf_err(conf, LINE("router", "group"), "router", "group: must not be empty");

@@ -37,6 +37,12 @@ typedef enum fb_fsync_policy {
     FB_FSYNC_INTERVAL, /* at most every fsync_interval_ms */
 } fb_fsync_policy_t;
 
+/* How the producer chooses a record's partition ([kafka] partition_by). */
+typedef enum fb_partition_by {
+    FB_PARTITION_KEY = 0, /* librdkafka's partitioner on the Kafka key (the access key) */
+    FB_PARTITION_KEY_AGENT, /* fb_partition_key_agent(access key, agent_id) */
+} fb_partition_by_t;
+
 /* Delivery destinations of the routers (docs/router-targets.md). */
 typedef enum fb_target_type {
     FB_TARGET_FILE = 0,
@@ -143,6 +149,7 @@ typedef struct fb_conf {
     uint64_t replication_factor;
     uint64_t min_insync_replicas; /* 0: min(2, replication_factor) */
     uint64_t message_max_bytes;
+    fb_partition_by_t partition_by;
     char *compression;
     uint64_t linger_ms;
     uint64_t flush_timeout_ms;

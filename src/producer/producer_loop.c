@@ -33,6 +33,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/partition.h"
 #include "common/ring.h"
 #include "producer/producer.h"
 
@@ -480,6 +481,26 @@ shutdown_flush(prod_t *p)
         fb_log_notice("stopped: everything in the ring is in Kafka");
 }
 
+/* topic_conf -- the topic's settings: librdkafka's defaults (with the
+ * [librdkafka] topic properties), and with partition_by = key_agent the
+ * partitioner of partition.h, which finds the agent_id in the record the
+ * message opaque points to (no copy, no allocation per record); the Kafka
+ * key stays the access key, the routers' proof of the tenant. NULL: the
+ * defaults as they are. */
+static rd_kafka_topic_conf_t *
+topic_conf(prod_t *p)
+{
+    rd_kafka_topic_conf_t *tc;
+
+    if (p->conf->partition_by != FB_PARTITION_KEY_AGENT)
+        return NULL;
+    tc = rd_kafka_default_topic_conf_dup(p->rk);
+    if (tc == NULL)
+        tc = rd_kafka_topic_conf_new(); /* never a silent fall back to the key */
+    rd_kafka_topic_conf_set_partitioner_cb(tc, fb_partition_rec_cb);
+    return tc;
+}
+
 /* client_open -- a librdkafka producer, its topic handle and health
  * watcher; FB_PRODUCER_EXIT_CONFIG or _FATAL after logging, 0 when up. */
 static int
@@ -503,7 +524,7 @@ client_open(prod_t *p)
         rd_kafka_conf_destroy(kc);
         return FB_PRODUCER_EXIT_CONFIG;
     }
-    p->rkt = rd_kafka_topic_new(p->rk, p->conf->topic, NULL);
+    p->rkt = rd_kafka_topic_new(p->rk, p->conf->topic, topic_conf(p));
     if (p->rkt == NULL) {
         fb_log_errorx("rd_kafka_topic_new(%s) failed: %s", p->conf->topic,
                       rd_kafka_err2str(rd_kafka_last_error()));
@@ -596,8 +617,10 @@ fb_producer_run(const fb_conf_t *conf, fb_ring_t *ring, volatile sig_atomic_t *s
     if ((rc = client_open(&p)) != 0)
         goto out;
     rc = FB_PRODUCER_EXIT_FATAL;
-    fb_log_info("producing to %s on %s (%u lanes, resuming from acked)", conf->topic,
-                conf->brokers, p.n_lanes);
+    fb_log_info("producing to %s on %s (%u lanes, partitioned by %s, resuming from acked)",
+                conf->topic, conf->brokers, p.n_lanes,
+                conf->partition_by == FB_PARTITION_KEY_AGENT ? "access key and agent"
+                                                             : "access key");
 
     while (!*stop) {
         bool full;

@@ -2,8 +2,9 @@
  * router_files.c -- per-key output files (router_files.h): a hash table of
  * keys, each with its pending bytes, its descriptor (or -1), the size of
  * its file and the rotation period of its last write; an LRU clock for
- * closing descriptors. It never logs and never follows a symbolic link
- * below its directory.
+ * closing descriptors. It never logs, never follows a symbolic link
+ * below its directory, and never appends to, rotates or cuts a file
+ * without holding its flock (other routers write the same files).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +27,7 @@
 #define KEPT_BYTES (64u << 20) /* empty buffers kept for reuse, all keys together */
 #define PRUNE_MIN 4096         /* keys remembered before idle ones are forgotten */
 #define EVICT_SHARE 8          /* 1/8 of the descriptors closed at once when full */
+#define LOCK_WAIT_MS 5000      /* for another router's lock on a file, by default */
 
 typedef struct entry {
     char *key;
@@ -63,6 +66,7 @@ struct fb_files {
 };
 
 static void name(char *out, const char *key, unsigned n);
+static int entry_open(fb_files_t *f, entry_t *e, char *err, size_t errlen);
 
 static uint64_t
 hash(const char *s)
@@ -87,6 +91,8 @@ fb_files_new(const fb_files_opts_t *o, char *err, size_t errlen)
     f->spool_dirfd = -1;
     if (f->o.max_open == 0)
         f->o.max_open = 1;
+    if (f->o.lock_wait_ms == 0)
+        f->o.lock_wait_ms = LOCK_WAIT_MS;
     /* the caller's strings may not outlive this call */
     f->o.dir = strdup(o->dir);
     f->o.spool_dir = o->spool_dir ? strdup(o->spool_dir) : NULL;
@@ -538,8 +544,121 @@ refuse(fb_files_t *f, entry_t *e, const char *why, bool env)
     }
 }
 
-/* entry_open -- open (or create) e's file; 0, or -1 with err (and the
- * key refused when the failure is permanent). */
+/* lock_wait -- fd's exclusive flock, waiting at most lock_wait_ms for
+ * another router to let go of it (it holds it for one batch's writes, a
+ * rotation and maybe a sync: milliseconds); 0, or -1 with errno
+ * (EWOULDBLOCK: still held, by a process stopped or stuck in I/O: the
+ * caller keeps its lines and tries again later, never waits forever). */
+static int
+lock_wait(const fb_files_t *f, int fd)
+{
+    uint64_t deadline = 0;
+    unsigned nap_us = 100;
+
+    for (;;) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno != EWOULDBLOCK)
+            return -1;
+        if (deadline == 0)
+            deadline = fb_monotonic_ms() + f->o.lock_wait_ms;
+        else if (fb_monotonic_ms() >= deadline)
+            return -1;
+        usleep(nap_us);
+        nap_us = nap_us < 20000 ? nap_us * 2 : 20000;
+    }
+}
+
+/* lock_error -- err for a lock that failed (lock_wait's errno). */
+static void
+lock_error(fb_files_t *f, const char *file, char *err, size_t errlen)
+{
+    if (errno == EWOULDBLOCK)
+        snprintf(err, errlen, "%s/%s: locked by another process for over %llu ms (a router "
+                 "stopped or stuck?): its lines wait", f->o.dir, file,
+                 (unsigned long long)f->o.lock_wait_ms);
+    else
+        snprintf(err, errlen, "%s/%s: flock failed: %s", f->o.dir, file, strerror(errno));
+}
+
+/* lock_named -- take fd's exclusive lock and make sure that fd is still
+ * the file at name (a rotation by another router renames it away while we
+ * wait): 1 locked and still there, with *st as the name says (size and
+ * time as of now, under the lock); 0 not there any more (unlocked: open
+ * the name again); -1 with errno when flock fails. */
+static int
+lock_named(fb_files_t *f, int fd, const char *file, struct stat *st)
+{
+    struct stat named;
+    dev_t dev = st->st_dev;
+    ino_t ino = st->st_ino;
+
+    if (lock_wait(f, fd) < 0)
+        return -1;
+    if (fstatat(f->dirfd, file, &named, AT_SYMLINK_NOFOLLOW) < 0 || named.st_dev != dev ||
+        named.st_ino != ino) {
+        (void)flock(fd, LOCK_UN);
+        return 0;
+    }
+    *st = named;
+    return 1;
+}
+
+/* entry_unlock -- the end of e's appends and rotations for this flush:
+ * another router may write the file. */
+static void
+entry_unlock(entry_t *e)
+{
+    if (e->fd >= 0)
+        (void)flock(e->fd, LOCK_UN);
+}
+
+/* entry_lock -- e's open file locked for this flush's appends and
+ * rotations, as it is now: when another router rotated it, it is closed
+ * and the file now at its name opened (and locked); when another router
+ * appended to it, its size is taken as it is (a half line a router killed
+ * while writing left is cut), and what this entry wrote before is no
+ * longer its to cut at a roll back (it comes again as a duplicate, never
+ * cutting another router's lines). 0, or -1 with err. */
+static int
+entry_lock(fb_files_t *f, entry_t *e, char *err, size_t errlen)
+{
+    char file[NAME_MAX_LEN];
+    struct stat st = {.st_dev = e->dev, .st_ino = e->ino};
+
+    name(file, e->key, 0);
+    switch (lock_named(f, e->fd, file, &st)) {
+    case 1:
+        break;
+    case 0:
+        entry_close(f, e);
+        return entry_open(f, e, err, errlen);
+    default:
+        lock_error(f, file, err, errlen);
+        return -1;
+    }
+    if ((uint64_t)st.st_size != e->size) { /* another router wrote (or cut) it */
+        uint64_t size;
+        if (cut_back(e->fd, &size) < 0) {
+            snprintf(err, errlen, "%s/%s: cannot cut back a half line: %s", f->o.dir, file,
+                     strerror(errno));
+            entry_unlock(e);
+            return -1;
+        }
+        e->size = e->stored = size;
+    }
+    /* the period of the file's last write by any router: rotated by age
+     * once, whoever writes first in a later period */
+    e->period = period(f, (uint64_t)st.st_mtim.tv_sec * 1000 +
+                              (uint64_t)st.st_mtim.tv_nsec / 1000000);
+    return 0;
+}
+
+/* entry_open -- open (or create) e's file and lock it (entry_unlock);
+ * 0, or -1 with err (and the key refused when the failure is
+ * permanent). */
 static int
 entry_open(fb_files_t *f, entry_t *e, char *err, size_t errlen)
 {
@@ -550,6 +669,7 @@ entry_open(fb_files_t *f, entry_t *e, char *err, size_t errlen)
     name(file, e->key, 0);
     while (f->n_open >= f->o.max_open)
         evict(f);
+again:
     /* read and write: the tail is read to cut back a half line */
     fd = openat(f->dirfd, file, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
                 O_NONBLOCK | O_NOCTTY, 0640);
@@ -571,10 +691,26 @@ entry_open(fb_files_t *f, entry_t *e, char *err, size_t errlen)
         close(fd);
         return -1;
     }
-    /* the file this entry closed with bytes past its checkpoint keeps
-     * that checkpoint; any other (new, replaced, or fully stored when closed
-     * and written by another router since) is taken as it is */
-    bool tail = e->ino == st.st_ino && e->dev == st.st_dev && e->size > e->stored;
+    /* one writer at a time (the lock is held until entry_unlock), and the
+     * file locked must still be the one at its name: another router may
+     * have rotated it between the open and the lock */
+    switch (lock_named(f, fd, file, &st)) {
+    case 1:
+        break;
+    case 0:
+        close(fd);
+        goto again;
+    default:
+        lock_error(f, file, err, errlen);
+        close(fd);
+        return -1;
+    }
+    /* the file this entry closed with bytes past its checkpoint, and that
+     * nobody appended to since, keeps that checkpoint; any other (new,
+     * replaced, fully stored when closed, or written by another router
+     * since) is taken as it is: its bytes are not this router's to cut */
+    bool tail = e->ino == st.st_ino && e->dev == st.st_dev && e->size > e->stored &&
+                (uint64_t)st.st_size == e->size;
     if (cut_back(fd, &e->size) < 0) {
         snprintf(err, errlen, "%s/%s: cannot cut back a half line: %s", f->o.dir, file,
                  strerror(errno));
@@ -607,17 +743,21 @@ entry_open(fb_files_t *f, entry_t *e, char *err, size_t errlen)
     return 0;
 }
 
-/* rotate -- <key>.log -> .1 -> .2 ... keeping rotate_keep; 0 or -1. */
+/* rotate -- <key>.log -> .1 -> .2 ... keeping rotate_keep; 0 or -1. The
+ * renames happen under the lock of the file being rotated (whose name is
+ * <key>.log until the last one), so that another router rotates only the
+ * file that follows, never the same one again; e's file is closed after
+ * them. */
 static int
 rotate(fb_files_t *f, entry_t *e, char *err, size_t errlen)
 {
     char from[NAME_MAX_LEN], to[NAME_MAX_LEN];
 
-    entry_close(f, e);
     if (f->o.rotate_keep == 0) {
         name(from, e->key, 0);
         if (unlinkat(f->dirfd, from, 0) < 0 && errno != ENOENT)
             goto fail;
+        entry_close(f, e);
         return 0;
     }
     for (unsigned n = f->o.rotate_keep; n > 0; n--) {
@@ -626,9 +766,11 @@ rotate(fb_files_t *f, entry_t *e, char *err, size_t errlen)
         if (renameat(f->dirfd, from, f->dirfd, to) < 0 && errno != ENOENT)
             goto fail;
     }
+    entry_close(f, e);
     return 0;
 fail:
     snprintf(err, errlen, "%s/%s: rotation failed: %s", f->o.dir, from, strerror(errno));
+    entry_close(f, e);
     return -1;
 }
 
@@ -737,6 +879,11 @@ entry_flush(fb_files_t *f, entry_t *e, uint64_t now, bool sync, bool defer, char
     size_t off = 0, n;
     int rc = 0;
 
+    /* the file stays locked from here to entry_unlock below (or its
+     * close): appends, rotations and half-line cuts of one router at a
+     * time (see entry_lock) */
+    if (e->fd >= 0 && e->len > 0 && entry_lock(f, e, err, errlen) < 0)
+        return -1;
     while (off < e->len) {
         if (e->fd < 0 && entry_open(f, e, err, errlen) < 0) {
             if (e->refused != NULL && e->refusal_new)
@@ -771,6 +918,7 @@ entry_flush(fb_files_t *f, entry_t *e, uint64_t now, bool sync, bool defer, char
         e->period = now;
         off += n;
     }
+    entry_unlock(e);
     /* the lines may not be on disk when fsync fails, and a later fsync
      * may succeed without them: the caller rolls back */
     if (rc == 0 && sync && (rc = entry_sync(f, e, err, errlen)) < 0)
@@ -940,7 +1088,11 @@ fb_files_checkpoint(fb_files_t *f)
 
 /* cut_to_checkpoint -- e's file back to e->stored bytes, through its
  * descriptor, or by its name while it is still the file e wrote (a file
- * rotated or replaced since is left as it is); 0, or -1 with err. */
+ * rotated or replaced since is left as it is), under its lock and only
+ * while it ends with what this entry wrote: a file another router
+ * appended to since is left as it is too (this entry's lines then come
+ * again as duplicates; cutting would lose the other router's). 0, or -1
+ * with err. */
 static int
 cut_to_checkpoint(fb_files_t *f, entry_t *e, char *err, size_t errlen)
 {
@@ -953,17 +1105,23 @@ cut_to_checkpoint(fb_files_t *f, entry_t *e, char *err, size_t errlen)
         fd = openat(f->dirfd, file, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
         if (fd < 0 && errno == ENOENT)
             goto done;
-        if (fd < 0 || fstat(fd, &st) < 0)
+        if (fd < 0)
             goto fail;
-        if (st.st_dev != e->dev || st.st_ino != e->ino || (uint64_t)st.st_size != e->size) {
-            close(fd);
-            goto done;
-        }
     }
-    if (ftruncate(fd, (off_t)e->stored) < 0)
+    if (lock_wait(f, fd) < 0)
         goto fail;
+    if (fstat(fd, &st) < 0)
+        goto fail;
+    if (st.st_dev == e->dev && st.st_ino == e->ino && (uint64_t)st.st_size == e->size) {
+        if (ftruncate(fd, (off_t)e->stored) < 0)
+            goto fail;
+    } else if (fd == e->fd) { /* appended to by another router: as it is */
+        e->stored = (uint64_t)st.st_size;
+    }
     if (fd != e->fd)
         close(fd);
+    else
+        (void)flock(fd, LOCK_UN);
 done:
     e->size = e->stored;
     return 0;

@@ -30,6 +30,20 @@
  * from the Unix epoch, UTC) than its last write, as its modification time
  * tells, so the rule holds across closes, reopens and restarts. Keys must
  * be checked access keys (no '/'); this module never logs.
+ *
+ * Several routers may write one key's file (kafka.partition_by =
+ * key_agent spreads a key over partitions; with key, the old and the new
+ * owner of a partition around a rebalance): one at a time, each flush of
+ * a file's lines (its appends, its rotations, a half line cut) under an
+ * exclusive flock of the file, taken again on whatever is at its name
+ * when another router rotated it meanwhile; the size and rotation period
+ * are read under the lock, so a file is rotated once, by whoever finds it
+ * full or old first. A lock another process holds longer than
+ * lock_wait_ms (stopped, stuck in I/O) fails the flush like a failed
+ * write: the lines stay buffered for the next one. A roll back, or a short write cut, cuts only what
+ * this router appended since its checkpoint and only while nobody
+ * appended after it (under the lock); otherwise those lines stay and come
+ * again as duplicates: never a loss of another router's stored lines.
  */
 #ifndef FB_ROUTER_FILES_H
 #define FB_ROUTER_FILES_H
@@ -68,6 +82,9 @@ typedef struct fb_files_opts {
                               * file is synced before it is rotated, so that
                               * a roll back finds in the current file all it
                               * must cut */
+    uint64_t lock_wait_ms;   /* how long a flush waits for another process's
+                              * lock on a file before it fails (its lines
+                              * stay buffered); 0 = 5 s */
 } fb_files_opts_t;
 
 /* NULL with err when dir cannot be opened as a directory. */

@@ -4,7 +4,9 @@
  * record is in the topic once, in order per key, when it returns 0. The
  * topic is created (4 partitions) when missing. With no_key, api.Event
  * values without a Kafka key (the Go version's), spread over the
- * partitions by librdkafka.
+ * partitions by librdkafka. With key_agent, each record goes to the
+ * partition fbpiped's producer would choose with kafka.partition_by =
+ * key_agent (common/partition.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 
 #include "common/batch.h"
 #include "common/cipher.h"
+#include "common/partition.h"
 #include "api.pb-c.h"
 #include "feed_records.h"
 #include "fbpipe.pb-c.h"
@@ -68,6 +71,30 @@ create_topic(rd_kafka_t *rk, const char *topic, char *err, size_t errlen)
     return rc;
 }
 
+/* partition_count -- the topic's partitions, from the brokers; -1 with err. */
+static int32_t
+partition_count(rd_kafka_t *rk, const char *topic, char *err, size_t errlen)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md;
+    int32_t n = -1;
+
+    for (int tries = 0; rkt != NULL && n <= 0 && tries < 30; tries++) {
+        if (rd_kafka_metadata(rk, 0, rkt, &md, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            continue;
+        if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            n = md->topics[0].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+        if (n <= 0)
+            usleep(200000);
+    }
+    if (rkt != NULL)
+        rd_kafka_topic_destroy(rkt);
+    if (n <= 0)
+        snprintf(err, errlen, "%s: no partition count from the brokers", topic);
+    return n > 0 ? n : -1;
+}
+
 /* key_name -- the i-th access key. */
 static void
 key_name(const feed_opts_t *o, unsigned i, char *out, size_t size)
@@ -114,8 +141,9 @@ feed_records(const feed_opts_t *o, char *err, size_t errlen)
 {
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     rd_kafka_t *rk;
-    char key[256], plain[512], text[2048];
+    char key[256], plain[512], text[2048], agent[32] = "feed";
     uint8_t packed[4096];
+    int32_t parts = 0, part = RD_KAFKA_PARTITION_UA;
     struct timespec now;
 
     failed = 0;
@@ -139,6 +167,10 @@ feed_records(const feed_opts_t *o, char *err, size_t errlen)
         rd_kafka_destroy(rk);
         return -1;
     }
+    if (o->key_agent && (parts = partition_count(rk, o->topic, err, errlen)) < 0) {
+        rd_kafka_destroy(rk);
+        return -1;
+    }
     clock_gettime(CLOCK_REALTIME, &now);
     for (long j = 0; j < o->n; j++) {
         Fbpipe__V1__Record r = FBPIPE__V1__RECORD__INIT;
@@ -151,7 +183,10 @@ feed_records(const feed_opts_t *o, char *err, size_t errlen)
         ts.seconds = now.tv_sec;
         ts.nanos = (int32_t)(j % 1000000000);
         r.timestamp = &ts;
-        r.agent_id = "feed";
+        if (o->agents > 0)
+            snprintf(agent, sizeof(agent), "agent-%lu",
+                     (unsigned long)(j / o->keys) % o->agents);
+        r.agent_id = agent;
         r.tag = "feed.test";
         r.message = text;
         r.userid = (char *)(o->user_id ? o->user_id : "");
@@ -179,7 +214,9 @@ feed_records(const feed_opts_t *o, char *err, size_t errlen)
         }
         if (o->each != NULL)
             o->each(key, packed, plen, o->arg);
-        while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(o->topic),
+        if (o->key_agent)
+            part = fb_partition_key_agent(key, strlen(key), agent, strlen(agent), parts);
+        while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(o->topic), RD_KAFKA_V_PARTITION(part),
                                  RD_KAFKA_V_KEY(o->no_key ? NULL : key, o->no_key ? 0 : strlen(key)),
                                  RD_KAFKA_V_VALUE(packed, plen),
                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),

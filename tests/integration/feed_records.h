@@ -30,6 +30,10 @@ typedef struct feed_opts {
     feed_cipher_t cipher;
     char key_id[65];
     uint8_t key[32];
+    unsigned agents;      /* 0: every record from agent "feed"; else event j from
+                           * agent "agent-<j / keys % agents>" */
+    int key_agent;        /* partitioned as kafka.partition_by = key_agent
+                           * (common/partition.h), else by the key */
     /* when set, called with each record as produced (router-bench) */
     void (*each)(const char *key, const uint8_t *rec, size_t len, void *arg);
     void *arg;

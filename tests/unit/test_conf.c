@@ -63,6 +63,7 @@ Test(conf, empty_file_gives_documented_defaults)
     cr_assert_eq(c->replication_factor, 1);
     cr_assert_eq(c->message_max_bytes, 1000000);
     cr_assert_str_eq(c->compression, "lz4");
+    cr_assert_eq(c->partition_by, FB_PARTITION_KEY);
     cr_assert_eq(c->linger_ms, 5);
     cr_assert_eq(c->flush_timeout_ms, 30000);
     cr_assert_not(c->router_enabled);
@@ -87,6 +88,7 @@ Test(conf, every_type_parses)
         "[auth]\njwt_secret_file.old = /etc/old.secret\njwt_secret_file.new = new.secret\n"
         "clock_skew = 0\nissuer = https://issuer\n"
         "[kafka]\nbrokers = 127.0.0.1:1, [::1]:2\ncompression = zstd\nlinger = 0ms\n"
+        "partition_by = key_agent\n"
         "[librdkafka]\nqueue.buffering.max.kbytes = 1024\nmessage.timeout.ms = 10000\n"
         "[router]\nenabled = yes\nfsync = 250ms\ndir = out\n"
         "[metrics]\nlisten = 127.0.0.1:9187\n");
@@ -108,13 +110,14 @@ Test(conf, every_type_parses)
     cr_assert_str_eq(c->issuer, "https://issuer");
     cr_assert_eq(c->clock_skew_ms, 0);
     cr_assert_str_eq(c->compression, "zstd");
+    cr_assert_eq(c->partition_by, FB_PARTITION_KEY_AGENT);
     cr_assert_eq(c->n_rdkafka, 2);
     cr_assert_str_eq(c->rdkafka[1].key, "message.timeout.ms");
     cr_assert_str_eq(c->rdkafka[1].value, "10000");
     cr_assert_eq(c->fsync, FB_FSYNC_INTERVAL);
     cr_assert_eq(c->fsync_interval_ms, 250);
     cr_assert_eq(c->metrics_addr.port, 9187);
-    cr_assert_eq(fb_conf_line(c, "router", "dir"), 27);
+    cr_assert_eq(fb_conf_line(c, "router", "dir"), 28); /* partition_by is line 21 */
     cr_assert_eq(fb_conf_line(c, "router", "rotate_keep"), 0);
     fb_conf_free(c);
 }
@@ -182,6 +185,12 @@ Test(conf, cross_key_rules)
                  "brokers: \"b\": missing :port");
     expect_error("[ingester]\nlisten = 127.0.0.1:1\n[kafka]\ncompression = brotli\n",
                  "compression: \"brotli\" is not one of");
+    expect_error("[ingester]\nlisten = 127.0.0.1:1\n[kafka]\npartition_by = agent\n",
+                 ":4: [kafka] partition_by: invalid value \"agent\": expected key or key_agent");
+    expect_error("[ingester]\nlisten = 127.0.0.1:1\n[kafka]\npartition_by = key_agent\n"
+                 "[librdkafka]\npartitioner = murmur2\n",
+                 ":6: [librdkafka] partitioner: kafka.partition_by = key_agent chooses the "
+                 "partition itself (line 4)");
     expect_error("[ingester]\nlisten = 127.0.0.1:1\nring_size = 2M\n",
                  "take records of at most");
     expect_error("[ingester]\nlisten = 127.0.0.1:1\nworker_stall_timeout = 500ms\n",

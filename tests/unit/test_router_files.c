@@ -12,8 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -772,5 +774,170 @@ Test(files, a_roll_back_cuts_only_the_current_file_of_a_rotated_key)
     cr_assert_eq(len, 0, "big.log: %zu bytes after the roll back", len);
     free(text);
     cr_assert_gt(rotated_lines("big", 20, 100), 5);
+    fb_files_free(f);
+}
+
+/* Two routers on one key's file (partition_by = key_agent, or the old and
+ * the new owner around a rebalance): here two handles in turn. */
+Test(files, a_roll_back_never_cuts_lines_another_router_appended_after)
+{
+    fb_files_t *a = files(4, 0, 0), *b = files(4, 0, 0);
+
+    add(a, "acme", 0);
+    flushed(a, false); /* not synced, not checkpointed */
+    add(b, "acme", 1);
+    flushed(b, true);
+    fb_files_checkpoint(b); /* b stored its offsets: line 1 must stay */
+    rolled_back(a);         /* a's sync failed */
+    expect_lines("acme.log", 0, 2); /* a's line stays too: a duplicate when read again */
+    add(a, "acme", 2);      /* a goes on after the lines b wrote */
+    flushed(a, true);
+    expect_lines("acme.log", 0, 3);
+    fb_files_free(a);
+    fb_files_free(b);
+}
+
+Test(files, two_routers_rotate_a_file_once_within_its_size)
+{
+    fb_files_t *a = files(4, 100, 20), *b = files(4, 100, 20);
+    int i = 0;
+
+    /* each writes in turn; each finds the file as the other left it (its
+     * size, its rotation), so no file grows past 100 bytes and none is
+     * rotated twice (a file rotated twice would leave one short) */
+    for (int round = 0; round < 12; round++) {
+        fb_files_t *f = round % 2 ? b : a;
+        for (int k = 0; k < 5; k++)
+            add(f, "acme", i++);
+        flushed(f, false);
+    }
+    cr_assert_eq(rotated_lines("acme", 20, 100), i);
+    for (int n = 1; n <= 20; n++) {
+        char name[32], *text;
+        size_t len;
+        snprintf(name, sizeof(name), "acme.log.%d", n);
+        if ((text = slurp(name, &len)) == NULL)
+            continue;
+        cr_assert_gt(len, 100 - 10, "%s holds %zu bytes: rotated before it was full", name,
+                     len);
+        free(text);
+    }
+    fb_files_free(a);
+    fb_files_free(b);
+}
+
+/* writer -- a router in a child process: lines "w<id> <seq> <pad>\n" for
+ * one key, flushed in batches, rotated by size, a tenth of the batches
+ * rolled back (as after a failed sync) and written again, as the records
+ * read again from the stored offsets would be. */
+static void
+writer(int id, int lines)
+{
+    fb_files_t *f = files(4, 4096, 300);
+    char line[80], err[256];
+    int seq = 0;
+
+    srandom((unsigned)(getpid() * 7919));
+    while (seq < lines) {
+        int from = seq, batch = 1 + (int)(random() % 40);
+        for (int again = 0; again < 2; again++) {
+            for (seq = from; seq < from + batch && seq < lines; seq++) {
+                int n = snprintf(line, sizeof(line), "w%d %d %.*s\n", id, seq,
+                                 (int)(random() % 40), "........................................");
+                if (fb_files_add(f, "shared", line, (size_t)n) != 0)
+                    _exit(3);
+            }
+            if (fb_files_flush(f, false, err, sizeof(err)) != 0)
+                _exit(4);
+            if (again == 0 && random() % 10 == 0) {
+                if (fb_files_rollback(f, err, sizeof(err)) != 0)
+                    _exit(5);
+                continue; /* the same records read again */
+            }
+            fb_files_checkpoint(f);
+            break;
+        }
+    }
+    fb_files_free(f);
+    _exit(0);
+}
+
+Test(files, two_processes_append_rotate_and_roll_back_one_file, .timeout = 120)
+{
+    enum { WRITERS = 2, LINES = 8000 };
+    pid_t pid[WRITERS];
+    unsigned char *seen[WRITERS];
+    int files_seen = 0;
+
+    for (int w = 0; w < WRITERS; w++) {
+        pid[w] = fork();
+        cr_assert_geq(pid[w], 0);
+        if (pid[w] == 0)
+            writer(w, LINES);
+        seen[w] = calloc(LINES, 1);
+    }
+    for (int w = 0; w < WRITERS; w++) {
+        int st;
+        cr_assert_eq(waitpid(pid[w], &st, 0), pid[w]);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer %d: status %d", w, st);
+    }
+    for (int n = 300; n >= 0; n--) {
+        char name[32], *text;
+        size_t len;
+        if (n > 0)
+            snprintf(name, sizeof(name), "shared.log.%d", n);
+        else
+            snprintf(name, sizeof(name), "shared.log");
+        if ((text = slurp(name, &len)) == NULL)
+            continue;
+        files_seen++;
+        /* within rotate_size (no file written past it, none rotated by
+         * both), and rotated only when the next line did not fit */
+        cr_assert_leq(len, 4096, "%s: %zu bytes", name, len);
+        if (n > 0)
+            cr_assert_gt(len, 4096 - 80, "%s: %zu bytes, rotated twice?", name, len);
+        for (char *p = text, *nl; *p; p = nl + 1) {
+            int w, seq, pad = -1;
+            cr_assert_not_null(nl = strchr(p, '\n'), "%s: a half line at its end", name);
+            cr_assert_eq(sscanf(p, "w%d %d %n", &w, &seq, &pad), 2, "%s: a torn line: %.*s",
+                         name, (int)(nl - p), p);
+            cr_assert(w >= 0 && w < WRITERS && seq >= 0 && seq < LINES && pad > 0);
+            for (char *c = p + pad; c < nl; c++)
+                cr_assert_eq(*c, '.', "%s: a torn line: %.*s", name, (int)(nl - p), p);
+            seen[w][seq] = 1;
+        }
+        free(text);
+    }
+    cr_assert_gt(files_seen, 10);
+    for (int w = 0; w < WRITERS; w++) {
+        for (int i = 0; i < LINES; i++)
+            cr_assert(seen[w][i], "writer %d: line %d lost", w, i);
+        free(seen[w]);
+    }
+}
+
+Test(files, a_file_locked_too_long_fails_the_flush_and_keeps_its_lines)
+{
+    fb_files_opts_t o = {.dir = dir, .max_open = 4, .lock_wait_ms = 300};
+    char err[256], path[256];
+    fb_files_t *f = fb_files_new(&o, err, sizeof(err));
+    int fd;
+
+    cr_assert_not_null(f, "%s", err);
+    add(f, "acme", 0);
+    flushed(f, false);
+    /* another process (a router stopped while it held the lock) */
+    snprintf(path, sizeof(path), "%s/acme.log", dir);
+    cr_assert_geq(fd = open(path, O_RDWR), 0);
+    cr_assert_eq(flock(fd, LOCK_EX), 0);
+    add(f, "acme", 1);
+    cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), -1);
+    cr_assert_not_null(strstr(err, "acme.log: locked by another process for over 300 ms"), "%s",
+                       err);
+    cr_assert_gt(fb_files_pending(f), 0);
+    expect_lines("acme.log", 0, 1);
+    close(fd); /* let go: the lines come */
+    flushed(f, false);
+    expect_lines("acme.log", 0, 2);
     fb_files_free(f);
 }
