@@ -388,7 +388,7 @@ check(fb_dedupe_t *d, kset_t *k, const fb_dedupe_id_t *id)
     batch_t **p = bslot(k, id->epoch, id->seq), *b = *p;
 
     if (id->index == UINT64_MAX)
-        return -1; /* no range can end past it: not held, written */
+        return FB_DEDUPE_NEW; /* no range can end past it: never held, written */
     if (b != NULL) {
         size_t at = find_range(b, id->index);
         if (at < b->n && b->r[at].lo <= id->index)

@@ -145,6 +145,9 @@ Test(dedupe, a_partial_replay_writes_only_the_missing_records)
     for (uint64_t i = 0; i < 6; i++)
         cr_assert_eq(check(d, "k", 9, i), FB_DEDUPE_DUP);
     cr_assert_eq(fb_dedupe_ids(d), 6);
+    /* an index no range can hold is never dropped (at least once) */
+    cr_assert_eq(check(d, "k", 9, UINT64_MAX), FB_DEDUPE_NEW);
+    cr_assert_eq(check(d, "k", 9, UINT64_MAX), FB_DEDUPE_NEW);
     fb_dedupe_free(d);
 }
 
