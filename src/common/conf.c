@@ -136,6 +136,7 @@ static const conf_key_t conf_keys[] = {
     {"router", "dedupe", T_BOOL, O(router_dedupe), "no", 0, 0},
     {"router", "dedupe_window", T_UINT, O(dedupe_window), "100000", 1, 100000000},
     {"router", "dedupe_memory", T_SIZE, O(dedupe_memory), "256M", 1ULL << 20, 1ULL << 40},
+    {"router", "dedupe_load_max", T_SIZE, O(dedupe_load_max), "16M", 64ULL << 10, 1ULL << 40},
     {"router", "targets", T_TARGETS, 0, "file", 0, 0},
 
     {"metrics", "listen", T_ADDR_OPT, O(metrics_listen), "", 0, 0},

@@ -14,7 +14,7 @@
 
 #define KEY_BUCKETS0 64
 #define BATCH_BUCKETS0 8
-#define LOAD_MAX_BYTES (256ULL << 20) /* a file's tail read for one load, at most */
+#define LOAD_MAX_DEFAULT (16ULL << 20) /* a file's tail read for one load, at most */
 #define FIELD ",\"fbpipe_id\":\""
 #define FIELD_AT 40 /* {"time":"YYYY-MM-DDTHH:MM:SS.NNNNNNNNNZ" */
 
@@ -45,6 +45,7 @@ typedef struct kset {
 
 struct fb_dedupe {
     size_t window, budget;
+    uint64_t load_max;  /* bytes of files read by one load, at most */
     kset_t **tab;
     size_t cap, n;
     uint64_t clock;
@@ -81,6 +82,7 @@ fb_dedupe_new(size_t window, size_t memory)
         return NULL;
     d->window = window ? window : 1;
     d->budget = memory;
+    d->load_max = LOAD_MAX_DEFAULT;
     d->cap = KEY_BUCKETS0;
     d->tab = calloc(d->cap, sizeof(*d->tab));
     if (d->tab == NULL) {
@@ -143,6 +145,12 @@ static kset_t *
 kfind(fb_dedupe_t *d, const char *key)
 {
     return *kslot(d, key);
+}
+
+void
+fb_dedupe_set_load_max(fb_dedupe_t *d, uint64_t bytes)
+{
+    d->load_max = bytes;
 }
 
 bool
@@ -524,7 +532,7 @@ fb_dedupe_load(fb_dedupe_t *d, fb_files_t *files, const char *key, uint64_t *lin
     loading_t l = {.want = d->window};
     kset_t *k;
 
-    fb_files_tail(files, key, LOAD_MAX_BYTES, load_line, &l, bytes);
+    fb_files_tail(files, key, d->load_max, load_line, &l, bytes);
     if (lines != NULL)
         *lines = l.lines;
     if (l.failed || fb_dedupe_start(d, key) < 0) {

@@ -11,7 +11,8 @@
  * itself: each line written with dedupe on carries its identity
  * ("fbpipe_id", router_line.h), and fb_dedupe_load reads the key's
  * buffered lines and then its file (and the last rotated one) from the
- * end, newest first, up to window identities. The set never holds an
+ * end, newest first, up to window identities (and at most the load's
+ * bytes, fb_dedupe_set_load_max). The set never holds an
  * identity whose line is not in the file or buffered for it: whenever
  * lines leave a file or a buffer otherwise than by being written (a roll
  * back, a refusal, another process writing the files), the caller forgets
@@ -51,6 +52,12 @@ typedef struct fb_dedupe_id {
  * keys. NULL when out of memory. */
 fb_dedupe_t *fb_dedupe_new(size_t window, size_t memory);
 void fb_dedupe_free(fb_dedupe_t *d);
+
+/* Bytes of a key's files one load reads at most (default 16 MiB): what a
+ * load costs, at the first write of each key after a start or a roll
+ * back; records older than what it reads are written again if read
+ * again (at least once). */
+void fb_dedupe_set_load_max(fb_dedupe_t *d, uint64_t bytes);
 
 /* Whether key's set is in memory (else fb_dedupe_load it first). */
 bool fb_dedupe_loaded(fb_dedupe_t *d, const char *key);

@@ -1103,7 +1103,9 @@ tail_fd(int fd, uint64_t size, uint64_t *budget, fb_files_line_fn fn, void *arg,
         }
         /* more bytes before: read a block in front of what is held */
         size_t n = pos > READ_BLOCK ? READ_BLOCK : (size_t)pos;
-        if (*budget < n) {
+        if (*budget < n)
+            n = (size_t)*budget; /* the last bytes the budget allows */
+        if (n == 0) {
             more = false;
             break;
         }

@@ -1341,6 +1341,8 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         free(r);
         return 1;
     }
+    if (r->dedupe != NULL)
+        fb_dedupe_set_load_max(r->dedupe, conf->dedupe_load_max);
     if (r->liner != NULL && open_files(r) < 0)
         r->not_ready = true; /* router.dir missing, not writable: not mounted yet? */
     /* the targets' clients, before librdkafka starts its threads */

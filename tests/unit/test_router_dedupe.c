@@ -227,6 +227,27 @@ Test(dedupe, a_load_reads_the_window_and_the_rotated_file)
     fb_dedupe_free(d);
 }
 
+Test(dedupe, a_load_reads_at_most_its_bytes)
+{
+    fb_files_t *f = files(0, 0);
+    fb_dedupe_t *d = fb_dedupe_new(1000, 1 << 20);
+
+    for (uint64_t s = 1; s <= 200; s++)
+        cr_assert(take(d, f, "k", s, 0));
+    flush(f);
+    /* a router started afresh, reading 4 KiB of ~100-byte lines: not all 200 */
+    fb_dedupe_free(d);
+    d = fb_dedupe_new(1000, 1 << 20);
+    fb_dedupe_set_load_max(d, 4096);
+    cr_assert_eq(fb_dedupe_load(d, f, "k", NULL, NULL), 0);
+    cr_assert_gt(fb_dedupe_ids(d), 0);
+    cr_assert_lt(fb_dedupe_ids(d), 200, "%llu", (unsigned long long)fb_dedupe_ids(d));
+    cr_assert_eq(check(d, "k", 200, 0), FB_DEDUPE_DUP, "the newest are read");
+    cr_assert_eq(check(d, "k", 1, 0), FB_DEDUPE_NEW, "the oldest are not: written again");
+    fb_files_free(f);
+    fb_dedupe_free(d);
+}
+
 Test(dedupe, the_memory_budget_evicts_idle_keys_and_they_load_again)
 {
     fb_files_t *f = files(0, 0);
