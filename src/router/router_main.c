@@ -931,9 +931,8 @@ duplicate(router_t *r, const fb_line_t *line, size_t klen)
             return false;
         }
         fb_metrics_add(r->metrics, FB_MC_DEDUPE_LOADS, 1);
-        fb_log_debug("router %u: %s: %llu identities loaded from %llu lines (%llu bytes)",
-                     r->index, line->access_key,
-                     (unsigned long long)fb_dedupe_ids(r->dedupe), (unsigned long long)lines,
+        fb_log_debug("router %u: %s: identities loaded from its last %llu lines (%llu bytes)",
+                     r->index, line->access_key, (unsigned long long)lines,
                      (unsigned long long)bytes);
     }
     switch (fb_dedupe_check(r->dedupe, line->access_key, &id)) {
