@@ -17,7 +17,10 @@
  * stay, or while reconnecting is backed off; ERROR only for data the
  * server rejects for good. The config is exchanged again at the refresh
  * interval and after an authentication error, so a rotated key or new
- * limits apply to the next batch. Flush never touches the network and
+ * limits apply to the next batch. Native batches carry the instance's
+ * epoch (random, non-zero) and a chunk keeps its batches' seqs when it is
+ * sent again, in later rounds and in Fluent Bit's later flushes of it
+ * (resend.h): its events keep their identity for router.dedupe. Flush never touches the network and
  * keeps little on its stack (it runs on a 64 KiB coroutine, maybe on
  * several Fluent Bit workers at once). Logs one line per event to
  * standard error; never logs a token or a key.
@@ -45,6 +48,7 @@
 #include "common/record.h"
 #include "plugin/agent.h"
 #include "plugin/chunk.h"
+#include "plugin/resend.h"
 
 #define EXPORT __attribute__((visibility("default")))
 #define BACKOFF_FIRST_MS 500
@@ -108,7 +112,14 @@ typedef struct agent {
     unsigned max_records;
     uint64_t max_bytes, max_record, version, exchanged_ms, refresh_ms;
     size_t max_json; /* the largest body whose payload fits max_record */
-    uint64_t seq, first_seq, retry_at_ms;
+    uint64_t seq, retry_at_ms;
+    uint64_t epoch;     /* random, non-zero: this instance's, in every batch */
+    fb_resend_t resend; /* chunks sent without a final answer, and their seqs */
+    /* per chunk of the group: its first batch, how many, their first seq,
+     * its entry in resend (-1: none) */
+    size_t job_fb[GROUP_MAX], job_nb[GROUP_MAX];
+    uint64_t job_seq[GROUP_MAX];
+    int job_entry[GROUP_MAX];
     bool reopen; /* the config changed: the next batches go on a new stream */
     fb_backoff_t backoff; /* reconnecting after a lost connection */
     unsigned reconnect_wait_ms; /* a flush waits this long for a lost ingester */
@@ -465,15 +476,55 @@ split(agent_t *a)
     return 0;
 }
 
+/* batch_seq -- the seq of batch b of the group: its chunk's first seq
+ * and its place among the chunk's batches. */
+static uint64_t
+batch_seq(const agent_t *a, size_t b)
+{
+    unsigned g = a->evs[a->batch_first[b]].job;
+
+    return a->job_seq[g] + (b - a->job_fb[g]);
+}
+
+/* assign_seqs -- each chunk of the group its batches' seqs: those it was
+ * sent with before when it is sent again (same tag and bytes, same number
+ * of batches), else new ones. */
+static void
+assign_seqs(agent_t *a)
+{
+    for (unsigned g = 0; g < a->n_group; g++) {
+        a->job_nb[g] = 0;
+        a->job_entry[g] = -1;
+    }
+    for (size_t b = 0; b < a->n_batches; b++) {
+        unsigned g = a->evs[a->batch_first[b]].job;
+        if (a->job_nb[g]++ == 0)
+            a->job_fb[g] = b;
+    }
+    for (unsigned g = 0; g < a->n_group; g++) {
+        uint8_t hash[FB_RESEND_HASH];
+        if (a->job_nb[g] == 0)
+            continue;
+        fb_resend_hash(a->group[g]->tag, a->group[g]->data, a->group[g]->size, hash);
+        a->job_entry[g] = fb_resend_take(&a->resend, hash, (uint32_t)a->job_nb[g], &a->seq,
+                                         &a->job_seq[g]);
+    }
+}
+
 /* on_ack -- the code of every event of the acked batch. */
 static void
 on_ack(void *arg, const Fbpipe__V1__Ack *ack, uint64_t latency_us)
 {
     agent_t *a = arg;
-    size_t b = (size_t)(ack->seq - a->first_seq);
+    size_t b = a->n_batches;
 
     (void)latency_us;
-    if (ack->seq < a->first_seq || b >= a->n_batches)
+    for (unsigned g = 0; g < a->n_group; g++)
+        if (ack->seq >= a->job_seq[g] && ack->seq - a->job_seq[g] < a->job_nb[g]) {
+            b = a->job_fb[g] + (size_t)(ack->seq - a->job_seq[g]);
+            break;
+        }
+    if (b >= a->n_batches)
         return;
     for (size_t i = a->batch_first[b]; i < a->batch_first[b + 1]; i++) {
         a->evs[i].code = (int)ack->code;
@@ -519,7 +570,8 @@ send_batch(agent_t *a, size_t b, fb_client_status_t *st)
         }
         ptrs[i] = &recs[i];
     }
-    batch.seq = a->first_seq + b;
+    batch.seq = batch_seq(a, b);
+    batch.epoch = a->epoch;
     batch.tag = (char *)tag;
     batch.agent_id = a->agent_id;
     batch.records = ptrs;
@@ -638,8 +690,8 @@ native(agent_t *a)
             broken(a, &st);
             return -1;
         }
-        a->first_seq = a->seq;
-        a->seq += a->n_batches;
+        /* each round sends what is not answered yet under the same seqs
+         * (every ack of the last round is in: the wait returned) */
         for (size_t b = 0; b < a->n_batches; b++) {
             int code = a->evs[a->batch_first[b]].code;
             if (code == FBPIPE__V1__ACK_CODE__OK || code == FBPIPE__V1__ACK_CODE__REJECTED)
@@ -881,6 +933,8 @@ group(agent_t *a)
         say("error", "out of memory splitting %zu events into batches", a->n);
         return;
     }
+    if (a->n > 0 && !a->compat)
+        assign_seqs(a); /* a chunk sent before keeps its batches' seqs */
     for (;;) {
         rc = FB_FLB_OK;
         if (a->n > 0 && a->compat)
@@ -890,7 +944,7 @@ group(agent_t *a)
         if (rc != FB_FLB_RETRY || !await_ingester(a))
             break;
         /* the connection was lost and the ingester is back: what was not
-         * answered goes again now */
+         * answered goes again now, under the same seqs */
     }
     for (unsigned g = 0; g < a->n_group; g++)
         a->group[g]->result = rc != FB_FLB_OK ? rc : lost[g] ? FB_FLB_ERROR : FB_FLB_OK;
@@ -902,6 +956,10 @@ group(agent_t *a)
                  a->evs[i].code != FBPIPE__V1__ACK_CODE__REJECTED)
             j->result = FB_FLB_RETRY;
     }
+    /* a chunk Fluent Bit flushes again keeps its seqs; one answered for
+     * good lets its entry go */
+    for (unsigned g = 0; !a->compat && a->n > 0 && g < a->n_group; g++)
+        fb_resend_release(&a->resend, a->job_entry[g], a->group[g]->result != FB_FLB_RETRY);
     evs_clear(a);
 }
 
@@ -1150,6 +1208,8 @@ fb_agent_init(struct flbgo_output_plugin *p)
     }
     pthread_mutex_init(&a->mu, NULL);
     fb_backoff_init(&a->backoff, BACKOFF_FIRST_MS, BACKOFF_MAX_MS);
+    while (a->epoch == 0) /* names this instance's batches (router.dedupe) */
+        randombytes_buf(&a->epoch, sizeof(a->epoch));
     pthread_cond_init(&a->cv_job, NULL);
     pthread_cond_init(&a->cv_done, NULL);
     pthread_cond_init(&a->cv_idle, NULL);

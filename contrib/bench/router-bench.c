@@ -48,6 +48,14 @@
  * partition per key, one router for a key). Run it with
  * FBPIPE_BENCH_KEYS=1 for one big tenant, both ways (docs/SCALING.md).
  *
+ * FBPIPE_BENCH_DEDUPE=yes measures router.dedupe (files only): the
+ * records carry an identity (an agent epoch, batches of 100), the routers
+ * run with dedupe = yes, and every side writes the same lines, each with
+ * its "fbpipe_id" (the baseline without deduplicating): the routers' ratio
+ * to plain-files with and without it is dedupe's cost. Every record is
+ * new (nothing is dropped): the cost of looking up and keeping the
+ * identities, and of loading each key's set from its (empty) file.
+ *
  * Target mode, FBPIPE_BENCH_TARGET=s3 or opensearch (unset or "files":
  * the above): the records go to a remote store instead of files, for 1
  * and 1,000 keys by default ("1,1000"), in the same alternating rounds:
@@ -123,6 +131,9 @@
 #include "tests/integration/feed_records.h"
 
 #define PREFIX "rb"
+#define DEDUPE_EPOCH 0x0123456789abcdefULL /* FBPIPE_BENCH_DEDUPE's records' */
+
+static unsigned line_flags; /* FB_LINE_F_ID with FBPIPE_BENCH_DEDUPE=yes */
 #define BATCH_MAX 100000   /* as the router's */
 #define BATCH_WAIT_MS 100  /* as the router's */
 #define SYNC_WHOLE 1024    /* as the router's: past this many files, one syncfs */
@@ -206,7 +217,8 @@ each_record(const char *key, const uint8_t *rec, size_t len, void *arg)
     fb_line_t line;
     char why[256];
 
-    if (fb_line_from_record(rec, len, key, strlen(key), NULL, 0, &line, why, sizeof(why)) !=
+    if (fb_line_from_record(rec, len, key, strlen(key), NULL, line_flags, &line, why,
+                            sizeof(why)) !=
         FB_LINE_OK)
         die(why);
     x->bytes[key_index(key)] += line.len;
@@ -411,7 +423,7 @@ files_consumer(const char *brokers, const char *topic, const char *group, const 
             size_t kl = m->key_len < sizeof(key) - 1 ? m->key_len : sizeof(key) - 1;
             memcpy(key, m->key, kl);
             key[kl] = '\0';
-            if (fb_line_build(liner, m->payload, m->len, key, kl, NULL, 0, &line, why,
+            if (fb_line_build(liner, m->payload, m->len, key, kl, NULL, line_flags, &line, why,
                               sizeof(why)) != FB_LINE_OK)
                 _exit(1);
             f = &kf[key_index(key) % keys];
@@ -597,8 +609,10 @@ routers_conf(const char *conf, const char *brokers, const char *topic, int round
         return -1;
     fprintf(fp, "[ingester]\nenabled = no\n[kafka]\nbrokers = %s\ntopic = %s\n"
                 "[router]\nenabled = yes\nworkers = %d\ngroup = %s-routers-%d\ndir = %s\n"
-                "fsync = %s\nrotate_size = 0\nrotate_age = 0\nmax_open_files = %s\n",
-            brokers, topic, routers, topic, round, out, fsync, max_open ? max_open : "16384");
+                "fsync = %s\nrotate_size = 0\nrotate_age = 0\nmax_open_files = %s\n"
+                "dedupe = %s\n",
+            brokers, topic, routers, topic, round, out, fsync, max_open ? max_open : "16384",
+            line_flags ? "yes" : "no");
     if (store != NULL)
         target_conf(fp, store);
     return fclose(fp) == 0 ? 0 : -1;
@@ -1165,6 +1179,11 @@ main(int argc, char **argv)
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
         die("curl_global_init failed");
     target_from_env();
+    if (getenv("FBPIPE_BENCH_DEDUPE") != NULL && strcmp(getenv("FBPIPE_BENCH_DEDUPE"), "yes") == 0) {
+        if (tg.kind != TARGET_FILES)
+            die("FBPIPE_BENCH_DEDUPE=yes measures files only");
+        line_flags = FB_LINE_F_ID;
+    }
     keys_list = getenv("FBPIPE_BENCH_KEYS")   ? getenv("FBPIPE_BENCH_KEYS")
                 : tg.kind == TARGET_FILES ? "1,100,10000"
                                           : "1,1000";
@@ -1201,11 +1220,11 @@ main(int argc, char **argv)
     fclose(fp);
     if (tg.kind == TARGET_FILES)
         printf("router-bench: %ld events of 256-byte messages per round, fsync = %s, %d "
-               "router(s) and as many baseline consumers, max_open_files = %s; %d rounds, sides "
-               "alternating\n",
+               "router(s) and as many baseline consumers, max_open_files = %s, dedupe = %s; %d "
+               "rounds, sides alternating\n",
                n, fsync, routers,
                getenv("FBPIPE_BENCH_MAX_OPEN") ? getenv("FBPIPE_BENCH_MAX_OPEN") : "16384",
-               rounds);
+               line_flags ? "yes" : "no", rounds);
     else
         printf("router-bench: target %s (%s), %ld events of 256-byte messages per round, %d "
                "router(s) and as many baseline consumers, %s; %d rounds, sides alternating\n",
@@ -1235,7 +1254,8 @@ main(int argc, char **argv)
         feed_opts_t o = {.brokers = brokers, .prefix = PREFIX, .keys = keys, .n = n,
                          .pad = BENCH_REC, .user_id = "u-bench", .each = each_record, .arg = &x,
                          .agents = partby ? agents : 0,
-                         .key_agent = partby && strcmp(partby, "key_agent") == 0};
+                         .key_agent = partby && strcmp(partby, "key_agent") == 0,
+                         .epoch = line_flags ? DEDUPE_EPOCH : 0, .batch = 100};
         const char *names[3] = {baseline, "fbpipe-routers", "plain-discard"};
         int s_routers = SIDE_ROUTERS, s_discard = SIDE_DISCARD;
         bench_run_t run;

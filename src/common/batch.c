@@ -190,6 +190,11 @@ fb_batch_parse(const uint8_t *p, size_t len, fb_batch_rec_t *recs, size_t cap, f
                 return -1;
             out->seq = v;
             break;
+        case 5:
+            if (wt != WT_VARINT)
+                return -1;
+            out->epoch = v;
+            break;
         case 2:
         case 3:
             if (wt != WT_LEN)
@@ -460,5 +465,6 @@ fb_batch_record_write(const fb_batch_t *b, size_t i, const fb_tenant_t *t, int64
     put_uint(&o, 18, i);
     put_uint(&o, 19, b->seq);
     put_time(&o, 20, sec, ns);
+    put_uint(&o, 21, b->epoch); /* none for 0: as before epochs */
     return o.n;
 }

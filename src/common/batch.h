@@ -36,6 +36,7 @@ typedef struct fb_batch_rec {
 
 typedef struct fb_batch {
     uint64_t seq;
+    uint64_t epoch; /* the agent instance's (0: an agent from before epochs) */
     fb_view_t tag, agent_id;
     fb_batch_rec_t *recs; /* the caller's array */
     size_t n;

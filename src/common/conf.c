@@ -135,6 +135,10 @@ static const conf_key_t conf_keys[] = {
     {"router", "rotate_age", T_DURATION, O(rotate_age_ms), "1d", 0, U64MAX},
     {"router", "rotate_keep", T_UINT, O(rotate_keep), "7", 0, 1000},
     {"router", "spool_max", T_SIZE, O(spool_max), "1G", 0, U64MAX},
+    {"router", "dedupe", T_BOOL, O(router_dedupe), "no", 0, 0},
+    {"router", "dedupe_window", T_UINT, O(dedupe_window), "100000", 1, 100000000},
+    {"router", "dedupe_memory", T_SIZE, O(dedupe_memory), "256M", 1ULL << 20, 1ULL << 40},
+    {"router", "dedupe_load_max", T_SIZE, O(dedupe_load_max), "16M", 64ULL << 10, 1ULL << 40},
     {"router", "targets", T_TARGETS, 0, "file", 0, 0},
 
     {"metrics", "listen", T_ADDR_OPT, O(metrics_listen), "", 0, 0},

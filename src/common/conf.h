@@ -173,6 +173,10 @@ typedef struct fb_conf {
     uint64_t rotate_age_ms;
     uint64_t rotate_keep;
     uint64_t spool_max;
+    bool router_dedupe;     /* native records with an identity are written once per file */
+    uint64_t dedupe_window; /* identities remembered per key (the file's last records) */
+    uint64_t dedupe_memory; /* bytes of identities per router, all keys together */
+    uint64_t dedupe_load_max; /* bytes of a key's file tail read to load its set */
     fb_conf_target_t *targets; /* the [target NAME] sections, in file order */
     size_t n_targets;
     char **router_targets;     /* [router] targets = file, archive (comma/space separated

@@ -100,6 +100,10 @@ typedef enum fb_mc {
     FB_MC_TARGET_FAILURES,   /* attempts of remote targets that failed (retried) */
     FB_MC_TARGET_PENDING,    /* gauge: records the router holds for remote targets */
     FB_MC_TARGET_FAILING,    /* gauge: remote targets failing now */
+    FB_MC_DUPLICATES_DROPPED, /* router.dedupe: records whose line their file held */
+    FB_MC_DEDUPE_NO_ID,      /* router.dedupe: records written without an identity */
+    FB_MC_DEDUPE_LOADS,      /* router.dedupe: keys' sets loaded from their files */
+    FB_MC_DEDUPE_MEMORY,     /* gauge: router.dedupe: bytes of the sets */
     FB_MC_PARTITION_LAG,     /* FB_METRICS_PARTITIONS gauges: 1 + the lag of each partition
                               * the router holds, 0 for the others */
     FB_MC_PARTITION_LAG_END = FB_MC_PARTITION_LAG + FB_METRICS_PARTITIONS,

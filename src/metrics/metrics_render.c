@@ -411,6 +411,18 @@ fb_metrics_render(const fb_metrics_t *m, fb_mbuf_t *out)
     counter(out, m, "fbpipe_router_spooled_total",
             "Lines put aside in the spool for a key whose file refused them.", FB_MC_SPOOLED);
     counter(out, m, "fbpipe_router_rotations_total", "Files rotated.", FB_MC_ROTATIONS);
+    counter(out, m, "fbpipe_router_duplicates_dropped_total",
+            "router.dedupe: records not written again, their file holding their line.",
+            FB_MC_DUPLICATES_DROPPED);
+    counter(out, m, "fbpipe_router_dedupe_unidentified_total",
+            "router.dedupe: records written without an identity (original API, agents "
+            "without an epoch): at least once.", FB_MC_DEDUPE_NO_ID);
+    counter(out, m, "fbpipe_router_dedupe_loads_total",
+            "router.dedupe: keys' sets loaded from the tails of their files.",
+            FB_MC_DEDUPE_LOADS);
+    role_gauge(out, m, "fbpipe_router_dedupe_memory_bytes",
+               "router.dedupe: bytes the sets of identities use.", FB_MROLE_ROUTER,
+               FB_MC_DEDUPE_MEMORY);
     role_gauge(out, m, "fbpipe_router_files_open", "Output files open.", FB_MROLE_ROUTER,
                FB_MC_FILES_OPEN);
     role_gauge(out, m, "fbpipe_router_consumer_lag",

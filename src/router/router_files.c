@@ -49,6 +49,8 @@ typedef struct entry {
     char *refused;      /* why its file cannot be written, or NULL */
     uint64_t refused_ms;
     bool refused_env;   /* by the environment (permissions): spooled, not dead */
+    bool uncut;         /* a roll back could not cut it back to stored: what lies
+                         * past stored is not counted as written (fb_files_tail) */
 } entry_t;
 
 struct fb_files {
@@ -1082,8 +1084,10 @@ fb_files_sync(fb_files_t *f, char *err, size_t errlen)
 void
 fb_files_checkpoint(fb_files_t *f)
 {
-    for (size_t i = 0; i < f->cap; i++)
+    for (size_t i = 0; i < f->cap; i++) {
         f->tab[i].stored = f->tab[i].size;
+        f->tab[i].uncut = false;
+    }
 }
 
 /* cut_to_checkpoint -- e's file back to e->stored bytes, through its
@@ -1131,6 +1135,7 @@ fail:
     if (fd >= 0 && fd != e->fd)
         close(fd);
     entry_close(f, e); /* its next open cuts back a half line at least */
+    e->uncut = true;
     return -1;
 }
 
@@ -1200,4 +1205,139 @@ fb_files_usage(fb_files_t *f, uint64_t *bytes, uint64_t *files)
     }
     closedir(dir);
     return 0;
+}
+
+/* tail_lines -- buf[0..len) holds whole lines: each to fn, last first;
+ * false once fn has had enough. */
+static bool
+tail_lines(const char *buf, size_t len, fb_files_line_fn fn, void *arg)
+{
+    size_t end = len;
+
+    while (end > 0) {
+        size_t start = end - 1;
+        while (start > 0 && buf[start - 1] != '\n')
+            start--;
+        if (!fn(buf + start, end - start, arg))
+            return false;
+        end = start;
+    }
+    return true;
+}
+
+/* tail_fd -- the whole lines of fd's first size bytes to fn, last first
+ * (a half line at the end skipped), reading backwards by blocks, until fn
+ * has had enough or *budget bytes are read; false once fn has had
+ * enough or the budget is spent. */
+static bool
+tail_fd(int fd, uint64_t size, uint64_t *budget, fb_files_line_fn fn, void *arg,
+        uint64_t *bytes)
+{
+    char *buf = NULL;
+    size_t cap = 0, have = 0; /* buf[0..have): the file's bytes [pos, pos + have) */
+    uint64_t pos = size;
+    bool more = true, tail = true; /* tail: the end may be a half line */
+
+    while (more) {
+        /* the last '\n' before buf[have - 1]: where the last line begins */
+        size_t k = have > 0 ? have - 1 : 0;
+        while (k > 0 && buf[k - 1] != '\n')
+            k--;
+        if (tail && have > 0) { /* anything after the last '\n' is half a line */
+            size_t nl = have;
+            while (nl > 0 && buf[nl - 1] != '\n')
+                nl--;
+            if (nl > 0 || pos == 0) {
+                have = nl;
+                tail = false;
+                continue;
+            }
+        } else if (have > 0 && (k > 0 || pos == 0)) {
+            more = fn(buf + k, have - k, arg);
+            have = k;
+            continue;
+        } else if (pos == 0) {
+            break;
+        }
+        /* more bytes before: read a block in front of what is held */
+        size_t n = pos > READ_BLOCK ? READ_BLOCK : (size_t)pos;
+        if (*budget < n)
+            n = (size_t)*budget; /* the last bytes the budget allows */
+        if (n == 0) {
+            more = false;
+            break;
+        }
+        if (have + n > cap) {
+            size_t c = cap ? cap : READ_BLOCK * 2;
+            while (c < have + n)
+                c *= 2;
+            char *b = realloc(buf, c);
+            if (b == NULL)
+                break;
+            buf = b;
+            cap = c;
+        }
+        memmove(buf + n, buf, have);
+        if (pread(fd, buf, n, (off_t)(pos - n)) != (ssize_t)n)
+            break; /* unreadable: what is read so far counts */
+        pos -= n;
+        have += n;
+        *budget -= n;
+        if (bytes != NULL)
+            *bytes += n;
+    }
+    free(buf);
+    return more;
+}
+
+/* tail_file -- the lines of dir/file (up to limit bytes, or all of it
+ * with UINT64_MAX), opened read only without following a symbolic link;
+ * false once fn has had enough. */
+static bool
+tail_file(fb_files_t *f, const char *file, uint64_t limit, uint64_t *budget,
+          fb_files_line_fn fn, void *arg, uint64_t *bytes)
+{
+    struct stat st;
+    int fd = openat(f->dirfd, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    bool more = true;
+
+    if (fd < 0)
+        return true;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+        more = tail_fd(fd, (uint64_t)st.st_size < limit ? (uint64_t)st.st_size : limit, budget,
+                       fn, arg, bytes);
+    close(fd);
+    return more;
+}
+
+void
+fb_files_tail(fb_files_t *f, const char *key, uint64_t max_bytes, fb_files_line_fn fn,
+              void *arg, uint64_t *bytes)
+{
+    char file[NAME_MAX_LEN];
+    uint64_t budget = max_bytes, limit = UINT64_MAX;
+    entry_t *e;
+
+    if (bytes != NULL)
+        *bytes = 0;
+    if (strlen(key) + 12 > NAME_MAX_LEN)
+        return;
+    e = slot(f->tab, f->cap, key);
+    if (e->key != NULL) {
+        if (!tail_lines(e->buf, e->len, fn, arg))
+            return;
+        if (e->uncut)
+            limit = e->stored;
+    }
+    name(file, key, 0);
+    if (e->key != NULL && e->fd >= 0) {
+        if (!tail_fd(e->fd, e->size < limit ? e->size : limit, &budget, fn, arg, bytes))
+            return;
+    } else if (!tail_file(f, file, limit, &budget, fn, arg, bytes)) {
+        return;
+    }
+    if (f->o.rotate_keep == 0)
+        return;
+    name(file, key, 1);
+    (void)tail_file(f, file, UINT64_MAX, &budget, fn, arg, bytes);
 }

@@ -136,6 +136,19 @@ void fb_files_checkpoint(fb_files_t *f);
  * could not be cut (it is closed; its next open drops a half line). */
 int fb_files_rollback(fb_files_t *f, char *err, size_t errlen);
 
+/* fb_files_tail's callback: one whole line (with its '\n'); false to stop. */
+typedef bool (*fb_files_line_fn)(const char *line, size_t len, void *arg);
+
+/* Key's lines newest first: those buffered for it, then those of its file
+ * from the end (of what is safe to count as written: after a roll back
+ * that could not cut the file, up to its checkpoint), then, with
+ * rotate_keep, those of <key>.log.1; until fn returns false or max_bytes
+ * of the files are read. A half line at a file's end is skipped; a file
+ * absent or unreadable (or not a regular file) adds nothing. The bytes of
+ * the files read go to *bytes (may be NULL). Reads only, never writes. */
+void fb_files_tail(fb_files_t *f, const char *key, uint64_t max_bytes, fb_files_line_fn fn,
+                   void *arg, uint64_t *bytes);
+
 /* Bytes buffered and not yet written. */
 size_t fb_files_pending(const fb_files_t *f);
 /* Bytes of key's file (as it is on disk, or open) and buffered for it. */

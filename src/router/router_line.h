@@ -40,6 +40,10 @@ typedef enum fb_line_err {
 #define FB_LINE_F_DECRYPT (1u << 0) /* decrypt with the key database's keys (router.decrypt) */
 #define FB_LINE_F_LEGACY (1u << 1)  /* read records without a Kafka key as the Go version's
                                        (router.accept_legacy_records) */
+#define FB_LINE_F_ID (1u << 2)      /* a record with an identity (a non-zero agent_epoch)
+                                       says it in its line, right after "time":
+                                       "fbpipe_id":"<epoch, 16 hex digits>-<batch_seq>-
+                                       <agent_seq>" (router.dedupe) */
 
 typedef struct fb_line {
     char access_key[FB_ACCESS_KEY_MAX + 1]; /* the file's name, checked */
@@ -48,6 +52,9 @@ typedef struct fb_line {
     bool unauthenticated; /* a record without a Kafka key: its access key and user id are
                              the record's own claim, and the line says so */
     int64_t time_s;       /* the record's own time (its line's "time"), Unix seconds */
+    bool has_id;          /* a record with a key and a non-zero agent_epoch: the three
+                             below name it (set with or without FB_LINE_F_ID) */
+    uint64_t epoch, seq, index; /* agent_epoch, batch_seq, agent_seq */
 } fb_line_t;
 
 /* A line writer's reusable buffers (the line, a plaintext); one per thread. */

@@ -30,6 +30,13 @@
  * it carries (router_line.c) while it is on. Either way it is logged
  * through the process's rate limiter: anyone who can write to the topic
  * can send such records.
+ *
+ * With router.dedupe, a record with an identity whose file holds (or
+ * buffers) its line already is not written again (router_dedupe.c) but
+ * counts as written for its offsets and its tenant's ledger; every path
+ * that takes lines out of a file or a buffer unwritten (a roll back, a
+ * refusal, another process taking the files: a revoke, SIGUSR1) forgets
+ * the keys' sets, loaded again from the files when next needed.
  */
 #include <errno.h>
 #include <limits.h>
@@ -55,6 +62,7 @@
 #include "common/metrics.h"
 #include "common/proc.h"
 #include "router/router.h"
+#include "router/router_dedupe.h"
 #include "router/router_files.h"
 #include "router/router_line.h"
 #include "router/router_targets.h"
@@ -98,6 +106,7 @@ typedef struct router {
     rd_kafka_t *rk;
     fb_files_t *files, *dead, *spool;
     fb_liner_t *liner;
+    fb_dedupe_t *dedupe;   /* router.dedupe, or NULL */
     fb_targets_t *targets; /* s3, elasticsearch, http: NULL when none is configured */
     /* per partition, the offset after the last record written (files) or
      * queued (targets): stored, unless a target still holds an earlier one */
@@ -186,6 +195,8 @@ refusals(router_t *r)
 
     while ((key = fb_files_next_refusal(r->files, &why, &to_spool, &dropped)) != NULL) {
         size_t len = strlen(key), n = 0, first = r->n, found = 0;
+        if (r->dedupe != NULL) /* its lines left the buffer unwritten */
+            fb_dedupe_forget(r->dedupe, key);
         for (size_t i = r->n; i-- > 0 && found < dropped;) {
             if (r->in_files[i] != 0 && of_key(r, i, key, len, &line)) {
                 found += r->in_files[i];
@@ -375,6 +386,10 @@ roll_back(router_t *r, bool seek)
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         if (fb_files_rollback(all[i], err, sizeof(err)) < 0)
             fb_log_errorx("router %u: %s", r->index, err);
+    /* the identities of the lines cut and dropped go with them: the sets
+     * are loaded again from the files as they are now */
+    if (r->dedupe != NULL)
+        fb_dedupe_forget_all(r->dedupe);
     if (r->held != NULL) {
         rd_kafka_topic_partition_list_destroy(r->held);
         r->held = NULL;
@@ -477,6 +492,8 @@ rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list
      * descriptor kept would write into a rotated (or removed) file and a
      * stale size, when the partitions come back */
     fb_files_reopen(r->files);
+    if (r->dedupe != NULL)
+        fb_dedupe_forget_all(r->dedupe);
     rd_kafka_assign(rk, NULL);
     fb_log_info("router %u: partitions revoked", r->index);
 }
@@ -724,6 +741,8 @@ watch_assignment(router_t *r)
         fb_metrics_set(r->metrics, FB_MC_TARGET_PENDING, pending);
         fb_metrics_set(r->metrics, FB_MC_TARGET_FAILING, failing);
     }
+    if (r->dedupe != NULL)
+        fb_metrics_set(r->metrics, FB_MC_DEDUPE_MEMORY, fb_dedupe_memory(r->dedupe));
     if (fb_files_usage(r->spool, &spool_bytes, &spool_files) == 0) {
         fb_metrics_set(r->metrics, FB_MC_SPOOL_BYTES, spool_bytes);
         fb_metrics_set(r->metrics, FB_MC_SPOOL_FILES, spool_files);
@@ -761,7 +780,8 @@ static fb_line_err_t
 build(router_t *r, const rd_kafka_message_t *m, fb_line_t *line, char *why, size_t whylen)
 {
     unsigned flags = (r->conf->router_decrypt ? FB_LINE_F_DECRYPT : 0u) |
-                     (r->conf->router_accept_legacy ? FB_LINE_F_LEGACY : 0u);
+                     (r->conf->router_accept_legacy ? FB_LINE_F_LEGACY : 0u) |
+                     (r->conf->router_dedupe ? FB_LINE_F_ID : 0u);
 
     return fb_line_build(r->liner, m->payload, m->len, (const char *)m->key,
                          m->key ? m->key_len : 0, r->keydb, flags, line, why, whylen);
@@ -888,6 +908,47 @@ to_targets(router_t *r, const rd_kafka_message_t *m, const fb_line_t *line)
     return file;
 }
 
+/* duplicate -- router.dedupe: line's file holds or buffers it already
+ * (see router_dedupe.h); it counts as written in its tenant's ledger (it
+ * is in its file: the gap "not yet written" closes) and as a duplicate.
+ * A record without an identity, or one the set has no memory for, is
+ * written (at least once). */
+static bool
+duplicate(router_t *r, const fb_line_t *line, size_t klen)
+{
+    fb_dedupe_id_t id = {.epoch = line->epoch, .seq = line->seq, .index = line->index};
+    uint64_t lines, bytes;
+
+    if (!line->has_id) {
+        r->pend_c[FB_MC_DEDUPE_NO_ID]++;
+        return false;
+    }
+    if (!fb_dedupe_loaded(r->dedupe, line->access_key)) {
+        if (fb_dedupe_load(r->dedupe, r->files, line->access_key, &lines, &bytes) < 0) {
+            fb_log_limited(FB_LOG_ERROR, "dedupe: out of memory",
+                           "router %u: %s: out of memory loading its identities: its records "
+                           "are written without deduplication", r->index, line->access_key);
+            return false;
+        }
+        fb_metrics_add(r->metrics, FB_MC_DEDUPE_LOADS, 1);
+        fb_log_debug("router %u: %s: identities loaded from its last %llu lines (%llu bytes)",
+                     r->index, line->access_key, (unsigned long long)lines,
+                     (unsigned long long)bytes);
+    }
+    switch (fb_dedupe_check(r->dedupe, line->access_key, &id)) {
+    case FB_DEDUPE_DUP:
+        pend(r, line->access_key, klen, 0, FB_MC_DUPLICATES_DROPPED, 1);
+        return true;
+    case FB_DEDUPE_NEW:
+        return false;
+    default:
+        fb_log_limited(FB_LOG_ERROR, "dedupe: out of memory",
+                       "router %u: %s: out of memory for an identity: its record is written "
+                       "without deduplication", r->index, line->access_key);
+        return false;
+    }
+}
+
 /* take -- one record into its file's buffer, or the dead letters, or
  * the spool, and into the queues of its remote targets; the length of
  * its line when into its file's buffer, else 0. */
@@ -923,6 +984,8 @@ take(router_t *r, const rd_kafka_message_t *m)
         }
         /* fall through */
     default:
+        if (r->dedupe != NULL && duplicate(r, &line, klen))
+            return 0; /* its line is in its file already: neither written nor printed */
         if (fb_files_add(r->files, line.access_key, line.text, line.len) < 0)
             fb_panic("router %u: out of memory buffering a line", r->index);
         pend(r, line.access_key, klen, 0, FB_MC_RECORDS_WRITTEN, 1);
@@ -1169,6 +1232,8 @@ reopen_if_asked(router_t *r)
     reopen_requested = 0;
     fb_files_reopen(r->files);
     fb_files_reopen(r->dead);
+    if (r->dedupe != NULL) /* the files may have been rotated or cut from outside */
+        fb_dedupe_forget_all(r->dedupe);
     fb_log_info("router %u: files reopened (SIGUSR1)", r->index);
 }
 
@@ -1268,6 +1333,15 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         return 2;
     }
     r->liner = fb_liner_new();
+    if (conf->router_dedupe &&
+        (r->dedupe = fb_dedupe_new(conf->dedupe_window, conf->dedupe_memory)) == NULL) {
+        fb_log_errorx("router %u: out of memory", index);
+        fb_liner_free(r->liner);
+        free(r);
+        return 1;
+    }
+    if (r->dedupe != NULL)
+        fb_dedupe_set_load_max(r->dedupe, conf->dedupe_load_max);
     if (r->liner != NULL && open_files(r) < 0)
         r->not_ready = true; /* router.dir missing, not writable: not mounted yet? */
     /* the targets' clients, before librdkafka starts its threads */
@@ -1285,6 +1359,7 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
         rc = r->not_ready ? FB_EXIT_NOT_READY : r->transient ? 1 : 2;
         fb_targets_free(r->targets);
         fb_liner_free(r->liner);
+        fb_dedupe_free(r->dedupe);
         fb_files_free(r->files);
         fb_files_free(r->dead);
         fb_files_free(r->spool);
@@ -1391,6 +1466,7 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     fb_files_free(r->dead);
     fb_files_free(r->spool);
     fb_liner_free(r->liner);
+    fb_dedupe_free(r->dedupe);
     fb_targets_free(r->targets);
     if (r->readpos != NULL)
         rd_kafka_topic_partition_list_destroy(r->readpos);

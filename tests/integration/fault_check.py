@@ -13,11 +13,14 @@ usage:
       wait up to SETTLE_S seconds until every acknowledged event of the
       agents named PREFIX* is in the files, then print one TSV row:
         fault sent acked refused unanswered in_kafka written lost
-        duplicates stall_s verdict why
+        duplicates stall_s verdict why dup_native dup_original
       lost = acknowledged but in no file (must be 0); refused = events
       fbpiped refused for good although every one is valid (must be 0);
       unanswered = sent and never answered by the end of the phase;
-      duplicates = lines in the files beyond one per event; stall_s = the
+      duplicates = lines in the files beyond one per event (dup_native and
+      dup_original: of the agents on the native API, PREFIXn-*, and on the
+      original API, PREFIXs-*; with FAULT_DEDUPE=yes, a native duplicate
+      fails the row: router.dedupe is on); stall_s = the
       longest time a tenant the fault did not touch went without progress
       (SCOPE all: "-"; key:K: the other keys' files did not grow; pid:N:
       acknowledgements of the agents whose connection process N did not
@@ -216,9 +219,15 @@ def cmd_row(a, kcat):
         why.append("an untouched tenant stalled %.1f s (bound %.0f s)" % (st, STALL_MAX))
     if sent == 0 or not acked:
         why.append("no event was acknowledged: the load did not run")
+    dup = {}
+    for api in "ns":
+        mine = [x for x in lines if x[0].startswith(prefix + api + "-")]
+        dup[api] = len(mine) - len(set(mine))
+    if os.environ.get("FAULT_DEDUPE") == "yes" and dup["n"]:
+        why.append("%d duplicate lines of native events with router.dedupe on" % dup["n"])
     row = [fault, sent, len(acked), refused, max(unanswered, 0), len(kafka), len(got), lost,
            len(lines) - len(got), "-" if st is None else "%.1f" % st,
-           "FAIL" if why else "PASS", "; ".join(why) or "-"]
+           "FAIL" if why else "PASS", "; ".join(why) or "-", dup["n"], dup["s"]]
     print("\t".join(str(x) for x in row))
 
 

@@ -16,7 +16,10 @@
  * RATE is events per second over all agents. Each agent is a thread with
  * a connection of its own; its events carry the payload
  * {"a":"AGENT_ID","s":SEQ}, SEQ from 1 up. Native batches hold 100
- * events (4 in flight), SendEvent calls 50.
+ * events (4 in flight), SendEvent calls 50. A native agent names its
+ * instance with a random non-zero epoch in every batch and resends a
+ * batch under its seq, so its events keep their identity
+ * (router.dedupe).
  *
  * Writes, per agent, DIR/AGENT_ID.acked ("FIRST COUNT MS" per batch that
  * fbpiped acknowledged: OK on a stream, SUCCESS on SendEvent; MS is the
@@ -40,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "common/ingest_client.h"
@@ -63,6 +67,7 @@ typedef struct agent {
     FILE *acked, *refused;
     const char *dir;
     uint64_t next_seq; /* the next SEQ to make */
+    uint64_t epoch;    /* random, non-zero: this agent instance's */
     batch_t slot[MAX_OUTSTANDING];
     unsigned outstanding;
     double last_say;
@@ -218,6 +223,7 @@ fill(Fbpipe__V1__Batch *bt, Fbpipe__V1__BatchRecord *rec, Fbpipe__V1__BatchRecor
 {
     fbpipe__v1__batch__init(bt);
     bt->seq = b->first;
+    bt->epoch = a->epoch;
     bt->tag = "faults";
     bt->agent_id = (char *)a->id;
     for (unsigned i = 0; i < b->count; i++) {
@@ -429,6 +435,9 @@ main(int argc, char **argv)
             return 64;
         }
         a->dir = argv[3];
+        while (a->epoch == 0)
+            if (getrandom(&a->epoch, sizeof(a->epoch), 0) != sizeof(a->epoch))
+                a->epoch = 0;
         a->acked = open_log(a->dir, a->id, "acked");
         a->refused = open_log(a->dir, a->id, "refused");
     }

@@ -192,6 +192,12 @@ feed_records(const feed_opts_t *o, char *err, size_t errlen)
         r.userid = (char *)(o->user_id ? o->user_id : "");
         r.accesskey = key;
         r.agent_seq = (uint64_t)j;
+        if (o->epoch != 0) { /* the same event number, the same identity */
+            uint64_t num = (uint64_t)(o->start + j / o->keys), per = o->batch ? o->batch : 100;
+            r.agent_epoch = o->epoch;
+            r.batch_seq = num / per;
+            r.agent_seq = num % per;
+        }
         if (o->cipher != FEED_PLAIN) {
             r.cipher = o->cipher == FEED_XCHACHA    ? FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305
                        : o->cipher == FEED_XCHACHA2 ? FBPIPE__V1__CIPHER__CIPHER_XCHACHA20POLY1305_V2

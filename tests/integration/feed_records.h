@@ -28,6 +28,10 @@ typedef struct feed_opts {
     const char *user_id;
     int no_key;           /* api.Event values, no Kafka key (FEED_AESGCM or FEED_PLAIN) */
     feed_cipher_t cipher;
+    uint64_t epoch;       /* non-zero: records carry an identity (router.dedupe): agent_epoch
+                           * epoch, batch_seq = number / batch, agent_seq = number % batch,
+                           * number being the key's event number (start + j / keys) */
+    unsigned batch;       /* events per batch with epoch (0: 100) */
     char key_id[65];
     uint8_t key[32];
     unsigned agents;      /* 0: every record from agent "feed"; else event j from

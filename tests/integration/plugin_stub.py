@@ -21,6 +21,12 @@ usage: plugin_stub.py PORT MODE LOG [CERT KEY]
                  fbpiped refuses a stream with an invalid event); any other
                  is answered SUCCESS
   ok             Exchange answers no cipher; every call succeeds
+  break-first=N  Exchange answers no cipher; the first N batches (counted
+                 over every stream) are read and the stream is then broken
+                 (UNAVAILABLE, unanswered, as a lost connection), the
+                 others acknowledged OK
+  retry-first=N  Exchange answers no cipher; the first N batches are
+                 answered RETRY (retry_after_ms 10), the others OK
   fail-first=N   ExchangeConfig answers no EncryptionKey; the first N
                  SendEvent calls are answered FAILURE (the transient
                  failure of the original ingester), the others SUCCESS
@@ -28,7 +34,8 @@ LOG gets one line per call and per batch: "exchange ciphers=C,C..." (what
 the agent listed), "stream", "batch SEQ RECORDS FIRST-PAYLOAD" and, with
 cipher=N, "record enc=E opens=yes|no"; for the compat API "config",
 "sendevent EVENTS refused|failure|ok" and, for each event written,
-"event MESSAGE". Prints "listening" once it serves;
+"event MESSAGE"; and for each batch "id SEQ EPOCH" (what router.dedupe
+names its records by). Prints "listening" once it serves;
 runs until killed.
 """
 import sys
@@ -47,6 +54,7 @@ import fbpipe_pb2 as pb  # noqa: E402
 
 log = open(log_path, "a", buffering=1)
 send_calls = 0
+batches_seen = 0
 
 
 KEY, KEY_ID = b"k" * 32, "stub"
@@ -84,6 +92,7 @@ def opens(rec, access_key):
 
 
 def stream(batches, ctx):
+    global batches_seen
     log.write("stream\n")
     answered = 0
     for b in batches:
@@ -95,6 +104,13 @@ def stream(batches, ctx):
         answered += 1
         first = b.records[0].payload.decode("utf-8", "replace") if b.records else ""
         log.write("batch %d %d %s\n" % (b.seq, len(b.records), first))
+        log.write("id %d %d\n" % (b.seq, b.epoch))
+        batches_seen += 1
+        if mode.startswith("break-first=") and batches_seen <= int(mode.split("=", 1)[1]):
+            ctx.abort(grpc.StatusCode.UNAVAILABLE, "stub: connection lost")
+        if mode.startswith("retry-first=") and batches_seen <= int(mode.split("=", 1)[1]):
+            yield pb.Ack(seq=b.seq, code=pb.RETRY, retry_after_ms=10)
+            continue
         if mode.startswith("cipher="):
             for rec in b.records:
                 log.write("record enc=%d opens=%s\n" %

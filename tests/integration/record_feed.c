@@ -7,6 +7,10 @@
  * FEED_RATE=events/s paces it (for tests that act while records flow).
  * FEED_NO_KEY=1 writes api.Event values without a Kafka key, as the Go
  * version does (PLAIN or AESGCM only; HEXKEY is the key's bytes in hex).
+ * FEED_EPOCH=E (non-zero) gives records an identity for router.dedupe:
+ * agent_epoch E, event number I of its key as batch I / FEED_BATCH
+ * (default 100), index I % FEED_BATCH: the same events fed again, in any
+ * order, carry the same identities.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +39,8 @@ main(int argc, char **argv)
     o.prefix = argv[5];
     o.start = argc > 6 ? atol(argv[6]) : 0;
     o.rate = getenv("FEED_RATE") ? atol(getenv("FEED_RATE")) : 0;
+    o.epoch = getenv("FEED_EPOCH") ? strtoull(getenv("FEED_EPOCH"), NULL, 0) : 0;
+    o.batch = getenv("FEED_BATCH") ? (unsigned)atoi(getenv("FEED_BATCH")) : 0;
     o.no_key = getenv("FEED_NO_KEY") != NULL && strcmp(getenv("FEED_NO_KEY"), "1") == 0;
     if (o.n < 0 || o.keys == 0 || strlen(o.prefix) > 200) {
         fprintf(stderr, "record_feed: N >= 0, KEYS >= 1, a PREFIX of at most 200 bytes\n");

@@ -20,6 +20,8 @@ static fb_tenant_t plain = {.access_key = "acme", .user_id = "u-acme", .encrypti
 static fb_tenant_t secret = {.access_key = "zeta", .user_id = "", .encryption_key_text = "x",
                              .enc_keys = keys, .n_enc_keys = 1};
 
+static uint64_t next_epoch; /* the Batch.epoch packed() sets */
+
 /* packed -- a Batch of n records (payload p, cipher enc, key id kid,
  * time when with_time) packed by protobuf-c. */
 static uint8_t *
@@ -42,6 +44,7 @@ packed(uint64_t seq, const char *tag, size_t n, const char *p, size_t plen, int 
     for (size_t i = 0; i < n; i++)
         recs[i] = &r;
     b.seq = seq;
+    b.epoch = next_epoch;
     b.tag = (char *)tag;
     b.agent_id = "agent-1";
     b.records = recs;
@@ -204,6 +207,7 @@ same_as_protobuf_c(const fb_batch_t *b, size_t i, const fb_tenant_t *t)
     r.key_id = br->enc ? kid : "";
     r.agent_seq = i;
     r.batch_seq = b->seq;
+    r.agent_epoch = b->epoch;
     want = fbpipe__v1__record__get_packed_size(&r);
     cr_assert_eq(size, want, "size %zu, protobuf-c %zu", size, want);
     ours = malloc(size);
@@ -234,14 +238,18 @@ Test(batch, writes_exactly_what_protobuf_c_packs)
     size_t len;
 
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        /* every other batch from an agent with an epoch (Record.agent_epoch) */
+        next_epoch = c % 2 ? 0xfedcba9876543210ULL + c : 0;
         uint8_t *p = packed(1000 + c, "app", cases[c].n, cases[c].p, cases[c].len, cases[c].enc,
                             cases[c].kid, cases[c].with_time, cases[c].sec, &len);
         cr_assert_eq(parse(p, len, &b), 0);
+        cr_assert_eq(b.epoch, next_epoch);
         for (size_t i = 0; i < b.n; i += b.n > 2 ? b.n / 2 : 1)
             same_as_protobuf_c(&b, i, cases[c].t);
         free(b.recs);
         free(p);
     }
+    next_epoch = 0;
 }
 
 /* check1 -- fb_batch_record_check of a one-record batch. */

@@ -75,6 +75,10 @@ Test(conf, empty_file_gives_documented_defaults)
     cr_assert_eq(c->rotate_size, 100ULL << 20);
     cr_assert_eq(c->rotate_age_ms, 86400000);
     cr_assert_eq(c->rotate_keep, 7);
+    cr_assert_not(c->router_dedupe);
+    cr_assert_eq(c->dedupe_window, 100000);
+    cr_assert_eq(c->dedupe_memory, 256ULL << 20);
+    cr_assert_eq(c->dedupe_load_max, 16ULL << 20);
     cr_assert_str_eq(c->metrics_listen, "");
     fb_conf_free(c);
 }

@@ -17,6 +17,7 @@
 #include "api.pb-c.h"
 #include "common/cipher.h"
 #include "fbpipe.pb-c.h"
+#include "router/router_dedupe.h"
 #include "router/router_line.h"
 
 static fb_enc_key_t keys[2] = {{.id = "k2"}, {.id = "k1"}};
@@ -603,4 +604,94 @@ Test(legacy, an_encrypted_message_decrypts_as_the_seed_format_does)
     cr_assert_null(legacy(v, len, FB_LINE_F_LEGACY | FB_LINE_F_DECRYPT, &err, why));
     cr_assert_eq(err, FB_LINE_UNDECRYPTABLE);
     free(v);
+}
+
+/* id_line -- the line of a Record with agent_epoch, batch_seq, agent_seq,
+ * built with flags (caller frees out->text). */
+static fb_line_err_t
+id_line(uint64_t epoch, uint64_t seq, uint64_t index, const char *message, unsigned flags,
+        fb_line_t *out)
+{
+    Fbpipe__V1__Record r = FBPIPE__V1__RECORD__INIT;
+    Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    char why[256];
+    uint8_t buf[512];
+    size_t len;
+
+    ts.seconds = 1764331200;
+    r.timestamp = &ts;
+    r.agent_id = "agent-1";
+    r.tag = "app.log";
+    r.message = (char *)message;
+    r.userid = "u-acme";
+    r.accesskey = "acme";
+    r.agent_epoch = epoch;
+    r.batch_seq = seq;
+    r.agent_seq = index;
+    len = fbpipe__v1__record__pack(&r, buf);
+    return fb_line_from_record(buf, len, "acme", 4, &db, flags, out, why, sizeof(why));
+}
+
+Test(line, with_dedupe_a_record_with_an_epoch_names_itself_right_after_time)
+{
+    fb_line_t out;
+    fb_dedupe_id_t id;
+    json_t *j;
+
+    cr_assert_eq(id_line(0x0123456789abcdefULL, 77, 3, "{\"n\":1}", FB_LINE_F_ID, &out),
+                 FB_LINE_OK);
+    cr_assert(out.has_id);
+    cr_assert_eq(out.epoch, 0x0123456789abcdefULL);
+    cr_assert_eq(out.seq, 77);
+    cr_assert_eq(out.index, 3);
+    j = json_loadb(out.text, out.len, 0, NULL);
+    cr_assert_not_null(j, "valid JSON: %s", out.text);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "fbpipe_id")),
+                     "0123456789abcdef-77-3");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "tag")), "app.log");
+    json_decref(j);
+    /* and the dedupe sets read it back from the line alone */
+    cr_assert(fb_dedupe_line_id(out.text, out.len, &id));
+    cr_assert_eq(id.epoch, 0x0123456789abcdefULL);
+    cr_assert_eq(id.seq, 77);
+    cr_assert_eq(id.index, 3);
+    free(out.text);
+    /* without the flag, the line is as before: no field, but the record's
+     * identity is still known to the caller */
+    cr_assert_eq(id_line(0x0123456789abcdefULL, 77, 3, "x", 0, &out), FB_LINE_OK);
+    cr_assert_null(strstr(out.text, "fbpipe_id"));
+    cr_assert(out.has_id);
+    cr_assert_not(fb_dedupe_line_id(out.text, out.len, &id));
+    free(out.text);
+    /* epoch 0: an agent from before epochs, no identity */
+    cr_assert_eq(id_line(0, 77, 3, "x", FB_LINE_F_ID, &out), FB_LINE_OK);
+    cr_assert_null(strstr(out.text, "fbpipe_id"));
+    cr_assert_not(out.has_id);
+    free(out.text);
+}
+
+Test(line, a_message_cannot_forge_an_identity)
+{
+    fb_line_t out;
+    fb_dedupe_id_t id;
+
+    /* the message's own "fbpipe_id" is inside "message", never where the
+     * identity is read */
+    cr_assert_eq(id_line(0, 1, 0, "{\"fbpipe_id\":\"0123456789abcdef-1-0\"}", FB_LINE_F_ID,
+                         &out), FB_LINE_OK);
+    cr_assert_not(fb_dedupe_line_id(out.text, out.len, &id));
+    free(out.text);
+    const char *hostile[] = {
+        "{\"time\":\"2025-11-28T12:00:00.000000000Z\",\"fbpipe_id\":\"0000000000000000-1-0\"}\n",
+        "{\"time\":\"2025-11-28T12:00:00.000000000Z\",\"fbpipe_id\":\"0123456789ABCDEF-1-0\"}\n",
+        "{\"time\":\"2025-11-28T12:00:00.000000000Z\",\"fbpipe_id\":\"0123456789abcdef-01-0\"}\n",
+        "{\"time\":\"2025-11-28T12:00:00.000000000Z\",\"fbpipe_id\":\"0123456789abcdef-1-\"}\n",
+        "{\"time\":\"2025-11-28T12:00:00.000000000Z\",\"fbpipe_id\":\"0123456789abcdef-1-"
+        "18446744073709551616\"}\n",
+        "{\"time\":\"2025-11-28T12:00:00.000000000Z\",\"fbpipe_id\":\"0123456789abcdef-1-2",
+        "{\"time\":\"2025-11-28T12:00:00.000000000Z\",\"tag\":\"0123456789abcdef-1-2\"}\n",
+        "{\"time\":\"2025",
+    };
+    for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++)
+        cr_assert_not(fb_dedupe_line_id(hostile[i], strlen(hostile[i]), &id), "%s", hostile[i]);
 }
