@@ -124,6 +124,8 @@ typedef struct agent {
     fb_backoff_t backoff; /* reconnecting after a lost connection */
     unsigned reconnect_wait_ms; /* a flush waits this long for a lost ingester */
     uint64_t down_ms, down_said_ms; /* when the connection was lost (0: it is up), last said */
+    uint64_t group_ms;          /* when the group being sent started: it waits at most
+                                 * reconnect_wait_ms in all */
     bool lost;                  /* the last send failed with the connection */
     size_t compat_next;         /* compat: the first batch of the group not yet answered */
     int64_t token_exp;
@@ -503,9 +505,25 @@ assign_seqs(agent_t *a)
     }
     for (unsigned g = 0; g < a->n_group; g++) {
         uint8_t hash[FB_RESEND_HASH];
+        uint64_t *layout;
         if (a->job_nb[g] == 0)
             continue;
-        fb_resend_hash(a->group[g]->tag, a->group[g]->data, a->group[g]->size, hash);
+        /* which events are sent (the largest record) and each batch's
+         * count: the same chunk cut otherwise is not the same batches */
+        layout = malloc((a->job_nb[g] + 1) * sizeof(*layout));
+        if (layout == NULL) {
+            a->job_seq[g] = a->seq; /* new seqs: at worst written twice */
+            a->seq += a->job_nb[g];
+            continue;
+        }
+        layout[0] = a->max_json;
+        for (size_t k = 0; k < a->job_nb[g]; k++) {
+            size_t b = a->job_fb[g] + k;
+            layout[k + 1] = a->batch_first[b + 1] - a->batch_first[b];
+        }
+        fb_resend_hash(a->group[g]->tag, a->group[g]->data, a->group[g]->size, layout,
+                       a->job_nb[g] + 1, hash);
+        free(layout);
         a->job_entry[g] = fb_resend_take(&a->resend, hash, (uint32_t)a->job_nb[g], &a->seq,
                                          &a->job_seq[g]);
     }
@@ -634,12 +652,23 @@ up(agent_t *a)
 static bool
 await_ingester(agent_t *a)
 {
-    uint64_t now = fb_monotonic_ms(), until = a->down_ms + a->reconnect_wait_ms;
+    uint64_t start = a->down_ms < a->group_ms ? a->down_ms : a->group_ms;
+    uint64_t now = fb_monotonic_ms(), until = start + a->reconnect_wait_ms;
 
     if (!a->lost || a->down_ms == 0 || now >= until)
         return false;
     a->lost = false;
-    return fb_client_wait_ready(a->client, (unsigned)(until - now)) == 0;
+    if (fb_client_wait_ready(a->client, (unsigned)(until - now)) < 0)
+        return false;
+    /* connected, yet the calls failed (a worker stopping, an ingester that
+     * refuses streams): not again at once, the back-off first */
+    now = fb_monotonic_ms();
+    if (now < a->retry_at_ms) {
+        if (a->retry_at_ms >= until)
+            return false;
+        usleep((useconds_t)(a->retry_at_ms - now) * 1000u);
+    }
+    return true;
 }
 
 /* ended_meanwhile -- a send or a wait failed on a stream kept from an
@@ -882,6 +911,7 @@ group(agent_t *a)
         a->group[g]->result = FB_FLB_RETRY;
     check_expiry(a);
     a->lost = false;
+    a->group_ms = fb_monotonic_ms();
     a->compat_next = 0;
     /* backing off: Fluent Bit retries later, unless the connection was
      * what failed and the channel found the ingester back meanwhile */

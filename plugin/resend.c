@@ -9,19 +9,32 @@
 
 #include "plugin/resend.h"
 
+/* put_u64 -- v into the hash, little-endian */
+static void
+put_u64(crypto_generichash_state *st, uint64_t v)
+{
+    uint8_t b[8];
+
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
+    crypto_generichash_update(st, b, sizeof(b));
+}
+
 void
-fb_resend_hash(const char *tag, const void *data, size_t size, uint8_t out[FB_RESEND_HASH])
+fb_resend_hash(const char *tag, const void *data, size_t size, const uint64_t *layout,
+               size_t n_layout, uint8_t out[FB_RESEND_HASH])
 {
     crypto_generichash_state st;
     uint64_t tlen = strlen(tag);
-    uint8_t len[8];
 
-    for (int i = 0; i < 8; i++)
-        len[i] = (uint8_t)(tlen >> (8 * i));
     crypto_generichash_init(&st, NULL, 0, FB_RESEND_HASH);
-    crypto_generichash_update(&st, len, sizeof(len));
+    put_u64(&st, tlen);
     crypto_generichash_update(&st, (const uint8_t *)tag, tlen);
+    put_u64(&st, size);
     crypto_generichash_update(&st, data, size);
+    put_u64(&st, n_layout);
+    for (size_t i = 0; i < n_layout; i++)
+        put_u64(&st, layout[i]);
     crypto_generichash_final(&st, out, FB_RESEND_HASH);
 }
 

@@ -4,7 +4,7 @@
  * them again later), so that the same events go out again under the same
  * batch seqs, and with the instance's epoch keep their identity for
  * router.dedupe. A fixed table of FB_RESEND_MAX entries keyed by a hash
- * of the chunk's tag and bytes (BLAKE2b, libsodium), each with the first
+ * of the chunk's tag, bytes and cut into batches (BLAKE2b, libsodium), each with the first
  * seq and the number of batches it was given. An entry in use by one
  * group is never handed to another (two chunks with the same bytes get
  * seqs of their own); an entry is removed once its chunk is answered for
@@ -35,9 +35,15 @@ typedef struct fb_resend {
     uint64_t clock;
 } fb_resend_t;
 
-/* The hash of a chunk: tag and bytes, the tag's length first. */
-void fb_resend_hash(const char *tag, const void *data, size_t size,
-                    uint8_t out[FB_RESEND_HASH]);
+/* The hash of a chunk as it is sent: tag and bytes (each after its
+ * length), then layout: whatever decides which of its events are sent and
+ * how they are cut into batches (the plugin gives the largest record it
+ * sends and each batch's number of events), so that a chunk cut
+ * differently after new limits never takes the seqs of its last cut: the
+ * same seq and index would name other events, and the router would drop
+ * events it never wrote. */
+void fb_resend_hash(const char *tag, const void *data, size_t size, const uint64_t *layout,
+                    size_t n_layout, uint8_t out[FB_RESEND_HASH]);
 
 /* The entry for a chunk of hash now sent in n_batches batches, marked in
  * use: *first_seq is the seq of its first batch, the one it was given

@@ -27,6 +27,7 @@
 #define KEPT_BYTES (64u << 20) /* empty buffers kept for reuse, all keys together */
 #define PRUNE_MIN 4096         /* keys remembered before idle ones are forgotten */
 #define EVICT_SHARE 8          /* 1/8 of the descriptors closed at once when full */
+#define UNTRUSTED_MAX 256      /* files remembered as holding lines not synced */
 #define LOCK_WAIT_MS 5000      /* for another router's lock on a file, by default */
 
 typedef struct entry {
@@ -65,6 +66,17 @@ struct fb_files {
     size_t kept;        /* capacity of the buffers, pending or not */
     size_t prune_at;    /* keys past which idle ones are forgotten */
     size_t n_refusals;  /* entries with refusal_new */
+    /* files holding lines of this router whose sync failed and which a roll
+     * back could not cut (another router appended after them, the file was
+     * rotated or could not be opened): never read into a dedupe set, since
+     * those lines may not be on disk although they are in the file; the
+     * oldest forgotten past UNTRUSTED_MAX (their records were read again
+     * and written anew long since) */
+    struct {
+        dev_t dev;
+        ino_t ino;
+    } untrusted[UNTRUSTED_MAX];
+    size_t n_untrusted, untrusted_next;
 };
 
 static void name(char *out, const char *key, unsigned n);
@@ -78,6 +90,40 @@ hash(const char *s)
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return h;
+}
+
+/* untrust -- the file (dev, ino) may hold lines of this router that are
+ * not on disk: see fb_files.untrusted. */
+static void
+untrust(fb_files_t *f, dev_t dev, ino_t ino)
+{
+    if (ino == 0)
+        return; /* never opened */
+    for (size_t i = 0; i < f->n_untrusted; i++)
+        if (f->untrusted[i].dev == dev && f->untrusted[i].ino == ino)
+            return;
+    f->untrusted[f->untrusted_next].dev = dev;
+    f->untrusted[f->untrusted_next].ino = ino;
+    f->untrusted_next = (f->untrusted_next + 1) % UNTRUSTED_MAX;
+    if (f->n_untrusted < UNTRUSTED_MAX)
+        f->n_untrusted++;
+}
+
+/* trusted -- fd's lines may go into a dedupe set: the file is not one
+ * untrust named, and whatever it holds is on disk now (fdatasync: lines
+ * another router, or this one before a crash, wrote and never synced
+ * would otherwise count as written). */
+static bool
+trusted(const fb_files_t *f, int fd)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        return false;
+    for (size_t i = 0; i < f->n_untrusted; i++)
+        if (f->untrusted[i].dev == st.st_dev && f->untrusted[i].ino == st.st_ino)
+            return false;
+    return fdatasync(fd) == 0;
 }
 
 fb_files_t *
@@ -1107,8 +1153,10 @@ cut_to_checkpoint(fb_files_t *f, entry_t *e, char *err, size_t errlen)
     name(file, e->key, 0);
     if (fd < 0) {
         fd = openat(f->dirfd, file, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-        if (fd < 0 && errno == ENOENT)
+        if (fd < 0 && errno == ENOENT) {
+            untrust(f, e->dev, e->ino); /* renamed away (rotated) with them */
             goto done;
+        }
         if (fd < 0)
             goto fail;
     }
@@ -1119,8 +1167,12 @@ cut_to_checkpoint(fb_files_t *f, entry_t *e, char *err, size_t errlen)
     if (st.st_dev == e->dev && st.st_ino == e->ino && (uint64_t)st.st_size == e->size) {
         if (ftruncate(fd, (off_t)e->stored) < 0)
             goto fail;
-    } else if (fd == e->fd) { /* appended to by another router: as it is */
-        e->stored = (uint64_t)st.st_size;
+    } else {
+        /* appended to by another router, or rotated: as it is, its lines
+         * past the checkpoint never trusted by a dedupe set */
+        untrust(f, e->dev, e->ino);
+        if (fd == e->fd)
+            e->stored = (uint64_t)st.st_size;
     }
     if (fd != e->fd)
         close(fd);
@@ -1134,6 +1186,7 @@ fail:
              file, (unsigned long long)e->stored, strerror(errno));
     if (fd >= 0 && fd != e->fd)
         close(fd);
+    untrust(f, e->dev, e->ino);
     entry_close(f, e); /* its next open cuts back a half line at least */
     e->uncut = true;
     return -1;
@@ -1303,7 +1356,7 @@ tail_file(fb_files_t *f, const char *file, uint64_t limit, uint64_t *budget,
 
     if (fd < 0)
         return true;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+    if (trusted(f, fd) && fstat(fd, &st) == 0)
         more = tail_fd(fd, (uint64_t)st.st_size < limit ? (uint64_t)st.st_size : limit, budget,
                        fn, arg, bytes);
     close(fd);
@@ -1331,7 +1384,8 @@ fb_files_tail(fb_files_t *f, const char *key, uint64_t max_bytes, fb_files_line_
     }
     name(file, key, 0);
     if (e->key != NULL && e->fd >= 0) {
-        if (!tail_fd(e->fd, e->size < limit ? e->size : limit, &budget, fn, arg, bytes))
+        if (trusted(f, e->fd) &&
+            !tail_fd(e->fd, e->size < limit ? e->size : limit, &budget, fn, arg, bytes))
             return;
     } else if (!tail_file(f, file, limit, &budget, fn, arg, bytes)) {
         return;

@@ -143,7 +143,10 @@ typedef bool (*fb_files_line_fn)(const char *line, size_t len, void *arg);
  * from the end (of what is safe to count as written: after a roll back
  * that could not cut the file, up to its checkpoint), then, with
  * rotate_keep, those of <key>.log.1; until fn returns false or max_bytes
- * of the files are read. A half line at a file's end is skipped; a file
+ * of the files are read. A file is read only once fdatasync says what it
+ * holds is on disk, and never one where a roll back had to leave lines
+ * of this router whose sync failed (another router appended after them,
+ * or it was rotated). A half line at a file's end is skipped; a file
  * absent or unreadable (or not a regular file) adds nothing. The bytes of
  * the files read go to *bytes (may be NULL). Reads only, never writes. */
 void fb_files_tail(fb_files_t *f, const char *key, uint64_t max_bytes, fb_files_line_fn fn,

@@ -797,6 +797,43 @@ Test(files, a_roll_back_never_cuts_lines_another_router_appended_after)
     fb_files_free(b);
 }
 
+static bool
+count_line(const char *line, size_t len, void *arg)
+{
+    (void)line;
+    (void)len;
+    ++*(size_t *)arg;
+    return true;
+}
+
+/* A roll back that had to leave this router's own unsynced lines in the
+ * file (another router appended after them): router.dedupe must never
+ * load that file's lines, or the records read again would be dropped as
+ * written while their lines may not be on disk. */
+Test(files, a_file_left_uncut_by_a_roll_back_is_never_read_for_dedupe)
+{
+    fb_files_t *a = files(4, 0, 0), *b = files(4, 0, 0);
+    size_t n = 0;
+
+    add(a, "acme", 0);
+    flushed(a, true);
+    fb_files_checkpoint(a);
+    fb_files_tail(a, "acme", 1 << 20, count_line, &n, NULL);
+    cr_assert_eq(n, 1, "a synced file's lines are read: %zu", n);
+    add(a, "acme", 1);
+    flushed(a, false); /* not synced */
+    add(b, "acme", 2);
+    flushed(b, true);
+    fb_files_checkpoint(b);
+    rolled_back(a); /* a's sync failed; line 1 stays (b wrote after it) */
+    expect_lines("acme.log", 0, 3);
+    n = 0;
+    fb_files_tail(a, "acme", 1 << 20, count_line, &n, NULL);
+    cr_assert_eq(n, 0, "%zu lines of a file holding unsynced lines read for dedupe", n);
+    fb_files_free(a);
+    fb_files_free(b);
+}
+
 Test(files, two_routers_rotate_a_file_once_within_its_size)
 {
     fb_files_t *a = files(4, 100, 20), *b = files(4, 100, 20);
