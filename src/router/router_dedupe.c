@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
 #include "router/router_dedupe.h"
 
 #define KEY_BUCKETS0 64
@@ -52,16 +53,6 @@ struct fb_dedupe {
     size_t mem;
     uint64_t ids;
 };
-
-static uint64_t
-hash_key(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
 
 static uint64_t
 hash_batch(uint64_t epoch, uint64_t seq)
@@ -134,7 +125,7 @@ fb_dedupe_free(fb_dedupe_t *d)
 static kset_t **
 kslot(fb_dedupe_t *d, const char *key)
 {
-    kset_t **p = &d->tab[hash_key(key) & (d->cap - 1)];
+    kset_t **p = &d->tab[fb_hash_str(key) & (d->cap - 1)];
 
     while (*p != NULL && strcmp((*p)->key, key) != 0)
         p = &(*p)->next;
@@ -221,8 +212,8 @@ grow_keys(fb_dedupe_t *d)
         while (d->tab[i] != NULL) {
             kset_t *k = d->tab[i];
             d->tab[i] = k->next;
-            k->next = tab[hash_key(k->key) & (cap - 1)];
-            tab[hash_key(k->key) & (cap - 1)] = k;
+            k->next = tab[fb_hash_str(k->key) & (cap - 1)];
+            tab[fb_hash_str(k->key) & (cap - 1)] = k;
         }
     free(d->tab);
     d->mem += (cap - d->cap) * sizeof(*tab);

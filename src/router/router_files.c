@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/hash.h"
 #include "common/metrics.h"
 #include "router/router_files.h"
 
@@ -81,16 +82,6 @@ struct fb_files {
 
 static void name(char *out, const char *key, unsigned n);
 static int entry_open(fb_files_t *f, entry_t *e, char *err, size_t errlen);
-
-static uint64_t
-hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
 
 /* untrust -- the file (dev, ino) may hold lines of this router that are
  * not on disk: see fb_files.untrusted. */
@@ -215,7 +206,7 @@ fb_files_free(fb_files_t *f)
 static entry_t *
 slot(entry_t *tab, size_t cap, const char *key)
 {
-    size_t i = (size_t)(hash(key) & (cap - 1));
+    size_t i = (size_t)(fb_hash_str(key) & (cap - 1));
 
     while (tab[i].key != NULL && strcmp(tab[i].key, key) != 0)
         i = (i + 1) & (cap - 1);

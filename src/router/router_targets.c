@@ -23,6 +23,7 @@
 
 #include "common/backoff.h"
 #include "common/clock.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "router/router_bulk.h"
 #include "router/router_gzip.h"
@@ -244,12 +245,9 @@ to_refused(fb_target_t *t, entry_t *e, const char *why)
 static unsigned
 bucket_of(const char *key, int32_t partition)
 {
-    uint32_t h = 2166136261u;
+    uint64_t h = fb_hash_more(fb_hash_str(key), &partition, sizeof(partition));
 
-    for (const char *c = key; *c; c++)
-        h = (h ^ (uint8_t)*c) * 16777619u;
-    h = (h ^ (uint32_t)partition) * 16777619u;
-    return h % BUCKETS;
+    return (unsigned)(h % BUCKETS);
 }
 
 /* ---- S3 marks ------------------------------------------------------------ */
@@ -860,9 +858,7 @@ post(fb_target_t *t, entry_t *const *w, size_t n, int *out, char (*whys)[WHY_MAX
     int il = snprintf(idem, sizeof(idem), "%s-%d-%lld-%lld", p->topic, (int)p->partition,
                       (long long)w[0]->offset, (long long)w[n - 1]->offset);
     if (il < 0 || il > FB_POST_KEY_MAX) { /* a long topic name: its hash stands for it */
-        uint64_t h = 14695981039346656037ull;
-        for (const char *c = p->topic; *c; c++)
-            h = (h ^ (uint8_t)*c) * 1099511628211ull;
+        uint64_t h = fb_hash_str(p->topic);
         snprintf(idem, sizeof(idem), "t%016llx-%d-%lld-%lld", (unsigned long long)h,
                  (int)p->partition, (long long)w[0]->offset, (long long)w[n - 1]->offset);
     }
