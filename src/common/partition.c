@@ -8,28 +8,11 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "common/batch.h"
 #include "common/keys.h"
 #include "common/partition.h"
 #include "common/record.h"
 #include "common/ring.h"
-
-/* varint -- one protobuf varint at *p (< end); 0, or -1 past end or
- * longer than 10 bytes. */
-static int
-varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t x = 0;
-
-    for (unsigned shift = 0; shift < 70 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        x |= (uint64_t)(b & 0x7f) << shift;
-        if ((b & 0x80) == 0) {
-            *v = x;
-            return 0;
-        }
-    }
-    return -1;
-}
 
 /* fb_partition_record_agent -- see partition.h. */
 int
@@ -40,35 +23,16 @@ fb_partition_record_agent(const uint8_t *val, size_t vlen, const uint8_t **agent
     *agent = val;
     *len = 0;
     while (p < end) {
-        uint64_t tag, n;
-        if (varint(&p, end, &tag) < 0)
+        uint32_t num;
+        unsigned wt;
+        uint64_t v;
+        fb_view_t bytes;
+        if (fb_pb_field(&p, end, &num, &wt, &v, &bytes) < 0)
             return -1;
-        switch (tag & 7) {
-        case 0: /* varint */
-            if (varint(&p, end, &n) < 0)
-                return -1;
-            break;
-        case 1: /* 64-bit */
-            if (end - p < 8)
-                return -1;
-            p += 8;
-            break;
-        case 2: /* length-delimited */
-            if (varint(&p, end, &n) < 0 || n > (uint64_t)(end - p))
-                return -1;
-            if (tag >> 3 == 2) {
-                *agent = p;
-                *len = (size_t)n;
-                return 0;
-            }
-            p += n;
-            break;
-        case 5: /* 32-bit */
-            if (end - p < 4)
-                return -1;
-            p += 4;
-            break;
-        default: return -1;
+        if (num == 2 && wt == 2) { /* Record.agent_id, length-delimited */
+            *agent = bytes.p;
+            *len = bytes.len;
+            return 0;
         }
     }
     return 0;
