@@ -12,34 +12,19 @@
 
 #include <criterion/criterion.h>
 
+#include "helpers.h"
+
 #include "router/router_dedupe.h"
 #include "router/router_files.h"
 
 #define EPOCH 0x1122334455667788ULL
 
-static char dir[] = "/tmp/fbpipe-dedupe-XXXXXX";
-
-static void
-setup(void)
-{
-    cr_assert_not_null(mkdtemp(dir));
-}
-
-static void
-teardown(void)
-{
-    char cmd[128];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-TestSuite(dedupe, .init = setup, .fini = teardown);
+TestSuite(dedupe, .init = test_mkdir, .fini = test_rmdir);
 
 static fb_files_t *
 files(unsigned keep, uint64_t rotate_size)
 {
-    fb_files_opts_t o = {.dir = dir, .max_open = 4, .rotate_keep = keep,
+    fb_files_opts_t o = {.dir = test_dir, .max_open = 4, .rotate_keep = keep,
                          .rotate_size = rotate_size, .durable = true};
     char err[256];
     fb_files_t *f = fb_files_new(&o, err, sizeof(err));
@@ -94,7 +79,7 @@ lines(const char *file)
     int c;
     FILE *fp;
 
-    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    snprintf(path, sizeof(path), "%s/%s", test_dir, file);
     if ((fp = fopen(path, "r")) == NULL)
         return 0;
     while ((c = fgetc(fp)) != EOF)
@@ -314,7 +299,7 @@ Test(dedupe, a_file_end_with_half_a_line_and_foreign_lines_add_nothing)
     fb_files_t *f = files(0, 0);
     fb_dedupe_t *d = fb_dedupe_new(1000, 1 << 20);
 
-    snprintf(path, sizeof(path), "%s/k.log", dir);
+    snprintf(path, sizeof(path), "%s/k.log", test_dir);
     fp = fopen(path, "w");
     cr_assert_not_null(fp);
     fprintf(fp, "{\"time\":\"2026-12-01T00:00:00.000000000Z\",\"fbpipe_id\":\"%016llx-1-0\"}\n",

@@ -21,26 +21,11 @@
 
 #include <criterion/criterion.h>
 
+#include "helpers.h"
+
 #include "router/router_files.h"
 
-static char dir[] = "/tmp/fbpipe-files-XXXXXX";
-
-static void
-setup(void)
-{
-    cr_assert_not_null(mkdtemp(dir));
-}
-
-static void
-teardown(void)
-{
-    char cmd[128];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-TestSuite(files, .init = setup, .fini = teardown);
+TestSuite(files, .init = test_mkdir, .fini = test_rmdir);
 
 /* slurp -- a file of dir (NULL when absent); *len its size. */
 static char *
@@ -50,7 +35,7 @@ slurp(const char *file, size_t *len)
     FILE *fp;
     long n;
 
-    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    snprintf(path, sizeof(path), "%s/%s", test_dir, file);
     fp = fopen(path, "r");
     if (fp == NULL)
         return NULL;
@@ -67,7 +52,7 @@ slurp(const char *file, size_t *len)
 static fb_files_t *
 files(size_t max_open, uint64_t rotate_size, unsigned keep)
 {
-    fb_files_opts_t o = {.dir = dir, .max_open = max_open, .rotate_size = rotate_size,
+    fb_files_opts_t o = {.dir = test_dir, .max_open = max_open, .rotate_size = rotate_size,
                          .rotate_keep = keep};
     char err[256];
     fb_files_t *f = fb_files_new(&o, err, sizeof(err));
@@ -204,8 +189,8 @@ Test(files, refuses_a_symlink_and_a_fifo)
     char path[256], target[256], err[256];
     size_t len;
 
-    snprintf(target, sizeof(target), "%s/elsewhere", dir);
-    snprintf(path, sizeof(path), "%s/evil.log", dir);
+    snprintf(target, sizeof(target), "%s/elsewhere", test_dir);
+    snprintf(path, sizeof(path), "%s/evil.log", test_dir);
     cr_assert_eq(symlink(target, path), 0);
     add(f, "evil", 1);
     cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), -1);
@@ -215,7 +200,7 @@ Test(files, refuses_a_symlink_and_a_fifo)
     fb_files_free(f);
 
     f = files(4, 0, 0);
-    snprintf(path, sizeof(path), "%s/pipe.log", dir);
+    snprintf(path, sizeof(path), "%s/pipe.log", test_dir);
     cr_assert_eq(mkfifo(path, 0600), 0);
     add(f, "pipe", 1);
     cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), -1);
@@ -228,9 +213,9 @@ Test(files, names_a_symlink_or_a_fifo_before_buffering)
     fb_files_t *f = files(4, 0, 0);
     char path[256], err[256] = "";
 
-    snprintf(path, sizeof(path), "%s/evil.log", dir);
+    snprintf(path, sizeof(path), "%s/evil.log", test_dir);
     cr_assert_eq(symlink("/etc/passwd", path), 0);
-    snprintf(path, sizeof(path), "%s/pipe.log", dir);
+    snprintf(path, sizeof(path), "%s/pipe.log", test_dir);
     cr_assert_eq(mkfifo(path, 0600), 0);
     cr_assert_eq(fb_files_refused(f, "evil", err, sizeof(err)), 1);
     cr_assert(strstr(err, "evil.log: is a symbolic link") != NULL, "%s", err);
@@ -270,7 +255,7 @@ Test(files, a_half_line_left_by_a_crash_is_cut_back)
     char path[256];
     FILE *fp;
 
-    snprintf(path, sizeof(path), "%s/acme.log", dir);
+    snprintf(path, sizeof(path), "%s/acme.log", test_dir);
     fp = fopen(path, "w");
     fputs("{\"i\":0}\n{\"i\":1}\n{\"i\":2", fp); /* the crash came mid-line */
     fclose(fp);
@@ -332,8 +317,8 @@ Test(files, reopen_after_an_outside_rotation)
 
     add(f, "acme", 0);
     cr_assert_eq(fb_files_flush(f, false, err, sizeof(err)), 0);
-    snprintf(from, sizeof(from), "%s/acme.log", dir);
-    snprintf(to, sizeof(to), "%s/acme.log.old", dir);
+    snprintf(from, sizeof(from), "%s/acme.log", test_dir);
+    snprintf(to, sizeof(to), "%s/acme.log.old", test_dir);
     cr_assert_eq(rename(from, to), 0);
     fb_files_reopen(f);
     add(f, "acme", 1);
@@ -375,7 +360,7 @@ Test(files, a_full_file_leaves_no_half_line_and_loses_nothing)
 static fb_files_t *
 files_refusing(size_t max_open)
 {
-    fb_files_opts_t o = {.dir = dir, .max_open = max_open, .refusals = true};
+    fb_files_opts_t o = {.dir = test_dir, .max_open = max_open, .refusals = true};
     char err[256];
     fb_files_t *f = fb_files_new(&o, err, sizeof(err));
 
@@ -398,9 +383,9 @@ Test(files, a_file_that_can_never_be_written_refuses_its_key_only)
     add(f, "bad", 10);
     add(f, "link", 0);
     /* planted after the lines were taken (after fb_files_refused) */
-    snprintf(path, sizeof(path), "%s/bad.log", dir);
+    snprintf(path, sizeof(path), "%s/bad.log", test_dir);
     cr_assert_eq(mkdir(path, 0700), 0);
-    snprintf(path, sizeof(path), "%s/link.log", dir);
+    snprintf(path, sizeof(path), "%s/link.log", test_dir);
     cr_assert_eq(symlink("/etc/passwd", path), 0);
     cr_assert_eq(fb_files_flush(f, true, err, sizeof(err)), 0, "the others are written: %s", err);
     cr_assert_eq(fb_files_pending(f), 0, "the refused lines are handed back, not kept");
@@ -421,7 +406,7 @@ Test(files, a_file_that_can_never_be_written_refuses_its_key_only)
     }
     cr_assert_eq(seen, 2, "each refusal told once");
     /* refused for a while, without looking at the file again */
-    snprintf(path, sizeof(path), "%s/bad.log", dir);
+    snprintf(path, sizeof(path), "%s/bad.log", test_dir);
     cr_assert_eq(rmdir(path), 0);
     cr_assert_eq(fb_files_refused(f, "bad", err, sizeof(err)), 1);
     cr_assert(strstr(err, "Is a directory") != NULL, "%s", err);
@@ -453,8 +438,8 @@ Test(files, a_refusal_counts_only_the_lines_it_dropped)
     add(f, "k", 0);
     add(f, "k", 1);
     flushed(f, false);
-    snprintf(path, sizeof(path), "%s/k.log", dir);
-    snprintf(moved, sizeof(moved), "%s/k.log.1", dir);
+    snprintf(path, sizeof(path), "%s/k.log", test_dir);
+    snprintf(moved, sizeof(moved), "%s/k.log.1", test_dir);
     cr_assert_eq(rename(path, moved), 0);
     cr_assert_eq(mkdir(path, 0700), 0);
     fb_files_reopen(f);
@@ -476,8 +461,8 @@ Test(files, a_file_with_other_hard_links_is_refused)
     const char *why = NULL;
     FILE *fp;
 
-    snprintf(path, sizeof(path), "%s/hard.log", dir);
-    snprintf(other, sizeof(other), "%s/elsewhere", dir);
+    snprintf(path, sizeof(path), "%s/hard.log", test_dir);
+    snprintf(other, sizeof(other), "%s/elsewhere", test_dir);
     fp = fopen(other, "w");
     fputs("{\"i\":0}\n", fp);
     fclose(fp);
@@ -506,7 +491,7 @@ as_nobody(void)
 {
     if (geteuid() != 0)
         return;
-    cr_assert_eq(chown(dir, 65534, 65534), 0); /* and the teardown may remove it */
+    cr_assert_eq(chown(test_dir, 65534, 65534), 0); /* and the teardown may remove it */
     cr_assert_eq(setgid(65534), 0);
     cr_assert_eq(setuid(65534), 0);
 }
@@ -516,12 +501,12 @@ static fb_files_t *
 files_spooling(uint64_t max, fb_files_t **spool)
 {
     char sdir[256], err[256];
-    fb_files_opts_t o = {.dir = dir, .max_open = 4, .refusals = true, .spool_dir = sdir,
+    fb_files_opts_t o = {.dir = test_dir, .max_open = 4, .refusals = true, .spool_dir = sdir,
                          .spool_max = max};
     fb_files_opts_t so = {.dir = sdir, .max_open = 4, .nofollow = true};
     fb_files_t *f;
 
-    snprintf(sdir, sizeof(sdir), "%s/.spool", dir);
+    snprintf(sdir, sizeof(sdir), "%s/.spool", test_dir);
     cr_assert_eq(mkdir(sdir, 0750), 0);
     f = fb_files_new(&o, err, sizeof(err));
     cr_assert_not_null(f, "%s", err);
@@ -541,7 +526,7 @@ Test(files, a_file_it_may_not_open_is_spooled_then_moved_in_order)
 
     as_nobody();
     f = files_spooling(1 << 20, &spool);
-    snprintf(path, sizeof(path), "%s/locked.log", dir);
+    snprintf(path, sizeof(path), "%s/locked.log", test_dir);
     fd = open(path, O_CREAT | O_WRONLY, 0);
     cr_assert_geq(fd, 0);
     close(fd);
@@ -583,11 +568,11 @@ Test(files, a_full_spool_retries_instead_and_keeps_the_lines)
 
     as_nobody();
     f = files_spooling(8, &spool); /* one line fills it */
-    snprintf(path, sizeof(path), "%s/.spool/locked.log", dir);
+    snprintf(path, sizeof(path), "%s/.spool/locked.log", test_dir);
     fd = open(path, O_CREAT | O_WRONLY, 0640);
     cr_assert_eq(write(fd, "{\"i\":0}\n", 8), 8);
     close(fd);
-    snprintf(path, sizeof(path), "%s/locked.log", dir);
+    snprintf(path, sizeof(path), "%s/locked.log", test_dir);
     fd = open(path, O_CREAT | O_WRONLY, 0);
     close(fd);
     add(f, "locked", 1);
@@ -604,7 +589,7 @@ Test(files, a_full_spool_retries_instead_and_keeps_the_lines)
 
 Test(files, rotation_by_age_follows_the_files_last_write)
 {
-    fb_files_opts_t o = {.dir = dir, .max_open = 4, .rotate_age_ms = 86400000, .rotate_keep = 3};
+    fb_files_opts_t o = {.dir = test_dir, .max_open = 4, .rotate_age_ms = 86400000, .rotate_keep = 3};
     struct timespec old[2];
     char path[256], err[256], *text;
     size_t len;
@@ -612,7 +597,7 @@ Test(files, rotation_by_age_follows_the_files_last_write)
     FILE *fp;
 
     /* written two days ago, by another process or before a restart */
-    snprintf(path, sizeof(path), "%s/acme.log", dir);
+    snprintf(path, sizeof(path), "%s/acme.log", test_dir);
     fp = fopen(path, "w");
     fputs("{\"i\":0}\n", fp);
     fclose(fp);
@@ -716,8 +701,8 @@ Test(files, a_roll_back_leaves_a_file_replaced_from_outside)
     add(f, "acme", 1);
     flushed(f, true);
     fb_files_reopen(f); /* closed with a line past the checkpoint */
-    snprintf(from, sizeof(from), "%s/acme.log", dir);
-    snprintf(to, sizeof(to), "%s/acme.log.old", dir);
+    snprintf(from, sizeof(from), "%s/acme.log", test_dir);
+    snprintf(to, sizeof(to), "%s/acme.log.old", test_dir);
     cr_assert_eq(rename(from, to), 0);
     cr_assert_not_null(fp = fopen(from, "w"));
     fputs("{\"i\":7}\n{\"i\":8}\n", fp);
@@ -738,7 +723,7 @@ Test(files, a_roll_back_never_cuts_what_another_router_wrote)
     flushed(f, true);
     fb_files_checkpoint(f);
     fb_files_reopen(f); /* settled, then its partition went elsewhere */
-    snprintf(path, sizeof(path), "%s/acme.log", dir);
+    snprintf(path, sizeof(path), "%s/acme.log", test_dir);
     cr_assert_not_null(fp = fopen(path, "a"));
     fputs("{\"i\":1}\n{\"i\":2}\n", fp); /* the other router, stored there */
     fclose(fp);
@@ -751,7 +736,7 @@ Test(files, a_roll_back_never_cuts_what_another_router_wrote)
 
 Test(files, a_roll_back_cuts_only_the_current_file_of_a_rotated_key)
 {
-    fb_files_opts_t o = {.dir = dir, .max_open = 4, .rotate_size = 100, .rotate_keep = 20,
+    fb_files_opts_t o = {.dir = test_dir, .max_open = 4, .rotate_size = 100, .rotate_keep = 20,
                          .durable = true};
     char err[256];
     fb_files_t *f = fb_files_new(&o, err, sizeof(err));
@@ -955,7 +940,7 @@ Test(files, two_processes_append_rotate_and_roll_back_one_file, .timeout = 120)
 
 Test(files, a_file_locked_too_long_fails_the_flush_and_keeps_its_lines)
 {
-    fb_files_opts_t o = {.dir = dir, .max_open = 4, .lock_wait_ms = 300};
+    fb_files_opts_t o = {.dir = test_dir, .max_open = 4, .lock_wait_ms = 300};
     char err[256], path[256];
     fb_files_t *f = fb_files_new(&o, err, sizeof(err));
     int fd;
@@ -964,7 +949,7 @@ Test(files, a_file_locked_too_long_fails_the_flush_and_keeps_its_lines)
     add(f, "acme", 0);
     flushed(f, false);
     /* another process (a router stopped while it held the lock) */
-    snprintf(path, sizeof(path), "%s/acme.log", dir);
+    snprintf(path, sizeof(path), "%s/acme.log", test_dir);
     cr_assert_geq(fd = open(path, O_RDWR), 0);
     cr_assert_eq(flock(fd, LOCK_EX), 0);
     add(f, "acme", 1);
