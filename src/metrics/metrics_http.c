@@ -195,12 +195,13 @@ answer(void *cls, struct MHD_Connection *conn, const char *url, const char *meth
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD\n");
     if (strcmp(url, "/metrics") == 0) {
-        fb_mbuf_t text = {0};
-        if (fb_metrics_render(srv->zone, &text) < 0) {
-            fb_mbuf_free(&text);
+        fb_mbuf_t page = {0};
+        if (fb_metrics_render(srv->zone, &page) < 0) {
+            fb_mbuf_free(&page);
             return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
         }
-        return reply(conn, MHD_HTTP_OK, METRICS_TYPE, text.data, text.len, MHD_RESPMEM_MUST_FREE);
+        return reply(conn, MHD_HTTP_OK, METRICS_TYPE, page.text.data, page.text.len,
+                     MHD_RESPMEM_MUST_FREE);
     }
     if (strcmp(url, "/healthz") == 0)
         return reply_text(conn, MHD_HTTP_OK, "ok\n");

@@ -58,38 +58,17 @@ static const char *const stage_names[FB_MT_STAGES] = {
 static bool
 mbuf_grow(fb_mbuf_t *b, size_t more)
 {
-    size_t cap = b->cap ? b->cap : 4096;
-    char *p;
-
-    if (b->failed)
-        return false;
-    if (b->len + more + 1 <= b->cap)
-        return true;
-    while (cap < b->len + more + 1) {
-        if (cap > SIZE_MAX / 2) {
-            b->failed = true;
-            return false;
-        }
-        cap *= 2;
-    }
-    if ((p = realloc(b->data, cap)) == NULL) {
+    if (!b->failed && fb_buf_reserve(&b->text, more) < 0)
         b->failed = true;
-        return false;
-    }
-    b->data = p;
-    b->cap = cap;
-    return true;
+    return !b->failed;
 }
 
 /* fb_mbuf_put -- append len bytes of s. */
 void
 fb_mbuf_put(fb_mbuf_t *b, const char *s, size_t len)
 {
-    if (!mbuf_grow(b, len))
-        return;
-    memcpy(b->data + b->len, s, len);
-    b->len += len;
-    b->data[b->len] = '\0';
+    if (mbuf_grow(b, len))
+        fb_buf_put(&b->text, s, len); /* has its room: cannot fail */
 }
 
 /* fb_mbuf_printf -- append formatted text. */
@@ -109,17 +88,17 @@ fb_mbuf_printf(fb_mbuf_t *b, const char *fmt, ...)
     if (!mbuf_grow(b, (size_t)n))
         return;
     va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    vsnprintf(b->text.data + b->text.len, (size_t)n + 1, fmt, ap);
     va_end(ap);
-    b->len += (size_t)n;
+    b->text.len += (size_t)n;
 }
 
 /* fb_mbuf_free -- release the text; b is empty again. */
 void
 fb_mbuf_free(fb_mbuf_t *b)
 {
-    free(b->data);
-    memset(b, 0, sizeof(*b));
+    fb_buf_free(&b->text);
+    b->failed = false;
 }
 
 /* fb_metrics_label_escape -- s escaped as the text format wants a label

@@ -14,15 +14,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common/buf.h"
 #include "common/log.h"
 #include "common/metrics.h"
 
 /* Text that grows; failed once an allocation failed (then it stops
  * growing, and the text is not to be used). Zero it to start. */
 typedef struct fb_mbuf {
-    char *data; /* NUL-terminated while !failed */
-    size_t len;
-    size_t cap;
+    fb_buf_t text; /* NUL-terminated while !failed */
     bool failed;
 } fb_mbuf_t;
 

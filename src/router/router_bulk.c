@@ -25,6 +25,7 @@
 #include <jansson.h>
 #include <zlib.h>
 
+#include "common/buf.h"
 #include "common/secret.h"
 #include "router/router_bulk.h"
 #include "router/router_http.h"
@@ -38,8 +39,7 @@
 #define GZIP_LEVEL 1 /* log lines shrink well already; the router's CPU matters more */
 
 struct fb_bulk_body {
-    char *buf;
-    size_t len, cap;
+    fb_buf_t text;
     size_t count;
 };
 
@@ -66,7 +66,6 @@ static const char *json_str(json_t *o, const char *key);
 static void result_reset(fb_bulk_result_t *r, size_t count, long status);
 static bool doc_fault(const char *type);
 static int item_verdict(json_t *item, fb_bulk_item_t *out);
-static int body_reserve(fb_bulk_body_t *b, size_t extra);
 static const char *status_text(long status);
 static bool printable(const char *s, bool spaces);
 static size_t gzip_body(fb_bulk_t *c, const fb_bulk_body_t *body);
@@ -250,7 +249,7 @@ fb_bulk_body_free(fb_bulk_body_t *b)
 {
     if (b == NULL)
         return;
-    free(b->buf);
+    fb_buf_free(&b->text);
     free(b);
 }
 
@@ -258,27 +257,8 @@ fb_bulk_body_free(fb_bulk_body_t *b)
 void
 fb_bulk_body_clear(fb_bulk_body_t *b)
 {
-    b->len = 0;
+    b->text.len = 0;
     b->count = 0;
-}
-
-/* body_reserve -- room for extra more bytes (and a NUL). */
-static int
-body_reserve(fb_bulk_body_t *b, size_t extra)
-{
-    size_t want = b->len + extra + 1, cap = b->cap != 0 ? b->cap : 4096;
-    char *p;
-
-    if (want <= b->cap)
-        return 0;
-    while (cap < want)
-        cap *= 2;
-    p = realloc(b->buf, cap);
-    if (p == NULL)
-        return -1;
-    b->buf = p;
-    b->cap = cap;
-    return 0;
 }
 
 /* fb_bulk_body_add -- the action line and the document line. */
@@ -287,7 +267,7 @@ fb_bulk_body_add(fb_bulk_body_t *b, const char *index, const char *id, const cha
                  char *err, size_t errlen)
 {
     char why[160];
-    size_t id_len = strlen(id), action_len, need, at = b->len;
+    size_t id_len = strlen(id), action_len, need, at = b->text.len;
     json_t *action;
     long n;
 
@@ -313,7 +293,7 @@ fb_bulk_body_add(fb_bulk_body_t *b, const char *index, const char *id, const cha
     }
     action_len = json_dumpb(action, NULL, 0, JSON_COMPACT);
     need = action_len + 1 + len + 1;
-    if (action_len == 0 || need > FB_BULK_BODY_MAX - b->len) {
+    if (action_len == 0 || need > FB_BULK_BODY_MAX - b->text.len) {
         json_decref(action);
         if (action_len != 0 && b->count > 0)
             return FB_BULK_E_FULL;
@@ -321,27 +301,27 @@ fb_bulk_body_add(fb_bulk_body_t *b, const char *index, const char *id, const cha
                  FB_BULK_BODY_MAX);
         return FB_BULK_E_DOC;
     }
-    if (body_reserve(b, need) < 0) {
+    if (fb_buf_reserve(&b->text, need) < 0) {
         json_decref(action);
-        snprintf(err, errlen, "out of memory for a body of %zu bytes", b->len + need);
+        snprintf(err, errlen, "out of memory for a body of %zu bytes", b->text.len + need);
         return FB_BULK_E_FULL;
     }
-    json_dumpb(action, b->buf + at, action_len, JSON_COMPACT);
+    json_dumpb(action, b->text.data + at, action_len, JSON_COMPACT);
     json_decref(action);
     at += action_len;
-    b->buf[at++] = '\n';
+    b->text.data[at++] = '\n';
     /* checked and copied in one pass, without the white space that a
      * newline inside would break the NDJSON framing with */
-    n = fb_json_compact(doc, len, b->buf + at);
-    if (n <= 0 || b->buf[at] != '{') {
-        b->buf[b->len] = '\0'; /* as it was */
+    n = fb_json_compact(doc, len, b->text.data + at);
+    if (n <= 0 || b->text.data[at] != '{') {
+        b->text.data[b->text.len] = '\0'; /* as it was */
         snprintf(err, errlen, "the document is not one JSON object");
         return FB_BULK_E_DOC;
     }
     at += (size_t)n;
-    b->buf[at++] = '\n';
-    b->buf[at] = '\0';
-    b->len = at;
+    b->text.data[at++] = '\n';
+    b->text.data[at] = '\0';
+    b->text.len = at;
     b->count++;
     return 0;
 }
@@ -355,13 +335,13 @@ fb_bulk_body_count(const fb_bulk_body_t *b)
 size_t
 fb_bulk_body_size(const fb_bulk_body_t *b)
 {
-    return b->len;
+    return b->text.len;
 }
 
 const char *
 fb_bulk_body_text(const fb_bulk_body_t *b)
 {
-    return b->len > 0 ? b->buf : "";
+    return b->text.len > 0 ? b->text.data : "";
 }
 
 /* ===================================================================== */
@@ -753,7 +733,7 @@ gzip_body(fb_bulk_t *c, const fb_bulk_body_t *body)
     memset(&z, 0, sizeof(z));
     if (deflateInit2(&z, GZIP_LEVEL, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         return 0;
-    bound = deflateBound(&z, (uLong)body->len) + 32;
+    bound = deflateBound(&z, (uLong)body->text.len) + 32;
     if (bound > c->gz_cap) {
         char *p = realloc(c->gz, bound);
         if (p == NULL) {
@@ -763,8 +743,8 @@ gzip_body(fb_bulk_t *c, const fb_bulk_body_t *body)
         c->gz = p;
         c->gz_cap = bound;
     }
-    z.next_in = (Bytef *)body->buf;
-    z.avail_in = (uInt)body->len;
+    z.next_in = (Bytef *)body->text.data;
+    z.avail_in = (uInt)body->text.len;
     z.next_out = (Bytef *)c->gz;
     z.avail_out = (uInt)c->gz_cap;
     if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
@@ -781,8 +761,8 @@ int
 fb_bulk_send(fb_bulk_t *c, const fb_bulk_body_t *body, fb_bulk_result_t *r)
 {
     char why[FB_HTTP_URL_MAX + 2 * sizeof(r->error)];
-    const char *data = body->buf;
-    size_t count = body->count, size = body->len;
+    const char *data = body->text.data;
+    size_t count = body->count, size = body->text.len;
     CURLcode rc;
     long status = 0;
     int ret;
@@ -813,7 +793,7 @@ fb_bulk_send(fb_bulk_t *c, const fb_bulk_body_t *body, fb_bulk_result_t *r)
         if (size == 0) {
             r->failure = FB_BULK_FAIL_LOCAL;
             snprintf(r->error, sizeof(r->error), "%s: gzip of %zu bytes failed", c->where,
-                     body->len);
+                     body->text.len);
             return -1;
         }
     }

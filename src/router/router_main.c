@@ -55,6 +55,7 @@
 #include <sodium.h>
 
 #include "common/backoff.h"
+#include "common/buf.h"
 #include "common/clock.h"
 #include "common/kafka.h"
 #include "common/loaded.h"
@@ -123,8 +124,7 @@ typedef struct router {
     fb_backoff_t rollback; /* the pause after a roll back, doubled while they recur */
     uint64_t last_rollback_ms;
     /* print_events: the batch's lines, written to stdout once it is written */
-    char *print;
-    size_t print_len, print_cap;
+    fb_buf_t print;
     bool print_failed;
     unsigned long dead_letters;
     refused_tally_t refused[REFUSED_KEYS + 1]; /* the last: every other key */
@@ -395,7 +395,7 @@ roll_back(router_t *r, bool seek)
         r->held = NULL;
     }
     r->unsynced = false;
-    r->print_len = 0; /* not written: not printed */
+    r->print.len = 0; /* not written: not printed */
     pend_end(r, false); /* read again: counted then */
     /* read up to where the files were cut back to: nothing beyond is
      * stored before it is written again */
@@ -822,18 +822,8 @@ line_of(router_t *r, const rd_kafka_message_t *m, fb_line_t *line)
 static void
 print_add(router_t *r, const char *text, size_t len)
 {
-    if (r->print_len + len > r->print_cap) {
-        size_t cap = r->print_cap ? r->print_cap : 65536;
-        char *b;
-        while (cap < r->print_len + len)
-            cap *= 2;
-        if ((b = realloc(r->print, cap)) == NULL)
-            fb_panic("router %u: out of memory buffering printed lines", r->index);
-        r->print = b;
-        r->print_cap = cap;
-    }
-    memcpy(r->print + r->print_len, text, len);
-    r->print_len += len;
+    if (fb_buf_put(&r->print, text, len) < 0)
+        fb_panic("router %u: out of memory buffering printed lines", r->index);
 }
 
 /* print_flush -- the batch's lines to standard output, shared with the
@@ -845,9 +835,9 @@ print_flush(router_t *r)
 {
     size_t at = 0;
 
-    while (at < r->print_len) {
-        const char *p = r->print + at, *nl;
-        size_t n = r->print_len - at;
+    while (at < r->print.len) {
+        const char *p = r->print.data + at, *nl;
+        size_t n = r->print.len - at;
         if (n > PIPE_BUF) { /* the whole lines within PIPE_BUF, or the one longer line */
             nl = memrchr(p, '\n', PIPE_BUF);
             if (nl == NULL)
@@ -865,7 +855,7 @@ print_flush(router_t *r)
         }
         at += (size_t)w;
     }
-    r->print_len = 0;
+    r->print.len = 0;
 }
 
 /* to_targets -- the line of m to each remote target its key names; true
@@ -1474,7 +1464,7 @@ fb_router_main(const fb_conf_t *conf, fb_ring_t *ring, unsigned index)
     fb_log_info("router %u stopped (%lu dead letters)", index, r->dead_letters);
     if (r->from != NULL)
         rd_kafka_topic_partition_list_destroy(r->from);
-    free(r->print);
+    fb_buf_free(&r->print);
     free(r->pend);
     free(r->pend_touched);
     free(r);

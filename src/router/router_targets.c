@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "common/backoff.h"
+#include "common/buf.h"
 #include "common/clock.h"
 #include "common/hash.h"
 #include "common/log.h"
@@ -124,8 +125,7 @@ struct fb_target {
     /* the delivery thread's own */
     entry_t **work; /* the records of the request being made */
     size_t work_cap;
-    char *buf; /* a request's body */
-    size_t buf_cap;
+    fb_buf_t buf; /* a request's body */
     char (*whys)[WHY_MAX]; /* http: each record's reason when refused (POST_RECORDS) */
 };
 
@@ -613,23 +613,11 @@ work_room(fb_target_t *t, size_t n)
 static ssize_t
 body_of(fb_target_t *t, entry_t *const *w, size_t n)
 {
-    size_t len = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        if (len + w[i]->line_len > t->buf_cap) {
-            size_t cap = t->buf_cap ? t->buf_cap : 65536;
-            while (cap < len + w[i]->line_len)
-                cap *= 2;
-            char *b = realloc(t->buf, cap);
-            if (b == NULL)
-                return -1;
-            t->buf = b;
-            t->buf_cap = cap;
-        }
-        memcpy(t->buf + len, w[i]->line, w[i]->line_len);
-        len += w[i]->line_len;
-    }
-    return (ssize_t)len;
+    t->buf.len = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fb_buf_put(&t->buf, w[i]->line, w[i]->line_len) < 0)
+            return -1;
+    return (ssize_t)t->buf.len;
 }
 
 /* ---- S3 -------------------------------------------------------------------------- */
@@ -705,7 +693,7 @@ s3_work(fb_target_t *t)
     pthread_mutex_unlock(&t->mu);
 
     ssize_t len = body_of(t, t->work, n);
-    if (len < 0 || (c->gzip && fb_gzip(t->buf, (size_t)len, 6, &gz, &gz_len) < 0)) {
+    if (len < 0 || (c->gzip && fb_gzip(t->buf.data, (size_t)len, 6, &gz, &gz_len) < 0)) {
         rc = FB_S3_RETRY;
         fb_errf(err, sizeof(err), "out of memory making an object");
     } else if (fb_s3_object_name(name, sizeof(name), c->prefix, key, first->time_s, p->topic,
@@ -715,7 +703,7 @@ s3_work(fb_target_t *t)
                 "key and topic must make one)", key, (int)p->partition,
                 (long long)first->offset, (long long)last->offset);
     } else {
-        rc = fb_s3_put(t->s3, name, gz ? (const void *)gz : t->buf, gz ? gz_len : (size_t)len,
+        rc = fb_s3_put(t->s3, name, gz ? (const void *)gz : t->buf.data, gz ? gz_len : (size_t)len,
                        "application/x-ndjson", gz ? "gzip" : NULL, err, sizeof(err));
     }
     free(gz);
@@ -862,7 +850,7 @@ post(fb_target_t *t, entry_t *const *w, size_t n, int *out, char (*whys)[WHY_MAX
         snprintf(idem, sizeof(idem), "t%016llx-%d-%lld-%lld", (unsigned long long)h,
                  (int)p->partition, (long long)w[0]->offset, (long long)w[n - 1]->offset);
     }
-    fb_post_result_t rc = fb_post_send(t->post, t->buf, (size_t)len, idem, err, errlen);
+    fb_post_result_t rc = fb_post_send(t->post, t->buf.data, (size_t)len, idem, err, errlen);
     if (rc == FB_POST_RETRY)
         return false;
     if (rc != FB_POST_OK && n > 1)
@@ -1291,7 +1279,7 @@ fb_targets_free(fb_targets_t *ts)
         fb_bulk_body_free(t->body);
         fb_post_free(t->post);
         free(t->work);
-        free(t->buf);
+        fb_buf_free(&t->buf);
         free(t->whys);
         pthread_mutex_destroy(&t->mu);
         pthread_cond_destroy(&t->wake);

@@ -39,9 +39,9 @@ render(const fb_metrics_t *m)
     fb_mbuf_t b = {0};
 
     cr_assert_eq(fb_metrics_render(m, &b), 0);
-    cr_assert_not_null(b.data);
-    cr_assert_eq(strlen(b.data), b.len);
-    return b.data;
+    cr_assert_not_null(b.text.data);
+    cr_assert_eq(strlen(b.text.data), b.text.len);
+    return b.text.data;
 }
 
 #define LINE(text, line) cr_assert(has_line(text, line), "no line \"%s\" in:\n%s", line, text)
@@ -52,18 +52,18 @@ Test(metrics_render, label_escape)
     fb_mbuf_t b = {0};
 
     fb_metrics_label_escape(&b, "plain-key_1.x");
-    cr_assert_str_eq(b.data, "plain-key_1.x");
+    cr_assert_str_eq(b.text.data, "plain-key_1.x");
     fb_mbuf_free(&b);
     fb_metrics_label_escape(&b, "a\\b\"c\nd\\");
-    cr_assert_str_eq(b.data, "a\\\\b\\\"c\\nd\\\\");
+    cr_assert_str_eq(b.text.data, "a\\\\b\\\"c\\nd\\\\");
     fb_mbuf_free(&b);
     fb_metrics_label_escape(&b, "\"\"\n\n");
-    cr_assert_str_eq(b.data, "\\\"\\\"\\n\\n");
+    cr_assert_str_eq(b.text.data, "\\\"\\\"\\n\\n");
     fb_mbuf_free(&b);
     fb_mbuf_put(&b, "", 0);
     fb_metrics_label_escape(&b, "");
-    cr_assert_str_eq(b.data, "", "an empty value is an empty text");
-    cr_assert_eq(b.len, 0);
+    cr_assert_str_eq(b.text.data, "", "an empty value is an empty text");
+    cr_assert_eq(b.text.len, 0);
     fb_mbuf_free(&b);
 }
 
