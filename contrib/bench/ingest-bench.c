@@ -30,6 +30,18 @@
  * never cross a socket or the ring. All streams come from one address,
  * so fbpiped's max_calls_per_peer is raised to the streams above 64.
  *
+ * FBPIPE_BENCH_TLS=1: fbpiped listens with TLS (a certificate the bench
+ * makes with openssl for 127.0.0.1) and the clients verify it.
+ * FBPIPE_BENCH_KCAT names a kcat: then kcat -P is the baseline (side 1),
+ * one process sending all the round's events from a file of
+ * "tenant-NNN<TAB>event" lines (the threads' batches interleaved as they
+ * come), with the same producer settings, to the plain producer's topic.
+ * Its values are the events' text, not the Records fbpiped writes (which
+ * are larger); the round is timed from its start to its exit, after its
+ * last delivery report; its CPU is the child's. The sides are then kcat,
+ * seed, native and plain, and no paced loads run unless
+ * FBPIPE_BENCH_LOADS asks.
+ *
  * Latency (p50/p99/p999): a native batch's send to its Ack; a SendEvent
  * call to its answer; a plain batch's first record handed to librdkafka
  * to its last delivery report. After the rounds, when FBPIPE_BENCH_LOADS
@@ -55,6 +67,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +90,7 @@
 #define WINDOW 8
 #define STREAMS_MAX 4096
 
-enum { SIDE_PLAIN, SIDE_NATIVE, SIDE_SEED };
+enum { SIDE_PLAIN, SIDE_NATIVE, SIDE_SEED, SIDE_KCAT, SIDES };
 
 typedef struct lat {
     uint64_t *us;
@@ -94,6 +107,7 @@ typedef struct pbatch {
 typedef struct worker {
     int index;
     const char *target;
+    const char *ca_file; /* TLS: the certificate fbpiped presents */
     char token[1024];
     char key[24];
     const char *events;
@@ -121,6 +135,8 @@ static char dir[] = "/tmp/ingest-bench-XXXXXX";
 static pid_t daemon_pid;
 static int streams = 8, per_batch = 512;
 static char log_path[300];
+static const char *kcat;     /* FBPIPE_BENCH_KCAT */
+static char kcat_cmd[1024];  /* kcat -P and its settings, for sh -c */
 
 static uint64_t
 now_us(void)
@@ -402,7 +418,7 @@ run(void *arg)
 {
     worker_t *w = arg;
     fb_client_opts_t o = {.target = w->target, .token = w->token, .max_inflight = WINDOW,
-                          .timeout_ms = 120000};
+                          .timeout_ms = 120000, .ca_file = w->ca_file};
     char err[256];
     fb_client_t *c;
 
@@ -425,14 +441,66 @@ run(void *arg)
     return NULL;
 }
 
+/* kcat_input -- the first n events as kcat -P lines, batch j of every
+ * thread before batch j + 1 of any, into dir/kcat-N.in (made once per n). */
+static void
+kcat_input(const char *events, long n, char *path, size_t len)
+{
+    long per = n / streams;
+    FILE *fp;
+
+    snprintf(path, len, "%s/kcat-%ld.in", dir, n);
+    if (access(path, F_OK) == 0)
+        return;
+    if ((fp = fopen(path, "w")) == NULL) {
+        fprintf(stderr, "ingest-bench: cannot write %s\n", path);
+        exit(1);
+    }
+    for (long j = 0; j < per; j += per_batch)
+        for (int i = 0; i < streams; i++)
+            for (long k = j; k < j + per_batch && k < per; k++)
+                fprintf(fp, "tenant-%03d\t%.*s\n", i, BENCH_REC,
+                        events + (size_t)(per * i + k) * BENCH_REC);
+    if (fclose(fp) != 0) {
+        fprintf(stderr, "ingest-bench: cannot write %s\n", path);
+        exit(1);
+    }
+}
+
+/* kcat_round -- kcat -P over the first n events; seconds from its start to
+ * its exit (exits the bench when it fails). */
+static double
+kcat_round(const char *events, long n)
+{
+    char path[300], cmd[1600];
+    double t0;
+    int rc;
+
+    kcat_input(events, n, path, sizeof(path));
+    snprintf(cmd, sizeof(cmd), "%s -l '%s' 2>>'%s/kcat.err'", kcat_cmd, path, dir);
+    t0 = bench_now();
+    rc = system(cmd);
+    t0 = bench_now() - t0;
+    if (rc != 0) {
+        fprintf(stderr, "ingest-bench: kcat failed (status %d; see %s/kcat.err): %s\n", rc, dir,
+                cmd);
+        exit(1);
+    }
+    return t0;
+}
+
 /* through -- the streams' threads over n events on a side; returns
  * seconds from all threads ready to the last answer or report. */
 static double
 through(worker_t *w, const char *events, long n, int side, double rate)
 {
-    pthread_t *t = calloc((size_t)streams, sizeof(*t));
+    pthread_t *t;
     pthread_barrier_t go;
     double t0;
+
+    if (side == SIDE_KCAT)
+        return kcat_round(events, n);
+    t = calloc((size_t)streams, sizeof(*t));
 
     pthread_barrier_init(&go, NULL, (unsigned)streams + 1);
     for (int i = 0; i < streams; i++) {
@@ -589,13 +657,14 @@ write_file(const char *name, mode_t mode, const char *text)
     }
 }
 
-/* timed -- one round of a side, its rate and CPU into run, its latencies
- * into all. */
+/* timed -- one round of a side, its rate and CPU into run (at position
+ * pos), its latencies into all. */
 static void
-timed(bench_run_t *run, lat_t *all, worker_t *w, const char *events, long n, int side,
+timed(bench_run_t *run, int pos, lat_t *all, worker_t *w, const char *events, long n, int side,
       double rate, double *secs)
 {
     bench_procs_t before, after;
+    double child = bench_cpu_children();
 
     bench_procs_sample(side == SIDE_PLAIN ? 0 : daemon_pid, log_path,
                        side == SIDE_PLAIN ? "bench+librdkafka" : "bench-clients", &before);
@@ -603,10 +672,14 @@ timed(bench_run_t *run, lat_t *all, worker_t *w, const char *events, long n, int
     bench_procs_sample(side == SIDE_PLAIN ? 0 : daemon_pid, log_path,
                        side == SIDE_PLAIN ? "bench+librdkafka" : "bench-clients", &after);
     if (run != NULL) {
-        bench_run_add(run, side, (double)n, *secs);
-        bench_run_cpu_diff(run, side, &before, &after);
+        bench_run_add(run, pos, (double)n, *secs);
+        if (side == SIDE_KCAT)
+            bench_run_cpu(run, pos, "kcat", bench_cpu_children() - child);
+        else
+            bench_run_cpu_diff(run, pos, &before, &after);
     }
-    lat_merge(all, w, streams);
+    if (side != SIDE_KCAT)
+        lat_merge(all, w, streams);
 }
 
 static void
@@ -622,19 +695,23 @@ print_lat(const char *config, const char *side, double offered, double achieved,
 int
 main(int argc, char **argv)
 {
-    static const char *const names[] = {"plain-librdkafka", "native-Stream", "seed-SendEvent"};
-    static const char *const what[] = {"a batch's first record to its last delivery report",
-                                       "a batch's send to its Ack",
-                                       "a SendEvent call to its answer"};
+    static const char *const names[SIDES] = {"plain-librdkafka", "native-Stream",
+                                             "seed-SendEvent", "kcat-P"};
+    static const char *const what[SIDES] = {"a batch's first record to its last delivery report",
+                                            "a batch's send to its Ack",
+                                            "a SendEvent call to its answer", ""};
+    int order[SIDES] = {SIDE_PLAIN, SIDE_NATIVE, SIDE_SEED, SIDE_KCAT};
+    const char *order_names[SIDES];
+    bool tls = getenv("FBPIPE_BENCH_TLS") && atoi(getenv("FBPIPE_BENCH_TLS")) != 0;
     const char *env = getenv("FBPIPE_BENCH_RECORDS"), *brokers = getenv("FBPIPE_KAFKA_BROKERS");
     const char *fbpiped = getenv("FBPIPED") ? getenv("FBPIPED") : "./fbpiped";
     const char *loads = getenv("FBPIPE_BENCH_LOADS") ? getenv("FBPIPE_BENCH_LOADS") : "0.5";
     const char *linger = getenv("FBPIPE_BENCH_LINGER") ? getenv("FBPIPE_BENCH_LINGER") : "5ms";
     long n = argc > 1 ? atol(argv[1]) : env ? atol(env) : 400000;
     int rounds = bench_rounds(), sides, stamp = (int)time(NULL);
-    char conf_path[300], *text, target[64], secret[65], config[64], topic[96];
+    char conf_path[300], *text, target[64], secret[65], config[64], topic[96], ca_path[300];
     worker_t *w;
-    lat_t all[3] = {{0}};
+    lat_t all[SIDES] = {{0}};
     fb_conf_t *conf;
     bench_run_t run;
     pthread_t poll_thread;
@@ -659,6 +736,25 @@ main(int argc, char **argv)
         return 2;
     }
     sides = getenv("FBPIPE_BENCH_SEED") && atoi(getenv("FBPIPE_BENCH_SEED")) == 0 ? 2 : 3;
+    kcat = getenv("FBPIPE_BENCH_KCAT");
+    if (kcat != NULL && *kcat != '\0') {
+        if (strspn(kcat, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-") !=
+            strlen(kcat) || strlen(kcat) > 200) {
+            fprintf(stderr, "ingest-bench: FBPIPE_BENCH_KCAT is a program's name or path\n");
+            return 2;
+        }
+        order[0] = SIDE_KCAT;
+        order[1] = SIDE_SEED;
+        order[2] = SIDE_NATIVE;
+        order[3] = SIDE_PLAIN;
+        sides = SIDES;
+        if (getenv("FBPIPE_BENCH_LOADS") == NULL)
+            loads = "";
+    } else {
+        kcat = NULL;
+    }
+    for (int p = 0; p < sides; p++)
+        order_names[p] = names[order[p]];
     if (strspn(linger, "0123456789msh") != strlen(linger) || linger[0] == '\0' ||
         strlen(linger) > 16) {
         fprintf(stderr, "ingest-bench: FBPIPE_BENCH_LINGER is a duration (5ms, 1ms, 0)\n");
@@ -690,11 +786,28 @@ main(int argc, char **argv)
     }
     write_file("keys.json", 0600, text);
     port = free_port();
+    if (tls) { /* a certificate for 127.0.0.1, as an operator would make one */
+        char cmd[1200];
+        snprintf(cmd, sizeof(cmd),
+                 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+                 "-keyout '%s/tls.key' -out '%s/tls.crt' -days 2 -subj /CN=127.0.0.1 "
+                 "-addext subjectAltName=IP:127.0.0.1 >'%s/openssl.log' 2>&1",
+                 dir, dir, dir);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "ingest-bench: openssl could not make a certificate (%s/openssl.log)\n",
+                    dir);
+            return 1;
+        }
+        snprintf(ca_path, sizeof(ca_path), "%s/tls.crt", dir);
+    }
     snprintf(text, cap,
              "[ingester]\nlisten = 127.0.0.1:%d\nworkers = 2\nmax_calls_per_peer = %d\n"
+             "%s%s%s%s%s"
              "[kafka]\nbrokers = %s\ntopic = ingest-bench-%d\npartitions = 4\n"
              "compression = lz4\nlinger = %s\n",
-             port, streams > 64 ? streams : 64, brokers, stamp, linger);
+             port, streams > 64 ? streams : 64, tls ? "tls_cert = " : "", tls ? ca_path : "",
+             tls ? "\ntls_key = " : "", tls ? dir : "", tls ? "/tls.key\n" : "", brokers, stamp,
+             linger);
     write_file("fbpipe.conf", 0644, text);
     snprintf(conf_path, sizeof(conf_path), "%s/fbpipe.conf", dir);
     snprintf(log_path, sizeof(log_path), "%s/fbpiped.log", dir);
@@ -723,6 +836,7 @@ main(int argc, char **argv)
         FILE *p;
         w[i].index = i;
         w[i].target = target;
+        w[i].ca_file = tls ? ca_path : NULL;
         snprintf(w[i].key, sizeof(w[i].key), "tenant-%03d", i);
         pthread_mutex_init(&w[i].mu, NULL);
         pthread_cond_init(&w[i].cv, NULL);
@@ -744,6 +858,11 @@ main(int argc, char **argv)
     plain_topic = conf->topic;
     vals = plain_values(events, n, &vlen);
     rk = plain_producer(conf);
+    if (kcat != NULL) /* the plain producer's settings (fb_kafka_producer_conf) */
+        snprintf(kcat_cmd, sizeof(kcat_cmd),
+                 "'%s' -P -b '%s' -t '%s' -K '\t' -X enable.idempotence=true -X acks=all "
+                 "-X compression.codec=lz4 -X linger.ms=%llu -X message.timeout.ms=0",
+                 kcat, brokers, topic, (unsigned long long)conf->linger_ms);
     atomic_store(&polling, 1);
     pthread_create(&poll_thread, NULL, poller, rk);
     for (int i = 0; i < streams; i++) {
@@ -755,24 +874,31 @@ main(int argc, char **argv)
     /* warm up, both once: a batch per thread */
     through(w, events, (long)streams * per_batch, SIDE_NATIVE, 0);
     through(w, events, (long)streams * per_batch, SIDE_PLAIN, 0);
+    if (kcat != NULL)
+        through(w, events, (long)streams * per_batch, SIDE_KCAT, 0);
 
-    snprintf(config, sizeof(config), "streams=%d,batch=%d", streams, per_batch);
+    snprintf(config, sizeof(config), "streams=%d,batch=%d%s%s", streams, per_batch,
+             tls ? ",tls" : "", kcat ? ",kcat" : "");
     printf("ingest-bench: %ld events of %d bytes, %d streams (threads), %d records per batch, "
            "%d batches in flight per thread; lz4, linger %s, acks=all, idempotent, "
            "4 partitions, %d keys interleaved; %d rounds, sides alternating\n",
            n, BENCH_REC, streams, per_batch, WINDOW, linger, streams, rounds);
     bench_print_load("ingest-bench", "before");
-    bench_run_init(&run, "ingest-bench", config, sides, names);
+    bench_run_init(&run, "ingest-bench", config, sides, order_names);
     for (int k = 0; k < rounds; k++)
-        for (int side = 0; side < sides; side++)
-            timed(&run, &all[side], w, events, n, side, 0, &secs);
+        for (int p = 0; p < sides; p++)
+            timed(&run, p, &all[order[p]], w, events, n, order[p], 0, &secs);
     bench_run_print(&run);
-    printf("ratio = a side's events/s / plain librdkafka's in the same round\n");
+    printf("ratio = a side's events/s / %s's in the same round\n", order_names[0]);
     printf("  latency over all rounds, unpaced:\n");
-    for (int side = 0; side < sides; side++)
-        print_lat(config, names[side], 0, bench_median(run.side[side].rate, rounds), &all[side],
-                  what[side]);
-    peak = bench_median(run.side[SIDE_NATIVE].rate, run.side[SIDE_NATIVE].rounds);
+    for (int p = 0; p < sides; p++)
+        if (order[p] != SIDE_KCAT)
+            print_lat(config, names[order[p]], 0, bench_median(run.side[p].rate, rounds),
+                      &all[order[p]], what[order[p]]);
+    peak = 0;
+    for (int p = 0; p < sides; p++)
+        if (order[p] == SIDE_NATIVE)
+            peak = bench_median(run.side[p].rate, run.side[p].rounds);
     if (*loads != '\0')
         printf("  paced at fractions of native's median rate (%.0f/s), %ld events each:\n", peak,
                n / 2);
@@ -787,7 +913,7 @@ main(int argc, char **argv)
             long m = n / 2 / ((long)streams * per_batch) * ((long)streams * per_batch);
             if (m <= 0)
                 m = (long)streams * per_batch;
-            timed(NULL, &one, w, events, m, side, peak * f, &secs);
+            timed(NULL, 0, &one, w, events, m, side, peak * f, &secs);
             print_lat(config, names[side], peak * f, (double)m / secs, &one, what[side]);
             free(one.us);
         }
