@@ -95,9 +95,14 @@ set_status(fb_client_status_t *st, int code, const char *fmt, ...)
     va_end(ap);
 }
 
+/* after_ms -- a deadline ms from now. The C core rounds a deadline up to
+ * its next millisecond, so "now" would wait up to 1 ms for nothing: a
+ * zero wait is the infinite past, which only takes what is there. */
 static gpr_timespec
 after_ms(unsigned ms)
 {
+    if (ms == 0)
+        return gpr_inf_past(GPR_CLOCK_MONOTONIC);
     return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(ms, GPR_TIMESPAN));
 }
 
