@@ -884,8 +884,15 @@ stream_send(fb_stream_t *s, uint64_t seq, grpc_byte_buffer *bb, fb_client_status
     }
     s->sending = true;
     s->inflight[s->n_inflight++] = (inflight_t){.seq = seq, .sent_us = fb_monotonic_us()};
-    while (pump(s, 0) == 0) /* take what already arrived, without waiting */
-        ;
+    /* gRPC writes the batch only while its queue is polled: a caller that
+     * goes on with other work (or sleeps) before its next call would hold
+     * the batch back, so wait until gRPC took it (acks arriving meanwhile
+     * are handled). Not longer than the next send would have waited. */
+    if (wait_until(s, sent, fb_monotonic_us() + (uint64_t)c->timeout_ms * 1000) < 0) {
+        set_status(st, GRPC_STATUS_DEADLINE_EXCEEDED, "batch %llu not taken within %u ms",
+                   (unsigned long long)seq, c->timeout_ms);
+        return -1;
+    }
     return 0;
 }
 
@@ -963,11 +970,26 @@ fb_stream_wait(fb_stream_t *s, fb_client_status_t *st)
 }
 
 bool
+fb_stream_poll(fb_stream_t *s, unsigned wait_ms)
+{
+    uint64_t deadline = fb_monotonic_us() + (uint64_t)wait_ms * 1000;
+
+    while (!ended(s)) {
+        uint64_t now = fb_monotonic_us();
+        if (now >= deadline) {
+            while (pump(s, 0) == 0)
+                ;
+            break;
+        }
+        pump(s, (unsigned)((deadline - now + 999) / 1000));
+    }
+    return ended(s);
+}
+
+bool
 fb_stream_ended(fb_stream_t *s)
 {
-    while (pump(s, 0) == 0)
-        ;
-    return ended(s);
+    return fb_stream_poll(s, 0);
 }
 
 size_t

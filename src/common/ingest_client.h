@@ -90,7 +90,8 @@ int fb_client_send_events(fb_client_t *c, Api__Event *const *events, size_t n,
                           fb_client_status_t *st);
 
 /* Stream: open (NULL and st on failure); send blocks while max_inflight
- * batches are unacknowledged, calling cb for the acks that arrive (any
+ * batches are unacknowledged, and then until gRPC has taken the batch
+ * (written it to the connection), calling cb for the acks that arrive (any
  * order; OK, RETRY or REJECTED: an answered batch is no longer in flight,
  * sending a RETRY batch again is the caller's choice); close half-closes
  * and waits for every ack and the final status. A seq may not be in
@@ -112,9 +113,13 @@ int fb_stream_close(fb_stream_t *s, fb_client_status_t *st);
  * unanswered, or opts.timeout_ms passed. The stream may have ended since
  * the last answer: see fb_stream_ended before sending more. */
 int fb_stream_wait(fb_stream_t *s, fb_client_status_t *st);
-/* Take what already arrived, without waiting (cb called for acks); true
- * once the server has ended the stream, which can carry no more (free it
- * and open another). */
+/* Take what arrives within wait_ms (cb called for acks; 0: only what
+ * already arrived); true once the server has ended the stream, which can
+ * carry no more (free it and open another). The library reads acks only
+ * inside its calls: a caller that waits between sends waits here, so
+ * that acks are taken as they come. */
+bool fb_stream_poll(fb_stream_t *s, unsigned wait_ms);
+/* fb_stream_poll without waiting. */
 bool fb_stream_ended(fb_stream_t *s);
 size_t fb_stream_unacked(const fb_stream_t *s, uint64_t *seqs, size_t cap);
 /* Cancel if still open, wait for gRPC to let go, free. */
