@@ -263,7 +263,7 @@ run_native(agent_t *a, fb_client_t *c, double t0)
             if (b == NULL) {
                 if (finished(a))
                     break;
-                nap_ms(5);
+                fb_stream_poll(s, 5); /* nothing due: take acks as they come */
                 continue;
             }
             Fbpipe__V1__Batch bt;
