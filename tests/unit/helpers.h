@@ -6,6 +6,7 @@
 #define FB_TEST_HELPERS_H
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,14 +68,26 @@ test_write(const char *name, const char *content, mode_t mode)
     return p;
 }
 
-/* test_rmdir -- remove test_dir and what is in it. */
+/* test_rm_one -- nftw's callback: remove one entry, children first. */
+static inline int
+test_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    if (remove(path) != 0)
+        fprintf(stderr, "test_rmdir: could not remove %s\n", path);
+    return 0;
+}
+
+/* test_rmdir -- remove test_dir and what is in it, in this process (no
+ * rm child: a test that gave up root, under valgrind, could not log it).
+ * Says what it could not remove; a test does not fail for leftovers. */
 static inline void
 test_rmdir(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", test_dir);
-    if (test_dir[0] != '\0' && system(cmd) != 0)
-        abort();
+    if (test_dir[0] != '\0')
+        nftw(test_dir, test_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* test_setup / test_teardown -- a private folder and captured logging. */
