@@ -1,4 +1,5 @@
-# lib.sh -- shared by the integration test scripts (sourced, not run).
+# lib.sh -- shared by the integration test scripts, their runner and
+# contrib/check (sourced, not run; functions only).
 # write_conf DIR [EXTRA-INI-LINES...]: a configuration for the test broker
 # with a secret and an empty key database beside it.
 write_conf() {
@@ -18,4 +19,11 @@ write_conf() {
 # kafka_local_running: the broker under test is kafka-local's (faults possible)
 kafka_local_running() {
     "$FBPIPE_SRCDIR/contrib/kafka/kafka-local" status >/dev/null 2>&1
+}
+
+# kill_tree PID: it and all its descendants, children first
+kill_tree() {
+    local c
+    for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do kill_tree "$c"; done
+    kill "$1" 2>/dev/null || true
 }
